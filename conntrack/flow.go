@@ -1,0 +1,91 @@
+package conntrack
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Flow is one tracked connection. Tuples[Original] is the tuple of packets in
+// the direction that created the flow, as they arrive at the NAT (before
+// translation); Tuples[Reply] is the tuple of packets coming back, as they
+// arrive at the NAT. A NAT translates a packet of direction d so that it
+// leaves looking like Tuples[d.Other()].Reverse().
+//
+// Tuples, Master and Created are immutable once the flow is inserted. State
+// and expiry are atomic; Ext is guarded by the flow's lock.
+type Flow struct {
+	Tuples [2]Tuple
+	// Master is the flow whose gateway announced this one (FTP control for
+	// an FTP data connection), or nil.
+	Master *Flow
+	// Created is when the flow was inserted, in Unix nanoseconds.
+	Created int64
+
+	state   atomic.Uint32 // TCPState | finSeen<<8
+	expires atomic.Int64  // Unix nanoseconds
+	dead    atomic.Bool
+
+	mu sync.Mutex
+	// Ext is per-flow state of a gateway (for example the FTP ALG and its
+	// sequence ledgers), nil on plain flows. Access it with the flow locked.
+	Ext any
+
+	expects []*Expectation // guarded by Table.expMu
+}
+
+// NewFlow returns a flow for a packet with tuple orig that the NAT will
+// translate so that replies arrive with tuple reply.
+func NewFlow(orig, reply Tuple) *Flow {
+	return &Flow{Tuples: [2]Tuple{orig, reply}}
+}
+
+// Lock locks the flow's mutable gateway state.
+func (f *Flow) Lock() { f.mu.Lock() }
+
+// Unlock unlocks the flow.
+func (f *Flow) Unlock() { f.mu.Unlock() }
+
+// Proto returns the flow's IP protocol.
+func (f *Flow) Proto() uint8 { return f.Tuples[Original].Proto }
+
+// State returns the flow's TCP state (TCPNone for other protocols).
+func (f *Flow) State() TCPState { return TCPState(f.state.Load() & 0xff) }
+
+// Expires returns when the flow times out, in Unix nanoseconds.
+func (f *Flow) Expires() int64 { return f.expires.Load() }
+
+// Expired reports whether the flow has timed out at now or been removed.
+func (f *Flow) Expired(now int64) bool { return f.dead.Load() || f.expires.Load() <= now }
+
+// Dead reports whether the flow has been removed from its table.
+func (f *Flow) Dead() bool { return f.dead.Load() }
+
+// Touch records a packet in direction dir with TCP flags (ignored for other
+// protocols) at now, advancing the TCP state machine and extending the flow's
+// timeout. The common case (an established TCP flow, no SYN, FIN or RST)
+// takes no lock.
+func (f *Flow) Touch(dir Dir, flags uint8, now int64, to *Timeouts) {
+	proto := f.Proto()
+	if proto != ProtoTCP {
+		f.extend(now, to.timeout(proto, TCPNone))
+		return
+	}
+	for {
+		old := f.state.Load()
+		s, fin := TCPState(old&0xff), uint8(old>>8)
+		ns, nfin := nextTCPState(s, dir, flags, fin)
+		nv := uint32(ns) | uint32(nfin)<<8
+		if nv == old || f.state.CompareAndSwap(old, nv) {
+			f.extend(now, to.timeout(proto, ns))
+			return
+		}
+	}
+}
+
+// extend sets the deadline to now+d. The timeout of the current state always
+// wins, so a move from established to closing shortens it.
+func (f *Flow) extend(now int64, d time.Duration) { f.expires.Store(now + int64(d)) }
+
+// SetTimeout sets the flow to expire d after now.
+func (f *Flow) SetTimeout(now int64, d time.Duration) { f.expires.Store(now + int64(d)) }
