@@ -21,6 +21,9 @@ type Flow struct {
 	Master *Flow
 	// Created is when the flow was inserted, in Unix nanoseconds.
 	Created int64
+	// Tag is the creator's own mark, opaque to the table (the NAT records
+	// how the flow was made, to release what it holds when it goes).
+	Tag uint8
 
 	state   atomic.Uint32 // TCPState | finSeen<<8
 	expires atomic.Int64  // Unix nanoseconds

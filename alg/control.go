@@ -1,0 +1,517 @@
+package alg
+
+import (
+	"bytes"
+	"net/netip"
+
+	"github.com/natalg/natalg/conntrack"
+	"github.com/natalg/natalg/seqdelta"
+)
+
+// Config is the FTP gateway's policy.
+type Config struct {
+	// AllowLowPorts lets announcements of data ports below 1024 through
+	// (RFC 2577 §3 recommends refusing them; so does natalg by default).
+	AllowLowPorts bool
+	// MaxHoldRetries is how many retransmissions of a held partial command
+	// are absorbed before the gateway gives up on it and lets the line
+	// through unchanged (default 2).
+	MaxHoldRetries int
+}
+
+// Translator is what the gateway asks of the NAT when an announcing endpoint
+// is translated. The NAT implements it.
+type Translator interface {
+	// MapData reserves the public endpoint for a data connection that the
+	// sender of direction dir announced at its real endpoint, installs the
+	// expectation that lets the peer in, and returns the public endpoint to
+	// write into the text. ok is false when no endpoint or expectation could
+	// be had.
+	MapData(dir conntrack.Dir, announced netip.AddrPort) (public netip.AddrPort, ok bool)
+}
+
+// Action says what the NAT does with a segment after the gateway saw it.
+type Action uint8
+
+// Actions.
+const (
+	// Pass forwards the payload unchanged (sequence numbers still mapped).
+	Pass Action = iota
+	// Replace forwards Result.Payload instead, as the bytes starting at the
+	// original sequence number Result.Seq.
+	Replace
+	// Drop drops the segment; Result.Events says why.
+	Drop
+)
+
+// Event bits report what the gateway did, for counters.
+type Event uint32
+
+// Events.
+const (
+	EvRewrite       Event = 1 << iota // an announcement was rewritten
+	EvBounce                          // announced address differs from the sender's: left unchanged
+	EvLowPort                         // announced port below 1024 (or 0): left unchanged
+	EvMapFailed                       // no public endpoint or expectation: segment dropped
+	EvHeld                            // a partial command was held back
+	EvMerged                          // held bytes were released merged with their continuation
+	EvAbandoned                       // a held command was let through unchanged after retransmissions
+	EvRetransRewrite                  // a retransmission got its earlier rewrite again
+	EvRetransMismatch                 // a retransmission differs from the text first seen: dropped
+	EvOutOfOrder                      // a segment beyond the next expected byte: dropped
+	EvTLS                             // the control channel switched to TLS: inspection stopped
+	EvUntranslated                    // an announcement by an endpoint the NAT does not translate
+	EvTruncated                       // a merged release was cut at a line end to fit the MSS
+	EvDupHeld                         // a duplicate of held bytes: dropped
+)
+
+// Result is the gateway's decision on one segment.
+type Result struct {
+	Action  Action
+	Seq     uint32 // original sequence number of Payload[0] (Replace)
+	Payload []byte // replacement payload (Replace); aliases the Control's buffer
+	Events  Event
+}
+
+// Segment is one TCP segment of the control connection as the gateway sees
+// it: sequence numbers in the sender's original space.
+type Segment struct {
+	Dir     conntrack.Dir
+	Seq     uint32
+	Payload []byte
+	SYN     bool
+	FIN     bool
+	RST     bool
+	MSS     uint16 // MSS option of a SYN, else 0
+}
+
+const historyLen = seqdelta.Capacity
+
+// rewrite is a rewrite done earlier, kept to repeat it on a retransmission.
+type rewrite struct {
+	start   uint32 // original sequence number of the replaced text
+	oldLen  uint8
+	newLen  uint8
+	oldText [maxAnnounceText]byte
+	newText [maxAnnounceText]byte
+}
+
+// maxAnnounceText bounds a replaced field: "|2|" + 45-char IPv6 + "|65535|".
+const maxAnnounceText = 64
+
+// stream is the gateway's view of one direction of the control connection.
+type stream struct {
+	synced    bool
+	lineStart bool   // the byte at next begins a line
+	next      uint32 // next expected original sequence number
+	mss       uint16 // MSS announced by this direction's receiver
+
+	held     []byte // a partial candidate line starting at heldSeq, ending at next
+	heldSeq  uint32
+	heldRuns uint8 // retransmissions of held bytes absorbed
+
+	history [historyLen]rewrite
+	hn      int // number of valid entries, newest last
+}
+
+// Control is the FTP gateway state of one control connection (RFC 959). The
+// client is the connection's initiator: direction Original carries commands,
+// Reply carries replies. A Control is not safe for concurrent use; the flow
+// lock guards it.
+type Control struct {
+	cfg    *Config
+	dir    [2]stream
+	flow   [2]conntrack.Tuple // the flow's tuples, to know who is translated
+	reply  int                // code of the multi-line reply in progress, 0 if none
+	auth   bool               // AUTH sent, reply awaited
+	tls    bool               // control channel encrypted: no more inspection
+	out    []byte // output payload scratch, reused
+	merge  []byte // held bytes + continuation scratch, reused
+	heldBf [2][MaxLine]byte
+}
+
+// NewControl returns the gateway state for a control flow with the given
+// original and reply tuples.
+func NewControl(cfg *Config, tuples [2]conntrack.Tuple) *Control {
+	c := &Control{cfg: cfg, flow: tuples}
+	c.dir[0].held = c.heldBf[0][:0]
+	c.dir[1].held = c.heldBf[1][:0]
+	return c
+}
+
+// TLS reports whether the control channel has switched to TLS (RFC 4217 §4).
+func (c *Control) TLS() bool { return c.tls }
+
+// before reports a < b in sequence space.
+func before(a, b uint32) bool { return int32(a-b) < 0 }
+
+// Segment runs one segment through the gateway. led is the sequence ledger of
+// the segment's direction; the gateway records its rewrites there. tr maps
+// announced endpoints. The caller holds the flow lock and has verified the
+// segment's checksum.
+func (c *Control) Segment(seg *Segment, led *seqdelta.Ledger, tr Translator) Result {
+	s := &c.dir[seg.Dir]
+	if seg.SYN {
+		s.synced, s.lineStart, s.next = true, true, seg.Seq+1
+		s.held, s.hn = s.held[:0], 0
+		if seg.MSS != 0 {
+			// The SYN's MSS limits what the other direction may send.
+			c.dir[seg.Dir.Other()].mss = seg.MSS
+		}
+		return Result{}
+	}
+	if len(seg.Payload) == 0 || seg.RST {
+		return Result{}
+	}
+	if !s.synced {
+		// Picked up mid-stream: line boundaries unknown until the next LF.
+		s.synced, s.lineStart, s.next = true, false, seg.Seq
+	}
+	if c.tls {
+		s.advance(seg)
+		return Result{}
+	}
+	start, end := seg.Seq, seg.Seq+uint32(len(seg.Payload))
+	if before(s.next, start) {
+		// A gap: a command in the missing bytes could still change the
+		// length of everything after it, so nothing beyond it may go out
+		// before it. The sender retransmits.
+		return Result{Action: Drop, Events: EvOutOfOrder}
+	}
+	if len(s.held) > 0 && !before(start, s.heldSeq) && before(start, s.next) && !before(s.next, end) {
+		// Only bytes we are holding.
+		if start != s.heldSeq {
+			return Result{Action: Drop, Events: EvDupHeld}
+		}
+		s.heldRuns++
+		if int(s.heldRuns) > c.maxHoldRetries() {
+			// Give up: let the sender's bytes through as they are; the rest
+			// of what we held comes again from the sender.
+			s.next, s.lineStart = end, false
+			s.held, s.heldRuns = s.held[:0], 0
+			return Result{Events: EvAbandoned}
+		}
+		return Result{Action: Drop, Events: EvHeld}
+	}
+	if len(s.held) > 0 && !before(start, s.heldSeq) && before(start, s.next) {
+		// A retransmission of held bytes that brings new ones: drop our copy
+		// and take the line from the sender's bytes.
+		s.next, s.lineStart, s.held = s.heldSeq, true, s.held[:0]
+	}
+	if len(s.held) > 0 && before(start, s.heldSeq) {
+		s.next, s.lineStart, s.held = s.heldSeq, true, s.held[:0]
+	}
+
+	var ev Event
+	out := c.out[:0]
+	outSeq := start
+	fresh := seg.Payload // bytes not seen before
+	if before(start, s.next) {
+		// Bytes already seen: repeat earlier rewrites on them.
+		oldEnd := end
+		if before(s.next, end) {
+			oldEnd = s.next
+		}
+		var ok bool
+		out, outSeq, ok = s.replay(out, start, seg.Payload[:oldEnd-start])
+		if !ok {
+			c.out = out
+			return Result{Action: Drop, Events: EvRetransMismatch}
+		}
+		if !(out == nil || len(out) == int(oldEnd-start) && outSeq == start && bytes.Equal(out, seg.Payload[:oldEnd-start])) {
+			ev |= EvRetransRewrite
+		}
+		fresh = seg.Payload[oldEnd-start:]
+		start = oldEnd
+	}
+	changed := ev != 0
+	if len(fresh) > 0 {
+		var data []byte
+		dataSeq := start
+		if len(s.held) > 0 {
+			// Merge the held partial line with its continuation.
+			c.merge = append(append(c.merge[:0], s.held...), fresh...)
+			data = c.merge
+			dataSeq = s.heldSeq
+			if len(out) == 0 {
+				outSeq = dataSeq
+			}
+			s.held = s.held[:0]
+			s.heldRuns = 0
+			ev |= EvMerged
+			changed = true
+		} else {
+			data = fresh
+		}
+		var e Event
+		var ch bool
+		out, e, ch = c.scan(out, seg, dataSeq, data, led, tr, ev&EvMerged != 0)
+		ev |= e
+		changed = changed || ch
+	}
+	c.out = out
+	if ev&EvMapFailed != 0 {
+		return Result{Action: Drop, Events: ev}
+	}
+	if !changed {
+		return Result{Events: ev}
+	}
+	if len(out) == 0 {
+		return Result{Action: Drop, Events: ev}
+	}
+	return Result{Action: Replace, Seq: outSeq, Payload: out, Events: ev}
+}
+
+func (c *Control) maxHoldRetries() int {
+	if c.cfg.MaxHoldRetries > 0 {
+		return c.cfg.MaxHoldRetries
+	}
+	return 2
+}
+
+// advance moves next past an in-order segment without inspecting it.
+func (s *stream) advance(seg *Segment) {
+	end := seg.Seq + uint32(len(seg.Payload))
+	if before(s.next, end) && !before(s.next, seg.Seq) {
+		s.next = end
+	}
+}
+
+// replay appends to out the translated form of already-seen original bytes
+// p starting at seq, repeating every recorded rewrite they touch. When p
+// starts inside rewritten text, the output starts at the rewrite's start (the
+// whole replacement is sent again). ok is false when p differs from the text
+// that was rewritten.
+func (s *stream) replay(out []byte, seq uint32, p []byte) (_ []byte, outSeq uint32, ok bool) {
+	end := seq + uint32(len(p))
+	cur := seq
+	outSeq = seq
+	touched := false
+	for i := 0; i < s.hn; i++ {
+		r := &s.history[i]
+		rEnd := r.start + uint32(r.oldLen)
+		if !before(r.start, end) || !before(seq, rEnd) {
+			continue // no overlap
+		}
+		if !touched && before(r.start, seq) {
+			outSeq = r.start
+		}
+		touched = true
+		// Check the bytes we have against the text first rewritten.
+		lo, hi := r.start, rEnd
+		if before(lo, seq) {
+			lo = seq
+		}
+		if before(end, hi) {
+			hi = end
+		}
+		if !bytes.Equal(p[lo-seq:hi-seq], r.oldText[lo-r.start:hi-r.start]) {
+			return out, seq, false
+		}
+		if before(cur, r.start) {
+			out = append(out, p[cur-seq:r.start-seq]...)
+		}
+		out = append(out, r.newText[:r.newLen]...)
+		cur = rEnd
+	}
+	if !touched {
+		return append(out, p...), seq, true
+	}
+	if before(cur, end) {
+		out = append(out, p[cur-seq:]...)
+	}
+	return out, outSeq, true
+}
+
+// scan processes in-order bytes data starting at original sequence number
+// seq, line by line, appending the output to out. merged means data begins
+// with held bytes released now: then the output is cut after the last whole
+// line that fits the receiver's MSS, and the sender retransmits the rest.
+func (c *Control) scan(out []byte, seg *Segment, seq uint32, data []byte, led *seqdelta.Ledger, tr Translator, merged bool) ([]byte, Event, bool) {
+	s := &c.dir[seg.Dir]
+	client := seg.Dir == conntrack.Original
+	var ev Event
+	changed := false
+	limit := int(s.mss)
+	if limit == 0 {
+		limit = 536 // RFC 9293 §3.7.1 default send MSS
+	}
+	if limit < len(seg.Payload) {
+		limit = len(seg.Payload)
+	}
+	base := len(out)
+	i := 0
+	for i < len(data) {
+		if c.tls {
+			out = append(out, data[i:]...)
+			i = len(data)
+			break
+		}
+		nl := bytes.IndexByte(data[i:], '\n')
+		if !s.lineStart {
+			if nl < 0 {
+				out = append(out, data[i:]...)
+				i = len(data)
+				break
+			}
+			out = append(out, data[i:i+nl+1]...)
+			i += nl + 1
+			s.lineStart = true
+			continue
+		}
+		if nl < 0 {
+			rest := data[i:]
+			if !seg.FIN && len(rest) < MaxLine && PrefixCouldBe(rest, client, MaxLine) {
+				s.held = append(s.held[:0], rest...)
+				s.heldSeq = seq + uint32(i)
+				s.heldRuns = 0
+				ev |= EvHeld
+				changed = true
+				i = len(data)
+				break
+			}
+			out = append(out, rest...)
+			i = len(data)
+			s.lineStart = false
+			break
+		}
+		line := data[i : i+nl+1]
+		if merged && len(out)-base > 0 && len(out)-base+len(line) > limit {
+			// Cut here; the rest is not consumed and comes again.
+			ev |= EvTruncated
+			changed = true
+			break
+		}
+		var e Event
+		var ch bool
+		out, e, ch = c.line(out, seg.Dir, seq+uint32(i), line, led, tr)
+		ev |= e
+		changed = changed || ch
+		i += nl + 1
+	}
+	s.next = seq + uint32(i)
+	if len(s.held) > 0 {
+		s.next = s.heldSeq + uint32(len(s.held))
+	}
+	if i < len(data) && len(s.held) == 0 {
+		s.lineStart = true
+	}
+	return out, ev, changed
+}
+
+// line handles one complete line (ending in LF) sent in direction dir at
+// original sequence number seq, appending it, rewritten or not, to out.
+func (c *Control) line(out []byte, dir conntrack.Dir, seq uint32, line []byte, led *seqdelta.Ledger, tr Translator) ([]byte, Event, bool) {
+	var a Announcement
+	var ok bool
+	if dir == conntrack.Original {
+		a, ok = ParseClientLine(line)
+		if ok && a.Kind == KindAUTH {
+			c.auth = true
+		}
+	} else {
+		a, ok = ParseServerLine(line)
+		eligible := ok
+		if ok && a.Reply != 0 {
+			switch {
+			case c.reply != 0 && a.Reply == c.reply && !a.Multiline:
+				c.reply = 0 // last line of the multi-line reply
+			case c.reply != 0 && a.Reply != c.reply:
+				eligible = false // text inside another reply
+			case c.reply == 0 && a.Multiline:
+				c.reply = a.Reply
+			}
+			if c.reply == 0 && a.Reply == 234 && c.auth {
+				// RFC 4217 §4: after 234 the next bytes are the TLS handshake.
+				c.tls = true
+				return append(out, line...), EvTLS, false
+			}
+			if c.reply == 0 && a.Reply >= 400 {
+				c.auth = false
+			}
+		} else if c.reply != 0 {
+			eligible = false // continuation text of a multi-line reply
+		}
+		ok = eligible
+	}
+	if !ok {
+		return append(out, line...), 0, false
+	}
+	switch a.Kind {
+	case KindPORT, KindEPRT:
+		if dir != conntrack.Original {
+			return append(out, line...), 0, false
+		}
+	case Kind227, Kind229:
+		if dir != conntrack.Reply {
+			return append(out, line...), 0, false
+		}
+	default:
+		return append(out, line...), 0, false
+	}
+	return c.announce(out, dir, seq, line, a, led, tr)
+}
+
+// announce handles an announcement a in line: it checks the announced
+// endpoint against the sender (the kernel's loose=0 rule, RFC 2577 §3),
+// asks the NAT for the public endpoint and rewrites the text.
+func (c *Control) announce(out []byte, dir conntrack.Dir, seq uint32, line []byte, a Announcement, led *seqdelta.Ledger, tr Translator) ([]byte, Event, bool) {
+	sender := c.flow[dir].Src
+	if sender == c.flow[dir.Other()].Dst {
+		// The NAT does not translate the announcing side: nothing to do;
+		// the data connection will be an outbound flow.
+		return append(out, line...), EvUntranslated, false
+	}
+	addr := a.Addr
+	if a.Kind == Kind229 {
+		addr = sender
+	}
+	if addr.Unmap() != sender.Unmap() {
+		return append(out, line...), EvBounce, false
+	}
+	if a.Port == 0 || a.Port < 1024 && !c.cfg.AllowLowPorts {
+		return append(out, line...), EvLowPort, false
+	}
+	pub, ok := tr.MapData(dir, netip.AddrPortFrom(sender, a.Port))
+	if !ok {
+		return append(out, line...), EvMapFailed, false
+	}
+	var buf [maxAnnounceText]byte
+	var text []byte
+	switch a.Kind {
+	case KindPORT, Kind227:
+		if !pub.Addr().Unmap().Is4() {
+			return append(out, line...), EvMapFailed, false
+		}
+		text = AppendPORT(buf[:0], pub.Addr().Unmap(), pub.Port())
+	case KindEPRT:
+		text = AppendEPRT(buf[:0], a.Delim, pub.Addr().Unmap(), pub.Port())
+	case Kind229:
+		text = AppendEPSV(buf[:0], a.Delim, pub.Port())
+	}
+	oldText := line[a.Start:a.End]
+	out = append(out, line[:a.Start]...)
+	out = append(out, text...)
+	out = append(out, line[a.End:]...)
+	start := seq + uint32(a.Start)
+	end := seq + uint32(a.End)
+	led.Record(start, end, int32(len(text)-len(oldText)))
+	c.dir[dir].remember(start, oldText, text)
+	return out, EvRewrite, true
+}
+
+// remember keeps a rewrite for retransmissions.
+func (s *stream) remember(start uint32, oldText, newText []byte) {
+	if len(oldText) > maxAnnounceText || len(newText) > maxAnnounceText {
+		return
+	}
+	if s.hn == historyLen {
+		copy(s.history[:], s.history[1:])
+		s.hn--
+	}
+	r := &s.history[s.hn]
+	r.start = start
+	r.oldLen = uint8(copy(r.oldText[:], oldText))
+	r.newLen = uint8(copy(r.newText[:], newText))
+	s.hn++
+}

@@ -1,0 +1,54 @@
+// Command natalg is a userspace NAT with an FTP application-layer gateway.
+//
+//	natalg replay --inside PREFIX --public ADDR [--forward SPEC] IN.pcap OUT.pcap [--expect GOLDEN.pcap]
+//
+// Run "natalg help" for the subcommands.
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+)
+
+const usage = `natalg: a userspace NAT with an FTP application-layer gateway
+
+usage:
+  natalg replay --inside PREFIX --public ADDR [--forward SPEC]... IN.pcap OUT.pcap [--expect GOLDEN.pcap]
+      translate a capture as the router would, write the result, optionally
+      compare it with a golden capture (exit status 1 on differences)
+
+NAT flags (shared by the subcommands that translate):
+  --inside PREFIX     inside prefix to masquerade (repeatable)
+  --public ADDR       public address, one per address family (repeatable)
+  --forward SPEC      DNAT port forward, e.g. tcp:21=198.18.0.2:21 or
+                      tcp:40000-40999=198.18.0.2 (repeatable)
+  --ftp-port PORT     FTP control port to inspect (repeatable; default 21)
+  --allow-low-ports   let FTP announce data ports below 1024
+  --no-ftp            turn the FTP gateway off
+  --max-flows N       flow table size (default 1048576)
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run dispatches a subcommand and returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	switch args[0] {
+	case "replay":
+		return cmdReplay(args[1:], stdout, stderr, log)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "natalg: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/natalg/natalg/nat"
+)
+
+// natFlags are the translation flags every front end shares.
+type natFlags struct {
+	inside        prefixList
+	public        addrList
+	forwards      forwardList
+	ftpPorts      portList
+	allowLowPorts bool
+	noFTP         bool
+	maxFlows      int
+}
+
+func (f *natFlags) register(fs *flag.FlagSet) {
+	fs.Var(&f.inside, "inside", "inside prefix to masquerade (repeatable)")
+	fs.Var(&f.public, "public", "public address, one per family (repeatable)")
+	fs.Var(&f.forwards, "forward", "DNAT forward PROTO:PORT[-PORT]=ADDR[:PORT] (repeatable)")
+	fs.Var(&f.ftpPorts, "ftp-port", "FTP control port (repeatable; default 21)")
+	fs.BoolVar(&f.allowLowPorts, "allow-low-ports", false, "let FTP announce data ports below 1024")
+	fs.BoolVar(&f.noFTP, "no-ftp", false, "turn the FTP gateway off")
+	fs.IntVar(&f.maxFlows, "max-flows", 0, "flow table size (default 1048576)")
+}
+
+// config builds the engine configuration.
+func (f *natFlags) config() (nat.Config, error) {
+	if len(f.public) == 0 {
+		return nat.Config{}, fmt.Errorf("--public is required")
+	}
+	if len(f.inside) == 0 && len(f.forwards) == 0 {
+		return nat.Config{}, fmt.Errorf("give --inside and/or --forward: there is nothing to translate")
+	}
+	c := nat.Config{
+		Inside:     f.inside,
+		Public:     f.public,
+		Forwards:   f.forwards,
+		FTPPorts:   f.ftpPorts,
+		DisableFTP: f.noFTP,
+	}
+	c.FTP.AllowLowPorts = f.allowLowPorts
+	c.Conntrack.MaxFlows = f.maxFlows
+	return c, nil
+}
+
+// parseInterspersed parses flags that may come before, between or after
+// positional arguments, and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+type prefixList []netip.Prefix
+
+func (l *prefixList) String() string { return fmt.Sprint(*l) }
+func (l *prefixList) Set(s string) error {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		a, err2 := netip.ParseAddr(s)
+		if err2 != nil {
+			return fmt.Errorf("not a prefix: %q", s)
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	*l = append(*l, p)
+	return nil
+}
+
+type addrList []netip.Addr
+
+func (l *addrList) String() string { return fmt.Sprint(*l) }
+func (l *addrList) Set(s string) error {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return fmt.Errorf("not an IP address: %q", s)
+	}
+	*l = append(*l, a)
+	return nil
+}
+
+type forwardList []nat.Forward
+
+func (l *forwardList) String() string {
+	var s []string
+	for _, f := range *l {
+		s = append(s, f.String())
+	}
+	return strings.Join(s, ",")
+}
+func (l *forwardList) Set(s string) error {
+	f, err := nat.ParseForward(s)
+	if err != nil {
+		return err
+	}
+	*l = append(*l, f)
+	return nil
+}
+
+type portList []uint16
+
+func (l *portList) String() string { return fmt.Sprint(*l) }
+func (l *portList) Set(s string) error {
+	n, err := strconv.ParseUint(s, 10, 16)
+	if err != nil || n == 0 {
+		return fmt.Errorf("not a port: %q", s)
+	}
+	*l = append(*l, uint16(n))
+	return nil
+}

@@ -1,0 +1,317 @@
+package nat
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/natalg/natalg/conntrack"
+	"github.com/natalg/natalg/nat/header"
+)
+
+// Flow tags: how a flow was made, and so what it holds.
+const (
+	tagSNAT     uint8 = iota + 1 // outbound; holds a binding of its inside source
+	tagForward                   // inbound through a DNAT forward; holds nothing
+	tagExpected                  // inbound from an expectation; holds a binding of its target
+)
+
+// Engine translates packets. It is safe for concurrent use by several
+// workers sharing one flow table.
+type Engine struct {
+	cfg     Config
+	table   *conntrack.Table
+	ports   *portMap
+	public  [2]netip.Addr // by family; invalid if none
+	ftpPort [65536 / 64]uint64
+	Stats   Stats
+}
+
+// New returns an engine for cfg.
+func New(cfg Config) (*Engine, error) {
+	cfg.Inside = slices.Clone(cfg.Inside)
+	cfg.Public = slices.Clone(cfg.Public)
+	cfg.Forwards = slices.Clone(cfg.Forwards)
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, ports: newPortMap(cfg.PortMin, cfg.PortMax)}
+	for _, a := range cfg.Public {
+		e.public[familyOf(a)] = a
+	}
+	for _, f := range cfg.Forwards {
+		e.ports.reserve(f.Proto, uint8(familyOf(f.Target)), f.Port, f.PortEnd)
+	}
+	if !cfg.DisableFTP {
+		for _, p := range cfg.FTPPorts {
+			e.ftpPort[p/64] |= 1 << (p % 64)
+		}
+	}
+	ct := cfg.Conntrack
+	ct.FlowRemoved = e.flowRemoved
+	ct.ExpectationRemoved = e.expectationRemoved
+	e.table = conntrack.NewTable(ct)
+	return e, nil
+}
+
+// Table returns the engine's flow table.
+func (e *Engine) Table() *conntrack.Table { return e.table }
+
+// Config returns the engine's configuration (defaults filled in).
+func (e *Engine) Config() Config { return e.cfg }
+
+// Expire removes flows and expectations that timed out at now. Front ends
+// call it periodically (the daemon from a ticker, replay as capture time
+// advances).
+func (e *Engine) Expire(now time.Time) int { return e.table.Sweep(now.UnixNano()) }
+
+// Bindings returns the number of live public-port bindings.
+func (e *Engine) Bindings() int { return e.ports.bindings() }
+
+func (e *Engine) isFTP(port uint16) bool { return e.ftpPort[port/64]&(1<<(port%64)) != 0 }
+
+func (e *Engine) inside(a netip.Addr) bool {
+	for _, p := range e.cfg.Inside {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Process translates one IP packet in place and returns the verdict and the
+// packet to send, which aliases pkt's array. pkt holds the packet from its IP
+// header; bytes past the IP length (link padding) are cut off. A payload
+// rewrite may grow the packet up to cap(pkt): front ends pass buffers with
+// room (65535 bytes is always enough), else such a packet is dropped as
+// too_big. now is the packet's arrival time.
+//
+// A packet from an inside address is outbound, one to a public address is
+// inbound; any other packet is accepted unchanged.
+func (e *Engine) Process(pkt []byte, now time.Time) (Verdict, []byte) {
+	v, out, _ := e.process(pkt, now.UnixNano())
+	return v, out
+}
+
+// ProcessReason is Process that also says why a packet was dropped.
+func (e *Engine) ProcessReason(pkt []byte, now time.Time) (Verdict, []byte, DropReason) {
+	return e.process(pkt, now.UnixNano())
+}
+
+func (e *Engine) process(pkt []byte, now int64) (Verdict, []byte, DropReason) {
+	e.Stats.In.Add(1)
+	var p header.Parsed
+	if r := p.Decode(pkt); r != header.Ok {
+		e.Stats.Malformed[r&31].Add(1)
+		v, dr := e.Stats.drop(DropMalformed)
+		return v, nil, dr
+	}
+	outbound := e.inside(p.Src)
+	inbound := !outbound && p.Dst == e.public[familyOf(p.Dst)]
+	if !outbound && !inbound {
+		e.Stats.Passed.Add(1)
+		return Accept, p.Buf, DropNone
+	}
+	if p.Fragment {
+		v, dr := e.Stats.drop(DropFragment)
+		return v, nil, dr
+	}
+	var tu conntrack.Tuple
+	switch p.Proto {
+	case header.ProtoTCP, header.ProtoUDP:
+		if p.Proto == header.ProtoUDP && p.Version == 6 && p.UDP().Checksum() == 0 {
+			v, dr := e.Stats.drop(DropBadUDPZeroChecksum)
+			return v, nil, dr
+		}
+	case header.ProtoICMPv4, header.ProtoICMPv6:
+		if p.ICMPError {
+			return e.icmpError(&p, outbound, now)
+		}
+		if !isEcho(&p) {
+			v, dr := e.Stats.drop(DropUnsupported)
+			return v, nil, dr
+		}
+	default:
+		v, dr := e.Stats.drop(DropUnsupported)
+		return v, nil, dr
+	}
+	tu = conntrack.Tuple{Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Proto: p.Proto}
+	f, dir := e.table.Lookup(tu, now)
+	if f == nil {
+		var dr DropReason
+		if outbound {
+			f, dir, dr = e.newOutbound(&p, tu, now)
+		} else {
+			f, dir, dr = e.newInbound(&p, tu, now)
+		}
+		if f == nil {
+			v, dr := e.Stats.drop(dr)
+			return v, nil, dr
+		}
+	}
+	f.Touch(dir, p.TCPFlags, now, e.table.Timeouts())
+	if x, ok := f.Ext.(*ftpFlow); ok && p.Proto == header.ProtoTCP {
+		return e.processFTP(&p, f, dir, x, now)
+	}
+	e.translate(&p, f, dir)
+	e.Stats.Accepted.Add(1)
+	e.Stats.Translated.Add(1)
+	return Accept, p.Buf, DropNone
+}
+
+// isEcho reports whether p is an ICMP(v6) echo request or reply.
+func isEcho(p *header.Parsed) bool {
+	if p.Proto == header.ProtoICMPv4 {
+		return p.ICMPType == header.ICMPv4Echo || p.ICMPType == header.ICMPv4EchoReply
+	}
+	return p.ICMPType == header.ICMPv6EchoRequest || p.ICMPType == header.ICMPv6EchoReply
+}
+
+// translate rewrites p's addresses and ports so that a packet of direction
+// dir leaves looking like the reverse of the other direction's tuple.
+func (e *Engine) translate(p *header.Parsed, f *conntrack.Flow, dir conntrack.Dir) {
+	t := f.Tuples[dir.Other()]
+	// Leaving: source = t.Dst:t.DstPort, destination = t.Src:t.SrcPort.
+	if p.Src != t.Dst {
+		p.SetSrcAddr(t.Dst)
+	}
+	if p.Dst != t.Src {
+		p.SetDstAddr(t.Src)
+	}
+	if p.SrcPort != t.DstPort && (p.Proto != header.ProtoICMPv4 && p.Proto != header.ProtoICMPv6 || p.SrcPort != 0) {
+		p.SetSrcPort(t.DstPort)
+	}
+	if p.DstPort != t.SrcPort && (p.Proto != header.ProtoICMPv4 && p.Proto != header.ProtoICMPv6 || p.DstPort != 0) {
+		p.SetDstPort(t.SrcPort)
+	}
+}
+
+// newOutbound creates the flow for an outbound packet with no flow:
+// masquerade to the public address of its family, keeping the source port
+// when free.
+func (e *Engine) newOutbound(p *header.Parsed, tu conntrack.Tuple, now int64) (*conntrack.Flow, conntrack.Dir, DropReason) {
+	if dr := e.mayCreate(p); dr != DropNone {
+		return nil, 0, dr
+	}
+	pub := e.public[familyOf(p.Src)]
+	in := endpoint{addr: p.Src, port: tu.SrcPort, proto: tu.Proto}
+	if isICMP(tu.Proto) {
+		if p.SrcPort == 0 && p.DstPort != 0 {
+			// An echo reply from inside to a request that has no flow.
+			return nil, 0, DropNoFlow
+		}
+	}
+	port, ok := e.ports.acquire(in)
+	if !ok {
+		return nil, 0, DropPortsExhausted
+	}
+	reply := conntrack.Tuple{Src: tu.Dst, Dst: pub, SrcPort: tu.DstPort, DstPort: port, Proto: tu.Proto}
+	f := conntrack.NewFlow(tu, reply)
+	f.Tag = tagSNAT
+	g, dir, dr := e.insert(f, now)
+	if g != f {
+		e.ports.release(in)
+	}
+	return g, dir, dr
+}
+
+// newInbound creates the flow for an inbound packet with no flow: through a
+// DNAT forward, or as the connection an expectation announced.
+func (e *Engine) newInbound(p *header.Parsed, tu conntrack.Tuple, now int64) (*conntrack.Flow, conntrack.Dir, DropReason) {
+	if isICMP(tu.Proto) {
+		return nil, 0, DropNoFlow
+	}
+	if dr := e.mayCreate(p); dr != DropNone {
+		return nil, 0, dr
+	}
+	for i := range e.cfg.Forwards {
+		fw := &e.cfg.Forwards[i]
+		if fw.Proto == tu.Proto && tu.DstPort >= fw.Port && tu.DstPort <= fw.PortEnd && familyOf(fw.Target) == familyOf(tu.Dst) {
+			t := fw.target(tu.DstPort)
+			reply := conntrack.Tuple{Src: t.Addr(), Dst: tu.Src, SrcPort: t.Port(), DstPort: tu.SrcPort, Proto: tu.Proto}
+			f := conntrack.NewFlow(tu, reply)
+			f.Tag = tagForward
+			return e.insert(f, now)
+		}
+	}
+	if tu.Proto == header.ProtoTCP && p.TCPFlags&(conntrack.FlagSYN|conntrack.FlagACK) != conntrack.FlagSYN {
+		// An expectation admits only a connection's opening SYN.
+		return nil, 0, DropNoFlow
+	}
+	x := e.table.TakeExpectation(tu.Proto, tu.Src, tu.Dst, tu.DstPort, now)
+	if x == nil {
+		return nil, 0, DropNoFlow
+	}
+	t := x.Target
+	reply := conntrack.Tuple{Src: t.Addr(), Dst: tu.Src, SrcPort: t.Port(), DstPort: tu.SrcPort, Proto: tu.Proto}
+	f := conntrack.NewFlow(tu, reply)
+	f.Tag = tagExpected
+	f.Master = x.Master
+	g, dir, dr := e.insert(f, now)
+	if g != f {
+		// The binding the expectation held is not passed on.
+		e.ports.release(endpoint{addr: t.Addr(), port: t.Port(), proto: tu.Proto})
+		return g, dir, dr
+	}
+	e.Stats.DataFlows.Add(1)
+	return g, dir, dr
+}
+
+// mayCreate says whether p may open a new flow.
+func (e *Engine) mayCreate(p *header.Parsed) DropReason {
+	if p.Proto != header.ProtoTCP {
+		return DropNone
+	}
+	fl := p.TCPFlags
+	if fl&conntrack.FlagRST != 0 {
+		return DropNoFlow
+	}
+	if fl&conntrack.FlagSYN == 0 && e.cfg.NoPickup {
+		return DropNoPickup
+	}
+	if fl&conntrack.FlagSYN != 0 && fl&conntrack.FlagACK != 0 {
+		return DropNoFlow // a SYN+ACK never opens a flow
+	}
+	return DropNone
+}
+
+// insert adds f to the table, attaching the FTP gateway to control flows.
+func (e *Engine) insert(f *conntrack.Flow, now int64) (*conntrack.Flow, conntrack.Dir, DropReason) {
+	o, r := f.Tuples[conntrack.Original], f.Tuples[conntrack.Reply]
+	if o.Proto == header.ProtoTCP && f.Master == nil && (e.isFTP(o.DstPort) || e.isFTP(r.SrcPort)) {
+		f.Ext = newFTPFlow(e, f)
+	}
+	g, dir, err := e.table.Insert(f, now)
+	switch err {
+	case nil:
+		if g == f {
+			e.Stats.FlowsMade.Add(1)
+		}
+		return g, dir, DropNone
+	case conntrack.ErrFull:
+		return nil, 0, DropTableFull
+	default:
+		return nil, 0, DropClash
+	}
+}
+
+func isICMP(proto uint8) bool {
+	return proto == header.ProtoICMPv4 || proto == header.ProtoICMPv6
+}
+
+// flowRemoved releases what a flow held.
+func (e *Engine) flowRemoved(f *conntrack.Flow) {
+	o, r := f.Tuples[conntrack.Original], f.Tuples[conntrack.Reply]
+	switch f.Tag {
+	case tagSNAT:
+		e.ports.release(endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto})
+	case tagExpected:
+		e.ports.release(endpoint{addr: r.Src, port: r.SrcPort, proto: r.Proto})
+	}
+}
+
+// expectationRemoved releases the binding an unused expectation held.
+func (e *Engine) expectationRemoved(x *conntrack.Expectation) {
+	e.ports.release(endpoint{addr: x.Target.Addr(), port: x.Target.Port(), proto: x.Proto})
+}
+

@@ -1,0 +1,144 @@
+package nat
+
+import (
+	"net/netip"
+
+	"github.com/natalg/natalg/alg"
+	"github.com/natalg/natalg/conntrack"
+	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/seqdelta"
+)
+
+// ftpFlow is the gateway state of an FTP control flow: the ALG and the
+// sequence ledgers of both directions. It is allocated with the flow, so the
+// ledgers exist before the first rewrite (the kernel once crashed for lack
+// of that, net-6.18-rc4). Guarded by the flow's lock.
+type ftpFlow struct {
+	e   *Engine
+	f   *conntrack.Flow
+	ctl *alg.Control
+	seq [2]seqdelta.Ledger
+	now int64 // time of the packet being processed, for MapData
+}
+
+func newFTPFlow(e *Engine, f *conntrack.Flow) *ftpFlow {
+	return &ftpFlow{e: e, f: f, ctl: alg.NewControl(&e.cfg.FTP, f.Tuples)}
+}
+
+// Ledger returns the sequence ledger of direction d (for inspection tools).
+func (x *ftpFlow) Ledger(d conntrack.Dir) *seqdelta.Ledger { return &x.seq[d] }
+
+// MapData implements alg.Translator: it binds the announced inside endpoint
+// to a public port (the announced one when free) and expects the peer of
+// the control connection to connect there.
+func (x *ftpFlow) MapData(dir conntrack.Dir, announced netip.AddrPort) (netip.AddrPort, bool) {
+	a := announced.Addr().Unmap()
+	pub := x.e.public[familyOf(a)]
+	if !pub.IsValid() {
+		return netip.AddrPort{}, false
+	}
+	in := endpoint{addr: a, port: announced.Port(), proto: conntrack.ProtoTCP}
+	port, ok := x.e.ports.acquire(in)
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	exp := &conntrack.Expectation{
+		Proto:   conntrack.ProtoTCP,
+		Src:     x.f.Tuples[dir].Dst, // the peer, as it reaches the NAT
+		Dst:     pub,
+		DstPort: port,
+		Target:  netip.AddrPortFrom(a, announced.Port()),
+		Master:  x.f,
+	}
+	if err := x.e.table.Expect(exp, x.now); err != nil {
+		x.e.ports.release(in)
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(pub, port), true
+}
+
+// processFTP runs a segment of an FTP control flow through the gateway, then
+// shifts its SEQ by its direction's ledger and its ACK and SACK edges by the
+// other direction's (RFC 9293 §3.4, RFC 2018 §3), translates it and fixes
+// its checksum.
+func (e *Engine) processFTP(p *header.Parsed, f *conntrack.Flow, dir conntrack.Dir, x *ftpFlow, now int64) (Verdict, []byte, DropReason) {
+	f.Lock()
+	defer f.Unlock()
+	payload := p.Payload()
+	seq := p.Seq
+	rewrote := false
+	fl := p.TCPFlags
+	if len(payload) > 0 || fl&conntrack.FlagSYN != 0 {
+		if len(payload) > 0 && !p.TCPChecksumValid() {
+			// Never give a corrupted segment a valid checksum by rewriting it.
+			v, dr := e.Stats.drop(DropBadL4Checksum)
+			return v, nil, dr
+		}
+		seg := alg.Segment{Dir: dir, Seq: p.Seq, Payload: payload,
+			SYN: fl&conntrack.FlagSYN != 0, FIN: fl&conntrack.FlagFIN != 0, RST: fl&conntrack.FlagRST != 0, MSS: p.MSS}
+		x.now = now
+		res := x.ctl.Segment(&seg, &x.seq[dir], x)
+		e.Stats.algEvents(res.Events)
+		switch res.Action {
+		case alg.Drop:
+			v, dr := e.Stats.drop(algDropReason(res.Events))
+			return v, nil, dr
+		case alg.Replace:
+			n := p.PayloadOff + len(res.Payload)
+			if n > cap(p.Buf) || n > 65535 {
+				v, dr := e.Stats.drop(DropTooBig)
+				return v, nil, dr
+			}
+			p.Buf = p.Buf[:n]
+			copy(p.Buf[p.PayloadOff:], res.Payload)
+			p.SetIPLength(n)
+			seq = res.Seq
+			rewrote = true
+			if res.Events&alg.EvRewrite != 0 || res.Events&alg.EvRetransRewrite != 0 {
+				e.Stats.Rewrites.Add(1)
+			}
+		}
+	}
+	adjusted := false
+	if s := x.seq[dir].Seq(seq); s != p.Seq {
+		p.SetTCPSeq(s)
+		adjusted = true
+	}
+	if fl&conntrack.FlagACK != 0 {
+		back := &x.seq[dir.Other()]
+		if a := back.Ack(p.Ack); a != p.Ack {
+			p.SetTCPAck(a)
+			adjusted = true
+		}
+		for i := 0; i < p.SACKBlocks; i++ {
+			l, r := p.SACKBlock(i)
+			if nl, nr := back.Ack(l), back.Ack(r); nl != l || nr != r {
+				p.SetSACKBlock(i, nl, nr)
+				adjusted = true
+			}
+		}
+	}
+	if adjusted {
+		e.Stats.SeqAdjusted.Add(1)
+	}
+	e.translate(p, f, dir)
+	if rewrote {
+		p.ComputeL4Checksum()
+	}
+	e.Stats.Accepted.Add(1)
+	e.Stats.Translated.Add(1)
+	return Accept, p.Buf, DropNone
+}
+
+// algDropReason picks the counter for a segment the gateway dropped.
+func algDropReason(ev alg.Event) DropReason {
+	switch {
+	case ev&alg.EvMapFailed != 0:
+		return DropALGMapFailed
+	case ev&alg.EvOutOfOrder != 0:
+		return DropALGOutOfOrder
+	case ev&alg.EvRetransMismatch != 0:
+		return DropALGRetransMismatch
+	}
+	return DropALGHeld
+}

@@ -1,0 +1,66 @@
+package nat
+
+import (
+	"github.com/natalg/natalg/conntrack"
+	"github.com/natalg/natalg/nat/header"
+)
+
+// icmpError translates an ICMP or ICMPv6 error (RFC 5508 §4, RFC 792,
+// RFC 4443 §2.4) about a packet of a known flow: the outer header like a
+// packet of the error's direction, and the embedded packet, which travelled
+// the other way, back to what its sender sent or its receiver got. Path-MTU
+// discovery (fragmentation needed, packet too big) and traceroute (time
+// exceeded) work through the NAT this way. Errors about no known flow are
+// dropped, so they never reveal inside addresses nor reach inside hosts
+// unsolicited.
+func (e *Engine) icmpError(p *header.Parsed, outbound bool, now int64) (Verdict, []byte, DropReason) {
+	var in header.Parsed
+	if r := in.DecodeInner(p.Buf[p.PayloadOff:]); r != header.Ok {
+		e.Stats.Malformed[r&31].Add(1)
+		v, dr := e.Stats.drop(DropMalformed)
+		return v, nil, dr
+	}
+	if in.Version != p.Version || in.L4Off == 0 {
+		v, dr := e.Stats.drop(DropICMPErrorNoFlow)
+		return v, nil, dr
+	}
+	// The embedded packet went the other way; its reverse is a tuple of the
+	// flow in the error's direction.
+	quoted := conntrack.Tuple{Src: in.Src, Dst: in.Dst, SrcPort: in.SrcPort, DstPort: in.DstPort, Proto: in.Proto}
+	f, dir := e.table.Lookup(quoted.Reverse(), now)
+	if f == nil {
+		v, dr := e.Stats.drop(DropICMPErrorNoFlow)
+		return v, nil, dr
+	}
+	t := f.Tuples[dir.Other()] // the error leaves from t.Dst towards t.Src
+	fam := familyOf(p.Src)
+	switch {
+	case p.Src == f.Tuples[dir].Src:
+		p.SetSrcAddr(t.Dst) // sent by the flow's own endpoint
+	case outbound:
+		p.SetSrcAddr(e.public[fam]) // an inside router: never reveal it
+	}
+	if p.Dst != t.Src {
+		p.SetDstAddr(t.Src)
+	}
+	// The quoted packet becomes the reverse of what leaves: t.Src -> t.Dst.
+	if in.Src != t.Src {
+		in.SetSrcAddr(t.Src)
+	}
+	if in.Dst != t.Dst {
+		in.SetDstAddr(t.Dst)
+	}
+	if in.SrcPort != t.SrcPort && (!isICMP(in.Proto) || in.SrcPort != 0) {
+		in.SetSrcPort(t.SrcPort)
+	}
+	if in.DstPort != t.DstPort && (!isICMP(in.Proto) || in.DstPort != 0) {
+		in.SetDstPort(t.DstPort)
+	}
+	// The outer checksum covers the quoted packet (and, for ICMPv6, the
+	// pseudo-header): recompute it whole.
+	p.ComputeL4Checksum()
+	f.Touch(dir, 0, now, e.table.Timeouts())
+	e.Stats.ICMPErrors.Add(1)
+	e.Stats.Accepted.Add(1)
+	return Accept, p.Buf, DropNone
+}

@@ -1,0 +1,172 @@
+package nat
+
+import (
+	"fmt"
+	"io"
+	"math/bits"
+	"sync/atomic"
+
+	"github.com/natalg/natalg/alg"
+	"github.com/natalg/natalg/nat/header"
+)
+
+// Verdict is what a front end does with a packet.
+type Verdict uint8
+
+// Verdicts.
+const (
+	Accept Verdict = iota // send the (possibly rewritten) packet on
+	Drop                  // drop it
+)
+
+func (v Verdict) String() string {
+	if v == Accept {
+		return "accept"
+	}
+	return "drop"
+}
+
+// DropReason says why the engine dropped a packet (beyond malformation,
+// which header.Reason covers).
+type DropReason uint8
+
+// Drop reasons.
+const (
+	DropNone             DropReason = iota
+	DropMalformed                   // see the header.Reason counters
+	DropFragment                    // IP fragments are not reassembled
+	DropUnsupported                 // a protocol the NAT cannot translate
+	DropNoFlow                      // inbound with no flow, forward or expectation
+	DropTableFull                   // flow table at its maximum
+	DropPortsExhausted              // no public port free
+	DropClash                       // translated tuple already in use
+	DropBadL4Checksum               // transport checksum wrong on a segment to inspect
+	DropALGMapFailed                // gateway could not map an announced endpoint
+	DropALGHeld                     // partial command held back (released later)
+	DropALGOutOfOrder               // control segment beyond a gap
+	DropALGRetransMismatch          // retransmission differs from what was rewritten
+	DropTooBig                      // rewrite would pass 65535 bytes or the buffer
+	DropICMPErrorNoFlow             // ICMP error about no known flow
+	DropBadUDPZeroChecksum          // IPv6 UDP with checksum 0 (RFC 8200 §8.1)
+	DropNoPickup                    // TCP non-SYN with no flow, pickup disabled
+	numDropReasons
+)
+
+var dropNames = [numDropReasons]string{
+	"none", "malformed", "fragment", "unsupported_protocol", "no_flow", "table_full",
+	"ports_exhausted", "clash", "bad_l4_checksum", "alg_map_failed", "alg_held",
+	"alg_out_of_order", "alg_retrans_mismatch", "too_big", "icmp_error_no_flow",
+	"udp6_zero_checksum", "no_pickup",
+}
+
+func (r DropReason) String() string {
+	if r < numDropReasons {
+		return dropNames[r]
+	}
+	return fmt.Sprintf("drop_%d", r)
+}
+
+// Stats are the engine's cumulative counters. Read them with Snapshot.
+type Stats struct {
+	In          atomic.Uint64
+	Accepted    atomic.Uint64
+	Passed      atomic.Uint64 // neither inside nor public: forwarded unchanged
+	Dropped     [numDropReasons]atomic.Uint64
+	Malformed   [32]atomic.Uint64 // by header.Reason
+	ALGEvents   [32]atomic.Uint64
+	Rewrites    atomic.Uint64 // ALG payload rewrites (segments)
+	Translated  atomic.Uint64
+	ICMPErrors  atomic.Uint64 // ICMP errors translated
+	FlowsMade   atomic.Uint64
+	DataFlows   atomic.Uint64 // flows created from an expectation
+	SeqAdjusted atomic.Uint64 // segments whose SEQ, ACK or SACK moved
+}
+
+func (s *Stats) drop(r DropReason) (Verdict, DropReason) {
+	s.Dropped[r].Add(1)
+	return Drop, r
+}
+
+func (s *Stats) algEvents(ev alg.Event) {
+	for ev != 0 {
+		i := bits.TrailingZeros32(uint32(ev))
+		s.ALGEvents[i].Add(1)
+		ev &^= 1 << i
+	}
+}
+
+// algEventNames names alg.Event bits for metrics labels.
+var algEventNames = map[alg.Event]string{
+	alg.EvRewrite: "rewrite", alg.EvBounce: "bounce_refused", alg.EvLowPort: "low_port_refused",
+	alg.EvMapFailed: "map_failed", alg.EvHeld: "held", alg.EvMerged: "merged",
+	alg.EvAbandoned: "abandoned", alg.EvRetransRewrite: "retransmission_rewritten",
+	alg.EvRetransMismatch: "retransmission_mismatch", alg.EvOutOfOrder: "out_of_order",
+	alg.EvTLS: "tls_detected", alg.EvUntranslated: "untranslated_announcement",
+	alg.EvTruncated: "release_truncated", alg.EvDupHeld: "duplicate_held",
+}
+
+// Summary is a plain copy of the counters, with the non-zero reasons named.
+type Summary struct {
+	In, Accepted, Passed, Translated, Rewrites, ICMPErrors uint64
+	FlowsMade, DataFlows, SeqAdjusted                      uint64
+	Drops                                                  map[string]uint64
+	ALG                                                    map[string]uint64
+	DroppedTotal                                           uint64
+}
+
+// Snapshot copies the counters.
+func (s *Stats) Snapshot() Summary {
+	sum := Summary{
+		In: s.In.Load(), Accepted: s.Accepted.Load(), Passed: s.Passed.Load(),
+		Translated: s.Translated.Load(), Rewrites: s.Rewrites.Load(), ICMPErrors: s.ICMPErrors.Load(),
+		FlowsMade: s.FlowsMade.Load(), DataFlows: s.DataFlows.Load(), SeqAdjusted: s.SeqAdjusted.Load(),
+		Drops: map[string]uint64{}, ALG: map[string]uint64{},
+	}
+	for r := DropReason(1); r < numDropReasons; r++ {
+		if n := s.Dropped[r].Load(); n != 0 && r != DropMalformed {
+			sum.Drops[r.String()] = n
+			sum.DroppedTotal += n
+		}
+	}
+	for _, r := range header.Reasons() {
+		if n := s.Malformed[r].Load(); n != 0 {
+			sum.Drops["malformed_"+r.String()] = n
+			sum.DroppedTotal += n
+		}
+	}
+	for ev, name := range algEventNames {
+		if n := s.ALGEvents[bits.TrailingZeros32(uint32(ev))].Load(); n != 0 {
+			sum.ALG[name] = n
+		}
+	}
+	return sum
+}
+
+// WriteMetrics writes the counters in the Prometheus text exposition format.
+func (s *Stats) WriteMetrics(w io.Writer) {
+	fmt.Fprintf(w, "# HELP natalg_packets_total Packets by verdict.\n# TYPE natalg_packets_total counter\n")
+	fmt.Fprintf(w, "natalg_packets_total{verdict=\"accept\"} %d\n", s.Accepted.Load())
+	fmt.Fprintf(w, "natalg_packets_total{verdict=\"pass\"} %d\n", s.Passed.Load())
+	var dropped uint64
+	for r := range s.Dropped {
+		dropped += s.Dropped[r].Load()
+	}
+	fmt.Fprintf(w, "natalg_packets_total{verdict=\"drop\"} %d\n", dropped)
+	fmt.Fprintf(w, "# HELP natalg_drops_total Dropped packets by reason.\n# TYPE natalg_drops_total counter\n")
+	for r := DropReason(1); r < numDropReasons; r++ {
+		if r == DropMalformed {
+			continue
+		}
+		fmt.Fprintf(w, "natalg_drops_total{reason=%q} %d\n", r.String(), s.Dropped[r].Load())
+	}
+	for _, r := range header.Reasons() {
+		fmt.Fprintf(w, "natalg_drops_total{reason=\"malformed_%s\"} %d\n", r.String(), s.Malformed[r].Load())
+	}
+	fmt.Fprintf(w, "# HELP natalg_alg_events_total FTP gateway events.\n# TYPE natalg_alg_events_total counter\n")
+	for ev := alg.Event(1); ev != 0 && algEventNames[ev] != ""; ev <<= 1 {
+		fmt.Fprintf(w, "natalg_alg_events_total{event=%q} %d\n", algEventNames[ev], s.ALGEvents[bits.TrailingZeros32(uint32(ev))].Load())
+	}
+	fmt.Fprintf(w, "# HELP natalg_alg_rewrites_total Segments whose payload the FTP gateway rewrote.\n# TYPE natalg_alg_rewrites_total counter\nnatalg_alg_rewrites_total %d\n", s.Rewrites.Load())
+	fmt.Fprintf(w, "# HELP natalg_icmp_errors_translated_total ICMP errors translated with their embedded packet.\n# TYPE natalg_icmp_errors_translated_total counter\nnatalg_icmp_errors_translated_total %d\n", s.ICMPErrors.Load())
+	fmt.Fprintf(w, "# HELP natalg_seq_adjusted_total Segments whose SEQ, ACK or SACK edges were shifted.\n# TYPE natalg_seq_adjusted_total counter\nnatalg_seq_adjusted_total %d\n", s.SeqAdjusted.Load())
+}
