@@ -49,20 +49,20 @@ type Event uint32
 
 // Events.
 const (
-	EvRewrite       Event = 1 << iota // an announcement was rewritten
-	EvBounce                          // announced address differs from the sender's: left unchanged
-	EvLowPort                         // announced port below 1024 (or 0): left unchanged
-	EvMapFailed                       // no public endpoint or expectation: segment dropped
-	EvHeld                            // a partial command was held back
-	EvMerged                          // held bytes were released merged with their continuation
-	EvAbandoned                       // a held command was let through unchanged after retransmissions
-	EvRetransRewrite                  // a retransmission got its earlier rewrite again
-	EvRetransMismatch                 // a retransmission differs from the text first seen: dropped
-	EvOutOfOrder                      // a segment beyond the next expected byte: dropped
-	EvTLS                             // the control channel switched to TLS: inspection stopped
-	EvUntranslated                    // an announcement by an endpoint the NAT does not translate
-	EvTruncated                       // a merged release was cut at a line end to fit the MSS
-	EvDupHeld                         // a duplicate of held bytes: dropped
+	EvRewrite         Event = 1 << iota // an announcement was rewritten
+	EvBounce                            // announced address differs from the sender's: left unchanged
+	EvLowPort                           // announced port below 1024 (or 0): left unchanged
+	EvMapFailed                         // no public endpoint or expectation: segment dropped
+	EvHeld                              // a partial command was held back
+	EvMerged                            // held bytes were released merged with their continuation
+	EvAbandoned                         // a held command was let through unchanged after retransmissions
+	EvRetransRewrite                    // a retransmission got its earlier rewrite again
+	EvRetransMismatch                   // a retransmission differs from the text first seen: dropped
+	EvOutOfOrder                        // a segment beyond the next expected byte: dropped
+	EvTLS                               // the control channel switched to TLS: inspection stopped
+	EvUntranslated                      // an announcement by an endpoint the NAT does not translate
+	EvTruncated                         // a merged release was cut at a line end to fit the MSS
+	EvDupHeld                           // a duplicate of held bytes: dropped
 )
 
 // Result is the gateway's decision on one segment.
@@ -125,8 +125,8 @@ type Control struct {
 	reply  int                // code of the multi-line reply in progress, 0 if none
 	auth   bool               // AUTH sent, reply awaited
 	tls    bool               // control channel encrypted: no more inspection
-	out    []byte // output payload scratch, reused
-	merge  []byte // held bytes + continuation scratch, reused
+	out    []byte             // output payload scratch, reused
+	merge  []byte             // held bytes + continuation scratch, reused
 	heldBf [2][MaxLine]byte
 }
 

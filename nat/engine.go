@@ -314,4 +314,3 @@ func (e *Engine) flowRemoved(f *conntrack.Flow) {
 func (e *Engine) expectationRemoved(x *conntrack.Expectation) {
 	e.ports.release(endpoint{addr: x.Target.Addr(), port: x.Target.Port(), proto: x.Proto})
 }
-

@@ -32,23 +32,23 @@ type DropReason uint8
 
 // Drop reasons.
 const (
-	DropNone             DropReason = iota
-	DropMalformed                   // see the header.Reason counters
-	DropFragment                    // IP fragments are not reassembled
-	DropUnsupported                 // a protocol the NAT cannot translate
-	DropNoFlow                      // inbound with no flow, forward or expectation
-	DropTableFull                   // flow table at its maximum
-	DropPortsExhausted              // no public port free
-	DropClash                       // translated tuple already in use
-	DropBadL4Checksum               // transport checksum wrong on a segment to inspect
-	DropALGMapFailed                // gateway could not map an announced endpoint
-	DropALGHeld                     // partial command held back (released later)
-	DropALGOutOfOrder               // control segment beyond a gap
-	DropALGRetransMismatch          // retransmission differs from what was rewritten
-	DropTooBig                      // rewrite would pass 65535 bytes or the buffer
-	DropICMPErrorNoFlow             // ICMP error about no known flow
-	DropBadUDPZeroChecksum          // IPv6 UDP with checksum 0 (RFC 8200 §8.1)
-	DropNoPickup                    // TCP non-SYN with no flow, pickup disabled
+	DropNone               DropReason = iota
+	DropMalformed                     // see the header.Reason counters
+	DropFragment                      // IP fragments are not reassembled
+	DropUnsupported                   // a protocol the NAT cannot translate
+	DropNoFlow                        // inbound with no flow, forward or expectation
+	DropTableFull                     // flow table at its maximum
+	DropPortsExhausted                // no public port free
+	DropClash                         // translated tuple already in use
+	DropBadL4Checksum                 // transport checksum wrong on a segment to inspect
+	DropALGMapFailed                  // gateway could not map an announced endpoint
+	DropALGHeld                       // partial command held back (released later)
+	DropALGOutOfOrder                 // control segment beyond a gap
+	DropALGRetransMismatch            // retransmission differs from what was rewritten
+	DropTooBig                        // rewrite would pass 65535 bytes or the buffer
+	DropICMPErrorNoFlow               // ICMP error about no known flow
+	DropBadUDPZeroChecksum            // IPv6 UDP with checksum 0 (RFC 8200 §8.1)
+	DropNoPickup                      // TCP non-SYN with no flow, pickup disabled
 	numDropReasons
 )
 
