@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/natalg/natalg/alg"
-	"github.com/natalg/natalg/nat/header"
 )
 
 // The SNAT topology of these tests: an FTP client inside, a server outside.
@@ -381,5 +380,3 @@ func bitIndex(ev alg.Event) int {
 	}
 	return -1
 }
-
-var _ = header.Ok
