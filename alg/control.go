@@ -490,6 +490,11 @@ func (c *Control) announce(out []byte, dir conntrack.Dir, seq uint32, line []byt
 		text = AppendEPSV(buf[:0], a.Delim, pub.Port())
 	}
 	oldText := line[a.Start:a.End]
+	if bytes.Equal(oldText, text) {
+		// Same text (a 229 whose port was kept): the expectation is what
+		// mattered; the payload is untouched.
+		return append(out, line...), EvRewrite, false
+	}
 	out = append(out, line[:a.Start]...)
 	out = append(out, text...)
 	out = append(out, line[a.End:]...)
