@@ -1,0 +1,81 @@
+package nat
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// MaxPacket is the largest IP packet the engine handles; front ends give
+// every Packet.Buf at least this capacity so gateway rewrites can grow it.
+const MaxPacket = 65535
+
+// Packet is one packet in a batch exchanged with a Device.
+type Packet struct {
+	// Buf holds the IP packet (from the IP header) in Buf[:N]; cap(Buf) is
+	// at least MaxPacket. After processing, Out aliases Buf.
+	Buf []byte
+	N   int
+	// Time is when the packet arrived.
+	Time time.Time
+	// ID is the front end's own handle (an NFQUEUE packet id, a capture
+	// index); the engine does not read it.
+	ID uint64
+	// Verdict and Out are set by the engine; Reason says why a packet was
+	// dropped.
+	Verdict Verdict
+	Out     []byte
+	Reason  DropReason
+}
+
+// Device is a source and sink of packet batches: the NFQUEUE front end, the
+// pcap replay front end and the in-memory benchmark device implement it, so
+// one worker loop drives them all (the shape of wireguard-go's tun.Device).
+type Device interface {
+	// ReadBatch fills up to len(ps) packets and returns how many. It blocks
+	// until at least one is available, ctx is done or the device is closed.
+	ReadBatch(ctx context.Context, ps []Packet) (int, error)
+	// WriteBatch delivers the verdicts (and rewritten packets) of ps, in
+	// order.
+	WriteBatch(ps []Packet) error
+}
+
+// ErrClosed is returned by a Device that has no more packets.
+var ErrClosed = errors.New("nat: device closed")
+
+// ProcessBatch runs every packet of ps through the engine.
+func (e *Engine) ProcessBatch(ps []Packet) {
+	for i := range ps {
+		p := &ps[i]
+		p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano())
+	}
+}
+
+// Serve reads batches of up to batch packets from dev, processes them and
+// writes the verdicts back, until ctx is done or the device reports
+// ErrClosed (then Serve returns nil). Several Serve loops may share one
+// Engine.
+func (e *Engine) Serve(ctx context.Context, dev Device, batch int) error {
+	if batch <= 0 {
+		batch = 64
+	}
+	ps := make([]Packet, batch)
+	for i := range ps {
+		ps[i].Buf = make([]byte, MaxPacket+256)
+	}
+	for {
+		n, err := dev.ReadBatch(ctx, ps)
+		if n > 0 {
+			e.ProcessBatch(ps[:n])
+			if werr := dev.WriteBatch(ps[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err != nil {
+			if errors.Is(err, ErrClosed) || ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
