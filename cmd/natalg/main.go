@@ -19,6 +19,9 @@ usage:
       translate a capture as the router would, write the result, optionally
       compare it with a golden capture (exit status 1 on differences)
 
+  natalg bench --scenario NAME --flows N [--cores C] [--json] [--plot FILE.png]
+      measure the engine from memory, no kernel in the path (see bench/README.md)
+
 NAT flags (shared by the subcommands that translate):
   --inside PREFIX     inside prefix to masquerade (repeatable)
   --public ADDR       public address, one per address family (repeatable)
@@ -44,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "replay":
 		return cmdReplay(args[1:], stdout, stderr, log)
+	case "bench":
+		return cmdBench(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -20,6 +20,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer, log *slog.Logger) int {
 	nf.register(fs)
 	expect := fs.String("expect", "", "golden capture to compare the output with")
 	maxDiffs := fs.Int("max-diffs", 20, "differences to print at most")
+	show := fs.Bool("show", false, "print every rewritten payload, before and after")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return 2
@@ -49,7 +50,14 @@ func cmdReplay(args []string, stdout, stderr io.Writer, log *slog.Logger) int {
 		fmt.Fprintf(stderr, "natalg replay: %v\n", err)
 		return 1
 	}
-	sum, err := pcapreplay.Replay(eng, in, out)
+	var opt pcapreplay.Options
+	if *show {
+		opt.OnRewrite = func(rw pcapreplay.Rewrite) {
+			fmt.Fprintf(stdout, "packet %d: %s\n   before %q\n   after  %q\n", rw.Index,
+				pcapreplay.Endpoints(rw.Before, rw.After), rw.Payloads[0], rw.Payloads[1])
+		}
+	}
+	sum, err := pcapreplay.ReplayWith(eng, in, out, opt)
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}

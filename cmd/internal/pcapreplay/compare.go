@@ -173,3 +173,25 @@ func printable(b []byte) bool {
 	}
 	return true
 }
+
+// Endpoints describes how a packet's addresses and ports were translated:
+// "tcp 198.18.0.2:40000 > 198.19.0.2:21  =>  198.19.100.100:40000 > 198.19.0.2:21".
+func Endpoints(before, after []byte) string {
+	var a, b header.Parsed
+	if a.Decode(bytes.Clone(before)) != header.Ok || b.Decode(bytes.Clone(after)) != header.Ok {
+		return "?"
+	}
+	return fmt.Sprintf("%s %s > %s  =>  %s > %s", protoName(a.Proto),
+		netip.AddrPortFrom(a.Src, a.SrcPort), netip.AddrPortFrom(a.Dst, a.DstPort),
+		netip.AddrPortFrom(b.Src, b.SrcPort), netip.AddrPortFrom(b.Dst, b.DstPort))
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case header.ProtoTCP:
+		return "tcp"
+	case header.ProtoUDP:
+		return "udp"
+	}
+	return strconv.Itoa(int(p))
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/natalg/natalg/nat"
+	"github.com/natalg/natalg/nat/header"
 )
 
 // Packet is one frame of a capture.
@@ -85,12 +86,31 @@ type Summary struct {
 	Flows, Expectations                       int
 }
 
+// Rewrite describes a packet whose transport payload the engine changed.
+type Rewrite struct {
+	Index    int    // 1-based packet number in the input
+	Before   []byte // the IP packet as read
+	After    []byte // the IP packet as written
+	Payloads [2][]byte
+}
+
+// Options tune a replay.
+type Options struct {
+	// OnRewrite, if set, is called for every packet whose payload changed.
+	OnRewrite func(Rewrite)
+}
+
 // Replay runs every packet of the capture in r through eng, in order and at
 // its capture time, and writes the accepted ones, with their link-layer
 // headers, to w as a pcap file of the same link type. Non-IP frames are
 // written unchanged. Frames cut short by the capture's snap length are
 // dropped: a translation of part of a packet cannot be right.
 func Replay(eng *nat.Engine, r io.Reader, w io.Writer) (Summary, error) {
+	return ReplayWith(eng, r, w, Options{})
+}
+
+// ReplayWith is Replay with options.
+func ReplayWith(eng *nat.Engine, r io.Reader, w io.Writer, opt Options) (Summary, error) {
 	var sum Summary
 	pr, err := open(r)
 	if err != nil {
@@ -134,10 +154,19 @@ func Replay(eng *nat.Engine, r io.Reader, w io.Writer) (Summary, error) {
 			continue
 		}
 		pkt := append(buf[:0], data[off:]...)
+		var before []byte
+		if opt.OnRewrite != nil {
+			before = bytes.Clone(pkt)
+		}
 		v, out := eng.Process(pkt, ci.Timestamp)
 		if v != nat.Accept {
 			sum.Dropped++
 			continue
+		}
+		if opt.OnRewrite != nil {
+			if a, b := transportPayload(before), transportPayload(out); !bytes.Equal(a, b) {
+				opt.OnRewrite(Rewrite{Index: sum.In, Before: before, After: bytes.Clone(out), Payloads: [2][]byte{a, bytes.Clone(b)}})
+			}
 		}
 		frame := make([]byte, 0, off+len(out))
 		frame = append(append(frame, data[:off]...), out...)
@@ -151,6 +180,15 @@ func Replay(eng *nat.Engine, r io.Reader, w io.Writer) (Summary, error) {
 	sum.Flows = eng.Table().Len()
 	sum.Expectations = eng.Table().ExpectationCount()
 	return sum, nil
+}
+
+// transportPayload returns the TCP or UDP payload of an IP packet, or nil.
+func transportPayload(ip []byte) []byte {
+	var p header.Parsed
+	if p.Decode(ip) != header.Ok {
+		return nil
+	}
+	return p.Payload()
 }
 
 func write(pw *pcapgo.Writer, ci gopacket.CaptureInfo, frame []byte) error {
