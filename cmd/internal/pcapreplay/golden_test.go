@@ -2,11 +2,15 @@ package pcapreplay
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/natalg/natalg/nat"
 )
@@ -76,40 +80,85 @@ func readFile(t *testing.T, path string) []Packet {
 // at the IP layer but for TTL and the IPv4 header checksum.
 func TestKernelGolden(t *testing.T) {
 	for _, dir := range kernelCases(t) {
-		t.Run(filepath.Base(dir), func(t *testing.T) {
-			eng, err := nat.New(configFromArgs(t, filepath.Join(dir, "args")))
-			if err != nil {
-				t.Fatal(err)
-			}
-			in, err := os.ReadFile(filepath.Join(dir, "in.pcap"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var out bytes.Buffer
-			sum, err := Replay(eng, bytes.NewReader(in), &out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if sum.Dropped != 0 {
-				t.Errorf("dropped %d packets: %v", sum.Dropped, sum.Engine.Drops)
-			}
-			got, err := ReadAll(&out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			golden := readFile(t, filepath.Join(dir, "golden.pcap"))
-			for _, d := range Compare(got, golden, eng.Config().Inside, 10) {
-				t.Error(d)
-			}
-			// The input must differ from the golden output wherever the
-			// kernel rewrote payload: a replay that changed nothing would
-			// not pass for the cases where the text changed.
-			if !hasPayloadChange(readFile(t, filepath.Join(dir, "in.pcap")), golden) && sum.Engine.Rewrites > 0 {
-				t.Errorf("natalg rewrote %d segments where the kernel changed no payload", sum.Engine.Rewrites)
-			}
-			t.Logf("%d packets, %d rewrites, %d segments shifted, ALG events %v", sum.In, sum.Engine.Rewrites, sum.Engine.SeqAdjusted, sum.Engine.ALG)
-		})
+		t.Run(filepath.Base(dir), func(t *testing.T) { checkAgainstKernel(t, dir) })
 	}
+}
+
+// TestKernelLive records fresh sessions through this machine's kernel (NAT
+// and FTP helper, in network namespaces of its own) and checks natalg
+// against them, so the oracle is the running kernel, not only the stored
+// files. It needs root and the recording tools; under CI it fails rather
+// than skip when they are missing.
+func TestKernelLive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	var missing []string
+	for _, c := range []string{"ip", "iptables", "ip6tables", "tcpdump", "curl", "vsftpd", "mergecap", "capinfos", "ethtool", "conntrack"} {
+		if _, err := exec.LookPath(c); err != nil {
+			missing = append(missing, c)
+		}
+	}
+	if os.Geteuid() != 0 || len(missing) > 0 {
+		why := fmt.Sprintf("needs root (euid %d) and %v", os.Geteuid(), missing)
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI must run the live kernel comparison: " + why + "; run make deps")
+		}
+		t.Skip(why)
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "../../../testdata/record.sh", dir, "^(snat-port|snat-eprt|dnat-pasv-shrink|nat66-eprt)$")
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("record.sh: %v\n%s", err, log.String())
+	}
+	cases, _ := filepath.Glob(filepath.Join(dir, "*", "args"))
+	if len(cases) != 4 {
+		t.Fatalf("recorded %d cases, want 4\n%s", len(cases), log.String())
+	}
+	for _, a := range cases {
+		d := filepath.Dir(a)
+		t.Run(filepath.Base(d), func(t *testing.T) { checkAgainstKernel(t, d) })
+	}
+}
+
+// checkAgainstKernel replays dir/in.pcap and compares with dir/golden.pcap.
+func checkAgainstKernel(t *testing.T, dir string) {
+	t.Helper()
+	eng, err := nat.New(configFromArgs(t, filepath.Join(dir, "args")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := os.ReadFile(filepath.Join(dir, "in.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	sum, err := Replay(eng, bytes.NewReader(in), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Dropped != 0 {
+		t.Errorf("dropped %d packets: %v", sum.Dropped, sum.Engine.Drops)
+	}
+	got, err := ReadAll(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := readFile(t, filepath.Join(dir, "golden.pcap"))
+	for _, d := range Compare(got, golden, eng.Config().Inside, 10) {
+		t.Error(d)
+	}
+	// The input must differ from the golden output wherever the
+	// kernel rewrote payload: a replay that changed nothing would
+	// not pass for the cases where the text changed.
+	if !hasPayloadChange(readFile(t, filepath.Join(dir, "in.pcap")), golden) && sum.Engine.Rewrites > 0 {
+		t.Errorf("natalg rewrote %d segments where the kernel changed no payload", sum.Engine.Rewrites)
+	}
+	t.Logf("%d packets, %d rewrites, %d segments shifted, ALG events %v", sum.In, sum.Engine.Rewrites, sum.Engine.SeqAdjusted, sum.Engine.ALG)
 }
 
 // hasPayloadChange reports whether any golden packet is longer or shorter
