@@ -1,0 +1,71 @@
+# natalg: userspace NAT with an FTP application-layer gateway.
+#
+#   make demo   set up, then show natalg translating a real FTP session
+#   make test   install what the tests need, then run them all (CI runs this)
+#
+# Other targets: build, deps, vet, fuzz (FUZZTIME per target), record
+# (re-record the kernel golden sessions), clean.
+
+GO        ?= go
+BIN       := bin/natalg
+FUZZTIME  ?= 30s
+# Debian packages the tests and the demo use: the kernel-oracle recorder
+# (namespaces, the kernel's NAT and FTP helper, vsftpd, curl, tcpdump).
+APT_PKGS  := iproute2 iptables vsftpd curl lftp tcpdump ethtool conntrack wireshark-common procps
+
+.PHONY: all build deps vet test test-unit demo fuzz record clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/natalg
+
+# deps installs the Debian packages above when something is missing (as
+# root; elsewhere it says what to install). apt-get update runs first.
+deps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then echo "deps: all present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "deps: installing$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else echo "deps: missing$$missing (run 'sudo make deps'); root-only tests will skip"; fi
+
+vet:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# test: everything, including the root-only live comparison with the kernel
+# (network namespaces of its own, addresses in 198.18.0.0/15 and fd00::/8,
+# 2001:db8::/32 only).
+test: deps vet
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+# test-unit: no root, no packages.
+test-unit:
+	$(GO) test -short ./...
+
+# demo: replay a real FTP session (recorded through the kernel's NAT, in
+# testdata/kernel) through natalg, show each rewritten control line and
+# check the result against what the kernel sent.
+demo: build
+	@for c in snat-port dnat-pasv snat-eprt; do \
+		echo; echo "=== $$c: natalg replay $$(cat testdata/kernel/$$c/args)"; \
+		./$(BIN) replay --show $$(cat testdata/kernel/$$c/args) testdata/kernel/$$c/in.pcap /tmp/natalg-demo-$$c.pcap \
+			--expect testdata/kernel/$$c/golden.pcap || exit 1; \
+	done
+
+# fuzz: every native fuzz target for FUZZTIME each (seeded from testdata).
+FUZZ_TARGETS := ./alg:FuzzParseLine ./nat:FuzzProcess ./nat/header:FuzzDecode \
+	./nat/checksum:FuzzSum ./nat/checksum:FuzzUpdate ./seqdelta:FuzzLedger
+fuzz:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "== $$fn ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
+
+# record: re-record the kernel golden sessions (root; see testdata/record.sh).
+record: deps
+	bash testdata/record.sh
+
+clean:
+	rm -rf bin
