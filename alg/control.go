@@ -376,7 +376,7 @@ func (c *Control) scan(out []byte, seg *Segment, seq uint32, data []byte, led *s
 			break
 		}
 		line := data[i : i+nl+1]
-		if merged && len(out)-base > 0 && len(out)-base+len(line) > limit {
+		if merged && len(out)-base > 0 && len(out)-base+len(line)+maxGrowth(line, client) > limit {
 			// Cut here; the rest is not consumed and comes again.
 			ev |= EvTruncated
 			changed = true
@@ -397,6 +397,20 @@ func (c *Control) scan(out []byte, seg *Segment, seq uint32, data []byte, led *s
 		s.lineStart = true
 	}
 	return out, ev, changed
+}
+
+// maxGrowth bounds how much a rewrite can lengthen line: the longest
+// replacement ("|2|" + 39-character IPv6 + "|65535|" = 49 bytes) for a line
+// that may be an announcement, 0 for any other.
+func maxGrowth(line []byte, client bool) int {
+	if len(line) == 0 {
+		return 0
+	}
+	switch c := line[0] | 0x20; {
+	case client && (c == 'p' || c == 'e'), !client && line[0] == '2':
+		return 49
+	}
+	return 0
 }
 
 // line handles one complete line (ending in LF) sent in direction dir at

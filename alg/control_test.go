@@ -1,0 +1,167 @@
+package alg
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/natalg/natalg/conntrack"
+	"github.com/natalg/natalg/seqdelta"
+)
+
+// fakeNAT maps every announcement to the public address, keeping the port,
+// and records what it was asked.
+type fakeNAT struct {
+	public netip.Addr
+	asked  []netip.AddrPort
+	refuse bool
+}
+
+func (f *fakeNAT) MapData(dir conntrack.Dir, a netip.AddrPort) (netip.AddrPort, bool) {
+	f.asked = append(f.asked, a)
+	if f.refuse {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(f.public, a.Port()), true
+}
+
+type harness struct {
+	c   *Control
+	led [2]seqdelta.Ledger
+	nat *fakeNAT
+}
+
+// newHarness: client 198.18.0.2 inside, masqueraded to 198.19.100.100;
+// server 198.19.0.2 outside. Client ISN 999, server ISN 4999; the receiver
+// of client data announced MSS mss.
+func newHarness(t *testing.T, cfg *Config, mss uint16) *harness {
+	orig := conntrack.Tuple{Src: netip.MustParseAddr("198.18.0.2"), Dst: netip.MustParseAddr("198.19.0.2"), SrcPort: 40000, DstPort: 21, Proto: 6}
+	reply := conntrack.Tuple{Src: netip.MustParseAddr("198.19.0.2"), Dst: netip.MustParseAddr("198.19.100.100"), SrcPort: 21, DstPort: 40000, Proto: 6}
+	h := &harness{c: NewControl(cfg, [2]conntrack.Tuple{orig, reply}), nat: &fakeNAT{public: netip.MustParseAddr("198.19.100.100")}}
+	h.seg(conntrack.Original, 999, "", true, false)
+	r := h.c.Segment(&Segment{Dir: conntrack.Reply, Seq: 4999, SYN: true, MSS: mss}, &h.led[1], h.nat)
+	if r.Action != Pass {
+		t.Fatal("SYN+ACK not passed")
+	}
+	return h
+}
+
+func (h *harness) seg(d conntrack.Dir, seq uint32, p string, syn, fin bool) Result {
+	return h.c.Segment(&Segment{Dir: d, Seq: seq, Payload: []byte(p), SYN: syn, FIN: fin}, &h.led[d], h.nat)
+}
+
+func (h *harness) client(seq uint32, p string) Result { return h.seg(conntrack.Original, seq, p, false, false) }
+
+func TestMergedReleaseCutToMSS(t *testing.T) {
+	h := newHarness(t, &Config{}, 100)
+	if r := h.client(1000, "PORT 198,18,0,2,1"); r.Action != Drop || r.Events&EvHeld == 0 {
+		t.Fatalf("not held: %+v", r)
+	}
+	// The continuation (85 bytes) fits the receiver's MSS of 100; merged
+	// with the held 17 and the rewrite's growth, it would not.
+	tail := "95,80\r\n" + strings.Repeat("NOOP\r\n", 13)
+	r := h.client(1017, tail)
+	if r.Action != Replace || r.Seq != 1000 || r.Events&EvTruncated == 0 {
+		t.Fatalf("merged release: %+v", r)
+	}
+	if len(r.Payload) > 100 {
+		t.Fatalf("merged release of %d bytes passes the MSS", len(r.Payload))
+	}
+	if !strings.HasPrefix(string(r.Payload), "PORT 198,19,100,100,195,80\r\n") || !strings.HasSuffix(string(r.Payload), "\r\n") {
+		t.Fatalf("release not cut at a line end: %q", r.Payload)
+	}
+	// What was cut comes again from the sender and goes through in order,
+	// at the position right after what was released.
+	consumed := uint32(len(r.Payload) - 4) // original bytes released
+	r2 := h.client(1000+consumed, tail[consumed-17:])
+	if r2.Action != Pass {
+		t.Fatalf("retransmitted remainder: %+v", r2)
+	}
+	if got := h.led[0].Seq(1000 + consumed); got != 1000+consumed+4 {
+		t.Fatalf("remainder mapped to %d", got)
+	}
+}
+
+func TestHeldLineAbandonedAfterRetransmissions(t *testing.T) {
+	h := newHarness(t, &Config{MaxHoldRetries: 2}, 1460)
+	h.client(1000, "PORT 198,18,0,2,1")
+	for i := 0; i < 2; i++ {
+		if r := h.client(1000, "PORT 198,18,0,2,1"); r.Action != Drop {
+			t.Fatalf("retransmission %d not absorbed", i+1)
+		}
+	}
+	r := h.client(1000, "PORT 198,18,0,2,1")
+	if r.Action != Pass || r.Events&EvAbandoned == 0 {
+		t.Fatalf("third retransmission: %+v", r)
+	}
+	// The rest of the line is not taken for a new line.
+	if r := h.client(1017, "95,80\r\n"); r.Action != Pass || len(h.nat.asked) != 0 {
+		t.Fatalf("abandoned line rewritten later: %+v", r)
+	}
+	if r := h.client(1024, "PORT 198,18,0,2,195,81\r\n"); r.Action != Replace {
+		t.Fatalf("next line not inspected: %+v", r)
+	}
+}
+
+func TestFINWithPartialLineNotHeld(t *testing.T) {
+	h := newHarness(t, &Config{}, 1460)
+	if r := h.seg(conntrack.Original, 1000, "PORT 198,18,0,2,1", false, true); r.Action != Pass {
+		t.Fatalf("partial line with FIN: %+v", r)
+	}
+}
+
+func TestPickedUpMidStreamWaitsForLineStart(t *testing.T) {
+	h := &harness{nat: &fakeNAT{public: netip.MustParseAddr("198.19.100.100")}}
+	nh := newHarness(t, &Config{}, 0)
+	h.c = NewControl(&Config{}, nh.c.flow)
+	// No SYN seen: the first segment may start mid-line.
+	if r := h.client(5000, "RT 198,18,0,2,195,80\r\n"); r.Action != Pass {
+		t.Fatalf("mid-line bytes: %+v", r)
+	}
+	if r := h.client(5022, "PORT 198,18,0,2,195,80\r\n"); r.Action != Replace {
+		t.Fatalf("first whole line after pickup: %+v", r)
+	}
+}
+
+func TestMultiLine227FinalLine(t *testing.T) {
+	h := newHarness(t, &Config{}, 1460)
+	// A server inside announcing in the final line of a multi-line 227.
+	h.c.flow = [2]conntrack.Tuple{
+		{Src: netip.MustParseAddr("198.19.0.7"), Dst: netip.MustParseAddr("198.19.100.100"), SrcPort: 5000, DstPort: 21, Proto: 6},
+		{Src: netip.MustParseAddr("198.18.0.2"), Dst: netip.MustParseAddr("198.19.0.7"), SrcPort: 21, DstPort: 5000, Proto: 6},
+	}
+	msg := "227-Entering Passive Mode\r\n here it comes\r\n227 (198,18,0,2,195,80)\r\n"
+	r := h.seg(conntrack.Reply, 5000, msg, false, false)
+	want := "227-Entering Passive Mode\r\n here it comes\r\n227 (198,19,100,100,195,80)\r\n"
+	if r.Action != Replace || string(r.Payload) != want {
+		t.Fatalf("got %+v %q", r, r.Payload)
+	}
+	if h.led[1].Offset() != 4 {
+		t.Fatalf("ledger offset %d", h.led[1].Offset())
+	}
+}
+
+func TestMapFailureDropsSegment(t *testing.T) {
+	h := newHarness(t, &Config{}, 1460)
+	h.nat.refuse = true
+	if r := h.client(1000, "PORT 198,18,0,2,195,80\r\n"); r.Action != Drop || r.Events&EvMapFailed == 0 {
+		t.Fatalf("unmappable announcement: %+v", r)
+	}
+	if h.led[0].Len() != 0 {
+		t.Fatal("a dropped segment recorded a correction")
+	}
+}
+
+func TestRetransmissionStartingInsideRewrite(t *testing.T) {
+	h := newHarness(t, &Config{}, 1460)
+	h.client(1000, "PORT 198,18,0,2,195,80\r\n") // 1000..1023, text 1005..1021
+	// Re-segmented retransmission starting inside the rewritten numbers.
+	r := h.client(1010, "8,0,2,195,80\r\nNOOP\r\n")
+	if r.Action != Replace || r.Seq != 1005 || string(r.Payload) != "198,19,100,100,195,80\r\nNOOP\r\n" {
+		t.Fatalf("got %+v %q", r, r.Payload)
+	}
+	// And one whose bytes differ from what was rewritten is dropped.
+	if r := h.client(1010, "9,9,195,80\r\n"); r.Action != Drop || r.Events&EvRetransMismatch == 0 {
+		t.Fatalf("mismatching retransmission: %+v", r)
+	}
+}
