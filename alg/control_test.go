@@ -50,7 +50,9 @@ func (h *harness) seg(d conntrack.Dir, seq uint32, p string, syn, fin bool) Resu
 	return h.c.Segment(&Segment{Dir: d, Seq: seq, Payload: []byte(p), SYN: syn, FIN: fin}, &h.led[d], h.nat)
 }
 
-func (h *harness) client(seq uint32, p string) Result { return h.seg(conntrack.Original, seq, p, false, false) }
+func (h *harness) client(seq uint32, p string) Result {
+	return h.seg(conntrack.Original, seq, p, false, false)
+}
 
 func TestMergedReleaseCutToMSS(t *testing.T) {
 	h := newHarness(t, &Config{}, 100)
