@@ -128,6 +128,13 @@ func (e *Engine) process(pkt []byte, now int64) (Verdict, []byte, DropReason) {
 			return e.icmpError(&p, outbound, now)
 		}
 		if !isEcho(&p) {
+			if inbound {
+				// Neighbour discovery, router advertisements and other
+				// informational messages to the public address are for the
+				// router itself: nothing to translate, nothing to reveal.
+				e.Stats.Passed.Add(1)
+				return Accept, p.Buf, DropNone
+			}
 			v, dr := e.Stats.drop(DropUnsupported)
 			return v, nil, dr
 		}

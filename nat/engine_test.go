@@ -309,3 +309,23 @@ func BenchmarkProcessEstablished(b *testing.B) {
 		e.Process(pkt, t0)
 	}
 }
+
+// Neighbour solicitations and other informational ICMPv6 to the public
+// address are for the router: accepted unchanged. From inside they would
+// reveal an inside address: dropped.
+func TestInboundInformationalICMPPasses(t *testing.T) {
+	pub6 := netip.MustParseAddr("2001:db8:19::100")
+	e, _ := New(Config{Inside: []netip.Prefix{netip.MustParsePrefix("fd00:18::/64")}, Public: []netip.Addr{pub6}})
+	ns := make([]byte, 24)
+	ns[0] = 135
+	copy(ns[8:], pub6.AsSlice())
+	pkt := ipWrap(netip.MustParseAddr("2001:db8:19::2"), pub6, 58, ns)
+	keep := bytes.Clone(pkt)
+	if v, out := e.Process(pkt, t0); v != Accept || !bytes.Equal(out, keep) {
+		t.Fatal("inbound neighbour solicitation not passed unchanged")
+	}
+	out6 := ipWrap(netip.MustParseAddr("fd00:18::2"), netip.MustParseAddr("2001:db8:19::2"), 58, ns)
+	if _, _, r := e.ProcessReason(out6, t0); r != DropUnsupported {
+		t.Fatalf("outbound informational ICMPv6: %v", r)
+	}
+}
