@@ -1,12 +1,106 @@
 package main
 
 import (
+	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/natalg/natalg/bench"
 )
 
 // cmdBench implements "natalg bench"; the harness lives in package bench.
 func cmdBench(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "natalg bench: not built yet")
-	return 2
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	scenario := fs.String("scenario", "established", "scenario: "+strings.Join(bench.Scenarios, ", "))
+	flows := fs.String("flows", "", "concurrent flows, or a comma-separated list of counts (e.g. 1000,10000,100000,1000000)")
+	cores := fs.Int("cores", 1, "workers (Serve loops on one engine, each with its own device); GOMAXPROCS is set to it")
+	asJSON := fs.Bool("json", false, "print one JSON object per run, the last run's on the last line")
+	plotFile := fs.String("plot", "", "draw cost per packet and memory per flow against flow count to this PNG")
+	size := fs.Int("size", bench.DefaultSize, "IP length of data packets, 40..1500 (mixed uses IMIX sizes)")
+	packets := fs.Int("packets", bench.DefaultPackets, "packets to time, about")
+	maxTime := fs.Duration("time", bench.DefaultMaxTime, "bound on each timed phase")
+	batch := fs.Int("batch", bench.DefaultBatch, "packets per batch")
+	seed := fs.Int64("seed", 1, "generator seed")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "natalg bench: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *flows == "" {
+		fmt.Fprintln(stderr, "natalg bench: --flows is required")
+		return 2
+	}
+	var counts []int
+	for _, s := range strings.Split(*flows, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(strings.ReplaceAll(s, "_", "")))
+		if err != nil || n <= 0 {
+			fmt.Fprintf(stderr, "natalg bench: bad flow count %q\n", s)
+			return 2
+		}
+		counts = append(counts, n)
+	}
+	known := false
+	for _, s := range bench.Scenarios {
+		known = known || s == *scenario
+	}
+	if !known {
+		fmt.Fprintf(stderr, "natalg bench: unknown scenario %q (want %s)\n", *scenario, strings.Join(bench.Scenarios, ", "))
+		return 2
+	}
+	var rs []*bench.Result
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if !*asJSON {
+		fmt.Fprintln(tw, "scenario\tflows\tworkers\tsize\tpackets\tns/packet\tMpps\tallocs/packet\tbytes/flow\tdevice ns/packet\textra\t")
+	}
+	for _, n := range counts {
+		r, err := bench.Run(bench.Options{Scenario: *scenario, Flows: n, Workers: *cores, Size: *size,
+			Packets: *packets, MaxTime: *maxTime, Batch: *batch, Seed: *seed})
+		if err != nil {
+			fmt.Fprintf(stderr, "natalg bench: %v\n", err)
+			return 1
+		}
+		rs = append(rs, r)
+		if *asJSON {
+			b, _ := json.Marshal(r)
+			fmt.Fprintf(stdout, "%s\n", b)
+			continue
+		}
+		var extra []string
+		if r.FlowsPerSecond > 0 {
+			extra = append(extra, fmt.Sprintf("%.0f flows/s", r.FlowsPerSecond))
+		}
+		if r.NsPerControlSegment > 0 {
+			extra = append(extra, fmt.Sprintf("%.0f ns/control segment", r.NsPerControlSegment))
+		}
+		if r.Rewrites > 0 {
+			extra = append(extra, fmt.Sprintf("%d rewrites, %d data flows", r.Rewrites, r.DataFlows))
+		}
+		if r.Dropped > 0 {
+			extra = append(extra, fmt.Sprintf("%d dropped %v", r.Dropped, r.Drops))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.1f\t%.2f\t%.4f\t%.0f\t%.1f\t%s\t\n", r.Scenario, r.Flows, r.Workers,
+			r.PacketSize, r.Packets, r.NsPerPacket, r.PacketsPerSecond/1e6, r.AllocsPerPacket, r.BytesPerFlow,
+			r.DeviceNsPerPacket, strings.Join(extra, "; "))
+	}
+	tw.Flush()
+	if !*asJSON && len(rs) > 0 {
+		fmt.Fprintf(stdout, "%s, GOMAXPROCS=%d of %d CPUs; ns/packet is per worker\n", rs[0].GoVersion, rs[0].GOMAXPROCS, rs[0].NumCPU)
+	}
+	if *plotFile != "" {
+		if err := bench.Plot(*plotFile, rs); err != nil {
+			fmt.Fprintf(stderr, "natalg bench: plot: %v\n", err)
+			return 1
+		}
+		if !*asJSON {
+			fmt.Fprintf(stdout, "plot written to %s\n", *plotFile)
+		}
+	}
+	return 0
 }
