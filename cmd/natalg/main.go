@@ -19,6 +19,13 @@ usage:
       translate a capture as the router would, write the result, optionally
       compare it with a golden capture (exit status 1 on differences)
 
+  natalg run --inside PREFIX --public ADDR [--forward SPEC]... [--queues N-M] [--gso]
+           [--metrics ADDR] [--control PATH] [--config FILE]
+      the router daemon: translate packets diverted by iptables NFQUEUE
+  natalg rules --inside-if IF --outside-if IF [--queues N-M] [--apply|--remove]
+      print (or install, or remove) the iptables rules natalg run needs
+  natalg flows [--control PATH]
+      print a running daemon's flows and expectations, like conntrack -L
   natalg bench --scenario NAME --flows N [--cores C] [--json] [--plot FILE.png]
       measure the engine from memory, no kernel in the path (see bench/README.md)
 
@@ -47,6 +54,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "replay":
 		return cmdReplay(args[1:], stdout, stderr, log)
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "rules":
+		return cmdRules(args[1:], stdout, stderr)
+	case "flows":
+		return cmdFlows(args[1:], stdout, stderr)
 	case "bench":
 		return cmdBench(args[1:], stdout, stderr)
 	case "help", "-h", "--help":

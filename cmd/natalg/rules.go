@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+)
+
+// Chains natalg owns in the kernel's tables.
+const (
+	chainIn  = "NATALG-IN"  // raw PREROUTING: inbound, before conntrack
+	chainOut = "NATALG-OUT" // mangle FORWARD: outbound, after routing
+)
+
+// rulesText returns the iptables-restore input that diverts the NAT's
+// traffic to natalg's queues:
+//
+//   - inbound (arriving on the outside interface) in raw PREROUTING, before
+//     routing and before conntrack: the translated destination decides the
+//     route, and the kernel's conntrack sees the flow with inside addresses;
+//   - outbound (inside interface to outside interface) in mangle FORWARD,
+//     after routing and after conntrack has seen the untranslated packet.
+//
+// So the kernel's conntrack sees every flow from the inside, consistently
+// in both directions and in the inside host's sequence space (natalg maps
+// ACKs back before conntrack sees them): it neither NATs these flows (no
+// NAT rules apply to them) nor marks shifted sequence numbers invalid. No
+// --queue-bypass: without natalg the traffic stops (fail-closed).
+func rulesText(inside, outside, queues string, lo, hi uint16) string {
+	target := fmt.Sprintf("NFQUEUE --queue-num %d", lo)
+	if hi > lo {
+		// One flow direction always hashes to the same queue, so its
+		// verdicts stay in order.
+		target = fmt.Sprintf("NFQUEUE --queue-balance %d:%d", lo, hi)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# natalg rules: inside %s, outside %s, queues %s\n", inside, outside, queues)
+	fmt.Fprintf(&b, "*raw\n:%s - [0:0]\n-A PREROUTING -i %s -j %s\n-A %s -j %s\nCOMMIT\n", chainIn, outside, chainIn, chainIn, target)
+	fmt.Fprintf(&b, "*mangle\n:%s - [0:0]\n-A FORWARD -i %s -o %s -j %s\n-A %s -j %s\nCOMMIT\n", chainOut, inside, outside, chainOut, chainOut, target)
+	return b.String()
+}
+
+// removeText undoes rulesText (for iptables-restore --noflush).
+func removeText(inside, outside string) string {
+	return fmt.Sprintf("*raw\n-D PREROUTING -i %s -j %s\n-F %s\n-X %s\nCOMMIT\n*mangle\n-D FORWARD -i %s -o %s -j %s\n-F %s\n-X %s\nCOMMIT\n",
+		outside, chainIn, chainIn, chainIn, inside, outside, chainOut, chainOut, chainOut)
+}
+
+// cmdRules implements "natalg rules".
+func cmdRules(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("rules", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	inside := fs.String("inside-if", "", "interface towards the inside hosts")
+	outside := fs.String("outside-if", "", "interface towards the outside")
+	queues := fs.String("queues", "0", "NFQUEUE numbers natalg serves: N or N-M")
+	apply := fs.Bool("apply", false, "install the rules (iptables-restore and ip6tables-restore)")
+	remove := fs.Bool("remove", false, "remove the rules")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *inside == "" || *outside == "" || *inside == *outside {
+		fmt.Fprintln(stderr, "natalg rules: give --inside-if and --outside-if (two different interfaces)")
+		return 2
+	}
+	for _, n := range []string{*inside, *outside} {
+		if strings.ContainsAny(n, " \t\n/") || len(n) > 15 {
+			fmt.Fprintf(stderr, "natalg rules: bad interface name %q\n", n)
+			return 2
+		}
+	}
+	if *apply && *remove {
+		fmt.Fprintln(stderr, "natalg rules: --apply or --remove, not both")
+		return 2
+	}
+	qs, err := parseQueues(*queues)
+	if err != nil {
+		fmt.Fprintf(stderr, "natalg rules: --queues: %v\n", err)
+		return 2
+	}
+	lo, hi := qs[0], qs[len(qs)-1]
+	text := rulesText(*inside, *outside, *queues, lo, hi)
+	if !*apply && !*remove {
+		fmt.Fprint(stdout, text)
+		return 0
+	}
+	// Removing first makes --apply idempotent; errors from rules that are
+	// not there are expected then.
+	for _, tool := range []string{"iptables-restore", "ip6tables-restore"} {
+		restore(tool, removeText(*inside, *outside))
+		if *apply {
+			if out, err := restore(tool, text); err != nil {
+				fmt.Fprintf(stderr, "natalg rules: %s: %v\n%s", tool, err, out)
+				return 1
+			}
+		}
+	}
+	if *apply {
+		fmt.Fprintf(stdout, "installed (IPv4 and IPv6):\n%s", text)
+	} else {
+		fmt.Fprintln(stdout, "removed")
+	}
+	return 0
+}
+
+func restore(tool, text string) ([]byte, error) {
+	cmd := exec.Command(tool, "--noflush")
+	cmd.Stdin = strings.NewReader(text)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.Bytes(), err
+}

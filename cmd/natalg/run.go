@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/natalg/natalg/cmd/internal/nfq"
+	"github.com/natalg/natalg/nat"
+)
+
+const defaultControl = "/run/natalg.sock"
+
+// cmdRun implements "natalg run": the NFQUEUE daemon.
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var nf natFlags
+	nf.register(fs)
+	fs.String("config", "", "file of settings, one flag per line: \"inside 198.18.0.0/16\"")
+	queues := fs.String("queues", "0", "NFQUEUE numbers to serve: N or N-M")
+	queueLen := fs.Uint("queue-len", 8192, "kernel queue length per queue")
+	rcvbuf := fs.Int("rcvbuf", 32<<20, "netlink receive buffer per queue, bytes")
+	gso := fs.Bool("gso", false, "receive GSO super-packets (NFQA_CFG_F_GSO) instead of segments")
+	metrics := fs.String("metrics", "127.0.0.1:9108", "address for Prometheus metrics (/metrics); empty: off")
+	control := fs.String("control", defaultControl, "unix socket for natalg flows; empty: off")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if _, err := parseWithConfig(fs, args); err != nil {
+		fmt.Fprintf(stderr, "natalg run: %v\n", err)
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "natalg run: --log-level: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	qs, err := parseQueues(*queues)
+	if err != nil {
+		fmt.Fprintf(stderr, "natalg run: --queues: %v\n", err)
+		return 2
+	}
+	cfg, err := nf.config()
+	if err != nil {
+		fmt.Fprintf(stderr, "natalg run: %v\n", err)
+		return 2
+	}
+	eng, err := nat.New(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "natalg run: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var st nfq.Stats
+	var wg sync.WaitGroup
+	if *metrics != "" {
+		ln, err := net.Listen("tcp", *metrics)
+		if err != nil {
+			fmt.Fprintf(stderr, "natalg run: metrics: %v\n", err)
+			return 1
+		}
+		srv := &http.Server{Handler: metricsHandler(eng, &st, qs), ReadHeaderTimeout: 5 * time.Second}
+		wg.Add(1)
+		go func() { defer wg.Done(); srv.Serve(ln) }()
+		go func() { <-ctx.Done(); srv.Close() }()
+	}
+	if *control != "" {
+		ln, err := listenControl(*control)
+		if err != nil {
+			fmt.Fprintf(stderr, "natalg run: control socket: %v\n", err)
+			return 1
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); serveControl(ctx, ln, eng, log) }()
+		defer os.Remove(*control)
+	}
+	// Expiry runs beside the packet workers, one shard at a time.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				if n := eng.Expire(now); n > 0 {
+					log.Debug("expired flows", "n", n)
+				}
+			}
+		}
+	}()
+	ready := func() {
+		log.Info("ready", "queues", *queues, "inside", fmt.Sprint(cfg.Inside), "public", fmt.Sprint(cfg.Public),
+			"forwards", nf.forwards.String(), "gso", *gso, "metrics", *metrics, "control", *control)
+	}
+	err = nfq.Run(ctx, eng, nfq.Options{Queues: qs, MaxQueueLen: uint32(*queueLen), ReadBuffer: *rcvbuf, GSO: *gso, Log: log}, &st, ready)
+	stop()
+	wg.Wait()
+	if err != nil {
+		log.Error("stopped", "err", err)
+		return 1
+	}
+	s := eng.Stats.Snapshot()
+	log.Info("stopped", "packets", st.Received.Load(), "accepted", st.Accepted.Load(), "dropped", st.Dropped.Load(),
+		"rewrites", s.Rewrites, "flows", eng.Table().Len())
+	return 0
+}
+
+// parseQueues reads "N" or "N-M".
+func parseQueues(s string) ([]uint16, error) {
+	lo, hi, isRange := strings.Cut(s, "-")
+	a, err := strconv.ParseUint(lo, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("bad queue %q", s)
+	}
+	b := a
+	if isRange {
+		if b, err = strconv.ParseUint(hi, 10, 16); err != nil || b < a || b-a > 63 {
+			return nil, fmt.Errorf("bad queue range %q", s)
+		}
+	}
+	var qs []uint16
+	for q := a; q <= b; q++ {
+		qs = append(qs, uint16(q))
+	}
+	return qs, nil
+}
+
+// parseWithConfig parses the flags of a config file (if --config is given
+// on the command line), then the command line, which wins.
+func parseWithConfig(fs *flag.FlagSet, args []string) ([]string, error) {
+	// A first pass finds --config.
+	probe := flag.NewFlagSet("", flag.ContinueOnError)
+	probe.SetOutput(io.Discard)
+	cfgPath := probe.String("config", "", "")
+	for i := 0; i < len(args); i++ {
+		if a := args[i]; a == "--config" || a == "-config" {
+			if i+1 < len(args) {
+				*cfgPath = args[i+1]
+			}
+		} else if v, ok := strings.CutPrefix(a, "--config="); ok {
+			*cfgPath = v
+		}
+	}
+	if *cfgPath != "" {
+		fargs, err := readConfig(*cfgPath)
+		if err != nil {
+			return nil, err
+		}
+		if err := fs.Parse(fargs); err != nil {
+			return nil, fmt.Errorf("%s: %w", *cfgPath, err)
+		}
+		if fs.NArg() > 0 {
+			return nil, fmt.Errorf("%s: unexpected %q", *cfgPath, fs.Arg(0))
+		}
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", pos[0])
+	}
+	return pos, nil
+}
+
+// readConfig turns a config file into flags: each line "name value" (or a
+// lone "name" for a switch), "#" starts a comment.
+func readConfig(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var args []string
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		fields := strings.Fields(line)
+		switch len(fields) {
+		case 0:
+		case 1:
+			args = append(args, "--"+fields[0])
+		case 2:
+			args = append(args, "--"+fields[0], fields[1])
+		default:
+			return nil, fmt.Errorf("%s:%d: want \"name value\"", path, n)
+		}
+	}
+	return args, sc.Err()
+}
+
+// metricsHandler serves the engine's counters, the front end's and the
+// kernel's queue counters in the Prometheus text format.
+func metricsHandler(eng *nat.Engine, st *nfq.Stats, qs []uint16) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		eng.Stats.WriteMetrics(w)
+		t := eng.Table()
+		fmt.Fprintf(w, "# HELP natalg_flows Flows in the table.\n# TYPE natalg_flows gauge\nnatalg_flows %d\n", t.Len())
+		fmt.Fprintf(w, "# HELP natalg_flows_max Flow table size.\n# TYPE natalg_flows_max gauge\nnatalg_flows_max %d\n", t.Max())
+		fmt.Fprintf(w, "# HELP natalg_expectations Pending expectations.\n# TYPE natalg_expectations gauge\nnatalg_expectations %d\n", t.ExpectationCount())
+		fmt.Fprintf(w, "# HELP natalg_flows_total Flows created, expired, refused for a full table.\n# TYPE natalg_flows_total counter\n")
+		fmt.Fprintf(w, "natalg_flows_total{event=\"created\"} %d\nnatalg_flows_total{event=\"expired\"} %d\nnatalg_flows_total{event=\"table_full\"} %d\n",
+			t.Stats.FlowsCreated.Load(), t.Stats.FlowsExpired.Load(), t.Stats.FlowsRejectedFull.Load())
+		fmt.Fprintf(w, "# HELP natalg_expectations_total Expectations by event.\n# TYPE natalg_expectations_total counter\n")
+		for _, e := range []struct {
+			name string
+			v    uint64
+		}{{"created", t.Stats.ExpectationsCreated.Load()}, {"used", t.Stats.ExpectationsUsed.Load()},
+			{"expired", t.Stats.ExpectationsExpired.Load()}, {"evicted", t.Stats.ExpectationsEvicted.Load()},
+			{"refused_full", t.Stats.ExpectationsFull.Load()}} {
+			fmt.Fprintf(w, "natalg_expectations_total{event=%q} %d\n", e.name, e.v)
+		}
+		fmt.Fprintf(w, "# HELP natalg_nfqueue_packets_total Packets seen by the NFQUEUE front end.\n# TYPE natalg_nfqueue_packets_total counter\n")
+		for _, e := range []struct {
+			name string
+			v    uint64
+		}{{"received", st.Received.Load()}, {"accepted", st.Accepted.Load()}, {"dropped", st.Dropped.Load()},
+			{"truncated", st.Truncated.Load()}, {"gso", st.GSO.Load()}, {"checksum_completed", st.CsumCompleted.Load()},
+			{"checksum_unverified", st.CsumUnverified.Load()}} {
+			fmt.Fprintf(w, "natalg_nfqueue_packets_total{event=%q} %d\n", e.name, e.v)
+		}
+		fmt.Fprintf(w, "# HELP natalg_nfqueue_errors_total Netlink errors (the reader survives them).\n# TYPE natalg_nfqueue_errors_total counter\n")
+		fmt.Fprintf(w, "natalg_nfqueue_errors_total{kind=\"read\"} %d\nnatalg_nfqueue_errors_total{kind=\"verdict\"} %d\n", st.ReadErrors.Load(), st.VerdictErrors.Load())
+		writeKernelQueueStats(w, qs)
+	})
+	return mux
+}
+
+// writeKernelQueueStats exports /proc/net/netfilter/nfnetlink_queue: per
+// queue, packets waiting, dropped because the queue was full
+// (queue_dropped), and dropped because the netlink socket was full
+// (user_dropped).
+func writeKernelQueueStats(w io.Writer, qs []uint16) {
+	b, err := os.ReadFile("/proc/net/netfilter/nfnetlink_queue")
+	if err != nil {
+		return
+	}
+	mine := map[string]bool{}
+	for _, q := range qs {
+		mine[strconv.Itoa(int(q))] = true
+	}
+	fmt.Fprintf(w, "# HELP natalg_nfqueue_kernel_waiting Packets waiting in the kernel queue.\n# TYPE natalg_nfqueue_kernel_waiting gauge\n")
+	fmt.Fprintf(w, "# HELP natalg_nfqueue_dropped_total Packets the kernel dropped for this queue, by cause.\n# TYPE natalg_nfqueue_dropped_total counter\n")
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 7 || !mine[f[0]] {
+			continue
+		}
+		fmt.Fprintf(w, "natalg_nfqueue_kernel_waiting{queue=%q} %s\n", f[0], f[2])
+		fmt.Fprintf(w, "natalg_nfqueue_dropped_total{queue=%q,cause=\"queue_full\"} %s\n", f[0], f[5])
+		fmt.Fprintf(w, "natalg_nfqueue_dropped_total{queue=%q,cause=\"socket_full\"} %s\n", f[0], f[6])
+	}
+}
