@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -37,6 +38,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	metrics := fs.String("metrics", "127.0.0.1:9108", "address for Prometheus metrics (/metrics); empty: off")
 	control := fs.String("control", defaultControl, "unix socket for natalg flows; empty: off")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	pprofAddr := fs.String("pprof", "", "address for Go profiling (net/http/pprof); empty: off")
 	if _, err := parseWithConfig(fs, args); err != nil {
 		fmt.Fprintf(stderr, "natalg run: %v\n", err)
 		return 2
@@ -75,6 +77,19 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		srv := &http.Server{Handler: metricsHandler(eng, &st, qs), ReadHeaderTimeout: 5 * time.Second}
 		wg.Add(1)
 		go func() { defer wg.Done(); srv.Serve(ln) }()
+		go func() { <-ctx.Done(); srv.Close() }()
+	}
+	if *pprofAddr != "" {
+		ln, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "natalg run: pprof: %v\n", err)
+			return 1
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
 		go func() { <-ctx.Done(); srv.Close() }()
 	}
 	if *control != "" {
