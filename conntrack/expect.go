@@ -67,8 +67,8 @@ func (t *Table) Expect(e *Expectation, now int64) error {
 		t.notifyExpectations(dropped[:nd])
 		return ErrExpectFull
 	}
-	if m := e.Master; m != nil && len(m.expects) >= t.cfg.MaxExpectPerMaster {
-		oldest := m.expects[0]
+	if m := e.Master; m != nil && len(t.byMaster[m]) >= t.cfg.MaxExpectPerMaster {
+		oldest := t.byMaster[m][0]
 		t.unlinkLocked(oldest)
 		dropped[nd] = oldest
 		nd++
@@ -78,7 +78,7 @@ func (t *Table) Expect(e *Expectation, now int64) error {
 	e.Expires = now + int64(t.cfg.Timeouts.Expectation)
 	t.expects[e.key()] = e
 	if e.Master != nil {
-		e.Master.expects = append(e.Master.expects, e)
+		t.byMaster[e.Master] = append(t.byMaster[e.Master], e)
 	}
 	t.expMu.Unlock()
 	t.Stats.ExpectationsCreated.Add(1)
@@ -92,8 +92,14 @@ func (t *Table) unlinkLocked(e *Expectation) {
 		delete(t.expects, e.key())
 	}
 	if m := e.Master; m != nil {
-		if i := slices.Index(m.expects, e); i >= 0 {
-			m.expects = slices.Delete(m.expects, i, i+1)
+		es := t.byMaster[m]
+		if i := slices.Index(es, e); i >= 0 {
+			es = slices.Delete(es, i, i+1)
+		}
+		if len(es) == 0 {
+			delete(t.byMaster, m)
+		} else {
+			t.byMaster[m] = es
 		}
 	}
 }
@@ -126,8 +132,8 @@ func (t *Table) TakeExpectation(proto uint8, src, dst netip.Addr, dport uint16, 
 // removeExpectationsOf drops the pending expectations of a removed master.
 func (t *Table) removeExpectationsOf(f *Flow) {
 	t.expMu.Lock()
-	es := f.expects
-	f.expects = nil
+	es := t.byMaster[f]
+	delete(t.byMaster, f)
 	for _, e := range es {
 		if t.expects[e.key()] == e {
 			delete(t.expects, e.key())

@@ -2,6 +2,7 @@ package conntrack
 
 import (
 	"errors"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 )
@@ -46,20 +47,23 @@ const (
 )
 
 type shard struct {
-	mu    sync.RWMutex
-	flows map[Tuple]*Flow
-	_     [40]byte // keep shards on separate cache lines
+	mu  sync.RWMutex
+	idx index
+	_   [16]byte // keep shards on separate cache lines
 }
 
-// Table is the flow table: every live flow is indexed by both its tuples. It
-// is safe for concurrent use by several packet workers.
+// Table is the flow table: every live flow is indexed by both its tuples, in
+// 64 shards of compact open-addressing tables (see index). It is safe for
+// concurrent use by several packet workers.
 type Table struct {
 	cfg    Config
+	seed   [6]uint64
 	shards [nShards]shard
 	count  atomic.Int64
 
-	expMu   sync.Mutex
-	expects map[expKey]*Expectation
+	expMu    sync.Mutex
+	expects  map[expKey]*Expectation
+	byMaster map[*Flow][]*Expectation // pending expectations of each master
 
 	sweepMu sync.Mutex
 	stale   []*Flow // scratch for Sweep, guarded by sweepMu
@@ -93,9 +97,9 @@ func NewTable(cfg Config) *Table {
 	if cfg.Timeouts == (Timeouts{}) {
 		cfg.Timeouts = DefaultTimeouts
 	}
-	t := &Table{cfg: cfg, expects: make(map[expKey]*Expectation)}
-	for i := range t.shards {
-		t.shards[i].flows = make(map[Tuple]*Flow)
+	t := &Table{cfg: cfg, expects: make(map[expKey]*Expectation), byMaster: make(map[*Flow][]*Expectation)}
+	for i := range t.seed {
+		t.seed[i] = rand.Uint64()
 	}
 	return t
 }
@@ -109,38 +113,23 @@ func (t *Table) Len() int { return int(t.count.Load()) }
 // Max returns the configured maximum number of flows.
 func (t *Table) Max() int { return t.cfg.MaxFlows }
 
-// shardOf picks a shard from the tuple's ports and the low bytes of its
-// addresses, which differ most between flows.
-func shardOf(tu *Tuple) int {
-	s, d := tu.Src.As16(), tu.Dst.As16()
-	h := uint32(tu.SrcPort)<<16 | uint32(tu.DstPort)
-	h ^= uint32(s[12])<<24 | uint32(s[13])<<16 | uint32(s[14])<<8 | uint32(s[15])
-	h ^= (uint32(d[12])<<24 | uint32(d[13])<<16 | uint32(d[14])<<8 | uint32(d[15])) * 0x9e3779b1
-	h ^= uint32(tu.Proto)
-	h *= 0x85ebca6b
-	return int(h >> (32 - shardBits))
-}
+func (t *Table) shard(h uint64) *shard { return &t.shards[h>>(64-shardBits)] }
 
 // Lookup returns the live flow that tuple tu belongs to and the direction of
 // a packet with that tuple, or nil. A flow past its timeout at now is treated
 // as absent.
 func (t *Table) Lookup(tu Tuple, now int64) (*Flow, Dir) {
-	sh := &t.shards[shardOf(&tu)]
-	sh.mu.RLock()
-	f := sh.flows[tu]
-	sh.mu.RUnlock()
+	h := hashTuple(&tu, &t.seed)
+	f, d := t.shard(h).idx.get(&tu, h)
 	if f == nil || f.Expired(now) {
 		return nil, Original
 	}
-	if f.Tuples[Original] == tu {
-		return f, Original
-	}
-	return f, Reply
+	return f, d
 }
 
-// lock2 locks the shards of both tuples in index order and returns them.
-func (t *Table) lock2(a, b *Tuple) (*shard, *shard) {
-	i, j := shardOf(a), shardOf(b)
+// lock2 locks the shards of hashes a and b in index order and returns them.
+func (t *Table) lock2(a, b uint64) (*shard, *shard) {
+	i, j := a>>(64-shardBits), b>>(64-shardBits)
 	if i > j {
 		i, j = j, i
 	}
@@ -166,21 +155,19 @@ func unlock2(si, sj *shard) {
 // different live flow, ErrFull when the table is full.
 func (t *Table) Insert(f *Flow, now int64) (*Flow, Dir, error) {
 	o, r := &f.Tuples[Original], &f.Tuples[Reply]
+	ho, hr := hashTuple(o, &t.seed), hashTuple(r, &t.seed)
+	so, sr := t.shard(ho), t.shard(hr)
 	for attempt := 0; ; attempt++ {
-		si, sj := t.lock2(o, r)
-		so, sr := &t.shards[shardOf(o)], &t.shards[shardOf(r)]
+		si, sj := t.lock2(ho, hr)
 		var stale *Flow
-		if g := so.flows[*o]; g != nil {
+		if g, d := so.idx.get(o, ho); g != nil {
 			if !g.Expired(now) {
 				unlock2(si, sj)
-				if g.Tuples[Original] == *o {
-					return g, Original, nil
-				}
-				return g, Reply, nil
+				return g, d, nil
 			}
 			stale = g
 		}
-		if g := sr.flows[*r]; g != nil && stale == nil {
+		if g, _ := sr.idx.get(r, hr); g != nil && stale == nil {
 			if !g.Expired(now) {
 				unlock2(si, sj)
 				return nil, Original, ErrClash
@@ -206,8 +193,8 @@ func (t *Table) Insert(f *Flow, now int64) (*Flow, Dir, error) {
 		if f.expires.Load() == 0 {
 			f.extend(now, t.cfg.Timeouts.timeout(f.Proto(), TCPNone))
 		}
-		so.flows[*o] = f
-		sr.flows[*r] = f
+		so.idx.put(f, Original, ho, &t.seed)
+		sr.idx.put(f, Reply, hr, &t.seed)
 		t.count.Add(1)
 		unlock2(si, sj)
 		t.Stats.FlowsCreated.Add(1)
@@ -218,17 +205,13 @@ func (t *Table) Insert(f *Flow, now int64) (*Flow, Dir, error) {
 // Remove unlinks f from the table, drops its pending expectations and calls
 // the FlowRemoved callback. Removing a flow twice does nothing.
 func (t *Table) Remove(f *Flow) {
-	if !f.dead.CompareAndSwap(false, true) {
+	if !f.kill() {
 		return
 	}
-	o, r := &f.Tuples[Original], &f.Tuples[Reply]
-	si, sj := t.lock2(o, r)
-	if so := &t.shards[shardOf(o)]; so.flows[*o] == f {
-		delete(so.flows, *o)
-	}
-	if sr := &t.shards[shardOf(r)]; sr.flows[*r] == f {
-		delete(sr.flows, *r)
-	}
+	ho, hr := hashTuple(&f.Tuples[Original], &t.seed), hashTuple(&f.Tuples[Reply], &t.seed)
+	si, sj := t.lock2(ho, hr)
+	t.shard(ho).idx.del(f, Original, ho)
+	t.shard(hr).idx.del(f, Reply, hr)
 	unlock2(si, sj)
 	t.count.Add(-1)
 	t.removeExpectationsOf(f)
@@ -249,12 +232,13 @@ func (t *Table) Sweep(now int64) int {
 		sh := &t.shards[i]
 		t.stale = t.stale[:0]
 		sh.mu.RLock()
-		for tu, f := range sh.flows {
-			// Collect each flow once: from the shard of its original tuple.
-			if f.Expired(now) && f.Tuples[Original] == tu {
+		// Collect each flow once: from the slot of its original tuple.
+		sh.idx.each(func(f *Flow) bool {
+			if f.Expired(now) {
 				t.stale = append(t.stale, f)
 			}
-		}
+			return true
+		})
 		sh.mu.RUnlock()
 		for _, f := range t.stale {
 			if !f.Dead() {
@@ -275,15 +259,10 @@ func (t *Table) Range(fn func(*Flow) bool) {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.RLock()
-		for tu, f := range sh.flows {
-			if f.Tuples[Original] != tu || f.Dead() {
-				continue
-			}
-			if !fn(f) {
-				sh.mu.RUnlock()
-				return
-			}
-		}
+		ok := sh.idx.each(func(f *Flow) bool { return f.Dead() || fn(f) })
 		sh.mu.RUnlock()
+		if !ok {
+			return
+		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -26,6 +28,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	maxTime := fs.Duration("time", bench.DefaultMaxTime, "bound on each timed phase")
 	batch := fs.Int("batch", bench.DefaultBatch, "packets per batch")
 	seed := fs.Int64("seed", 1, "generator seed")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the runs to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -53,6 +56,19 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	if !known {
 		fmt.Fprintf(stderr, "natalg bench: unknown scenario %q (want %s)\n", *scenario, strings.Join(bench.Scenarios, ", "))
 		return 2
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintf(stderr, "natalg bench: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "natalg bench: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var rs []*bench.Result
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)

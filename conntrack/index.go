@@ -1,0 +1,206 @@
+package conntrack
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"sync/atomic"
+)
+
+// index is one shard's open-addressing hash table from tuples to flows,
+// with linear probing. Each slot is a 32-bit tag (0 empty, 1 deleted, else
+// hash bits with the low bit the direction of the tuple in its flow) and a
+// flow pointer: 12 bytes a slot where a Go map of Tuple keys spends 65, so
+// a flow, indexed under both its tuples, costs about 40 bytes of index at
+// the usual load. A probe compares tags and dereferences a flow only on a
+// tag match; the tuple is then compared with the flow's own copy, so the
+// index stores no keys.
+//
+// Readers take no lock: slots are read and written atomically, writers
+// (holding the shard's lock) store a slot's flow before its tag, and a
+// resize publishes a new slot array, leaving the old one to readers still
+// on it. A lookup therefore sees every flow inserted before it began and
+// not yet removed; a flow inserted or removed meanwhile may or may not be
+// seen, and callers recheck under the lock (Insert) or through the flow's
+// removed mark (Expired).
+type index struct {
+	cur  atomic.Pointer[slots]
+	used int // live + deleted slots; writers only
+	live int
+}
+
+type slots struct {
+	tags  []atomic.Uint32
+	flows []atomic.Pointer[Flow]
+}
+
+const (
+	tagEmpty   = 0
+	tagDeleted = 1
+	minSlots   = 16
+	// The table grows past maxLoad used slots per 10 to twice its live
+	// slots: the load stays between 0.4 and 0.8.
+	maxLoad = 8
+)
+
+// hashTuple mixes a tuple with the table's seed (wyhash-style multiply and
+// fold): its top bits pick the shard, bits 32-47 make the tag, the low 32
+// bits the slot.
+func hashTuple(tu *Tuple, seed *[6]uint64) uint64 {
+	s, d := tu.Src.As16(), tu.Dst.As16()
+	s0, s1 := binary.LittleEndian.Uint64(s[:8]), binary.LittleEndian.Uint64(s[8:])
+	d0, d1 := binary.LittleEndian.Uint64(d[:8]), binary.LittleEndian.Uint64(d[8:])
+	p := uint64(tu.SrcPort)<<24 | uint64(tu.DstPort)<<8 | uint64(tu.Proto)
+	h1 := mix(s1^seed[0], d1^seed[1])
+	h2 := mix(s0^d0^seed[2], p^seed[3])
+	return mix(h1^seed[4], h2^seed[5])
+}
+
+func mix(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
+}
+
+// tagOf returns the slot tag of a tuple of hash h and direction dir.
+func tagOf(h uint64, dir Dir) uint32 { return uint32(h>>32)&^1 | 2 | uint32(dir) }
+
+// home returns the first slot to probe for hash h in n slots.
+func home(h uint64, n int) int { return int(uint64(uint32(h)) * uint64(n) >> 32) }
+
+// get returns the flow holding tuple tu (of hash h) and tu's direction.
+// It takes no lock.
+func (x *index) get(tu *Tuple, h uint64) (*Flow, Dir) {
+	sl := x.cur.Load()
+	if sl == nil {
+		return nil, Original
+	}
+	n := len(sl.tags)
+	want := tagOf(h, 0)
+	for i, probes := home(h, n), 0; probes < n; probes++ {
+		tg := sl.tags[i].Load()
+		if tg == tagEmpty {
+			return nil, Original
+		}
+		if tg&^1 == want {
+			d := Dir(tg & 1)
+			if f := sl.flows[i].Load(); f != nil && f.Tuples[d] == *tu {
+				return f, d
+			}
+		}
+		if i++; i == n {
+			i = 0
+		}
+	}
+	return nil, Original
+}
+
+// put adds f under its tuple of direction dir, hash h; the tuple must not
+// be in the index. The caller holds the shard's lock.
+func (x *index) put(f *Flow, dir Dir, h uint64, seed *[6]uint64) {
+	sl := x.cur.Load()
+	if sl == nil || (x.used+1)*10 > len(sl.tags)*maxLoad {
+		sl = x.resize(max(minSlots, 2*(x.live+1)), seed)
+	}
+	n := len(sl.tags)
+	for i := home(h, n); ; {
+		if tg := sl.tags[i].Load(); tg == tagEmpty || tg == tagDeleted {
+			if tg == tagEmpty {
+				x.used++
+			}
+			sl.flows[i].Store(f)
+			sl.tags[i].Store(tagOf(h, dir))
+			x.live++
+			return
+		}
+		if i++; i == n {
+			i = 0
+		}
+	}
+}
+
+// del removes f's tuple of direction dir, hash h, if f holds it. The caller
+// holds the shard's lock.
+func (x *index) del(f *Flow, dir Dir, h uint64) {
+	sl := x.cur.Load()
+	if sl == nil {
+		return
+	}
+	n := len(sl.tags)
+	want := tagOf(h, dir)
+	for i, probes := home(h, n), 0; probes < n; probes++ {
+		tg := sl.tags[i].Load()
+		if tg == tagEmpty {
+			return
+		}
+		if tg == want && sl.flows[i].Load() == f {
+			sl.tags[i].Store(tagDeleted)
+			sl.flows[i].Store(nil)
+			x.live--
+			// A deleted slot followed by an empty one is on no live
+			// tuple's probe path: empty it, and the deleted ones before it.
+			if sl.tags[(i+1)%n].Load() == tagEmpty {
+				for sl.tags[i].Load() == tagDeleted {
+					sl.tags[i].Store(tagEmpty)
+					x.used--
+					if i--; i < 0 {
+						i = n - 1
+					}
+				}
+			}
+			if x.live == 0 && n > 4*minSlots {
+				x.cur.Store(nil)
+				x.used = 0
+			}
+			return
+		}
+		if i++; i == n {
+			i = 0
+		}
+	}
+}
+
+// each calls fn with the flow of every slot holding an original tuple.
+func (x *index) each(fn func(*Flow) bool) bool {
+	sl := x.cur.Load()
+	if sl == nil {
+		return true
+	}
+	for i := range sl.tags {
+		if tg := sl.tags[i].Load(); tg >= 2 && tg&1 == 0 {
+			if f := sl.flows[i].Load(); f != nil && !fn(f) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// resize rehashes the live slots into n new slots and publishes them.
+func (x *index) resize(n int, seed *[6]uint64) *slots {
+	nw := &slots{tags: make([]atomic.Uint32, n), flows: make([]atomic.Pointer[Flow], n)}
+	x.used, x.live = 0, 0
+	if old := x.cur.Load(); old != nil {
+		for i := range old.tags {
+			tg := old.tags[i].Load()
+			if tg < 2 {
+				continue
+			}
+			f := old.flows[i].Load()
+			// The tag holds 31 bits of the hash, not the slot bits: rehash.
+			h := hashTuple(&f.Tuples[tg&1], seed)
+			for j := home(h, n); ; {
+				if nw.tags[j].Load() == tagEmpty {
+					nw.flows[j].Store(f)
+					nw.tags[j].Store(tg)
+					break
+				}
+				if j++; j == n {
+					j = 0
+				}
+			}
+			x.used++
+			x.live++
+		}
+	}
+	x.cur.Store(nw)
+	return nw
+}
