@@ -6,16 +6,11 @@ package nfq
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
-	"time"
 
 	"github.com/florianl/go-nfqueue/v2"
 	"github.com/mdlayher/netlink"
@@ -97,6 +92,7 @@ func Run(ctx context.Context, eng *nat.Engine, opt Options, st *Stats, ready fun
 		wg.Add(1)
 		go func(q *queue) {
 			defer wg.Done()
+			<-q.done
 			q.nf.Close()
 		}(q)
 	}
@@ -104,133 +100,59 @@ func Run(ctx context.Context, eng *nat.Engine, opt Options, st *Stats, ready fun
 	return nil
 }
 
-// queue is one bound NFQUEUE with its reader's buffer.
+// queue is one bound NFQUEUE.
 type queue struct {
-	num uint16
-	nf  *nfqueue.Nfqueue
-	eng *nat.Engine
-	st  *Stats
-	log *slog.Logger
-	buf []byte
+	done chan struct{} // closed when the reader has unbound
+	num  uint16
+	nf   *nfqueue.Nfqueue
+	eng  *nat.Engine
+	st   *Stats
+	log  *slog.Logger
 }
 
 func open(ctx context.Context, eng *nat.Engine, num uint16, opt Options, st *Stats, log *slog.Logger) (*queue, error) {
-	var flags uint32
-	if opt.GSO {
-		flags |= nfqueue.NfQaCfgFlagGSO
-	}
-	nf, err := nfqueue.Open(&nfqueue.Config{
-		NfQueue:      num,
-		MaxPacketLen: nat.MaxPacket,
-		MaxQueueLen:  opt.MaxQueueLen,
-		Copymode:     nfqueue.NfQnlCopyPacket,
-		AfFamily:     unix.AF_INET,
-		Flags:        flags,
-		WriteTimeout: 2 * time.Second,
-	})
+	// go-nfqueue opens the netlink socket (in this network namespace);
+	// binding, configuration and the packet path are natalg's own loop.
+	nf, err := nfqueue.Open(&nfqueue.Config{NfQueue: num, AfFamily: unix.AF_INET})
 	if err != nil {
 		return nil, fmt.Errorf("nfqueue %d: open: %w", num, err)
 	}
-	// A full socket buffer must not kill the reader: drop the ENOBUFS
-	// error (the kernel counts the loss in nfnetlink_queue) and go on.
+	// A full socket buffer must not kill the reader: no ENOBUFS errors (the
+	// kernel counts the loss in /proc/net/netfilter/nfnetlink_queue).
 	if err := nf.SetOption(netlink.NoENOBUFS, true); err != nil {
 		nf.Close()
 		return nil, fmt.Errorf("nfqueue %d: NETLINK_NO_ENOBUFS: %w", num, err)
 	}
-	if err := nf.Con.SetReadBuffer(opt.ReadBuffer); err != nil {
-		log.Warn("cannot set the netlink receive buffer", "queue", num, "bytes", opt.ReadBuffer, "err", err)
-	}
-	q := &queue{num: num, nf: nf, eng: eng, st: st, log: log, buf: make([]byte, 0, nat.MaxPacket+256)}
-	if err := nf.RegisterWithErrorFunc(ctx, q.packet, q.readError(ctx)); err != nil {
-		nf.Close()
-		return nil, fmt.Errorf("nfqueue %d: bind: %w (is another process bound to it?)", num, err)
-	}
-	return q, nil
-}
-
-// readError keeps the reader alive across transient errors.
-func (q *queue) readError(ctx context.Context) nfqueue.ErrorFunc {
-	return func(err error) int {
-		if ctx.Err() != nil {
-			return 1
-		}
-		q.st.ReadErrors.Add(1)
-		var op *netlink.OpError
-		if errors.As(err, &op) && (op.Timeout() || errors.Is(op.Err, syscall.ENOBUFS)) {
-			return 0
-		}
-		if errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) {
-			return 0
-		}
-		if errors.Is(err, syscall.EBADF) || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) {
-			return 1
-		}
-		q.log.Error("nfqueue read", "queue", q.num, "err", err)
-		return 0
-	}
-}
-
-// packet handles one queued packet: translate, then verdict. It runs on the
-// queue's single reader goroutine, so verdicts leave in arrival order.
-func (q *queue) packet(a nfqueue.Attribute) int {
-	if a.PacketID == nil {
-		return 0
-	}
-	id := *a.PacketID
-	q.st.Received.Add(1)
-	if a.Payload == nil {
-		q.verdict(id, nfqueue.NfDrop, nil)
-		return 0
-	}
-	payload := *a.Payload
-	if a.CapLen != nil && int(*a.CapLen) != len(payload) {
-		// Only part of the packet was copied: translating it would send
-		// the kernel a packet with a cut-off tail.
-		q.st.Truncated.Add(1)
-		q.verdict(id, nfqueue.NfDrop, nil)
-		return 0
-	}
-	var skb uint32
-	if a.SkbInfo != nil && len(*a.SkbInfo) >= 4 {
-		skb = binary.BigEndian.Uint32(*a.SkbInfo)
-	}
-	buf := append(q.buf[:0], payload...)
-	if skb&skbGSO != 0 {
-		q.st.GSO.Add(1)
-	}
-	if skb&skbCsumNotVerified != 0 {
-		// The engine verifies every segment whose payload it inspects.
-		q.st.CsumUnverified.Add(1)
-	}
-	if skb&skbCsumNotReady != 0 {
-		// The checksum field holds only the pseudo-header sum and the
-		// kernel takes the checksum of a mangled packet as final: complete
-		// it first, so incremental updates and verification both hold.
-		completeChecksum(buf)
-		q.st.CsumCompleted.Add(1)
-	}
-	v, out := q.eng.Process(buf, time.Now())
-	if v != nat.Accept {
-		q.st.Dropped.Add(1)
-		q.verdict(id, nfqueue.NfDrop, nil)
-		return 0
-	}
-	q.st.Accepted.Add(1)
-	q.verdict(id, nfqueue.NfAccept, out)
-	return 0
-}
-
-func (q *queue) verdict(id uint32, v int, pkt []byte) {
-	var err error
-	if pkt != nil {
-		err = q.nf.SetVerdictModPacket(id, v, pkt)
-	} else {
-		err = q.nf.SetVerdict(id, v)
-	}
+	q := &queue{num: num, nf: nf, eng: eng, st: st, log: log, done: make(chan struct{})}
+	l, err := newLoop(q)
 	if err != nil {
-		q.st.VerdictErrors.Add(1)
-		q.log.Debug("nfqueue verdict", "queue", q.num, "id", id, "err", err)
+		nf.Close()
+		return nil, fmt.Errorf("nfqueue %d: %w", num, err)
 	}
+	// The FORCE options pass net.core.rmem_max/wmem_max (root); netlink
+	// refuses a sendmsg larger than the send buffer.
+	l.rc.Control(func(fd uintptr) {
+		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, opt.ReadBuffer); err != nil {
+			log.Warn("cannot set the netlink receive buffer", "queue", num, "bytes", opt.ReadBuffer, "err", err)
+		}
+		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4*flushAt); err != nil {
+			log.Warn("cannot set the netlink send buffer", "queue", num, "err", err)
+		}
+	})
+	var flags uint32
+	if opt.GSO {
+		flags |= nfqueue.NfQaCfgFlagGSO
+	}
+	if err := l.configure(opt.MaxQueueLen, flags); err != nil {
+		nf.Close()
+		return nil, fmt.Errorf("nfqueue %d: %w", num, err)
+	}
+	go func() {
+		defer close(q.done)
+		l.run(ctx)
+		l.unbind()
+	}()
+	return q, nil
 }
 
 // completeChecksum computes the full transport checksum of a packet whose
