@@ -43,12 +43,16 @@ type Device interface {
 // ErrClosed is returned by a Device that has no more packets.
 var ErrClosed = errors.New("nat: device closed")
 
-// ProcessBatch runs every packet of ps through the engine.
+// ProcessBatch runs every packet of ps through the engine. The counters of
+// the fast path (Stats.In, Accepted, Translated, Passed) are added once per
+// batch.
 func (e *Engine) ProcessBatch(ps []Packet) {
+	var c counts
 	for i := range ps {
 		p := &ps[i]
-		p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano())
+		p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), &c)
 	}
+	c.flush(&e.Stats)
 }
 
 // Serve reads batches of up to batch packets from dev, processes them and

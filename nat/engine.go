@@ -89,17 +89,22 @@ func (e *Engine) inside(a netip.Addr) bool {
 // A packet from an inside address is outbound, one to a public address is
 // inbound; any other packet is accepted unchanged.
 func (e *Engine) Process(pkt []byte, now time.Time) (Verdict, []byte) {
-	v, out, _ := e.process(pkt, now.UnixNano())
+	var c counts
+	v, out, _ := e.process(pkt, now.UnixNano(), &c)
+	c.flush(&e.Stats)
 	return v, out
 }
 
 // ProcessReason is Process that also says why a packet was dropped.
 func (e *Engine) ProcessReason(pkt []byte, now time.Time) (Verdict, []byte, DropReason) {
-	return e.process(pkt, now.UnixNano())
+	var c counts
+	v, out, r := e.process(pkt, now.UnixNano(), &c)
+	c.flush(&e.Stats)
+	return v, out, r
 }
 
-func (e *Engine) process(pkt []byte, now int64) (Verdict, []byte, DropReason) {
-	e.Stats.In.Add(1)
+func (e *Engine) process(pkt []byte, now int64, c *counts) (Verdict, []byte, DropReason) {
+	c.in++
 	var p header.Parsed
 	if r := p.Decode(pkt); r != header.Ok {
 		e.Stats.Malformed[r&31].Add(1)
@@ -109,7 +114,7 @@ func (e *Engine) process(pkt []byte, now int64) (Verdict, []byte, DropReason) {
 	outbound := e.inside(p.Src)
 	inbound := !outbound && p.Dst == e.public[familyOf(p.Dst)]
 	if !outbound && !inbound {
-		e.Stats.Passed.Add(1)
+		c.passed++
 		return Accept, p.Buf, DropNone
 	}
 	if p.Fragment {
@@ -132,7 +137,7 @@ func (e *Engine) process(pkt []byte, now int64) (Verdict, []byte, DropReason) {
 				// Neighbour discovery, router advertisements and other
 				// informational messages to the public address are for the
 				// router itself: nothing to translate, nothing to reveal.
-				e.Stats.Passed.Add(1)
+				c.passed++
 				return Accept, p.Buf, DropNone
 			}
 			v, dr := e.Stats.drop(DropUnsupported)
@@ -161,8 +166,7 @@ func (e *Engine) process(pkt []byte, now int64) (Verdict, []byte, DropReason) {
 		return e.processFTP(&p, f, dir, x, now)
 	}
 	e.translate(&p, f, dir)
-	e.Stats.Accepted.Add(1)
-	e.Stats.Translated.Add(1)
+	c.translated++
 	return Accept, p.Buf, DropNone
 }
 
@@ -320,4 +324,23 @@ func (e *Engine) flowRemoved(f *conntrack.Flow) {
 // expectationRemoved releases the binding an unused expectation held.
 func (e *Engine) expectationRemoved(x *conntrack.Expectation) {
 	e.ports.release(endpoint{addr: x.Target.Addr(), port: x.Target.Port(), proto: x.Proto})
+}
+
+// counts are the per-packet counters of the fast path, kept by the caller
+// of process and added to Stats once per batch: shared atomics updated on
+// every packet would bounce their cache line between workers.
+type counts struct{ in, passed, translated uint64 }
+
+func (c *counts) flush(s *Stats) {
+	if c.in != 0 {
+		s.In.Add(c.in)
+	}
+	if c.passed != 0 {
+		s.Passed.Add(c.passed)
+	}
+	if c.translated != 0 {
+		s.Accepted.Add(c.translated)
+		s.Translated.Add(c.translated)
+	}
+	*c = counts{}
 }
