@@ -548,8 +548,8 @@ func (e *e2eEnv) startNatalg(t *testing.T) {
 func (e *e2eEnv) startCaptures(t *testing.T) {
 	e.capIn = filepath.Join(e.dir, "ctl-inside.pcap")
 	e.capOut = filepath.Join(e.dir, "ctl-outside.pcap")
-	e.capInP = startBg(t, "tcpdump r-in", e.capIn+".log", e.nsR, "tcpdump", "-i", "r-in", "-U", "-n", "-s", "0", "-Z", "root", "-w", e.capIn, "tcp port 21")
-	e.capOutP = startBg(t, "tcpdump r-out", e.capOut+".log", e.nsR, "tcpdump", "-i", "r-out", "-U", "-n", "-s", "0", "-Z", "root", "-w", e.capOut, "tcp port 21")
+	e.capInP = startBg(t, "tcpdump r-in", e.capIn+".log", e.nsR, "tcpdump", "-i", "r-in", "--immediate-mode", "-U", "-n", "-s", "0", "-Z", "root", "-w", e.capIn, "tcp port 21")
+	e.capOutP = startBg(t, "tcpdump r-out", e.capOut+".log", e.nsR, "tcpdump", "-i", "r-out", "--immediate-mode", "-U", "-n", "-s", "0", "-Z", "root", "-w", e.capOut, "tcp port 21")
 	for _, p := range []*bgProc{e.capInP, e.capOutP} {
 		if !waitFor(100, 50*time.Millisecond, func() bool { return strings.Contains(p.output(), "listening on") }) {
 			t.Fatalf("%s did not start:\n%s", p.name, p.output())
@@ -598,7 +598,7 @@ func controlLines(pcap string, max int) string {
 
 // evidence logs, when the test failed, the router's view of the control
 // channel and the daemon's log.
-func (e *e2eEnv) evidence(t *testing.T, extra ...*bgProc) {
+func (e *e2eEnv) evidence(t *testing.T, servers ...*ftpd) {
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return
@@ -608,8 +608,8 @@ func (e *e2eEnv) evidence(t *testing.T, extra ...*bgProc) {
 		if e.daemon != nil {
 			t.Logf("natalg log (tail):\n%s", tail(e.daemon.output(), 25))
 		}
-		for _, p := range extra {
-			t.Logf("%s log (tail):\n%s", p.name, tail(p.output(), 25))
+		for _, s := range servers {
+			t.Logf("%s output and log (tail):\n%s\n%s", s.kind, tail(s.proc.output(), 10), tail(s.serverLog(), 25))
 		}
 	})
 }
@@ -910,7 +910,7 @@ func e2eScenarios(t *testing.T, e *e2eEnv) {
 	for _, kind := range []string{"vsftpd", "proftpd"} {
 		t.Run("snat/"+kind, func(t *testing.T) {
 			s := e.startFTPD(t, kind, e.nsOut, 4)
-			e.evidence(t, s.proc)
+			e.evidence(t, s)
 			var xs []xfer
 			for _, m := range curl4 {
 				xs = append(xs, xfer{client: "curl", mode: m, file: e.run.small}, xfer{client: "curl", mode: m, put: true, file: e.run.up})
@@ -926,7 +926,7 @@ func e2eScenarios(t *testing.T, e *e2eEnv) {
 	for _, kind := range []string{"vsftpd", "proftpd"} {
 		t.Run("dnat/"+kind, func(t *testing.T) {
 			s := e.startFTPD(t, kind, e.nsIn, 4)
-			e.evidence(t, s.proc)
+			e.evidence(t, s)
 			var xs []xfer
 			for _, m := range curl4 {
 				xs = append(xs, xfer{client: "curl", mode: m, file: e.run.small}, xfer{client: "curl", mode: m, put: true, file: e.run.up})
@@ -940,7 +940,7 @@ func e2eScenarios(t *testing.T, e *e2eEnv) {
 	// NAT66: EPSV and EPRT |2|
 	t.Run("nat66/vsftpd", func(t *testing.T) {
 		s := e.startFTPD(t, "vsftpd", e.nsOut, 6)
-		e.evidence(t, s.proc)
+		e.evidence(t, s)
 		var xs []xfer
 		for _, m := range []string{"epsv", "eprt"} {
 			xs = append(xs, xfer{client: "curl", mode: m, file: e.run.small}, xfer{client: "curl", mode: m, put: true, file: e.run.up})
@@ -952,7 +952,7 @@ func e2eScenarios(t *testing.T, e *e2eEnv) {
 	})
 	t.Run("nat66/proftpd", func(t *testing.T) {
 		s := e.startFTPD(t, "proftpd", e.nsOut, 6)
-		e.evidence(t, s.proc)
+		e.evidence(t, s)
 		e.transfers(t, s, e.nsIn, outHost6, []xfer{
 			{client: "curl", mode: "eprt", file: e.run.small}, {client: "curl", mode: "epsv", put: true, file: e.run.up},
 		})
@@ -960,7 +960,7 @@ func e2eScenarios(t *testing.T, e *e2eEnv) {
 	// one large download each way of translating the data connection
 	t.Run("big", func(t *testing.T) {
 		s := e.startFTPD(t, "vsftpd", e.nsOut, 4)
-		e.evidence(t, s.proc)
+		e.evidence(t, s)
 		e.transfers(t, s, e.nsIn, outHost4, []xfer{{client: "curl", mode: "epsv", file: e.run.big}})
 	})
 	t.Run("split-port", func(t *testing.T) { e.rawPort(t, "split") })
@@ -999,7 +999,7 @@ type rawResult struct {
 // a segment holding a partial PORT); natalg must carry both.
 func (e *e2eEnv) rawPort(t *testing.T, how string) {
 	s := e.startFTPD(t, "vsftpd", e.nsOut, 4)
-	e.evidence(t, s.proc)
+	e.evidence(t, s)
 	argv := []string{"/usr/bin/python3", filepath.Join(e.run.scripts, "rawftp.py"), "--host", outHost4,
 		"--how", how, "--remote", "pub/small.bin", "--split-at", "7,15", "--gap", "0.05", "--timeout", "5"}
 	out, err := runIn(60*time.Second, e.nsIn, argv...)
@@ -1016,6 +1016,8 @@ func (e *e2eEnv) rawPort(t *testing.T, how string) {
 	}
 	t.Logf("%s: sent %q in %d piece(s) %q; server got %q; reply %q after %.3f s; ok=%v %s",
 		how, res.PortSent, len(res.Pieces), res.Pieces, got, res.PortReply, res.PortSeconds, res.OK, res.Error)
+	t.Logf("the router's view (last control lines; a split PORT shows as its first piece):\ninside r-in:\n%soutside r-out:\n%s",
+		controlLines(e.capIn, 4), controlLines(e.capOut, 4))
 	rewritten := strings.HasPrefix(got, "PORT "+strings.ReplaceAll(public4, ".", ",")+",")
 	intact := res.OK && res.SHA256 == e.run.small.sum && res.Bytes == e.run.small.size
 	if e.mode == "kernel" {
@@ -1067,7 +1069,7 @@ func (e *e2eEnv) loss(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			if kind == "vsftpd" {
 				s := e.startFTPD(t, "vsftpd", e.nsOut, 4)
-				e.evidence(t, s.proc)
+				e.evidence(t, s)
 				e.transfers(t, s, e.nsIn, outHost4, []xfer{
 					{client: "curl", mode: "port", file: e.run.mid}, {client: "curl", mode: "epsv", file: e.run.mid},
 					{client: "curl", mode: "port", put: true, file: e.run.up}, {client: "lftp", mode: "active", file: e.run.mid},
@@ -1075,7 +1077,7 @@ func (e *e2eEnv) loss(t *testing.T) {
 				return
 			}
 			s := e.startFTPD(t, "vsftpd", e.nsIn, 4)
-			e.evidence(t, s.proc)
+			e.evidence(t, s)
 			e.transfers(t, s, e.nsOut, public4, []xfer{
 				{client: "curl", mode: "pasv", file: e.run.mid}, {client: "curl", mode: "port", file: e.run.mid},
 				{client: "curl", mode: "pasv", put: true, file: e.run.up},
@@ -1103,7 +1105,7 @@ func (e *e2eEnv) loss(t *testing.T) {
 // the kernel; natalg flows and the metrics for natalg), then be used.
 func (e *e2eEnv) pending(t *testing.T) {
 	s := e.startFTPD(t, "vsftpd", e.nsOut, 4)
-	e.evidence(t, s.proc)
+	e.evidence(t, s)
 	var before map[string]float64
 	if e.mode == "natalg" {
 		before = e.metrics(t)
