@@ -206,6 +206,7 @@ func Run(o Options) (*Result, error) {
 		res.NsPerControlSegment = float64(m.elapsed.Nanoseconds()) * float64(o.Workers) / float64(p.control)
 	}
 	res.HeapBytes = liveHeap()
+	runtime.KeepAlive(e) // the heap measurements above must see the engine live
 	runtime.KeepAlive(p)
 	res.DeviceNsPerPacket = deviceCost(p.timed[0], min(max(limit, p.timed[0].Len()), 1_000_000), o.Batch)
 	return res, nil
