@@ -40,6 +40,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -1005,8 +1006,20 @@ func e2eScenarios(t *testing.T, e *e2eEnv, full bool) {
 		e.evidence(t, s)
 		e.transfers(t, s, e.nsIn, outHost4, []xfer{{client: "curl", mode: "epsv", file: e.run.big}})
 	})
-	t.Run("split-port", func(t *testing.T) { e.rawPort(t, "split") })
-	t.Run("port-after-command", func(t *testing.T) { e.rawPort(t, "batch") })
+	// PORT cut into segments: three pieces, inside the verb, between CR and
+	// LF. The kernel misses the first two (it drops the first piece, and its
+	// retransmissions, since SACK keeps them from being coalesced); what it
+	// does with the third is logged, not asserted.
+	t.Run("split-port", func(t *testing.T) { e.rawPort(t, "split", "7,15", true) })
+	t.Run("split-port-in-verb", func(t *testing.T) { e.rawPort(t, "split", "2", true) })
+	t.Run("split-port-cr-lf", func(t *testing.T) { e.rawPort(t, "split", "-1", false) })
+	t.Run("port-after-command", func(t *testing.T) { e.rawPort(t, "batch", "", true) })
+	t.Run("retransmitted-rewrite", func(t *testing.T) { e.retransmitted(t) })
+	t.Run("parallel", func(t *testing.T) {
+		s := e.startFTPD(t, "vsftpd", e.nsOut, 4)
+		e.evidence(t, s)
+		e.parallel(t, s, e.nsIn, outHost4, []string{"port", "epsv", "eprt", "pasv"}, 2)
+	})
 	t.Run("loss", func(t *testing.T) { e.loss(t) })
 	t.Run("pending-expectation", func(t *testing.T) { e.pending(t) })
 }
@@ -1039,11 +1052,11 @@ type rawResult struct {
 // TCP segments or behind TYPE I in the same segment, then downloads over it.
 // The kernel's helper misses both (it looks at byte 0 of a segment, and drops
 // a segment holding a partial PORT); natalg must carry both.
-func (e *e2eEnv) rawPort(t *testing.T, how string) {
+func (e *e2eEnv) rawPort(t *testing.T, how, cuts string, kernelMisses bool) {
 	s := e.startFTPD(t, "vsftpd", e.nsOut, 4)
 	e.evidence(t, s)
 	argv := []string{"/usr/bin/python3", filepath.Join(e.run.scripts, "rawftp.py"), "--host", outHost4,
-		"--how", how, "--remote", "pub/small.bin", "--split-at", "7,15", "--gap", "0.05", "--timeout", "5"}
+		"--how", how, "--remote", "pub/small.bin", "--split-at", cuts, "--gap", "0.05", "--timeout", "5"}
 	out, err := runIn(60*time.Second, e.nsIn, argv...)
 	var res rawResult
 	if jerr := json.Unmarshal([]byte(lastLine(out)), &res); jerr != nil {
@@ -1063,6 +1076,10 @@ func (e *e2eEnv) rawPort(t *testing.T, how string) {
 	rewritten := strings.HasPrefix(got, "PORT "+strings.ReplaceAll(public4, ".", ",")+",")
 	intact := res.OK && res.SHA256 == e.run.small.sum && res.Bytes == e.run.small.size
 	if e.mode == "kernel" {
+		if !kernelMisses {
+			t.Logf("kernel helper: transfer intact=%v, PORT at the server %q (not asserted)", intact, got)
+			return
+		}
 		// documents the kernel's weakness: the transfer must not have worked
 		// with a correctly rewritten PORT
 		if intact && rewritten {
@@ -1080,6 +1097,85 @@ func (e *e2eEnv) rawPort(t *testing.T, how string) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// retransmitted drops the first transmission of every PORT (SNAT, active)
+// and 227 (DNAT, passive) segment as it leaves the router towards the
+// outside, after the NAT (mangle POSTROUTING; natalg's outbound hook is mangle
+// FORWARD, the kernel's helper runs later in POSTROUTING). The sender
+// retransmits; the retransmission must be rewritten the same way and the
+// transfers must work.
+func (e *e2eEnv) retransmitted(t *testing.T) {
+	rules := [][]string{
+		{"-o", "r-out", "-p", "tcp", "--dport", "21", "-m", "string", "--string", "PORT ", "--algo", "bm"},
+		{"-o", "r-out", "-p", "tcp", "--sport", "21", "-m", "string", "--string", "227 ", "--algo", "bm"},
+	}
+	spec := func(match []string) []string {
+		return append(append([]string{}, match...), "-m", "statistic", "--mode", "nth", "--every", "2", "--packet", "0",
+			"-m", "comment", "--comment", "natalg-e2e-rexmit", "-j", "DROP")
+	}
+	for _, r := range rules {
+		mustIn(t, e.nsR, append([]string{"iptables", "-t", "mangle", "-I", "POSTROUTING", "1"}, spec(r)...)...)
+	}
+	t.Cleanup(func() {
+		for _, r := range rules {
+			_, _ = runIn(10*time.Second, e.nsR, append([]string{"iptables", "-t", "mangle", "-D", "POSTROUTING"}, spec(r)...)...)
+		}
+	})
+	t.Run("snat-port", func(t *testing.T) {
+		s := e.startFTPD(t, "vsftpd", e.nsOut, 4)
+		e.evidence(t, s)
+		e.transfers(t, s, e.nsIn, outHost4, []xfer{{client: "curl", mode: "port", file: e.run.small}, {client: "ftplib", mode: "active", put: true, file: e.run.up}})
+		want := "PORT " + strings.ReplaceAll(public4, ".", ",") + ","
+		for _, l := range strings.Split(s.serverLog(), "\n") {
+			if i := strings.Index(l, `"PORT `); i >= 0 && !strings.HasPrefix(l[i+1:], want) {
+				t.Errorf("server got %s, want %s...", l[i:], want)
+			}
+		}
+	})
+	t.Run("dnat-pasv", func(t *testing.T) {
+		s := e.startFTPD(t, "vsftpd", e.nsIn, 4)
+		e.evidence(t, s)
+		e.transfers(t, s, e.nsOut, public4, []xfer{{client: "curl", mode: "pasv", file: e.run.small}, {client: "curl", mode: "pasv", put: true, file: e.run.up}})
+	})
+	out := mustIn(t, e.nsR, "iptables", "-t", "mangle", "-L", "POSTROUTING", "-n", "-v", "-x")
+	n := 0
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "natalg-e2e-rexmit") {
+			f := strings.Fields(l)
+			if v, _ := strconv.Atoi(f[0]); v > 0 {
+				n++
+			}
+		}
+	}
+	t.Logf("first transmissions dropped:\n%s", out)
+	if n != len(rules) {
+		t.Errorf("%d of the %d drop rules dropped something", n, len(rules))
+	}
+}
+
+// parallel runs n sessions of each curl mode at once (mid-sized downloads).
+func (e *e2eEnv) parallel(t *testing.T, s *ftpd, ns, host string, modes []string, n int) {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(modes)*n)
+	t0 := time.Now()
+	for _, m := range modes {
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func(x xfer) {
+				defer wg.Done()
+				errs <- e.transfer(t, s, x)
+			}(xfer{ns: ns, host: host, client: "curl", mode: m, file: e.run.mid})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	t.Logf("%d sessions at once in %v", len(modes)*n, time.Since(t0).Round(time.Millisecond))
 }
 
 // loss drops 3 % of the forwarded packets each way, at random, and checks

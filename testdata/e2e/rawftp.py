@@ -7,7 +7,8 @@
 Logs in anonymously, then announces an active-mode data port with PORT:
 
   split  "TYPE I\\r\\n" is sent and answered first; then the PORT line is sent
-         in pieces cut at the --split-at byte offsets, each its own send() on a
+         in pieces cut at the --split-at byte offsets (negative: from the
+         end of the line, CR LF included), each its own send() on a
          TCP_NODELAY socket (so its own segment), --gap seconds apart.
   batch  "TYPE I\\r\\nPORT ...\\r\\n" in one send() (one segment): PORT is not
          at the start of the segment.
@@ -95,7 +96,9 @@ def main():
             r = c.cmd("TYPE I")
             if not r.startswith("200"):
                 raise RuntimeError("TYPE: " + r)
+            # negative offsets count from the end: -1 cuts between CR and LF
             cuts = [int(x) for x in a.split_at.split(",") if x]
+            cuts = sorted(x if x >= 0 else len(data) + x for x in cuts)
             pieces, prev = [], 0
             for x in cuts + [len(data)]:
                 pieces.append(data[prev:x])
