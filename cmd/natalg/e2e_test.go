@@ -563,6 +563,35 @@ func (e *e2eEnv) startNatalg(t *testing.T) {
 			t.Errorf("natalg run did not exit cleanly on SIGTERM: %v\n%s", err, tail(e.daemon.output(), 30))
 		}
 	})
+	// registered after the stop above, so it runs before it: what the
+	// daemon counted and complained about over the whole mode
+	t.Cleanup(func() {
+		if e.daemon.exited() {
+			return
+		}
+		out, err := runIn(10*time.Second, e.nsR, "curl", "-sS", "--max-time", "5", "http://"+e2eMetricsAddr+"/metrics")
+		if err != nil {
+			t.Errorf("metrics at the end: %v\n%s", err, out)
+			return
+		}
+		var nz []string
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "natalg_") && !strings.HasSuffix(l, " 0") &&
+				regexp.MustCompile(`^natalg_(packets_total|drops_total|alg_events_total|alg_rewrites_total|expectations_total|nfqueue_dropped_total|flows )`).MatchString(l) {
+				nz = append(nz, "  "+l)
+			}
+		}
+		t.Logf("natalg counters at the end of the %s mode (non-zero):\n%s", e.mode, strings.Join(nz, "\n"))
+		var warn []string
+		for _, l := range strings.Split(e.daemon.output(), "\n") {
+			if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+				warn = append(warn, "  "+l)
+			}
+		}
+		if len(warn) > 0 {
+			t.Logf("natalg logged %d warnings/errors:\n%s", len(warn), tail(strings.Join(warn, "\n"), 20))
+		}
+	})
 	if !waitFor(100, 100*time.Millisecond, func() bool {
 		return e.daemon.exited() || strings.Contains(e.daemon.output(), "msg=ready")
 	}) || e.daemon.exited() {
