@@ -117,7 +117,7 @@ func e2eRequire(t *testing.T) {
 	if os.Geteuid() == 0 && len(missing) == 0 {
 		return
 	}
-	why := fmt.Sprintf("needs root (euid %d); missing: %v", os.Geteuid(), missing)
+	why := fmt.Sprintf("needs root (euid %d) and its tools (missing: %v)", os.Geteuid(), missing)
 	if os.Getenv("CI") != "" {
 		t.Fatal("CI must run the end-to-end suite: " + why + "; run make deps")
 	}
