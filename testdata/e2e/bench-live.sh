@@ -10,6 +10,11 @@
 #   MODE=epsv|pasv|eprt|port  curl's FTP mode (default epsv)
 #   NATALG_ARGS="..."  extra flags for natalg run (e.g. --gso)
 #
+# With offloads on and natalg run's default (no --gso), the kernel segments
+# every GSO packet before queueing it, so natalg handles wire-sized packets
+# while the kernel's NAT forwards the large ones: compare with
+# NATALG_ARGS=--gso, where natalg receives the GSO packets whole.
+#
 # The client is inside (198.18.0.2), vsftpd outside (198.19.0.2): SNAT. Each
 # download is checked by SHA-256. The order alternates every round (kernel
 # first in odd rounds, natalg first in even ones). Between runs the NAT is
