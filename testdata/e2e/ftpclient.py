@@ -36,6 +36,9 @@ def main():
 
     t0 = time.monotonic()
     ftp = ftplib.FTP(timeout=a.timeout)
+    # use the address of a 227 reply as announced: ftplib ignores it by
+    # default, which would hide a 227 the NAT failed to rewrite
+    ftp.trust_server_pasv_ipv4_address = True
     ftp.connect(a.host, a.port)
     ftp.login()  # anonymous
     ftp.set_pasv(a.mode == "passive")
