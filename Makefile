@@ -3,8 +3,9 @@
 #   make demo   set up, then show natalg translating a real FTP session
 #   make test   install what the tests need, then run them all (CI runs this)
 #
-# Other targets: build, deps, vet, fuzz (FUZZTIME per target), record
-# (re-record the kernel golden sessions), clean.
+# Other targets: build, deps, vet, fuzz (FUZZTIME per target), bench,
+# bench-plot, bench-go, bench-live (natalg vs the kernel on a real download),
+# record (re-record the kernel golden sessions), clean.
 
 GO        ?= go
 BIN       := bin/natalg
@@ -13,7 +14,7 @@ FUZZTIME  ?= 30s
 # (namespaces, the kernel's NAT and FTP helper, vsftpd, curl, tcpdump).
 APT_PKGS  := iproute2 iptables vsftpd curl lftp tcpdump ethtool conntrack wireshark-common procps
 
-.PHONY: all build deps vet test test-unit demo fuzz record clean
+.PHONY: all build deps vet test test-unit demo fuzz record clean bench bench-plot bench-go
 
 all: build
 
@@ -62,6 +63,19 @@ fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "== $$fn ($$pkg, $(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
+
+# bench: the engine from memory, no kernel in the path (bench/README.md).
+bench:
+	$(GO) run ./cmd/natalg bench --scenario established --flows 1000,10000,100000,1000000
+	$(GO) run ./cmd/natalg bench --scenario ftp-control --flows 1000
+	$(GO) run ./cmd/natalg bench --scenario setup --flows 100000
+	$(GO) run ./cmd/natalg bench --scenario mixed --flows 100000
+
+bench-plot:
+	$(GO) run ./cmd/natalg bench --scenario established --flows 1000,10000,100000,1000000 --plot bench-established.png
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./nat/... ./conntrack ./seqdelta ./alg
 
 # record: re-record the kernel golden sessions (root; see testdata/record.sh).
 record: deps
