@@ -10,11 +10,13 @@
 GO        ?= go
 BIN       := bin/natalg
 FUZZTIME  ?= 30s
-# Debian packages the tests and the demo use: the kernel-oracle recorder
-# (namespaces, the kernel's NAT and FTP helper, vsftpd, curl, tcpdump).
-APT_PKGS  := iproute2 iptables vsftpd curl lftp tcpdump ethtool conntrack wireshark-common procps
+# Debian packages the tests and the demo use: the kernel-oracle recorder and
+# the end-to-end suite (namespaces, the kernel's NAT and FTP helper, vsftpd,
+# curl, lftp, Python's ftplib, tcpdump). ProFTPD, the second server, conflicts
+# with vsftpd in Debian: testdata/e2e/deps.sh unpacks it beside it.
+APT_PKGS  := iproute2 iptables vsftpd curl lftp tcpdump ethtool conntrack wireshark-common procps python3
 
-.PHONY: all build deps vet test test-unit demo fuzz record clean bench bench-plot bench-go
+.PHONY: all build deps vet test test-unit demo fuzz record clean bench bench-plot bench-go bench-live
 
 all: build
 
@@ -31,6 +33,7 @@ deps:
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	else echo "deps: missing$$missing (run 'sudo make deps'); root-only tests will skip"; fi
+	@sh testdata/e2e/deps.sh
 
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -46,15 +49,26 @@ test: deps vet
 test-unit:
 	$(GO) test -short ./...
 
-# demo: replay a real FTP session (recorded through the kernel's NAT, in
-# testdata/kernel) through natalg, show each rewritten control line and
-# check the result against what the kernel sent.
-demo: build
+# demo: (1) replay real FTP sessions recorded through the kernel's NAT
+# (testdata/kernel) through natalg, show each rewritten control line and
+# check the result against what the kernel sent; (2) as root, a live router
+# in network namespaces: vsftpd, natalg run on NFQUEUE, an active-mode and a
+# passive-mode download through it, the control lines on both sides and
+# natalg flows during the transfer.
+demo: deps build
 	@for c in snat-port dnat-pasv snat-eprt; do \
 		echo; echo "=== $$c: natalg replay $$(cat testdata/kernel/$$c/args)"; \
 		./$(BIN) replay --show $$(cat testdata/kernel/$$c/args) testdata/kernel/$$c/in.pcap /tmp/natalg-demo-$$c.pcap \
 			--expect testdata/kernel/$$c/golden.pcap || exit 1; \
 	done
+	@if [ "$$(id -u)" = 0 ]; then echo; echo "=== live: natalg run on a namespace router"; \
+		NATALG=$(CURDIR)/$(BIN) bash testdata/e2e/demo.sh; \
+	else echo; echo "(the live router part needs root: sudo make demo)"; fi
+
+# bench-live: a 64 MiB FTP download through natalg run and through the
+# kernel's nf_nat_ftp, alternating, 3 rounds each; medians and the ratio.
+bench-live: deps build
+	NATALG=$(CURDIR)/$(BIN) bash testdata/e2e/bench-live.sh $(ROUNDS) $(MIB)
 
 # fuzz: every native fuzz target for FUZZTIME each (seeded from testdata).
 FUZZ_TARGETS := ./alg:FuzzParseLine ./nat:FuzzProcess ./nat/header:FuzzDecode \

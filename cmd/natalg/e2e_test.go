@@ -451,6 +451,7 @@ func killNetnsPids(ns string) {
 type e2eEnv struct {
 	run              *e2eRun
 	mode             string // "kernel" or "natalg"
+	lossy            bool   // the loss rules are installed
 	dir              string
 	nsIn, nsR, nsOut string
 	daemon           *bgProc
@@ -1058,6 +1059,14 @@ func (e *e2eEnv) transfers(t *testing.T, s *ftpd, ns, host string, xs []xfer) {
 		x.ns, x.host = ns, host
 		t.Run(x.String(), func(t *testing.T) {
 			if err := e.transfer(t, s, x); err != nil {
+				if e.lossy && e.mode == "kernel" {
+					// The kernel is the reference here, not the product:
+					// under random loss its helper has failed a transfer
+					// now and then (a lost SYN answered by a reset, an
+					// upload cut short). Record it; only natalg must pass.
+					t.Logf("kernel reference failed under loss (not a natalg failure): %v", err)
+					return
+				}
 				t.Error(err)
 			}
 		})
@@ -1227,7 +1236,9 @@ func (e *e2eEnv) loss(t *testing.T) {
 	for _, r := range rules {
 		mustIn(t, e.nsR, append([]string{"iptables", "-t", "mangle", "-I", r.chain, "1"}, spec(r.match)...)...)
 	}
+	e.lossy = true
 	t.Cleanup(func() {
+		e.lossy = false
 		for _, r := range rules {
 			_, _ = runIn(10*time.Second, e.nsR, append([]string{"iptables", "-t", "mangle", "-D", r.chain}, spec(r.match)...)...)
 		}

@@ -34,7 +34,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	queues := fs.String("queues", "0", "NFQUEUE numbers to serve: N or N-M")
 	queueLen := fs.Uint("queue-len", 8192, "kernel queue length per queue")
 	rcvbuf := fs.Int("rcvbuf", 32<<20, "netlink receive buffer per queue, bytes")
-	gso := fs.Bool("gso", false, "receive GSO super-packets (NFQA_CFG_F_GSO) instead of segments")
+	gso := fs.Bool("gso", true, "receive GSO super-packets whole (NFQA_CFG_F_GSO); --gso=false has the kernel segment them first")
 	metrics := fs.String("metrics", "127.0.0.1:9108", "address for Prometheus metrics (/metrics); empty: off")
 	control := fs.String("control", defaultControl, "unix socket for natalg flows; empty: off")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")

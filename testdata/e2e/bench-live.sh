@@ -8,12 +8,12 @@
 #   NATALG=PATH        natalg binary (default: go build ./cmd/natalg)
 #   OFFLOADS=on|off    TSO/GSO/GRO and checksum offloads on the veths (default on)
 #   MODE=epsv|pasv|eprt|port  curl's FTP mode (default epsv)
-#   NATALG_ARGS="..."  extra flags for natalg run (e.g. --gso)
+#   NATALG_ARGS="..."  extra flags for natalg run (e.g. --gso=false)
 #
-# With offloads on and natalg run's default (no --gso), the kernel segments
-# every GSO packet before queueing it, so natalg handles wire-sized packets
-# while the kernel's NAT forwards the large ones: compare with
-# NATALG_ARGS=--gso, where natalg receives the GSO packets whole.
+# natalg run receives GSO packets whole by default (--gso). With
+# NATALG_ARGS=--gso=false the kernel segments every GSO packet before
+# queueing it, so natalg handles wire-sized packets while the kernel's NAT
+# forwards the large ones.
 #
 # The client is inside (198.18.0.2), vsftpd outside (198.19.0.2): SNAT. Each
 # download is checked by SHA-256. The order alternates every round (kernel
