@@ -71,7 +71,7 @@ bench-live: deps build
 	NATALG=$(CURDIR)/$(BIN) bash testdata/e2e/bench-live.sh $(ROUNDS) $(MIB)
 
 # fuzz: every native fuzz target for FUZZTIME each (seeded from testdata).
-FUZZ_TARGETS := ./alg:FuzzParseLine ./nat:FuzzProcess ./nat/header:FuzzDecode \
+FUZZ_TARGETS := ./cmd/internal/nfq:FuzzLoopPacket ./alg:FuzzParseLine ./nat:FuzzProcess ./nat/header:FuzzDecode \
 	./nat/checksum:FuzzSum ./nat/checksum:FuzzUpdate ./seqdelta:FuzzLedger
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
