@@ -30,16 +30,26 @@ const (
 // NAT rules apply to them) nor marks shifted sequence numbers invalid. No
 // --queue-bypass: without natalg the traffic stops (fail-closed).
 func rulesText(inside, outside, queues string, lo, hi uint16) string {
-	target := fmt.Sprintf("NFQUEUE --queue-num %d", lo)
+	// With two queues or more, inbound and outbound get disjoint halves of
+	// the range: a flow's data and its ACKs then always have separate
+	// readers and are translated in parallel. Within each half the
+	// kernel's balancing puts one direction of a flow on one queue, so its
+	// verdicts stay in order.
+	inLo, inHi, outLo, outHi := lo, hi, lo, hi
 	if hi > lo {
-		// One flow direction always hashes to the same queue, so its
-		// verdicts stay in order.
-		target = fmt.Sprintf("NFQUEUE --queue-balance %d:%d", lo, hi)
+		mid := lo + (hi-lo)/2
+		inHi, outLo = mid, mid+1
+	}
+	target := func(a, b uint16) string {
+		if a == b {
+			return fmt.Sprintf("NFQUEUE --queue-num %d", a)
+		}
+		return fmt.Sprintf("NFQUEUE --queue-balance %d:%d", a, b)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# natalg rules: inside %s, outside %s, queues %s\n", inside, outside, queues)
-	fmt.Fprintf(&b, "*raw\n:%s - [0:0]\n-A PREROUTING -i %s -j %s\n-A %s -j %s\nCOMMIT\n", chainIn, outside, chainIn, chainIn, target)
-	fmt.Fprintf(&b, "*mangle\n:%s - [0:0]\n-A FORWARD -i %s -o %s -j %s\n-A %s -j %s\nCOMMIT\n", chainOut, inside, outside, chainOut, chainOut, target)
+	fmt.Fprintf(&b, "*raw\n:%s - [0:0]\n-A PREROUTING -i %s -j %s\n-A %s -j %s\nCOMMIT\n", chainIn, outside, chainIn, chainIn, target(inLo, inHi))
+	fmt.Fprintf(&b, "*mangle\n:%s - [0:0]\n-A FORWARD -i %s -o %s -j %s\n-A %s -j %s\nCOMMIT\n", chainOut, inside, outside, chainOut, chainOut, target(outLo, outHi))
 	return b.String()
 }
 
