@@ -337,27 +337,21 @@ func (l *loop) packet(body []byte) {
 }
 
 // verdict appends a verdict without a packet.
-func (l *loop) verdict(id uint32, v uint32) {
-	w := l.wbuf
-	w = binary.NativeEndian.AppendUint32(w, uint32(nlmsgHdrLen+nfgenLen+nlaHdrLen+8))
-	w = binary.NativeEndian.AppendUint16(w, msgVerdict)
-	w = binary.NativeEndian.AppendUint16(w, unix.NLM_F_REQUEST)
-	l.seq++
-	w = binary.NativeEndian.AppendUint32(w, l.seq)
-	w = binary.NativeEndian.AppendUint32(w, 0)
-	w = append(w, unix.AF_UNSPEC, 0, byte(l.q.num>>8), byte(l.q.num))
-	w = binary.NativeEndian.AppendUint16(w, nlaHdrLen+8)
-	w = binary.NativeEndian.AppendUint16(w, attrVerdictHdr)
-	w = binary.BigEndian.AppendUint32(w, v)
-	w = binary.BigEndian.AppendUint32(w, id)
-	l.wbuf = w
-}
+func (l *loop) verdict(id uint32, v uint32) { l.appendVerdict(id, v, -1) }
 
 // verdictHeader appends the header of a verdict carrying a packet of n
 // bytes, which the caller places right after it.
-func (l *loop) verdictHeader(id uint32, v uint32, n int) {
+func (l *loop) verdictHeader(id uint32, v uint32, n int) { l.appendVerdict(id, v, n) }
+
+// appendVerdict appends an NFQNL_MSG_VERDICT for packet id; with n >= 0 the
+// message announces an NFQA_PAYLOAD attribute of n bytes, to follow.
+func (l *loop) appendVerdict(id uint32, v uint32, n int) {
+	size := nlmsgHdrLen + nfgenLen + nlaHdrLen + 8
+	if n >= 0 {
+		size = verdictHeadLen + n
+	}
 	w := l.wbuf
-	w = binary.NativeEndian.AppendUint32(w, uint32(verdictHeadLen+n))
+	w = binary.NativeEndian.AppendUint32(w, uint32(size))
 	w = binary.NativeEndian.AppendUint16(w, msgVerdict)
 	w = binary.NativeEndian.AppendUint16(w, unix.NLM_F_REQUEST)
 	l.seq++
@@ -368,7 +362,9 @@ func (l *loop) verdictHeader(id uint32, v uint32, n int) {
 	w = binary.NativeEndian.AppendUint16(w, attrVerdictHdr)
 	w = binary.BigEndian.AppendUint32(w, v)
 	w = binary.BigEndian.AppendUint32(w, id)
-	w = binary.NativeEndian.AppendUint16(w, uint16(nlaHdrLen+n))
-	w = binary.NativeEndian.AppendUint16(w, attrPayload)
+	if n >= 0 {
+		w = binary.NativeEndian.AppendUint16(w, uint16(nlaHdrLen+n))
+		w = binary.NativeEndian.AppendUint16(w, attrPayload)
+	}
 	l.wbuf = w
 }
