@@ -63,7 +63,19 @@ const (
 	EvUntranslated                      // an announcement by an endpoint the NAT does not translate
 	EvTruncated                         // a merged release was cut at a line end to fit the MSS
 	EvDupHeld                           // a duplicate of held bytes: dropped
+	EvRewriteLimit                      // more announcements in one segment than may be rewritten: left unchanged
 )
+
+// MaxRewritesPerSegment bounds the announcements rewritten in one segment.
+// The sequence ledger keeps seqdelta.Capacity correction points and maps a
+// segment's first byte by the newest point at or before it; more rewrites
+// than that in one segment would fold the segment's own start into the
+// ledger's base and shift it by the length changes of its own later
+// rewrites (a corrupted stream). Half the capacity leaves room for the
+// rewrites a retransmission repeats. Further announcements in the segment
+// pass unchanged, with no expectation (fail safe); no FTP client sends more
+// than one before its reply.
+const MaxRewritesPerSegment = seqdelta.Capacity / 2
 
 // Result is the gateway's decision on one segment.
 type Result struct {
@@ -125,6 +137,7 @@ type Control struct {
 	reply  int                // code of the multi-line reply in progress, 0 if none
 	auth   bool               // AUTH sent, reply awaited
 	tls    bool               // control channel encrypted: no more inspection
+	segRew int                // announcements rewritten in the segment being processed
 	out    []byte             // output payload scratch, reused
 	merge  []byte             // held bytes + continuation scratch, reused
 	heldBf [2][MaxLine]byte
@@ -151,6 +164,7 @@ func before(a, b uint32) bool { return int32(a-b) < 0 }
 // segment's checksum.
 func (c *Control) Segment(seg *Segment, led *seqdelta.Ledger, tr Translator) Result {
 	s := &c.dir[seg.Dir]
+	c.segRew = 0
 	if seg.SYN {
 		s.synced, s.lineStart, s.next = true, true, seg.Seq+1
 		s.held, s.hn = s.held[:0], 0
@@ -486,6 +500,9 @@ func (c *Control) announce(out []byte, dir conntrack.Dir, seq uint32, line []byt
 	if a.Port == 0 || a.Port < 1024 && !c.cfg.AllowLowPorts {
 		return append(out, line...), EvLowPort, false
 	}
+	if c.segRew >= MaxRewritesPerSegment {
+		return append(out, line...), EvRewriteLimit, false
+	}
 	pub, ok := tr.MapData(dir, netip.AddrPortFrom(sender, a.Port))
 	if !ok {
 		return append(out, line...), EvMapFailed, false
@@ -516,6 +533,7 @@ func (c *Control) announce(out []byte, dir conntrack.Dir, seq uint32, line []byt
 	end := seq + uint32(a.End)
 	led.Record(start, end, int32(len(text)-len(oldText)))
 	c.dir[dir].remember(start, oldText, text)
+	c.segRew++
 	return out, EvRewrite, true
 }
 

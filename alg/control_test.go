@@ -2,6 +2,7 @@ package alg
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -165,5 +166,43 @@ func TestRetransmissionStartingInsideRewrite(t *testing.T) {
 	// And one whose bytes differ from what was rewritten is dropped.
 	if r := h.client(1010, "9,9,195,80\r\n"); r.Action != Drop || r.Events&EvRetransMismatch == 0 {
 		t.Fatalf("mismatching retransmission: %+v", r)
+	}
+}
+
+// TestRewriteLimitPerSegment: fifty PORT commands in one segment. Only the
+// first MaxRewritesPerSegment are rewritten (and mapped); the rest pass
+// unchanged, so the ledger never holds more points for one segment than it
+// can keep and the segment's own start maps to itself.
+func TestRewriteLimitPerSegment(t *testing.T) {
+	h := newHarness(t, &Config{}, 1460)
+	var b strings.Builder
+	for i := 0; i < 50; i++ {
+		b.WriteString("PORT 198,18,0,2,78," + strconv.Itoa(32+i) + "\r\n")
+	}
+	r := h.client(1000, b.String())
+	if r.Action != Replace || r.Seq != 1000 || r.Events&EvRewriteLimit == 0 || r.Events&EvRewrite == 0 {
+		t.Fatalf("batch: %+v", r)
+	}
+	if n := strings.Count(string(r.Payload), "PORT 198,19,100,100,"); n != MaxRewritesPerSegment {
+		t.Fatalf("%d rewritten, want %d", n, MaxRewritesPerSegment)
+	}
+	if n := strings.Count(string(r.Payload), "PORT 198,18,0,2,"); n != 50-MaxRewritesPerSegment {
+		t.Fatalf("%d left unchanged, want %d", n, 50-MaxRewritesPerSegment)
+	}
+	if len(h.nat.asked) != MaxRewritesPerSegment {
+		t.Fatalf("%d mappings asked, want %d", len(h.nat.asked), MaxRewritesPerSegment)
+	}
+	if got := h.led[0].Seq(1000); got != 1000 {
+		t.Fatalf("segment start maps to %d, want 1000", got)
+	}
+	end := uint32(1000 + b.Len())
+	if got, want := h.led[0].Seq(end), end+4*MaxRewritesPerSegment; got != want {
+		t.Fatalf("segment end maps to %d, want %d", got, want)
+	}
+	// the next segment may rewrite again
+	next := "PORT 198,18,0,2,90,1\r\n"
+	r = h.client(end, next)
+	if r.Action != Replace || r.Events&EvRewriteLimit != 0 || !strings.HasPrefix(string(r.Payload), "PORT 198,19,100,100,90,1") {
+		t.Fatalf("next segment: %+v %q", r, r.Payload)
 	}
 }
