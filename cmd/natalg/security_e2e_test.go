@@ -41,9 +41,22 @@ func TestSecurityE2E(t *testing.T) {
 		t.Skip(r.natalgMissingWhy)
 	}
 	t.Run("natalg", func(t *testing.T) {
+		mt := t
 		e := newE2EEnv(t, r, "natalg")
 		mustIn(t, e.nsIn, "ip", "addr", "add", thirdParty4+"/16", "dev", "i-eth")
 		e.pinholes(t)
+		// the probe sees a pinhole when there is one: with the low-port
+		// check off, the same PORT 22 opens public port 22 to the inside
+		// host's port 22 (what the kernel's helper does by default)
+		t.Run("low-port-22-allowed", func(t *testing.T) {
+			e.restartNatalg(mt, t, "--allow-low-ports")
+			defer e.restartNatalg(mt, t)
+			s := e.startFTPD(t, "vsftpd", e.nsOut, 4)
+			e.evidence(t, s)
+			e.pinhole(t, attack{name: "low-port-22-allowed", kind: "lowport", listen: []string{inHost4 + ":22"},
+				open: []int{22}, expects: 1, made: 1})
+		})
+		t.Run("ftps", func(t *testing.T) { e.ftps(mt, t) })
 	})
 	// the kernel's helper, for contrast: logged, not asserted
 	t.Run("kernel", func(t *testing.T) {
@@ -76,6 +89,7 @@ type attack struct {
 	live    int      // flood: the port of the one expectation left
 	event   string   // natalg_alg_events_total{event=...} that must rise, if any
 	expects int      // expectations of this session left while it is open
+	made    int      // expectations made (and rewrites) by a single-command attack
 }
 
 func (e *e2eEnv) pinholes(t *testing.T) {
@@ -233,8 +247,8 @@ func (e *e2eEnv) pinhole(t *testing.T, a attack) {
 	created := `natalg_expectations_total{event="created"}`
 	if a.count == 0 {
 		for _, k := range []string{created, "natalg_alg_rewrites_total"} {
-			if after[k] != before[k] {
-				t.Errorf("%s: %s moved: %v -> %v", a.name, k, before[k], after[k])
+			if d := after[k] - before[k]; d != float64(a.made) {
+				t.Errorf("%s: %s rose by %v, want %d", a.name, k, d, a.made)
 			}
 		}
 		return
@@ -260,4 +274,183 @@ func (e *e2eEnv) pinhole(t *testing.T, a attack) {
 	if len(exps) != 1 || !expRE.MatchString(exps[0]) {
 		t.Errorf("%s: want the one expectation of the last PORT rewritten (public port %s), got %q", a.name, live, exps)
 	}
+}
+
+// restartNatalg replaces the router's daemon by one started with the same
+// flags plus extra (the topology, rules and captures stay). owner is the
+// test that owns the environment: the new daemon lives until its end.
+func (e *e2eEnv) restartNatalg(owner, t *testing.T, extra ...string) {
+	t.Helper()
+	if err := e.daemon.stop(10 * time.Second); err != nil {
+		t.Fatalf("natalg run did not exit cleanly on SIGTERM: %v\n%s", err, tail(e.daemon.output(), 30))
+	}
+	argv := []string{e.run.natalg, "run",
+		"--inside", inside4, "--inside", inside6, "--public", public4, "--public", public6,
+		"--forward", "tcp:21=" + inHost4 + ":21", "--queues", "0-1",
+		"--metrics", e2eMetricsAddr, "--control", e.control, "--gso=false"}
+	argv = append(argv, extra...)
+	// startNatalg's cleanup stops and checks whatever e.daemon is then
+	e.daemon = startBg(owner, "natalg run", filepath.Join(e.dir, fmt.Sprintf("natalg-%d.log", e.run.next())), e.nsR, argv...)
+	if !waitFor(100, 100*time.Millisecond, func() bool {
+		return e.daemon.exited() || strings.Contains(e.daemon.output(), "msg=ready")
+	}) || e.daemon.exited() {
+		t.Fatalf("natalg run %v not ready within 10 s:\n%s", extra, tail(e.daemon.output(), 40))
+	}
+	// and its metrics endpoint (it may come up just after msg=ready)
+	if !waitFor(50, 100*time.Millisecond, func() bool {
+		_, err := runIn(5*time.Second, e.nsR, "curl", "-sS", "--max-time", "2", "-o", "/dev/null", "http://"+e2eMetricsAddr+"/metrics")
+		return err == nil
+	}) {
+		t.Fatalf("natalg run %v: no metrics within 5 s", extra)
+	}
+	t.Logf("natalg run restarted with %v", extra)
+}
+
+// --- FTPS ------------------------------------------------------------------
+
+// startFTPS starts vsftpd with explicit TLS (AUTH TLS, RFC 4217) required for
+// anonymous logins and data, with a throwaway self-signed certificate.
+// pasvPublic makes it announce the public address and a fixed passive port
+// range (the documented DNAT setup: the server knows it is behind the NAT,
+// since the NAT cannot read the encrypted 227).
+func (e *e2eEnv) startFTPS(t *testing.T, ns string, pasvPublic bool) *ftpd {
+	t.Helper()
+	dir := filepath.Join(e.dir, fmt.Sprintf("vsftpd-tls-%d", e.run.next()))
+	s := &ftpd{kind: "vsftpd-tls", ns: ns, dir: dir, root: filepath.Join(dir, "root"), log: filepath.Join(dir, "vsftpd.log")}
+	for _, d := range []string{dir, s.root, filepath.Join(s.root, "pub")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []e2eFile{e.run.small, e.run.mid} {
+		if err := linkOrCopy(f.path, filepath.Join(s.root, "pub", filepath.Base(f.path))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	mustIn(t, "", "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+		"-subj", "/CN=natalg-e2e", "-keyout", key, "-out", cert)
+	pasv := ""
+	if pasvPublic {
+		pasv = "pasv_address=" + public4 + "\npasv_addr_resolve=NO\npasv_min_port=40000\npasv_max_port=40099\n"
+	}
+	conf := filepath.Join(dir, "vsftpd.conf")
+	writeFile(t, conf, 0o600, fmt.Sprintf(`listen=YES
+listen_ipv6=NO
+background=NO
+anonymous_enable=YES
+local_enable=NO
+no_anon_password=YES
+anon_root=%s
+write_enable=NO
+connect_from_port_20=YES
+port_promiscuous=NO
+pasv_promiscuous=NO
+pasv_enable=YES
+port_enable=YES
+seccomp_sandbox=NO
+isolate=NO
+isolate_network=NO
+xferlog_enable=YES
+xferlog_std_format=NO
+log_ftp_protocol=YES
+vsftpd_log_file=%s
+use_localtime=NO
+ftpd_banner=natalg e2e vsftpd TLS
+ssl_enable=YES
+allow_anon_ssl=YES
+force_anon_logins_ssl=YES
+force_anon_data_ssl=YES
+require_ssl_reuse=NO
+rsa_cert_file=%s
+rsa_private_key_file=%s
+%s`, s.root, s.log, cert, key, pasv))
+	s.proc = startBg(t, s.kind, filepath.Join(dir, "vsftpd.out"), ns, "vsftpd", conf)
+	if !waitFor(50, 100*time.Millisecond, func() bool {
+		if s.proc.exited() {
+			return true
+		}
+		out, _ := runIn(5*time.Second, ns, "ss", "-Hltn", "sport = :21")
+		return strings.TrimSpace(out) != ""
+	}) || s.proc.exited() {
+		t.Fatalf("vsftpd (TLS) did not listen on port 21 within 5 s (exited=%v %v):\n%s\n%s", s.proc.exited(), s.proc.err, s.proc.output(), s.serverLog())
+	}
+	return s
+}
+
+// ftpsGet downloads f with curl over explicit FTPS (AUTH TLS, control and
+// data encrypted) and checks it by SHA-256. mode: epsv, pasv or port.
+func (e *e2eEnv) ftpsGet(t *testing.T, ns, host, mode string, f e2eFile) error {
+	local := filepath.Join(e.dir, fmt.Sprintf("got-%d-ftps-%s", e.run.next(), mode))
+	defer os.Remove(local)
+	argv := []string{"curl", "-sS", "-g", "--ssl-reqd", "--insecure", "--connect-timeout", "10", "--max-time", "40",
+		"--no-ftp-skip-pasv-ip"}
+	switch mode {
+	case "epsv":
+	case "pasv":
+		argv = append(argv, "--disable-epsv")
+	case "port":
+		argv = append(argv, "-P", "-", "--disable-eprt")
+	default:
+		t.Fatalf("mode %q", mode)
+	}
+	argv = append(argv, "-o", local, "ftp://"+urlHost(host)+"/pub/"+filepath.Base(f.path))
+	t0 := time.Now()
+	out, err := runIn(50*time.Second, ns, argv...)
+	if err != nil {
+		return fmt.Errorf("curl --ssl-reqd %s: %v\n%s", mode, err, tail(out, 10))
+	}
+	sum, n, err := fileSum(local)
+	if err != nil || sum != f.sum || n != f.size {
+		return fmt.Errorf("curl --ssl-reqd %s: %d bytes sha256 %s (%v), want %d bytes %s", mode, n, sum, err, f.size, f.sum)
+	}
+	t.Logf("ftps %s: %d bytes intact in %v", mode, n, time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// ftps carries explicit FTPS through natalg: the gateway must see AUTH TLS
+// answered by 234 (tls_detected), stop inspecting and leave the encrypted
+// control channel alone (no rewrite; any corruption fails TLS's integrity
+// check), while the passive data connections work: outbound ones under SNAT
+// without help, inbound ones under DNAT through a forwarded port range,
+// since the server announces the public address itself.
+func (e *e2eEnv) ftps(owner, t *testing.T) {
+	tlsEv := `natalg_alg_events_total{event="tls_detected"}`
+	check := func(t *testing.T, before map[string]float64, sessions int) {
+		after := e.metrics(t)
+		d := after[tlsEv] - before[tlsEv]
+		if d < float64(sessions) {
+			t.Errorf("%s rose by %v for %d FTPS sessions", tlsEv, d, sessions)
+		}
+		t.Logf("%s +%v for %d sessions; rewrites %v -> %v", tlsEv, d, sessions, before["natalg_alg_rewrites_total"], after["natalg_alg_rewrites_total"])
+		if k := "natalg_alg_rewrites_total"; after[k] != before[k] {
+			t.Errorf("%s moved during FTPS sessions: %v -> %v", k, before[k], after[k])
+		}
+	}
+	t.Run("snat-passive", func(t *testing.T) {
+		s := e.startFTPS(t, e.nsOut, false)
+		e.evidence(t, s)
+		before := e.metrics(t)
+		for _, m := range []string{"epsv", "pasv"} {
+			if err := e.ftpsGet(t, e.nsIn, outHost4, m, e.run.mid); err != nil {
+				t.Error(err)
+			}
+		}
+		check(t, before, 2)
+	})
+	t.Run("dnat-passive", func(t *testing.T) {
+		e.restartNatalg(owner, t, "--forward", "tcp:40000-40099="+inHost4)
+		s := e.startFTPS(t, e.nsIn, true)
+		e.evidence(t, s)
+		before := e.metrics(t)
+		for _, m := range []string{"pasv", "epsv"} {
+			if err := e.ftpsGet(t, e.nsOut, public4, m, e.run.mid); err != nil {
+				t.Error(err)
+			}
+		}
+		check(t, before, 2)
+	})
 }
