@@ -518,7 +518,7 @@ func newE2EEnv(t *testing.T, r *e2eRun, mode string) *e2eEnv {
 	switch mode {
 	case "kernel":
 		e.kernelNAT(t)
-	case "natalg", "natalg-gso":
+	case "natalg", "natalg-gso", "natalg-load":
 		e.startNatalg(t)
 	default:
 		t.Fatalf("unknown mode %q", mode)
@@ -553,10 +553,12 @@ func (e *e2eEnv) startNatalg(t *testing.T) {
 		}
 	})
 	e.control = filepath.Join(e.dir, "natalg.sock")
-	e.daemon = startBg(t, "natalg run", filepath.Join(e.dir, "natalg.log"), e.nsR, bin, "run",
+	argv := []string{bin, "run",
 		"--inside", inside4, "--inside", inside6, "--public", public4, "--public", public6,
-		"--forward", "tcp:21="+inHost4+":21", "--queues", "0-1",
-		"--metrics", e2eMetricsAddr, "--control", e.control, "--gso="+strconv.FormatBool(e.mode == "natalg-gso"))
+		"--forward", "tcp:21=" + inHost4 + ":21", "--queues", "0-1",
+		"--metrics", e2eMetricsAddr, "--control", e.control, "--gso=" + strconv.FormatBool(e.mode == "natalg-gso")}
+	argv = append(argv, loadArgs(e.mode)...)
+	e.daemon = startBg(t, "natalg run", filepath.Join(e.dir, "natalg.log"), e.nsR, argv...)
 	// registered after startBg's own cleanup, so it runs first: the daemon
 	// must exit 0 on SIGTERM
 	t.Cleanup(func() {
@@ -742,6 +744,8 @@ log_ftp_protocol=YES
 vsftpd_log_file=%s
 use_localtime=NO
 ftpd_banner=natalg e2e vsftpd
+max_per_ip=0
+max_clients=0
 `, listen, listen6, s.root, s.log))
 		argv = []string{"vsftpd", conf}
 	case "proftpd":

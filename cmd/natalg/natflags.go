@@ -6,7 +6,9 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat"
 )
 
@@ -19,6 +21,7 @@ type natFlags struct {
 	allowLowPorts bool
 	noFTP         bool
 	maxFlows      int
+	timeouts      conntrack.Timeouts
 }
 
 func (f *natFlags) register(fs *flag.FlagSet) {
@@ -29,6 +32,13 @@ func (f *natFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.allowLowPorts, "allow-low-ports", false, "let FTP announce data ports below 1024")
 	fs.BoolVar(&f.noFTP, "no-ftp", false, "turn the FTP gateway off")
 	fs.IntVar(&f.maxFlows, "max-flows", 0, "flow table size (default 1048576)")
+	d := conntrack.DefaultTimeouts
+	fs.DurationVar(&f.timeouts.TCPEstablished, "timeout-tcp-established", d.TCPEstablished, "idle timeout of established TCP (RFC 5382: at least 2h4m)")
+	fs.DurationVar(&f.timeouts.TCPTransitory, "timeout-tcp-transitory", d.TCPTransitory, "idle timeout of TCP being opened or closed, or reset (RFC 5382, RFC 7857: at least 4m)")
+	fs.DurationVar(&f.timeouts.UDP, "timeout-udp", d.UDP, "idle timeout of UDP (RFC 4787: at least 2m)")
+	fs.DurationVar(&f.timeouts.ICMP, "timeout-icmp", d.ICMP, "idle timeout of ICMP echo (RFC 5508: at least 60s)")
+	fs.DurationVar(&f.timeouts.Expectation, "timeout-expect", d.Expectation, "how long an FTP expectation waits for its connection")
+	f.timeouts.Other = d.Other
 }
 
 // config builds the engine configuration.
@@ -48,6 +58,12 @@ func (f *natFlags) config() (nat.Config, error) {
 	}
 	c.FTP.AllowLowPorts = f.allowLowPorts
 	c.Conntrack.MaxFlows = f.maxFlows
+	for _, v := range []time.Duration{f.timeouts.TCPEstablished, f.timeouts.TCPTransitory, f.timeouts.UDP, f.timeouts.ICMP, f.timeouts.Expectation} {
+		if v <= 0 {
+			return nat.Config{}, fmt.Errorf("timeouts must be positive")
+		}
+	}
+	c.Conntrack.Timeouts = f.timeouts
 	return c, nil
 }
 

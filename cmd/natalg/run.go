@@ -12,6 +12,8 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -257,6 +259,17 @@ func metricsHandler(eng *nat.Engine, st *nfq.Stats, qs []uint16) http.Handler {
 		}
 		fmt.Fprintf(w, "# HELP natalg_nfqueue_errors_total Netlink errors (the reader survives them).\n# TYPE natalg_nfqueue_errors_total counter\n")
 		fmt.Fprintf(w, "natalg_nfqueue_errors_total{kind=\"read\"} %d\nnatalg_nfqueue_errors_total{kind=\"verdict\"} %d\n", st.ReadErrors.Load(), st.VerdictErrors.Load())
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Fprintf(w, "# HELP natalg_go_heap_bytes Bytes of live heap objects (Go runtime).\n# TYPE natalg_go_heap_bytes gauge\nnatalg_go_heap_bytes %d\n", ms.HeapAlloc)
+		live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		metrics.Read(live)
+		if live[0].Value.Kind() == metrics.KindUint64 {
+			fmt.Fprintf(w, "# HELP natalg_go_heap_live_bytes Live heap after the last garbage collection (Go runtime).\n# TYPE natalg_go_heap_live_bytes gauge\nnatalg_go_heap_live_bytes %d\n", live[0].Value.Uint64())
+		}
+		fmt.Fprintf(w, "# HELP natalg_bindings Public ports bound to inside endpoints.\n# TYPE natalg_bindings gauge\nnatalg_bindings %d\n", eng.Bindings())
+		fmt.Fprintf(w, "# HELP natalg_go_sys_bytes Bytes obtained from the OS (Go runtime).\n# TYPE natalg_go_sys_bytes gauge\nnatalg_go_sys_bytes %d\n", ms.Sys)
+		fmt.Fprintf(w, "# HELP natalg_go_goroutines Goroutines.\n# TYPE natalg_go_goroutines gauge\nnatalg_go_goroutines %d\n", runtime.NumGoroutine())
 		writeKernelQueueStats(w, qs)
 	})
 	return mux

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// loadArgs are the extra daemon flags of a mode: the load mode reaps closed
+// connections after 2 s, so a churn test can watch the table drain.
+func loadArgs(mode string) []string {
+	if mode == "natalg-load" {
+		return []string{"--timeout-tcp-transitory", "2s"}
+	}
+	return nil
+}
+
+// TestE2ELoad (issue 5, load): 200 FTP sessions at once through natalg run,
+// every file intact; then 10 000 short TCP connections in two rounds of
+// 5 000. After each round the flows and public-port bindings drain to zero,
+// and the live heap after the second round is no larger than after the
+// first (plus a margin): nothing leaks per connection.
+func TestE2ELoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	e2eRequire(t)
+	e2ePreclean(t)
+	r := newE2ERun(t)
+	r.buildNatalg(t)
+	if r.natalg == "" {
+		t.Fatal(r.natalgMissingWhy)
+	}
+	e := newE2EEnv(t, r, "natalg-load")
+
+	t.Run("200-ftp-sessions", func(t *testing.T) {
+		s := e.startFTPD(t, "vsftpd", e.nsOut, 4)
+		var wg sync.WaitGroup
+		errs := make(chan error, 200)
+		t0 := time.Now()
+		for i := 0; i < 200; i++ {
+			wg.Add(1)
+			go func(mode string) {
+				defer wg.Done()
+				errs <- e.transfer(t, s, xfer{ns: e.nsIn, host: outHost4, client: "curl", mode: mode, file: e.run.small})
+			}([]string{"epsv", "pasv", "eprt", "port"}[i%4])
+		}
+		wg.Wait()
+		close(errs)
+		failed := 0
+		for err := range errs {
+			if err != nil {
+				failed++
+				if failed <= 5 {
+					t.Error(err)
+				}
+			}
+		}
+		t.Logf("200 sessions at once in %v, %d failed", time.Since(t0).Round(time.Millisecond), failed)
+		m := e.metrics(t)
+		t.Logf("after 200 sessions: rewrites %v, expectations created %v used %v, drops held %v",
+			m["natalg_alg_rewrites_total"], m[`natalg_expectations_total{event="created"}`],
+			m[`natalg_expectations_total{event="used"}`], m[`natalg_drops_total{reason="alg_held"}`])
+		if m[`natalg_expectations_total{event="used"}`] < 100 {
+			t.Errorf("only %v expectations used for 100 active-mode sessions", m[`natalg_expectations_total{event="used"}`])
+		}
+	})
+
+	script := filepath.Join("..", "..", "testdata", "e2e", "churn.py")
+	abs, _ := filepath.Abs(script)
+	startBg(t, "churn server", filepath.Join(e.dir, "churn-server.log"), e.nsOut, "/usr/bin/python3", abs, "serve", outHost4, "9000")
+	if !waitFor(50, 100*time.Millisecond, func() bool {
+		_, err := runIn(5*time.Second, e.nsOut, "ss", "-Hltn", "sport = :9000")
+		out, _ := runIn(5*time.Second, e.nsOut, "ss", "-Hltn", "sport = :9000")
+		return err == nil && out != ""
+	}) {
+		t.Fatal("churn server not listening")
+	}
+	drained := func(t *testing.T) map[string]float64 {
+		t.Helper()
+		var m map[string]float64
+		// closed flows time out after 2 s; the daemon sweeps every second
+		if !waitFor(150, 200*time.Millisecond, func() bool {
+			m = e.metrics(t)
+			return m["natalg_flows"] == 0 && m["natalg_bindings"] == 0
+		}) {
+			t.Fatalf("table did not drain: %v flows, %v bindings", m["natalg_flows"], m["natalg_bindings"])
+		}
+		return m
+	}
+	var heap [2]float64
+	for round := 0; round < 2; round++ {
+		out, err := runIn(150*time.Second, e.nsIn, "/usr/bin/python3", abs, "run", outHost4, "9000", "5000", "120")
+		if err != nil {
+			t.Fatalf("churn round %d: %v\n%s", round+1, err, out)
+		}
+		var res struct {
+			Done, Failed int
+			Seconds      float64
+		}
+		if err := json.Unmarshal([]byte(lastLine(out)), &res); err != nil {
+			t.Fatalf("churn output %q: %v", out, err)
+		}
+		if res.Done != 5000 || res.Failed != 0 {
+			t.Fatalf("churn round %d: %d done, %d failed in %.1f s", round+1, res.Done, res.Failed, res.Seconds)
+		}
+		m := drained(t)
+		heap[round] = m["natalg_go_heap_live_bytes"]
+		t.Logf("churn round %d: 5000 connections in %.1f s; drained; live heap %.0f KiB, flows created so far %v",
+			round+1, res.Seconds, heap[round]/1024, m[`natalg_flows_total{event="created"}`])
+	}
+	if heap[1] > heap[0]+4<<20 {
+		t.Errorf("live heap grew from %.0f KiB to %.0f KiB across identical churn rounds", heap[0]/1024, heap[1]/1024)
+	}
+}
