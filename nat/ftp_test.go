@@ -2,7 +2,9 @@ package nat
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/natalg/natalg/alg"
@@ -379,4 +381,93 @@ func bitIndex(ev alg.Event) int {
 		}
 	}
 	return -1
+}
+
+// A PORT line that never ends: the gateway holds at most MaxLine bytes,
+// then lets the bytes through unchanged; memory stays bounded and the
+// stream keeps flowing.
+func TestFTPLineThatNeverEnds(t *testing.T) {
+	e := snatEngine(t)
+	handshake(t, e)
+	mustDrop(t, e, cmd(1001, "PORT 198,18,0,2,"), DropALGHeld)
+	seq := uint32(1001 + len("PORT 198,18,0,2,"))
+	junk := strings.Repeat("1", 100)
+	released := false
+	for i := 0; i < 2000 && !released; i++ { // 200 KB at most
+		v, o, r := send(t, e, cmd(seq, junk))
+		switch {
+		case v == Accept:
+			released = true
+			if o.Seq != 1001 || !strings.HasPrefix(o.payload, "PORT 198,18,0,2,1111") {
+				t.Fatalf("release: seq %d %q", o.Seq, o.payload)
+			}
+		case r != DropALGHeld:
+			t.Fatalf("unexpected drop %v", r)
+		}
+		seq += uint32(len(junk))
+	}
+	if !released {
+		t.Fatal("an endless line was held forever")
+	}
+	if held := seq - 1001; held > 512+100 {
+		t.Fatalf("held %d bytes before releasing, bound is 512", held)
+	}
+	// Nothing is held any more: the rest of the endless line goes through.
+	if v, _, _ := send(t, e, cmd(seq, junk)); v != Accept {
+		t.Fatal("line continuation dropped after release")
+	}
+	if e.Table().ExpectationCount() != 0 {
+		t.Fatal("an endless line opened an expectation")
+	}
+}
+
+// Thousands of PORT commands on one control connection keep one pending
+// expectation (the newest replaces the oldest) and one public port bound
+// for it.
+func TestFTPThousandsOfPorts(t *testing.T) {
+	e := snatEngine(t)
+	handshake(t, e)
+	seq := uint32(1001)
+	for i := 0; i < 3000; i++ {
+		p := 20000 + i
+		line := fmt.Sprintf("PORT 198,18,0,2,%d,%d\r\n", p>>8, p&0xff)
+		mustSend(t, e, cmd(seq, line))
+		seq += uint32(len(line))
+	}
+	if n := e.Table().ExpectationCount(); n != 1 {
+		t.Fatalf("%d expectations pending, want 1", n)
+	}
+	// The control flow, plus one binding for the pending expectation.
+	if n := e.Bindings(); n != 2 {
+		t.Fatalf("%d public ports bound, want 2", n)
+	}
+	if n := e.Table().Stats.ExpectationsEvicted.Load(); n != 2999 {
+		t.Fatalf("%d evictions, want 2999", n)
+	}
+}
+
+// A rewrite that would push a packet past 65535 bytes (or past the
+// caller's buffer) drops it with the reason too_big, never truncates it.
+func TestFTPRewritePastMaxPacket(t *testing.T) {
+	e := snatEngine(t)
+	handshake(t, e)
+	// A full 65535-byte IPv4 packet whose last line is a PORT that grows.
+	pad := strings.Repeat("NOOP\r\n", (65535-40-len(portIn))/6)
+	payload := pad + portIn
+	payload = strings.Repeat("X", 65535-40-len(payload)) + "\r\n" + payload[2:]
+	pkt := cmd(1001, payload).build()
+	if len(pkt) != 65535 {
+		t.Fatalf("test packet is %d bytes", len(pkt))
+	}
+	if v, _, r := e.ProcessReason(pkt, t0); v != Drop || r != DropTooBig {
+		t.Fatalf("verdict %v %v, want drop too_big", v, r)
+	}
+	// Into a buffer with no room to grow: also too_big.
+	e2 := snatEngine(t)
+	handshake(t, e2)
+	small := cmd(1001, portIn).build()
+	small = small[:len(small):len(small)]
+	if v, _, r := e2.ProcessReason(small, t0); v != Drop || r != DropTooBig {
+		t.Fatalf("no room: verdict %v %v", v, r)
+	}
 }
