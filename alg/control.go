@@ -64,6 +64,7 @@ const (
 	EvTruncated                         // a merged release was cut at a line end to fit the MSS
 	EvDupHeld                           // a duplicate of held bytes: dropped
 	EvRewriteLimit                      // more announcements in one segment than may be rewritten: left unchanged
+	EvTLSEnded                          // a direction left TLS (CCC, RFC 4217 §6): inspected again from a line start
 )
 
 // MaxRewritesPerSegment bounds the announcements rewritten in one segment.
@@ -124,6 +125,16 @@ type stream struct {
 
 	history [historyLen]rewrite
 	hn      int // number of valid entries, newest last
+
+	// TLS record framing (RFC 8446 §5.1, RFC 5246 §6.2) while this
+	// direction is encrypted: nothing is inspected, only record headers
+	// are followed, to find where the peers go back to clear text (CCC).
+	tls     bool    // this direction carries TLS records
+	tlsLost bool    // framing lost or implausible: never inspected again
+	recLeft uint32  // bytes left in the current record's body
+	hdr     [5]byte // a record header being collected
+	hdrN    uint8
+	recs    bool // a whole record header has been seen
 }
 
 // Control is the FTP gateway state of one control connection (RFC 959). The
@@ -136,7 +147,6 @@ type Control struct {
 	flow   [2]conntrack.Tuple // the flow's tuples, to know who is translated
 	reply  int                // code of the multi-line reply in progress, 0 if none
 	auth   bool               // AUTH sent, reply awaited
-	tls    bool               // control channel encrypted: no more inspection
 	segRew int                // announcements rewritten in the segment being processed
 	out    []byte             // output payload scratch, reused
 	merge  []byte             // held bytes + continuation scratch, reused
@@ -152,8 +162,9 @@ func NewControl(cfg *Config, tuples [2]conntrack.Tuple) *Control {
 	return c
 }
 
-// TLS reports whether the control channel has switched to TLS (RFC 4217 §4).
-func (c *Control) TLS() bool { return c.tls }
+// TLS reports whether the control channel is encrypted (RFC 4217 §4) in
+// either direction.
+func (c *Control) TLS() bool { return c.dir[0].tls || c.dir[1].tls }
 
 // before reports a < b in sequence space.
 func before(a, b uint32) bool { return int32(a-b) < 0 }
@@ -181,10 +192,22 @@ func (c *Control) Segment(seg *Segment, led *seqdelta.Ledger, tr Translator) Res
 		// Picked up mid-stream: line boundaries unknown until the next LF.
 		s.synced, s.lineStart, s.next = true, false, seg.Seq
 	}
-	if c.tls {
-		s.advance(seg)
-		return Result{}
+	var resumed Event
+	if s.tls {
+		if !s.resume(seg) {
+			return Result{}
+		}
+		// Clear text again from s.next, at a line start; the TLS bytes
+		// before it in this segment pass as already seen.
+		resumed = EvTLSEnded
 	}
+	res := c.segment(seg, s, led, tr)
+	res.Events |= resumed
+	return res
+}
+
+// segment runs a segment of a clear-text direction through the gateway.
+func (c *Control) segment(seg *Segment, s *stream, led *seqdelta.Ledger, tr Translator) Result {
 	start, end := seg.Seq, seg.Seq+uint32(len(seg.Payload))
 	if before(s.next, start) {
 		// A gap: a command in the missing bytes could still change the
@@ -283,12 +306,133 @@ func (c *Control) maxHoldRetries() int {
 	return 2
 }
 
-// advance moves next past an in-order segment without inspecting it.
-func (s *stream) advance(seg *Segment) {
-	end := seg.Seq + uint32(len(seg.Payload))
-	if before(s.next, end) && !before(s.next, seg.Seq) {
-		s.next = end
+// maxRecord is the largest TLSCiphertext length (RFC 5246 §6.2.3: 2^14 +
+// 2048; TLS 1.3 allows 2^14 + 256).
+const maxRecord = 1<<14 + 2048
+
+// startTLS puts the direction in TLS mode from its next byte.
+func (s *stream) startTLS() {
+	s.tls, s.recLeft, s.hdrN, s.recs = true, 0, 0, false
+	// a partial line held when the peer answered 234 is no line; the
+	// direction is not inspected again
+	s.tlsLost = len(s.held) > 0
+	s.held = s.held[:0]
+}
+
+// resume follows the TLS records of an encrypted direction through seg. It
+// returns true when, at a record boundary after at least one record, the
+// next bytes are clear FTP text instead of a record header (the peers ended
+// TLS with close_notify, RFC 4217 §6): then the direction is clear again,
+// s.next is where the text starts and lineStart is set. Anything doubtful
+// (a gap, a first record that is not a handshake, a header that is neither
+// a record nor text) marks the framing lost: the direction stays
+// uninspected for good.
+func (s *stream) resume(seg *Segment) bool {
+	start, end := seg.Seq, seg.Seq+uint32(len(seg.Payload))
+	if s.tlsLost {
+		if before(s.next, end) && !before(s.next, start) {
+			s.next = end
+		}
+		return false
 	}
+	if before(s.next, start) {
+		// bytes missing: the record boundaries after them are unknown
+		s.tlsLost = true
+		return false
+	}
+	if !before(s.next, end) {
+		return false // nothing new
+	}
+	p := seg.Payload[s.next-start:]
+	i := 0
+	for i < len(p) {
+		if s.recLeft > 0 {
+			k := uint32(len(p) - i)
+			if k > s.recLeft {
+				k = s.recLeft
+			}
+			i += int(k)
+			s.recLeft -= k
+			continue
+		}
+		b := p[i]
+		if s.hdrN == 0 && !s.recs && b != 22 {
+			// TLS starts with a handshake record (ClientHello, ServerHello);
+			// anything else after 234 is not followed
+			s.tlsLost = true
+			s.next = end
+			return false
+		}
+		if s.hdrN == 0 && (b < 20 || b > 23) {
+			// not a record: clear text, if it looks like an FTP line
+			s.next += uint32(i)
+			if !ftpText(p[i:], seg.Dir == conntrack.Original) {
+				s.tlsLost = true
+				s.next = end
+				return false
+			}
+			s.tls, s.lineStart = false, true
+			return true
+		}
+		s.hdr[s.hdrN] = b
+		s.hdrN++
+		if !plausibleHeader(s.hdr[:s.hdrN]) {
+			s.tlsLost = true
+			s.next = end
+			return false
+		}
+		i++
+		if s.hdrN == 5 {
+			s.recLeft = uint32(s.hdr[3])<<8 | uint32(s.hdr[4])
+			s.hdrN, s.recs = 0, true
+		}
+	}
+	s.next = end
+	return false
+}
+
+// plausibleHeader reports whether h, the first bytes of a TLS record header,
+// can be one: content type change_cipher_spec, alert, handshake or
+// application_data (20-23), version 3.x with x <= 4, length at most
+// maxRecord.
+func plausibleHeader(h []byte) bool {
+	switch {
+	case h[0] < 20 || h[0] > 23:
+		return false
+	case len(h) > 1 && h[1] != 3:
+		return false
+	case len(h) > 2 && h[2] > 4:
+		return false
+	case len(h) > 4 && int(h[3])<<8|int(h[4]) > maxRecord:
+		return false
+	}
+	return true
+}
+
+// ftpText reports whether p, bytes where a direction left TLS, starts like
+// an FTP line: a letter (a command) from the client, a digit (a reply) from
+// the server, then printable ASCII, tab or CR up to the first LF (or the end
+// of p), at most MaxLine bytes.
+func ftpText(p []byte, client bool) bool {
+	if len(p) == 0 {
+		return false
+	}
+	c := p[0]
+	if client && !('a' <= c|0x20 && c|0x20 <= 'z') || !client && !('0' <= c && c <= '9') {
+		return false
+	}
+	for i, b := range p {
+		if i >= MaxLine {
+			return false
+		}
+		if b == '\n' {
+			return true
+		}
+		if (b < 0x20 || b > 0x7e) && b != '\t' && b != '\r' {
+			return false
+		}
+	}
+	return true
 }
 
 // replay appends to out the translated form of already-seen original bytes
@@ -356,10 +500,18 @@ func (c *Control) scan(out []byte, seg *Segment, seq uint32, data []byte, led *s
 	base := len(out)
 	i := 0
 	for i < len(data) {
-		if c.tls {
-			out = append(out, data[i:]...)
-			i = len(data)
-			break
+		if s.tls {
+			// the rest of the segment that carried the 234: records
+			rest := data[i:]
+			tail := Segment{Dir: seg.Dir, Seq: seq + uint32(i), Payload: rest}
+			s.next = tail.Seq
+			if s.resume(&tail) {
+				// no way back to clear text within the 234's segment
+				s.tls, s.tlsLost = true, true
+				s.next = tail.Seq + uint32(len(rest))
+			}
+			out = append(out, rest...)
+			return out, ev, changed
 		}
 		nl := bytes.IndexByte(data[i:], '\n')
 		if !s.lineStart {
@@ -450,8 +602,11 @@ func (c *Control) line(out []byte, dir conntrack.Dir, seq uint32, line []byte, l
 				c.reply = a.Reply
 			}
 			if c.reply == 0 && a.Reply == 234 && c.auth {
-				// RFC 4217 §4: after 234 the next bytes are the TLS handshake.
-				c.tls = true
+				// RFC 4217 §4: after 234 the next bytes of both directions
+				// are the TLS handshake.
+				c.auth = false
+				c.dir[0].startTLS()
+				c.dir[1].startTLS()
 				return append(out, line...), EvTLS, false
 			}
 			if c.reply == 0 && a.Reply >= 400 {
