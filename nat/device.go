@@ -48,9 +48,13 @@ var ErrClosed = errors.New("nat: device closed")
 // batch.
 func (e *Engine) ProcessBatch(ps []Packet) {
 	var c counts
-	for i := range ps {
-		p := &ps[i]
-		p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), &c)
+	if len(ps) > 1 && e.table.Len() >= prefetchMin {
+		e.prefetchBatch(ps, &c)
+	} else {
+		for i := range ps {
+			p := &ps[i]
+			p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), &c)
+		}
 	}
 	c.flush(&e.Stats)
 }
