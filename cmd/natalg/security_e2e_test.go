@@ -56,6 +56,7 @@ func TestSecurityE2E(t *testing.T) {
 			e.pinhole(t, attack{name: "low-port-22-allowed", kind: "lowport", listen: []string{inHost4 + ":22"},
 				open: []int{22}, expects: 1, made: 1})
 		})
+		t.Run("ccc", e.ccc)
 		t.Run("ftps", func(t *testing.T) { e.ftps(mt, t) })
 	})
 	// the kernel's helper, for contrast: logged, not asserted
@@ -63,6 +64,7 @@ func TestSecurityE2E(t *testing.T) {
 		e := newE2EEnv(t, r, "kernel")
 		mustIn(t, e.nsIn, "ip", "addr", "add", thirdParty4+"/16", "dev", "i-eth")
 		e.pinholes(t)
+		t.Run("ccc", e.ccc)
 	})
 }
 
@@ -453,4 +455,64 @@ func (e *e2eEnv) ftps(owner, t *testing.T) {
 		}
 		check(t, before, 2)
 	})
+}
+
+// ccc: FTP over TLS that returns to clear text with CCC (RFC 4217 §6), then
+// an active-mode download whose PORT is sent in clear: the gateway must
+// follow the TLS records of both directions, see the close_notify exchange
+// end them, resume inspection and rewrite the PORT, or the server (which
+// refuses a PORT naming another address than its peer's) refuses it.
+// testdata/e2e/cccftp.py is both ends: vsftpd has no CCC.
+func (e *e2eEnv) ccc(t *testing.T) {
+	dir := filepath.Join(e.dir, fmt.Sprintf("ccc-%d", e.run.next()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	mustIn(t, "", "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+		"-subj", "/CN=natalg-e2e", "-keyout", key, "-out", cert)
+	script := filepath.Join(e.run.scripts, "cccftp.py")
+	srv := startBg(t, "cccftp server", filepath.Join(dir, "server.log"), e.nsOut, "/usr/bin/python3", script, "server",
+		"--addr", outHost4, "--port", "21", "--cert", cert, "--key", key, "--file", e.run.small.path, "--max-sessions", "2", "--timeout", "15")
+	if !waitFor(50, 100*time.Millisecond, func() bool { return srv.exited() || strings.Contains(srv.output(), "listening") }) || srv.exited() {
+		t.Fatalf("cccftp server did not start:\n%s", srv.output())
+	}
+	var before map[string]float64
+	if e.mode != "kernel" {
+		before = e.metrics(t)
+	}
+	local := filepath.Join(dir, "got.bin")
+	out, err := runIn(40*time.Second, e.nsIn, "/usr/bin/python3", script, "client", "--host", outHost4, "--port", "21", "--out", local, "--timeout", "15")
+	var res struct {
+		OK     bool   `json:"ok"`
+		CCC    string `json:"ccc"`
+		Retr   string `json:"retr"`
+		Bytes  int64  `json:"bytes"`
+		SHA256 string `json:"sha256"`
+		Error  string `json:"error"`
+	}
+	if jerr := json.Unmarshal([]byte(lastLine(out)), &res); jerr != nil {
+		t.Fatalf("cccftp client: %v (%v)\n%s", jerr, err, out)
+	}
+	port := ""
+	for _, l := range strings.Split(srv.output(), "\n") {
+		if strings.HasPrefix(l, "< PORT ") {
+			port = strings.TrimPrefix(l, "< ")
+		}
+	}
+	intact := res.OK && res.SHA256 == e.run.small.sum && res.Bytes == e.run.small.size
+	t.Logf("CCC session: ok=%v intact=%v ccc=%q retr=%q error=%q; the server got %q", res.OK, intact, res.CCC, res.Retr, res.Error, port)
+	if e.mode == "kernel" {
+		t.Logf("kernel helper after CCC (contrast, not asserted): transfer intact=%v, PORT at the server %q", intact, port)
+		return
+	}
+	if !intact || !strings.HasPrefix(port, "PORT "+strings.ReplaceAll(public4, ".", ",")+",") {
+		t.Errorf("after CCC: transfer intact=%v (%s), PORT at the server %q (want the public address)\nserver log:\n%s", intact, res.Error, port, tail(srv.output(), 30))
+	}
+	after := e.metrics(t)
+	for _, k := range []string{`natalg_alg_events_total{event="tls_detected"}`, "natalg_alg_rewrites_total", `natalg_expectations_total{event="used"}`} {
+		if after[k] <= before[k] {
+			t.Errorf("%s did not rise: %v -> %v", k, before[k], after[k])
+		}
+	}
 }
