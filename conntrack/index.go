@@ -82,7 +82,7 @@ func (x *index) get(tu *Tuple, h uint64) (*Flow, Dir) {
 		}
 		if tg&^1 == want {
 			d := Dir(tg & 1)
-			if f := sl.flows[i].Load(); f != nil && f.Tuples[d] == *tu {
+			if f := sl.flows[i].Load(); f != nil && sameTuple(&f.Tuples[d], tu) {
 				return f, d
 			}
 		}
@@ -91,6 +91,15 @@ func (x *index) get(tu *Tuple, h uint64) (*Flow, Dir) {
 		}
 	}
 	return nil, Original
+}
+
+// sameTuple is a == b, field by field: the compiler compiles == on a Tuple
+// to a call of the runtime's memequal, which costs more than the compare.
+// The ports and protocol first: they tell apart most of the tuples that
+// share a tag.
+func sameTuple(a, b *Tuple) bool {
+	return a.SrcPort == b.SrcPort && a.DstPort == b.DstPort && a.Proto == b.Proto &&
+		a.Src == b.Src && a.Dst == b.Dst
 }
 
 // put adds f under its tuple of direction dir, hash h; the tuple must not
