@@ -112,9 +112,24 @@ func (f *Flow) Touch(dir Dir, flags uint8, now int64, to *Timeouts) {
 	}
 }
 
+// refreshGrain is how far a deadline must move forward before a packet
+// stores it: a flow may time out up to this much before its idle timeout
+// (hours or minutes) has passed since its last packet. The kernel's
+// conntrack likewise skips a refresh that changes nothing at its own
+// (jiffy) granularity. Established packets then only read the Flow, and its
+// cache lines stay clean: in a large table a dirty line costs a write-back
+// when it is evicted, and workers on one flow do not bounce it.
+const refreshGrain = int64(time.Second)
+
 // extend sets the deadline to now+d. The timeout of the current state always
-// wins, so a move from established to closing shortens it.
-func (f *Flow) extend(now int64, d time.Duration) { f.expires.Store(now + int64(d)) }
+// wins, so a move from established to closing shortens it; a deadline
+// later by less than refreshGrain is not stored.
+func (f *Flow) extend(now int64, d time.Duration) {
+	dl := now + int64(d)
+	if old := f.expires.Load(); dl < old || dl-old >= refreshGrain {
+		f.expires.Store(dl)
+	}
+}
 
 // SetTimeout sets the flow to expire d after now.
 func (f *Flow) SetTimeout(now int64, d time.Duration) { f.expires.Store(now + int64(d)) }
