@@ -35,11 +35,25 @@ func (t *Table) PrefetchFlow(h uint64) {
 	if sl == nil {
 		return
 	}
-	i := home(h, len(sl.tags))
-	if sl.tags[i].Load()&^1 != tagOf(h, 0) {
-		return
-	}
-	if f := sl.flows[i].Load(); f != nil {
-		prefetchFlow(uintptr(unsafe.Pointer(f)))
+	// The tuple is at its home slot or a few after it (linear probing):
+	// look at the first prefetchProbes, a line of tags or two.
+	n := len(sl.tags)
+	want := tagOf(h, 0)
+	for i, probes := home(h, n), 0; probes < prefetchProbes; probes++ {
+		tg := sl.tags[i].Load()
+		if tg == tagEmpty {
+			return
+		}
+		if tg&^1 == want {
+			if f := sl.flows[i].Load(); f != nil {
+				prefetchFlow(uintptr(unsafe.Pointer(f)))
+			}
+			return
+		}
+		if i++; i == n {
+			i = 0
+		}
 	}
 }
+
+const prefetchProbes = 4
