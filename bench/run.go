@@ -11,9 +11,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"runtime/metrics"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/natalg/natalg/nat"
@@ -102,6 +104,15 @@ type Result struct {
 	// DeviceNsPerPacket is the cost of the device alone (handing out and
 	// taking back a packet with no engine), included in NsPerPacket.
 	DeviceNsPerPacket float64 `json:"device_ns_per_packet"`
+	// CPUNsPerPacket is the process's CPU time (user and system, every
+	// thread) over the timed phase, per packet. Unlike NsPerPacket it leaves
+	// out the time the workers waited for a core, so on a shared machine it
+	// is the steadier figure of the engine's cost; on an idle one the two
+	// agree (times workers) when every worker had a core.
+	CPUNsPerPacket float64 `json:"cpu_ns_per_packet"`
+	// LoadAverage is the machine's 1-minute load average (/proc/loadavg)
+	// when the run ended, 0 if unknown.
+	LoadAverage float64 `json:"load_average"`
 
 	FlowsPerSecond float64 `json:"flows_per_second,omitempty"` // setup: flows opened per second
 	// NsPerControlSegment is the whole timed phase per FTP control segment
@@ -192,6 +203,7 @@ func Run(o Options) (*Result, error) {
 		res.NsPerPacket = float64(m.elapsed.Nanoseconds()) * float64(o.Workers) / float64(res.Packets)
 		res.PacketsPerSecond = float64(res.Packets) / m.elapsed.Seconds()
 		res.AllocsPerPacket = float64(m.allocs) / float64(res.Packets)
+		res.CPUNsPerPacket = float64(m.cpu.Nanoseconds()) / float64(res.Packets)
 	}
 	res.Rewrites = e.Stats.Rewrites.Load() - rw0
 	res.DataFlows = e.Stats.DataFlows.Load() - df0
@@ -205,6 +217,7 @@ func Run(o Options) (*Result, error) {
 		res.ControlSegments = p.control
 		res.NsPerControlSegment = float64(m.elapsed.Nanoseconds()) * float64(o.Workers) / float64(p.control)
 	}
+	res.LoadAverage = loadAverage()
 	res.HeapBytes = liveHeap()
 	runtime.KeepAlive(e) // the heap measurements above must see the engine live
 	runtime.KeepAlive(p)
@@ -236,7 +249,28 @@ func allocs() uint64 {
 
 type measured struct {
 	elapsed time.Duration
+	cpu     time.Duration // process CPU time
 	allocs  uint64
+}
+
+// cpuTime returns the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// loadAverage returns the 1-minute load average, or 0.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var l float64
+	fmt.Sscan(string(b), &l)
+	return l
 }
 
 // serveAll runs one Serve loop per device on e and waits for them. The
@@ -248,12 +282,14 @@ func serveAll(e *nat.Engine, devs []*Device, batch int) (measured, error) {
 	var once sync.Once
 	var t0 time.Time
 	var a0 uint64
+	var c0 time.Duration
 	for _, d := range devs {
 		d.OnStart = func() {
 			ready.Done()
 			ready.Wait()
 			once.Do(func() {
 				a0 = allocs()
+				c0 = cpuTime()
 				t0 = time.Now()
 			})
 		}
@@ -268,7 +304,7 @@ func serveAll(e *nat.Engine, devs []*Device, batch int) (measured, error) {
 		}()
 	}
 	wg.Wait()
-	m := measured{elapsed: time.Since(t0), allocs: allocs() - a0}
+	m := measured{elapsed: time.Since(t0), cpu: cpuTime() - c0, allocs: allocs() - a0}
 	return m, errors.Join(errs...)
 }
 

@@ -98,6 +98,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		if r.Rewrites > 0 {
 			extra = append(extra, fmt.Sprintf("%d rewrites, %d data flows", r.Rewrites, r.DataFlows))
 		}
+		extra = append(extra, fmt.Sprintf("cpu %.1f ns/packet, load %.2f", r.CPUNsPerPacket, r.LoadAverage))
 		if r.Dropped > 0 {
 			extra = append(extra, fmt.Sprintf("%d dropped %v", r.Dropped, r.Drops))
 		}
