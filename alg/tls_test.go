@@ -243,3 +243,50 @@ func TestTLSStartsInsideThe234Segment(t *testing.T) {
 		t.Fatalf("clear after the records: %+v", r)
 	}
 }
+
+// FuzzTLSTracker: after AUTH TLS and 234, (1) arbitrary client bytes cut at
+// arbitrary places never panic and are never mapped unless the direction
+// left TLS first; (2) the same bytes wrapped as the bodies of valid records
+// are never inspected at all.
+func FuzzTLSTracker(f *testing.F) {
+	f.Add([]byte("\x16\x03\x01\x00\x02hi\x15\x03\x03\x00\x02xxPORT 198,18,0,2,195,80\r\n"), uint16(7))
+	f.Add([]byte("PORT 198,18,0,2,195,80\r\n"), uint16(3))
+	f.Add([]byte("\x17\x03\x03\x00\x18PORT 198,18,0,2,195,80\r\n"), uint16(5))
+	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
+		if len(data) > 4096 {
+			return
+		}
+		step := int(cut%700) + 1
+		run := func(stream []byte) (*harness, Event) {
+			h := newHarness(t, &Config{}, 1460)
+			h.client(1000, "AUTH TLS\r\n")
+			h.seg(conntrack.Reply, 5000, "234 ok\r\n", false, false)
+			seq := uint32(1010)
+			var ev Event
+			for len(stream) > 0 {
+				n := step
+				if n > len(stream) {
+					n = len(stream)
+				}
+				// a held partial line after leaving TLS (Drop, EvHeld):
+				// go on with the next bytes as the sender would
+				r := h.client(seq, string(stream[:n]))
+				ev |= r.Events
+				seq += uint32(n)
+				stream = stream[n:]
+			}
+			return h, ev
+		}
+		h, ev := run(data)
+		if len(h.nat.asked) > 0 && ev&EvTLSEnded == 0 {
+			t.Fatalf("mapped %v without leaving TLS", h.nat.asked)
+		}
+		var recs []byte
+		recs = append(recs, record(tlsHandshake, data[:len(data)/2])...)
+		recs = append(recs, record(tlsAppData, data[len(data)/2:])...)
+		h, ev = run(recs)
+		if ev != 0 || len(h.nat.asked) != 0 || !h.c.TLS() {
+			t.Fatalf("valid records inspected: events %b, asked %v, TLS %v", ev, h.nat.asked, h.c.TLS())
+		}
+	})
+}
