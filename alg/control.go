@@ -65,6 +65,10 @@ const (
 	EvDupHeld                           // a duplicate of held bytes: dropped
 	EvRewriteLimit                      // more announcements in one segment than may be rewritten: left unchanged
 	EvTLSEnded                          // a direction left TLS (CCC, RFC 4217 §6): inspected again from a line start
+	evEnd
+
+	// EvAll has every event bit set, so that counters can check they name each.
+	EvAll = evEnd - 1
 )
 
 // MaxRewritesPerSegment bounds the announcements rewritten in one segment.

@@ -103,6 +103,7 @@ var algEventNames = map[alg.Event]string{
 	alg.EvRetransMismatch: "retransmission_mismatch", alg.EvOutOfOrder: "out_of_order",
 	alg.EvTLS: "tls_detected", alg.EvUntranslated: "untranslated_announcement",
 	alg.EvTruncated: "release_truncated", alg.EvDupHeld: "duplicate_held",
+	alg.EvRewriteLimit: "rewrite_limit", alg.EvTLSEnded: "tls_ended",
 }
 
 // Summary is a plain copy of the counters, with the non-zero reasons named.
