@@ -63,8 +63,16 @@ func TestE2ELoad(t *testing.T) {
 		t.Logf("after 200 sessions: rewrites %v, expectations created %v used %v, drops held %v",
 			m["natalg_alg_rewrites_total"], m[`natalg_expectations_total{event="created"}`],
 			m[`natalg_expectations_total{event="used"}`], m[`natalg_drops_total{reason="alg_held"}`])
-		if m[`natalg_expectations_total{event="used"}`] < 100 {
-			t.Errorf("only %v expectations used for 100 active-mode sessions", m[`natalg_expectations_total{event="used"}`])
+		// Every active-mode session announces one data port. An
+		// announcement need not consume its expectation: when a client
+		// reuses a data port while the closed data flow still lingers
+		// (2 s here), the server's SYN matches that flow (same tuple, same
+		// translation) instead; so only creation is counted exactly.
+		if m[`natalg_expectations_total{event="created"}`] < 100 {
+			t.Errorf("only %v expectations created for 100 active-mode sessions", m[`natalg_expectations_total{event="created"}`])
+		}
+		if m[`natalg_expectations_total{event="used"}`] == 0 {
+			t.Error("no data connection came through an expectation")
 		}
 	})
 
