@@ -137,12 +137,21 @@ type Config struct {
 	// (by default a mid-stream segment creates a flow, like the kernel's
 	// nf_conntrack_tcp_loose, so connections survive a restart).
 	NoPickup bool
+	// NAT64Prefix turns on stateful NAT64 (RFC 6146): IPv6 packets to an
+	// address in this RFC 6052 prefix (64:ff9b::/96, or a network-specific
+	// prefix of length 32, 40, 48, 56, 64 or 96) are translated to IPv4
+	// (RFC 7915) from an address of NAT64Pool. Invalid (zero) means off.
+	NAT64Prefix netip.Prefix
+	// NAT64Pool is the IPv4 pool NAT64 translates IPv6 clients to; each
+	// client keeps one pool address (paired pooling, RFC 7857 §4). Packets
+	// to a pool address are inbound NAT64 packets.
+	NAT64Pool netip.Prefix
 }
 
 // validate checks c and fills defaults.
 func (c *Config) validate() error {
-	if len(c.Public) == 0 {
-		return fmt.Errorf("nat: no public address")
+	if len(c.Public) == 0 && !c.NAT64Prefix.IsValid() {
+		return fmt.Errorf("nat: no public address (and no NAT64 prefix)")
 	}
 	var seen [2]bool
 	for i, a := range c.Public {
