@@ -22,6 +22,9 @@ type natFlags struct {
 	noFTP         bool
 	maxFlows      int
 	timeouts      conntrack.Timeouts
+	// nat64Prefix and nat64Pool turn on stateful NAT64 (RFC 6146).
+	nat64Prefix prefixFlag
+	nat64Pool   prefixFlag
 }
 
 func (f *natFlags) register(fs *flag.FlagSet) {
@@ -39,15 +42,38 @@ func (f *natFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.timeouts.ICMP, "timeout-icmp", d.ICMP, "idle timeout of ICMP echo (RFC 5508: at least 60s)")
 	fs.DurationVar(&f.timeouts.Expectation, "timeout-expect", d.Expectation, "how long an FTP expectation waits for its connection")
 	f.timeouts.Other = d.Other
+	fs.Var(&f.nat64Prefix, "nat64-prefix", "NAT64 (RFC 6146): translate IPv6 packets to this RFC 6052 prefix, e.g. 64:ff9b::/96, to IPv4 (needs --nat64-pool)")
+	fs.Var(&f.nat64Pool, "nat64-pool", "NAT64: IPv4 pool the IPv6 clients are translated to, e.g. 198.19.64.0/24 (needs --nat64-prefix)")
 }
+
+// nat44 reports whether the NAT44/NAT66 flags (--public, --inside,
+// --forward) are in use.
+func (f *natFlags) nat44() bool {
+	return len(f.public) > 0 || len(f.inside) > 0 || len(f.forwards) > 0
+}
+
+// nat64 reports whether NAT64 is on.
+func (f *natFlags) nat64() bool { return f.nat64Prefix.p.IsValid() }
 
 // config builds the engine configuration.
 func (f *natFlags) config() (nat.Config, error) {
-	if len(f.public) == 0 {
-		return nat.Config{}, fmt.Errorf("--public is required")
+	if f.nat64Prefix.p.IsValid() != f.nat64Pool.p.IsValid() {
+		return nat.Config{}, fmt.Errorf("--nat64-prefix and --nat64-pool go together")
 	}
-	if len(f.inside) == 0 && len(f.forwards) == 0 {
-		return nat.Config{}, fmt.Errorf("give --inside and/or --forward: there is nothing to translate")
+	if f.nat64() {
+		if !f.nat64Prefix.p.Addr().Is6() || !f.nat64Pool.p.Addr().Is4() {
+			return nat.Config{}, fmt.Errorf("--nat64-prefix is an IPv6 prefix and --nat64-pool an IPv4 prefix")
+		}
+	}
+	// With NAT64 alone, NAT44/NAT66 needs none of its flags; once one is
+	// given, it needs the others as before.
+	if !f.nat64() || f.nat44() {
+		if len(f.public) == 0 {
+			return nat.Config{}, fmt.Errorf("--public is required (or give only --nat64-prefix and --nat64-pool)")
+		}
+		if len(f.inside) == 0 && len(f.forwards) == 0 {
+			return nat.Config{}, fmt.Errorf("give --inside and/or --forward: there is nothing to translate")
+		}
 	}
 	c := nat.Config{
 		Inside:     f.inside,
@@ -55,6 +81,9 @@ func (f *natFlags) config() (nat.Config, error) {
 		Forwards:   f.forwards,
 		FTPPorts:   f.ftpPorts,
 		DisableFTP: f.noFTP,
+		// the engine checks the lengths (RFC 6052 §2.2) and overlaps
+		NAT64Prefix: f.nat64Prefix.p,
+		NAT64Pool:   f.nat64Pool.p,
 	}
 	c.FTP.AllowLowPorts = f.allowLowPorts
 	c.Conntrack.MaxFlows = f.maxFlows
@@ -96,6 +125,27 @@ func (l *prefixList) Set(s string) error {
 		p = netip.PrefixFrom(a, a.BitLen())
 	}
 	*l = append(*l, p)
+	return nil
+}
+
+// prefixFlag is one prefix, masked (an address alone is a host prefix).
+type prefixFlag struct{ p netip.Prefix }
+
+func (f *prefixFlag) String() string {
+	if !f.p.IsValid() {
+		return ""
+	}
+	return f.p.String()
+}
+func (f *prefixFlag) Set(s string) error {
+	var l prefixList
+	if err := l.Set(s); err != nil {
+		return err
+	}
+	if l[0].Addr().Zone() != "" {
+		return fmt.Errorf("zoned prefix %q", s)
+	}
+	f.p = l[0].Masked()
 	return nil
 }
 

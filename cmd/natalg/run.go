@@ -26,14 +26,17 @@ import (
 
 const defaultControl = "/run/natalg.sock"
 
-// cmdRun implements "natalg run": the NFQUEUE daemon.
+// cmdRun implements "natalg run": the NFQUEUE daemon, and the NAT64 TUN
+// datapath when --nat64-prefix and --nat64-pool are given. NFQUEUE queues
+// are served when the NAT44/NAT66 flags are (--public with --inside or
+// --forward); with the NAT64 flags alone natalg serves only its TUN device.
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var nf natFlags
 	nf.register(fs)
 	fs.String("config", "", "file of settings, one flag per line: \"inside 198.18.0.0/16\"")
-	queues := fs.String("queues", "0", "NFQUEUE numbers to serve: N or N-M")
+	queues := fs.String("queues", "0", "NFQUEUE numbers to serve: N or N-M (only with --public and --inside/--forward: with the NAT64 flags alone no queue is opened)")
 	queueLen := fs.Uint("queue-len", 8192, "kernel queue length per queue")
 	rcvbuf := fs.Int("rcvbuf", 32<<20, "netlink receive buffer per queue, bytes")
 	gso := fs.Bool("gso", true, "receive GSO super-packets whole (NFQA_CFG_F_GSO); --gso=false has the kernel segment them first")
@@ -41,6 +44,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	control := fs.String("control", defaultControl, "unix socket for natalg flows; empty: off")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := fs.String("pprof", "", "address for Go profiling (net/http/pprof); empty: off")
+	var n64 nat64Flags
+	n64.register(fs)
 	if _, err := parseWithConfig(fs, args); err != nil {
 		fmt.Fprintf(stderr, "natalg run: %v\n", err)
 		return 2
@@ -61,10 +66,39 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "natalg run: %v\n", err)
 		return 2
 	}
+	useNFQ := nf.nat44()
+	if !useNFQ {
+		queuesSet := false
+		fs.Visit(func(f *flag.Flag) { queuesSet = queuesSet || f.Name == "queues" })
+		if queuesSet {
+			fmt.Fprintf(stderr, "natalg run: --queues needs --public and --inside/--forward (NAT64 alone serves no queue)\n")
+			return 2
+		}
+		qs = nil
+	}
+	if nf.nat64() {
+		if err := n64.check(); err != nil {
+			fmt.Fprintf(stderr, "natalg run: %v\n", err)
+			return 2
+		}
+	}
 	eng, err := nat.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "natalg run: %v\n", err)
 		return 2
+	}
+	var dp *nat64Datapath
+	if nf.nat64() {
+		if dp, err = setupNAT64(n64, cfg.NAT64Prefix, cfg.NAT64Pool, log); err != nil {
+			fmt.Fprintf(stderr, "natalg run: %v\n", err)
+			return 1
+		}
+		// deferred first, so it runs last: after the TUN loop stopped
+		defer func() {
+			if err := dp.close(); err != nil {
+				log.Error("nat64 teardown", "err", err)
+			}
+		}()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -76,7 +110,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "natalg run: metrics: %v\n", err)
 			return 1
 		}
-		srv := &http.Server{Handler: metricsHandler(eng, &st, qs), ReadHeaderTimeout: 5 * time.Second}
+		h := metricsHandler(eng, &st, qs)
+		if dp != nil {
+			h = withMetrics(h, dp.writeMetrics)
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 		wg.Add(1)
 		go func() { defer wg.Done(); srv.Serve(ln) }()
 		go func() { <-ctx.Done(); srv.Close() }()
@@ -122,12 +160,43 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	ready := func() {
-		log.Info("ready", "queues", *queues, "inside", fmt.Sprint(cfg.Inside), "public", fmt.Sprint(cfg.Public),
-			"forwards", nf.forwards.String(), "gso", *gso, "metrics", *metrics, "control", *control)
+		qv := *queues
+		if !useNFQ {
+			qv = "none"
+		}
+		args := []any{"queues", qv, "inside", fmt.Sprint(cfg.Inside), "public", fmt.Sprint(cfg.Public),
+			"forwards", nf.forwards.String(), "gso", *gso, "metrics", *metrics, "control", *control}
+		if dp != nil {
+			args = append(args, "nat64_prefix", cfg.NAT64Prefix.String(), "nat64_pool", cfg.NAT64Pool.String(), "nat64_dev", dp.dev.Name())
+		}
+		log.Info("ready", args...)
 	}
-	err = nfq.Run(ctx, eng, nfq.Options{Queues: qs, MaxQueueLen: uint32(*queueLen), ReadBuffer: *rcvbuf, GSO: *gso, Log: log}, &st, ready)
+	var tunErr error
+	if dp != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := eng.Serve(ctx, dp.dev, n64.batch); err != nil {
+				tunErr = err
+				log.Error("nat64 TUN loop", "dev", dp.dev.Name(), "err", err)
+				stop()
+			}
+		}()
+	}
+	if useNFQ {
+		err = nfq.Run(ctx, eng, nfq.Options{Queues: qs, MaxQueueLen: uint32(*queueLen), ReadBuffer: *rcvbuf, GSO: *gso, Log: log}, &st, ready)
+	} else {
+		ready()
+		<-ctx.Done()
+	}
 	stop()
 	wg.Wait()
+	if dp != nil {
+		dp.logStats()
+	}
+	if err == nil {
+		err = tunErr
+	}
 	if err != nil {
 		log.Error("stopped", "err", err)
 		return 1
@@ -136,6 +205,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	log.Info("stopped", "packets", st.Received.Load(), "accepted", st.Accepted.Load(), "dropped", st.Dropped.Load(),
 		"rewrites", s.Rewrites, "flows", eng.Table().Len())
 	return 0
+}
+
+// withMetrics appends more series to the /metrics page of h.
+func withMetrics(h http.Handler, more func(io.Writer)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		if r.URL.Path == "/metrics" {
+			more(w)
+		}
+	})
 }
 
 // parseQueues reads "N" or "N-M".
