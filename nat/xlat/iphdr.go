@@ -1,0 +1,126 @@
+package xlat
+
+import (
+	"encoding/binary"
+	"sync/atomic"
+
+	"github.com/natalg/natalg/nat/header"
+)
+
+// This file writes the translated IP headers (RFC 7915 §4.1 and §5.1) and
+// checks the IPv6 extension headers that §5.1 lets a translator skip.
+
+// dfThreshold is the IPv4 size above which the translated packet gets DF
+// set (RFC 7915 §5.1: DF is 0 when the translated IPv4 packet is at most
+// 1260 bytes, so that IPv4 routers may fragment it down to what fits a
+// 1280-byte IPv6 path once translated back; 1 otherwise).
+const dfThreshold = 1260
+
+// Size limits of translated ICMP errors.
+const (
+	// maxICMPv6Error: an ICMPv6 error must not exceed the IPv6 minimum MTU
+	// (RFC 4443 §2.4 (c); RFC 7915 §4.2 translates into it).
+	maxICMPv6Error = 1280
+	// maxICMPv4Error: ICMPv4 errors are kept within the 576 bytes every IPv4
+	// host accepts (RFC 1812 §4.3.2.3, RFC 791 §3.1).
+	maxICMPv4Error = 576
+)
+
+// ipv4ID is the source of IPv4 Identification values for translated packets
+// with DF clear.
+var ipv4ID atomic.Uint32
+
+// nextIPv4ID returns an Identification value for a translated IPv4 packet
+// that has DF clear (RFC 7915 §5.1.1: the translator sets one, since IPv4
+// routers may fragment the packet; RFC 6864 §4.1 asks that it not repeat
+// within the datagram's lifetime for a source, destination and protocol).
+// It is a process-wide counter: unique for 65536 consecutive packets.
+func nextIPv4ID() uint16 { return uint16(ipv4ID.Add(1)) }
+
+// putIPv4 writes a 20-byte IPv4 header (RFC 791 §3.1, no options) with the
+// given fields into b[:20] and computes its header checksum. Identification
+// and DF follow RFC 7915 §5.1 and §5.1.1: for a total length up to 1260,
+// DF clear and a fresh Identification (unless fresh is false, then 0: used
+// for quoted headers); above, DF set and Identification 0 (RFC 6864 §4.1
+// allows any value for atomic datagrams). MF and the offset are 0.
+//
+// Precondition: len(b) >= 20; otherwise putIPv4 does nothing.
+func putIPv4(b []byte, tos uint8, total uint16, ttl, proto uint8, src, dst [4]byte, fresh bool) {
+	if len(b) < header.IPv4MinimumSize {
+		return
+	}
+	b = b[:header.IPv4MinimumSize]
+	b[0] = 0x45
+	b[1] = tos
+	binary.BigEndian.PutUint16(b[2:], total)
+	var id, ff uint16
+	if total > dfThreshold {
+		ff = header.IPv4FlagDontFragment << 13
+	} else if fresh {
+		id = nextIPv4ID()
+	}
+	binary.BigEndian.PutUint16(b[4:], id)
+	binary.BigEndian.PutUint16(b[6:], ff)
+	b[8] = ttl
+	b[9] = proto
+	b[10], b[11] = 0, 0
+	copy(b[12:16], src[:])
+	copy(b[16:20], dst[:])
+	header.IPv4(b).SetChecksum(header.IPv4(b).ComputeChecksum())
+}
+
+// putIPv6 writes a 40-byte IPv6 fixed header (RFC 8200 §3) into b[:40]:
+// Traffic Class tc, Flow Label 0 (RFC 7915 §4.1), the given Payload Length,
+// Next Header and Hop Limit, and the addresses.
+//
+// Precondition: len(b) >= 40; otherwise putIPv6 does nothing.
+func putIPv6(b []byte, tc uint8, payloadLen uint16, nh, hop uint8, src, dst [16]byte) {
+	if len(b) < header.IPv6FixedHeaderSize {
+		return
+	}
+	binary.BigEndian.PutUint32(b[0:], 6<<28|uint32(tc)<<20)
+	binary.BigEndian.PutUint16(b[4:], payloadLen)
+	b[6] = nh
+	b[7] = hop
+	copy(b[8:24], src[:])
+	copy(b[24:40], dst[:])
+}
+
+// checkExt6 walks the extension headers of the IPv6 packet b, from the fixed
+// header up to offset end (the transport header, as header.Parsed found it),
+// and reports whether RFC 7915 §5.1 lets them be dropped in translation:
+// Hop-by-Hop Options, Destination Options and Routing headers with Segments
+// Left 0 are skipped; a Routing header with Segments Left non-zero yields
+// SourceRoute; a Fragment header (even an atomic fragment) Fragment; an
+// Authentication Header Unsupported. Anything inconsistent is Malformed.
+func checkExt6(b []byte, end int) Reason {
+	if len(b) < header.IPv6FixedHeaderSize || end > len(b) {
+		return Malformed
+	}
+	nh := b[6]
+	off := header.IPv6FixedHeaderSize
+	for off < end {
+		if off+8 > end {
+			return Malformed
+		}
+		switch nh {
+		case header.ProtoHopByHop, header.ProtoDstOpts:
+		case header.ProtoRouting:
+			if b[off+3] != 0 { // RFC 8200 §4.4: Segments Left
+				return SourceRoute
+			}
+		case header.ProtoFragment:
+			return Fragment
+		case header.ProtoAH:
+			return Unsupported
+		default:
+			return Malformed
+		}
+		nh = b[off]
+		off += (int(b[off+1]) + 1) * 8
+	}
+	if off != end {
+		return Malformed
+	}
+	return Ok
+}
