@@ -1,0 +1,756 @@
+package nat
+
+// State files (natalg run --state): the engine's flows, expectations and
+// FTP gateway state, saved on shutdown and restored on start, so that
+// connections through the NAT, FTP control connections whose sequence
+// numbers a rewrite shifted among them, survive a restart of the daemon.
+//
+// The format is a small binary one of its own rather than encoding/gob:
+// every length and count is bounded and checked by the reader, it needs no
+// reflection, and it does not change with the Go types; gob's decoder is
+// documented as not hardened against adversarial input, and this file is
+// read by a process running as root. Layout, all integers big-endian:
+//
+//	magic "NATALGST", version uint16 (1), reserved uint16 (0),
+//	saved-at int64 (Unix ns)
+//	flows uint32, then each flow:
+//	  tuple original, tuple reply (tuple: addr src, addr dst, uint16 src
+//	  port, uint16 dst port, uint8 protocol; addr: uint8 length 4 or 16,
+//	  then the bytes)
+//	  uint8 tag, uint8 TCP state, uint8 FINs seen
+//	  int64 created, int64 expires (Unix ns: absolute deadline)
+//	  uint32 master (0 none, else 1 + the index of an earlier flow)
+//	  uint8 gateway (0 none, 1 FTP), and for FTP: ledger original, ledger
+//	  reply (int32 base, uint8 n <= 8, n × (uint32 start, uint32 pos,
+//	  int32 offset)), uint16 multi-line reply code, uint8 AUTH pending,
+//	  stream original, stream reply (uint8 flags: 1 synced, 2 line start,
+//	  4 TLS, 8 TLS framing lost, 16 record seen; uint32 next, uint16 MSS,
+//	  uint32 record bytes left, uint8 n < 5 + partial record header,
+//	  uint8 n <= 8 rewrites × (uint32 start, uint8 n + old text, uint8 n +
+//	  new text))
+//	expectations uint32, then each: uint8 protocol, addr peer, addr public,
+//	  uint16 public port, addr target, uint16 target port, uint32 master
+//	  (1 + flow index), int64 created, int64 expires
+//	CRC-32C (Castagnoli) uint32 of every byte before it
+//
+// The whole file is checked (magic, version, checksum, structure) before
+// anything is restored: a truncated, corrupt or foreign file restores
+// nothing and LoadState says why.
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/natalg/natalg/alg"
+	"github.com/natalg/natalg/conntrack"
+	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/seqdelta"
+)
+
+// StateVersion is the version of the state file format SaveState writes
+// and LoadState reads.
+const StateVersion = 1
+
+const (
+	stateMagic = "NATALGST"
+	// maxStateFile bounds what LoadState reads: far above the largest
+	// table (1M flows of about 100 bytes, plus FTP state).
+	maxStateFile = 1 << 30
+	maxSaved     = 1 << 26 // flows or expectations in one file
+	extNone      = 0
+	extFTP       = 1
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// Errors of LoadState, wrapped with details.
+var (
+	// ErrStateFormat means the file is not a natalg state file, or is
+	// truncated or corrupt.
+	ErrStateFormat = errors.New("not a valid natalg state file")
+	// ErrStateVersion means the file was written by a version of natalg
+	// whose format this one does not read.
+	ErrStateVersion = errors.New("unsupported state file version")
+)
+
+// LoadStats counts what LoadState restored and what it skipped.
+type LoadStats struct {
+	SavedAt      time.Time
+	Flows        int // flows restored
+	FTP          int // of which FTP control flows with their gateway state
+	Expectations int // expectations restored
+	Bindings     int // public port bindings after the restore
+	Expired      int // flows and expectations past their deadline at load time
+	Misfit       int // flows and expectations the current configuration would not make
+	Full         int // flows and expectations over the table's limits
+	Clash        int // flows and expectations whose tuple, key or port is taken
+	Orphans      int // expectations whose control flow was not restored
+}
+
+// savedFlow is one decoded flow record.
+type savedFlow struct {
+	rec    conntrack.FlowRecord
+	master uint32 // 1 + index, 0 none
+	ftp    bool
+	led    [2]seqdelta.State
+	ctl    alg.ControlState
+}
+
+// savedExp is one decoded expectation record.
+type savedExp struct {
+	x      conntrack.Expectation
+	master uint32
+}
+
+// SaveState writes the engine's flows, expectations and gateway state to w.
+// Packets should be stopped first (natalg run saves after its queues are
+// closed): a packet processed after the snapshot is not in it. FTP control
+// flows are locked while their gateway state is read; see
+// alg.ControlState for what is not saved.
+func (e *Engine) SaveState(w io.Writer) error {
+	var flows []*conntrack.Flow
+	e.table.Range(func(f *conntrack.Flow) bool {
+		flows = append(flows, f)
+		return true
+	})
+	// Masters before the flows they announced: a flow refers to its master
+	// by its index in the file.
+	idx := make(map[*conntrack.Flow]uint32, len(flows))
+	order := make([]*conntrack.Flow, 0, len(flows))
+	for pass := 0; pass < 3 && len(order) < len(flows); pass++ {
+		for _, f := range flows {
+			if _, done := idx[f]; done {
+				continue
+			}
+			if m := f.Master; pass < 2 && m != nil && !m.Dead() {
+				if _, ok := idx[m]; !ok {
+					continue // its master first (the last pass takes the rest)
+				}
+			}
+			order = append(order, f)
+			idx[f] = uint32(len(order))
+		}
+	}
+	var exps []*conntrack.Expectation
+	e.table.RangeExpectations(func(x *conntrack.Expectation) {
+		if _, ok := idx[x.Master]; x.Master != nil && ok {
+			exps = append(exps, x)
+		}
+	})
+
+	sw := &stateWriter{w: bufio.NewWriterSize(w, 64<<10), crc: crc32.New(crcTable)}
+	sw.bytes([]byte(stateMagic))
+	sw.u16(StateVersion)
+	sw.u16(0)
+	sw.i64(time.Now().UnixNano())
+	sw.u32(uint32(len(order)))
+	for _, f := range order {
+		r := f.Record()
+		sw.tuple(r.Tuples[conntrack.Original])
+		sw.tuple(r.Tuples[conntrack.Reply])
+		sw.u8(r.Tag)
+		sw.u8(uint8(r.TCP))
+		sw.u8(r.FINs)
+		sw.i64(r.Created)
+		sw.i64(r.Expires)
+		sw.u32(idx[f.Master]) // 0 for nil or unsaved
+		e.saveExt(sw, f)
+	}
+	sw.u32(uint32(len(exps)))
+	for _, x := range exps {
+		sw.u8(x.Proto)
+		sw.addr(x.Src)
+		sw.addr(x.Dst)
+		sw.u16(x.DstPort)
+		sw.addr(x.Target.Addr())
+		sw.u16(x.Target.Port())
+		sw.u32(idx[x.Master])
+		sw.i64(x.Created)
+		sw.i64(x.Expires)
+	}
+	if sw.err != nil {
+		return fmt.Errorf("save state: %w", sw.err)
+	}
+	var sum [4]byte
+	binary.BigEndian.PutUint32(sum[:], sw.crc.Sum32())
+	if _, err := sw.w.Write(sum[:]); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := sw.w.Flush(); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	return nil
+}
+
+// saveExt writes f's gateway state.
+func (e *Engine) saveExt(sw *stateWriter, f *conntrack.Flow) {
+	f.Lock()
+	x, ok := f.Ext.(*ftpFlow)
+	if !ok {
+		f.Unlock()
+		sw.u8(extNone)
+		return
+	}
+	led := [2]seqdelta.State{x.seq[0].State(), x.seq[1].State()}
+	ctl := x.ctl.State()
+	f.Unlock()
+	sw.u8(extFTP)
+	for _, l := range led {
+		sw.u32(uint32(l.Base))
+		sw.u8(uint8(len(l.Points)))
+		for _, p := range l.Points {
+			sw.u32(p.Start)
+			sw.u32(p.Pos)
+			sw.u32(uint32(p.Offset))
+		}
+	}
+	sw.u16(uint16(ctl.Reply))
+	sw.bool(ctl.Auth)
+	for _, s := range ctl.Dir {
+		var fl uint8
+		for i, b := range []bool{s.Synced, s.LineStart, s.TLS, s.TLSLost, s.Recs} {
+			if b {
+				fl |= 1 << i
+			}
+		}
+		sw.u8(fl)
+		sw.u32(s.Next)
+		sw.u16(s.MSS)
+		sw.u32(s.RecLeft)
+		sw.short(s.Hdr)
+		sw.u8(uint8(len(s.History)))
+		for _, r := range s.History {
+			sw.u32(r.Start)
+			sw.short(r.Old)
+			sw.short(r.New)
+		}
+	}
+}
+
+// LoadState restores the flows, expectations and gateway state saved by
+// SaveState into the engine, at now. The engine should be fresh (nothing
+// processed yet). The whole input is checked before anything is restored:
+// a truncated, corrupt or foreign file, or one of another format version,
+// restores nothing and returns an error wrapping ErrStateFormat or
+// ErrStateVersion.
+//
+// Of a valid file, flows and expectations past their deadline at now, those
+// the current configuration would not have made (an address no longer
+// inside, another public address, a forward gone or changed, a public port
+// now forwarded, an FTP control flow with shifted sequence numbers on a
+// port no longer inspected), those over the table's limits and those
+// clashing with what was restored before are skipped and counted in the
+// returned LoadStats. Deadlines are kept, cut to the current timeouts. The
+// public port bindings are rebuilt from the restored flows and
+// expectations, one reference for each, as the engine holds them.
+func (e *Engine) LoadState(r io.Reader, now time.Time) (LoadStats, error) {
+	var st LoadStats
+	buf, err := io.ReadAll(io.LimitReader(r, maxStateFile+1))
+	if err != nil {
+		return st, fmt.Errorf("read state: %w", err)
+	}
+	if len(buf) > maxStateFile {
+		return st, fmt.Errorf("%w: larger than %d bytes", ErrStateFormat, maxStateFile)
+	}
+	flows, exps, savedAt, err := decodeState(buf)
+	if err != nil {
+		return st, err
+	}
+	st.SavedAt = savedAt
+	e.restore(flows, exps, now.UnixNano(), &st)
+	st.Bindings = e.ports.bindings()
+	return st, nil
+}
+
+// decodeState checks and decodes a whole state file.
+func decodeState(buf []byte) ([]savedFlow, []savedExp, time.Time, error) {
+	const head = len(stateMagic) + 2 + 2 + 8
+	if len(buf) < len(stateMagic) || string(buf[:len(stateMagic)]) != stateMagic {
+		return nil, nil, time.Time{}, fmt.Errorf("%w: no %q magic", ErrStateFormat, stateMagic)
+	}
+	if len(buf) < head+4+4+4 {
+		return nil, nil, time.Time{}, fmt.Errorf("%w: truncated (%d bytes)", ErrStateFormat, len(buf))
+	}
+	if v := binary.BigEndian.Uint16(buf[len(stateMagic):]); v != StateVersion {
+		return nil, nil, time.Time{}, fmt.Errorf("%w: version %d, this natalg reads %d", ErrStateVersion, v, StateVersion)
+	}
+	body, tail := buf[:len(buf)-4], buf[len(buf)-4:]
+	if got, want := crc32.Checksum(body, crcTable), binary.BigEndian.Uint32(tail); got != want {
+		return nil, nil, time.Time{}, fmt.Errorf("%w: checksum mismatch (truncated or corrupt)", ErrStateFormat)
+	}
+	d := &stateReader{b: body[len(stateMagic)+2:]}
+	if d.u16() != 0 {
+		return nil, nil, time.Time{}, fmt.Errorf("%w: reserved field set", ErrStateFormat)
+	}
+	savedAt := time.Unix(0, d.i64())
+	n := d.count()
+	flows := make([]savedFlow, 0, min(n, 4096))
+	for i := 0; i < n && d.err == nil; i++ {
+		var f savedFlow
+		f.rec.Tuples[conntrack.Original] = d.tuple()
+		f.rec.Tuples[conntrack.Reply] = d.tuple()
+		f.rec.Tag = d.u8()
+		f.rec.TCP = conntrack.TCPState(d.u8())
+		f.rec.FINs = d.u8()
+		f.rec.Created = d.i64()
+		f.rec.Expires = d.i64()
+		f.master = d.u32()
+		if f.master > uint32(i) {
+			d.fail("flow %d: master %d is not an earlier flow", i, f.master)
+		}
+		switch ext := d.u8(); ext {
+		case extNone:
+		case extFTP:
+			f.ftp = true
+			d.ftpState(&f)
+		default:
+			d.fail("flow %d: unknown gateway %d", i, ext)
+		}
+		flows = append(flows, f)
+	}
+	n = d.count()
+	exps := make([]savedExp, 0, min(n, 4096))
+	for i := 0; i < n && d.err == nil; i++ {
+		var x savedExp
+		x.x.Proto = d.u8()
+		x.x.Src = d.addr()
+		x.x.Dst = d.addr()
+		x.x.DstPort = d.u16()
+		ta := d.addr()
+		x.x.Target = netip.AddrPortFrom(ta, d.u16())
+		x.master = d.u32()
+		x.x.Created = d.i64()
+		x.x.Expires = d.i64()
+		if x.master == 0 || x.master > uint32(len(flows)) {
+			d.fail("expectation %d: master %d is not a flow", i, x.master)
+		}
+		exps = append(exps, x)
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("%d bytes after the last record", len(d.b))
+	}
+	if d.err != nil {
+		return nil, nil, time.Time{}, fmt.Errorf("%w: %w", ErrStateFormat, d.err)
+	}
+	return flows, exps, savedAt, nil
+}
+
+// ftpState decodes the FTP gateway state of f.
+func (d *stateReader) ftpState(f *savedFlow) {
+	for k := range f.led {
+		f.led[k].Base = int32(d.u32())
+		n := int(d.u8())
+		if n > seqdelta.Capacity {
+			d.fail("ledger of %d points", n)
+			return
+		}
+		for range n {
+			f.led[k].Points = append(f.led[k].Points, seqdelta.Point{Start: d.u32(), Pos: d.u32(), Offset: int32(d.u32())})
+		}
+	}
+	f.ctl.Reply = int(d.u16())
+	f.ctl.Auth = d.bool()
+	for k := range f.ctl.Dir {
+		s := &f.ctl.Dir[k]
+		fl := d.u8()
+		if fl >= 32 {
+			d.fail("stream flags %#x", fl)
+			return
+		}
+		s.Synced, s.LineStart, s.TLS, s.TLSLost, s.Recs = fl&1 != 0, fl&2 != 0, fl&4 != 0, fl&8 != 0, fl&16 != 0
+		s.Next = d.u32()
+		s.MSS = d.u16()
+		s.RecLeft = d.u32()
+		s.Hdr = d.short()
+		n := int(d.u8())
+		if n > seqdelta.Capacity {
+			d.fail("%d rewrites remembered", n)
+			return
+		}
+		for range n {
+			s.History = append(s.History, alg.RewriteState{Start: d.u32(), Old: d.short(), New: d.short()})
+		}
+	}
+}
+
+// restore adds the decoded records to the engine.
+func (e *Engine) restore(flows []savedFlow, exps []savedExp, now int64, st *LoadStats) {
+	made := make([]*conntrack.Flow, len(flows))
+	for i := range flows {
+		sf := &flows[i]
+		if sf.rec.Expires <= now {
+			st.Expired++
+			continue
+		}
+		if sf.rec.Check() != nil {
+			st.Misfit++
+			continue
+		}
+		in, hold, ok := e.fits(&sf.rec)
+		if !ok {
+			st.Misfit++
+			continue
+		}
+		f := conntrack.RestoreFlow(sf.rec)
+		if sf.master != 0 {
+			f.Master = made[sf.master-1] // nil when the master was skipped
+		}
+		ext, ok := e.restoreExt(f, sf)
+		if !ok {
+			st.Misfit++
+			continue
+		}
+		f.Ext = ext
+		if hold && !e.ports.bindRestored(in, e.publicPort(&sf.rec)) {
+			st.Clash++
+			continue
+		}
+		if err := e.table.Restore(f, now); err != nil {
+			if hold {
+				e.ports.release(in)
+			}
+			count(st, err)
+			continue
+		}
+		made[i] = f
+		st.Flows++
+		if ext != nil {
+			st.FTP++
+		}
+	}
+	for i := range exps {
+		sx := &exps[i]
+		x := sx.x
+		x.Master = made[sx.master-1]
+		if x.Master == nil {
+			st.Orphans++
+			continue
+		}
+		if x.Expires <= now {
+			st.Expired++
+			continue
+		}
+		pub := e.public[familyOf(x.Dst)]
+		t := x.Target.Addr()
+		if x.Proto != header.ProtoTCP || !x.Src.IsValid() || x.Src.Zone() != "" || !pub.IsValid() || x.Dst != pub ||
+			familyOf(t) != familyOf(pub) || familyOf(x.Src) != familyOf(pub) || !e.inside(t) || x.Target.Port() == 0 {
+			st.Misfit++
+			continue
+		}
+		in := endpoint{addr: t, port: x.Target.Port(), proto: x.Proto}
+		if !e.ports.bindRestored(in, x.DstPort) {
+			st.Clash++
+			continue
+		}
+		if err := e.table.RestoreExpectation(&x, now); err != nil {
+			e.ports.release(in)
+			count(st, err)
+			continue
+		}
+		st.Expectations++
+	}
+}
+
+// count adds a refused restore to its counter.
+func count(st *LoadStats, err error) {
+	switch {
+	case errors.Is(err, conntrack.ErrExpired):
+		st.Expired++
+	case errors.Is(err, conntrack.ErrFull), errors.Is(err, conntrack.ErrExpectFull):
+		st.Full++
+	case errors.Is(err, conntrack.ErrMasterGone):
+		st.Orphans++
+	case errors.Is(err, conntrack.ErrBadRecord):
+		st.Misfit++
+	default:
+		st.Clash++
+	}
+}
+
+// fits reports whether the engine, as configured now, would have made a
+// flow like r, and which inside endpoint's binding the flow holds (hold).
+func (e *Engine) fits(r *conntrack.FlowRecord) (in endpoint, hold, ok bool) {
+	o, p := &r.Tuples[conntrack.Original], &r.Tuples[conntrack.Reply]
+	switch r.Tag {
+	case tagSNAT:
+		pub := e.public[familyOf(o.Src)]
+		ok = e.inside(o.Src) && pub.IsValid() && p.Dst == pub && p.Src == o.Dst && p.SrcPort == o.DstPort && p.DstPort != 0
+		return endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto}, true, ok
+	case tagForward:
+		if o.Dst != e.public[familyOf(o.Dst)] || p.Dst != o.Src || p.DstPort != o.SrcPort {
+			return endpoint{}, false, false
+		}
+		for i := range e.cfg.Forwards {
+			fw := &e.cfg.Forwards[i]
+			if fw.Proto == o.Proto && o.DstPort >= fw.Port && o.DstPort <= fw.PortEnd && familyOf(fw.Target) == familyOf(o.Dst) {
+				return endpoint{}, false, fw.target(o.DstPort) == netip.AddrPortFrom(p.Src, p.SrcPort)
+			}
+		}
+		return endpoint{}, false, false
+	case tagExpected:
+		ok = o.Dst == e.public[familyOf(o.Dst)] && e.inside(p.Src) && p.Dst == o.Src && p.DstPort == o.SrcPort && o.DstPort != 0
+		return endpoint{addr: p.Src, port: p.SrcPort, proto: p.Proto}, true, ok
+	}
+	return endpoint{}, false, false // a kind of flow this version does not restore
+}
+
+// publicPort returns the public port a flow holding a binding uses.
+func (e *Engine) publicPort(r *conntrack.FlowRecord) uint16 {
+	if r.Tag == tagSNAT {
+		return r.Tuples[conntrack.Reply].DstPort
+	}
+	return r.Tuples[conntrack.Original].DstPort
+}
+
+// restoreExt returns the gateway state for a restored flow: the saved FTP
+// state when the engine still inspects the flow's port, a fresh gateway
+// when it now does (as for a connection picked up mid-stream), none when
+// it does not. ok is false for a saved FTP flow whose sequence numbers were
+// shifted on a port no longer inspected (it cannot be carried without its
+// ledgers), or whose saved state is inconsistent.
+func (e *Engine) restoreExt(f *conntrack.Flow, sf *savedFlow) (any, bool) {
+	o, r := f.Tuples[conntrack.Original], f.Tuples[conntrack.Reply]
+	isFTP := o.Proto == header.ProtoTCP && f.Master == nil && sf.master == 0 && (e.isFTP(o.DstPort) || e.isFTP(r.SrcPort))
+	if !sf.ftp {
+		if isFTP {
+			return newFTPFlow(e, f), true
+		}
+		return nil, true
+	}
+	var led [2]seqdelta.Ledger
+	for d := range led {
+		l, err := sf.led[d].Ledger()
+		if err != nil {
+			return nil, false
+		}
+		led[d] = l
+	}
+	if !isFTP {
+		shifted := led[0].Offset() != 0 || led[1].Offset() != 0 || led[0].Len() != 0 || led[1].Len() != 0
+		return nil, !shifted
+	}
+	ctl, err := alg.RestoreControl(&e.cfg.FTP, f.Tuples, sf.ctl)
+	if err != nil {
+		return nil, false
+	}
+	x := newFTPFlow(e, f)
+	x.ctl = ctl
+	x.seq = led
+	return x, true
+}
+
+// bindRestored takes one reference to the binding of inside to public
+// port pub, making it if needed. It fails when pub is 0 or forwarded, when
+// inside is bound to another port, or pub to another inside endpoint.
+func (m *portMap) bindRestored(inside endpoint, pub uint16) bool {
+	if pub == 0 || !inside.addr.IsValid() {
+		return false
+	}
+	k := publicKey{port: pub, proto: inside.proto, fam: uint8(familyOf(inside.addr))}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.reserved[k] {
+		return false
+	}
+	if b := m.byInside[inside]; b != nil {
+		if b.public != pub {
+			return false
+		}
+		b.refs++
+		return true
+	}
+	if m.byPublic[k] != nil {
+		return false
+	}
+	b := &binding{inside: inside, public: pub, refs: 1}
+	m.byInside[inside] = b
+	m.byPublic[k] = b
+	return true
+}
+
+// stateWriter writes big-endian fields and keeps the checksum; the first
+// error sticks.
+type stateWriter struct {
+	w   *bufio.Writer
+	crc interface {
+		io.Writer
+		Sum32() uint32
+	}
+	err     error
+	scratch [8]byte
+}
+
+func (w *stateWriter) bytes(b []byte) {
+	if w.err != nil {
+		return
+	}
+	w.crc.Write(b)
+	_, w.err = w.w.Write(b)
+}
+
+func (w *stateWriter) u8(v uint8) { w.scratch[0] = v; w.bytes(w.scratch[:1]) }
+func (w *stateWriter) bool(v bool) {
+	if v {
+		w.u8(1)
+	} else {
+		w.u8(0)
+	}
+}
+func (w *stateWriter) u16(v uint16) {
+	binary.BigEndian.PutUint16(w.scratch[:], v)
+	w.bytes(w.scratch[:2])
+}
+func (w *stateWriter) u32(v uint32) {
+	binary.BigEndian.PutUint32(w.scratch[:], v)
+	w.bytes(w.scratch[:4])
+}
+func (w *stateWriter) i64(v int64) {
+	binary.BigEndian.PutUint64(w.scratch[:], uint64(v))
+	w.bytes(w.scratch[:8])
+}
+
+// short writes a byte string of at most 255 bytes with its length.
+func (w *stateWriter) short(b []byte) {
+	if len(b) > 255 {
+		b = b[:255]
+	}
+	w.u8(uint8(len(b)))
+	w.bytes(b)
+}
+
+func (w *stateWriter) addr(a netip.Addr) {
+	a = a.Unmap()
+	if a.Is4() {
+		v := a.As4()
+		w.u8(4)
+		w.bytes(v[:])
+		return
+	}
+	v := a.As16()
+	w.u8(16)
+	w.bytes(v[:])
+}
+
+func (w *stateWriter) tuple(t conntrack.Tuple) {
+	w.addr(t.Src)
+	w.addr(t.Dst)
+	w.u16(t.SrcPort)
+	w.u16(t.DstPort)
+	w.u8(t.Proto)
+}
+
+// stateReader reads big-endian fields from a checked buffer; the first
+// error sticks and later reads return zeros.
+type stateReader struct {
+	b   []byte
+	err error
+}
+
+func (d *stateReader) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf(format, args...)
+	}
+}
+
+func (d *stateReader) take(n int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if len(d.b) < n {
+		d.fail("truncated record")
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *stateReader) u8() uint8 {
+	if b := d.take(1); b != nil {
+		return b[0]
+	}
+	return 0
+}
+
+func (d *stateReader) bool() bool {
+	switch v := d.u8(); v {
+	case 0:
+		return false
+	case 1:
+		return true
+	default:
+		d.fail("boolean %d", v)
+		return false
+	}
+}
+
+func (d *stateReader) u16() uint16 {
+	if b := d.take(2); b != nil {
+		return binary.BigEndian.Uint16(b)
+	}
+	return 0
+}
+
+func (d *stateReader) u32() uint32 {
+	if b := d.take(4); b != nil {
+		return binary.BigEndian.Uint32(b)
+	}
+	return 0
+}
+
+func (d *stateReader) i64() int64 {
+	if b := d.take(8); b != nil {
+		return int64(binary.BigEndian.Uint64(b))
+	}
+	return 0
+}
+
+// count reads a record count, bounded by maxSaved and by what the rest of
+// the buffer can hold (every record takes more than 8 bytes).
+func (d *stateReader) count() int {
+	n := d.u32()
+	if n > maxSaved || int(n) > len(d.b)/8 {
+		d.fail("count %d too large for the file", n)
+		return 0
+	}
+	return int(n)
+}
+
+func (d *stateReader) short() []byte {
+	n := int(d.u8())
+	if b := d.take(n); b != nil && n > 0 {
+		return append([]byte(nil), b...)
+	}
+	return nil
+}
+
+func (d *stateReader) addr() netip.Addr {
+	switch n := d.u8(); n {
+	case 4:
+		if b := d.take(4); b != nil {
+			return netip.AddrFrom4([4]byte(b))
+		}
+	case 16:
+		if b := d.take(16); b != nil {
+			a := netip.AddrFrom16([16]byte(b))
+			if a.Is4In6() {
+				d.fail("IPv4-mapped address %v", a)
+				return netip.Addr{}
+			}
+			return a
+		}
+	default:
+		d.fail("address of %d bytes", n)
+	}
+	return netip.Addr{}
+}
+
+func (d *stateReader) tuple() conntrack.Tuple {
+	return conntrack.Tuple{Src: d.addr(), Dst: d.addr(), SrcPort: d.u16(), DstPort: d.u16(), Proto: d.u8()}
+}
