@@ -17,6 +17,19 @@ type Config struct {
 	// are absorbed before the gateway gives up on it and lets the line
 	// through unchanged (default 2).
 	MaxHoldRetries int
+	// NAT64KeepEPRT makes the gateway of a NAT64 flow (IPv6 client, IPv4
+	// server) rewrite the client's EPRT |2|addr|port| into EPRT |1|pool|port|
+	// instead of PORT h1,h2,h3,h4,p1,p2. RFC 6384 §5.2 has the ALG send PORT,
+	// because an IPv4-only server that lacks EPSV (the reason the ALG is
+	// needed) most likely lacks EPRT too; PORT is the default.
+	NAT64KeepEPRT bool
+	// NAT64EPSVToPASV makes the gateway of a NAT64 flow send every EPSV of
+	// the client (bare, "EPSV 1" or "EPSV 2"; never "EPSV ALL") to the
+	// server as PASV and turn the 227 answering it into a 229 (RFC 6384
+	// §5.1). Without it an EPSV passes unchanged once the server is known
+	// to support it, and the gateway only falls back to PASV when the server
+	// rejects EPSV (RFC 6384 §5.1, see Control).
+	NAT64EPSVToPASV bool
 }
 
 // Translator is what the gateway asks of the NAT when an announcing endpoint
@@ -49,22 +62,27 @@ type Event uint32
 
 // Events.
 const (
-	EvRewrite         Event = 1 << iota // an announcement was rewritten
-	EvBounce                            // announced address differs from the sender's: left unchanged
-	EvLowPort                           // announced port below 1024 (or 0): left unchanged
-	EvMapFailed                         // no public endpoint or expectation: segment dropped
-	EvHeld                              // a partial command was held back
-	EvMerged                            // held bytes were released merged with their continuation
-	EvAbandoned                         // a held command was let through unchanged after retransmissions
-	EvRetransRewrite                    // a retransmission got its earlier rewrite again
-	EvRetransMismatch                   // a retransmission differs from the text first seen: dropped
-	EvOutOfOrder                        // a segment beyond the next expected byte: dropped
-	EvTLS                               // the control channel switched to TLS: inspection stopped
-	EvUntranslated                      // an announcement by an endpoint the NAT does not translate
-	EvTruncated                         // a merged release was cut at a line end to fit the MSS
-	EvDupHeld                           // a duplicate of held bytes: dropped
-	EvRewriteLimit                      // more announcements in one segment than may be rewritten: left unchanged
-	EvTLSEnded                          // a direction left TLS (CCC, RFC 4217 §6): inspected again from a line start
+	EvRewrite          Event = 1 << iota // an announcement was rewritten
+	EvBounce                             // announced address differs from the sender's: left unchanged
+	EvLowPort                            // announced port below 1024 (or 0): left unchanged
+	EvMapFailed                          // no public endpoint or expectation: segment dropped
+	EvHeld                               // a partial command was held back
+	EvMerged                             // held bytes were released merged with their continuation
+	EvAbandoned                          // a held command was let through unchanged after retransmissions
+	EvRetransRewrite                     // a retransmission got its earlier rewrite again
+	EvRetransMismatch                    // a retransmission differs from the text first seen: dropped
+	EvOutOfOrder                         // a segment beyond the next expected byte: dropped
+	EvTLS                                // the control channel switched to TLS: inspection stopped
+	EvUntranslated                       // an announcement by an endpoint the NAT does not translate
+	EvTruncated                          // a merged release was cut at a line end to fit the MSS
+	EvDupHeld                            // a duplicate of held bytes: dropped
+	EvRewriteLimit                       // more announcements in one segment than may be rewritten: left unchanged
+	EvTLSEnded                           // a direction left TLS (CCC, RFC 4217 §6): inspected again from a line start
+	EvEPSVToPASV                         // NAT64: an EPSV went to the server as PASV (or PASV+EPSV), or a 227 was turned into a 229 (RFC 6384 §5.1)
+	EvRefused                            // NAT64: a command the translation cannot carry (LPRT, LPSV, PORT) answered 5xx by the gateway
+	EvALGS                               // NAT64: an ALGS command answered by the gateway (RFC 6384 §11)
+	EvReplySubstituted                   // NAT64: a server reply replaced or removed in-band
+	EvQueueFull                          // NAT64: no room to track another gateway answer: the command passed unchanged
 	evEnd
 
 	// EvAll has every event bit set, so that counters can check they name each.
@@ -105,20 +123,49 @@ type Segment struct {
 const historyLen = seqdelta.Capacity
 
 // rewrite is a rewrite done earlier, kept to repeat it on a retransmission.
+// The replaced text may be longer than maxAnnounceText (a whole command or
+// reply the NAT64 gateway replaces, up to a segment): its first
+// maxAnnounceText bytes are kept to check retransmitted bytes against, and
+// a hash of all of it to check a retransmission that covers it whole. The
+// replacement is always at most maxAnnounceText bytes.
 type rewrite struct {
 	start   uint32 // original sequence number of the replaced text
-	oldLen  uint8
+	oldLen  uint8  // bytes of it kept in oldText
 	newLen  uint8
+	span    uint32 // length of the replaced text when longer than oldLen, else 0
+	oldSum  uint64 // FNV-1a of the whole replaced text (when span != 0)
 	oldText [maxAnnounceText]byte
 	newText [maxAnnounceText]byte
 }
 
-// maxAnnounceText bounds a replaced field: "|2|" + 45-char IPv6 + "|65535|".
+// size returns the length of the replaced original text.
+func (r *rewrite) size() uint32 {
+	if r.span != 0 {
+		return r.span
+	}
+	return uint32(r.oldLen)
+}
+
+// maxAnnounceText bounds a replacement text ("|2|" + 45-char IPv6 +
+// "|65535|", or a reply of the NAT64 gateway) and the part of a replaced
+// text kept verbatim.
 const maxAnnounceText = 64
+
+// fnv64 returns the FNV-1a hash of p.
+func fnv64(h uint64, p []byte) uint64 {
+	for _, b := range p {
+		h ^= uint64(b)
+		h *= 1099511628211
+	}
+	return h
+}
+
+const fnvBasis = 14695981039346656037
 
 // stream is the gateway's view of one direction of the control connection.
 type stream struct {
 	synced    bool
+	fromSYN   bool   // synced by this direction's SYN (not picked up mid-stream)
 	lineStart bool   // the byte at next begins a line
 	next      uint32 // next expected original sequence number
 	mss       uint16 // MSS announced by this direction's receiver
@@ -155,12 +202,17 @@ type Control struct {
 	out    []byte             // output payload scratch, reused
 	merge  []byte             // held bytes + continuation scratch, reused
 	heldBf [2][MaxLine]byte
+	n64    nat64 // RFC 6384 state of a NAT64 flow
+	cut    bool  // the line being processed must wait for the next segment
 }
 
 // NewControl returns the gateway state for a control flow with the given
 // original and reply tuples.
 func NewControl(cfg *Config, tuples [2]conntrack.Tuple) *Control {
 	c := &Control{cfg: cfg, flow: tuples}
+	// RFC 6384 §3: an IPv6 client reaching an IPv4 server through a NAT64
+	// (RFC 6146) is seen as an IPv6 original tuple and an IPv4 reply tuple.
+	c.n64.on = tuples[0].Src.Is6() && !tuples[0].Src.Is4In6() && tuples[1].Src.Unmap().Is4()
 	c.dir[0].held = c.heldBf[0][:0]
 	c.dir[1].held = c.heldBf[1][:0]
 	return c
@@ -182,6 +234,7 @@ func (c *Control) Segment(seg *Segment, led *seqdelta.Ledger, tr Translator) Res
 	c.segRew = 0
 	if seg.SYN {
 		s.synced, s.lineStart, s.next = true, true, seg.Seq+1
+		s.fromSYN = true
 		s.held, s.hn = s.held[:0], 0
 		if seg.MSS != 0 {
 			// The SYN's MSS limits what the other direction may send.
@@ -297,9 +350,11 @@ func (c *Control) segment(seg *Segment, s *stream, led *seqdelta.Ledger, tr Tran
 	if !changed {
 		return Result{Events: ev}
 	}
-	if len(out) == 0 {
+	if len(out) == 0 && (ev&EvHeld != 0 || ev&(EvReplySubstituted|EvRetransRewrite) == 0) {
 		return Result{Action: Drop, Events: ev}
 	}
+	// An empty replacement (a reply the NAT64 gateway removed) goes out as
+	// a pure ACK, its sequence number shifted by the ledger.
 	return Result{Action: Replace, Seq: outSeq, Payload: out, Events: ev}
 }
 
@@ -451,7 +506,7 @@ func (s *stream) replay(out []byte, seq uint32, p []byte) (_ []byte, outSeq uint
 	touched := false
 	for i := 0; i < s.hn; i++ {
 		r := &s.history[i]
-		rEnd := r.start + uint32(r.oldLen)
+		rEnd := r.start + r.size()
 		if !before(r.start, end) || !before(seq, rEnd) {
 			continue // no overlap
 		}
@@ -467,7 +522,16 @@ func (s *stream) replay(out []byte, seq uint32, p []byte) (_ []byte, outSeq uint
 		if before(end, hi) {
 			hi = end
 		}
-		if !bytes.Equal(p[lo-seq:hi-seq], r.oldText[lo-r.start:hi-r.start]) {
+		// the bytes within the kept prefix must be the same, and a
+		// retransmission of the whole text must have the same hash
+		pe := hi
+		if before(r.start+uint32(r.oldLen), pe) {
+			pe = r.start + uint32(r.oldLen)
+		}
+		if before(lo, pe) && !bytes.Equal(p[lo-seq:pe-seq], r.oldText[lo-r.start:pe-r.start]) {
+			return out, seq, false
+		}
+		if r.span != 0 && lo == r.start && hi == rEnd && fnv64(fnvBasis, p[lo-seq:hi-seq]) != r.oldSum {
 			return out, seq, false
 		}
 		if before(cur, r.start) {
@@ -509,6 +573,7 @@ func (c *Control) scan(out []byte, seg *Segment, seq uint32, data []byte, led *s
 			rest := data[i:]
 			tail := Segment{Dir: seg.Dir, Seq: seq + uint32(i), Payload: rest}
 			s.next = tail.Seq
+			c.flushRun(led)
 			if s.resume(&tail) {
 				// no way back to clear text within the 234's segment
 				s.tls, s.tlsLost = true, true
@@ -531,7 +596,7 @@ func (c *Control) scan(out []byte, seg *Segment, seq uint32, data []byte, led *s
 		}
 		if nl < 0 {
 			rest := data[i:]
-			if !seg.FIN && len(rest) < MaxLine && PrefixCouldBe(rest, client, MaxLine) {
+			if !seg.FIN && len(rest) < MaxLine && (PrefixCouldBe(rest, client, MaxLine) || c.hold64(client, rest)) {
 				s.held = append(s.held[:0], rest...)
 				s.heldSeq = seq + uint32(i)
 				s.heldRuns = 0
@@ -546,7 +611,7 @@ func (c *Control) scan(out []byte, seg *Segment, seq uint32, data []byte, led *s
 			break
 		}
 		line := data[i : i+nl+1]
-		if merged && len(out)-base > 0 && len(out)-base+len(line)+maxGrowth(line, client) > limit {
+		if merged && len(out)-base > 0 && len(out)-base+len(line)+c.growth(line, client) > limit {
 			// Cut here; the rest is not consumed and comes again.
 			ev |= EvTruncated
 			changed = true
@@ -557,8 +622,17 @@ func (c *Control) scan(out []byte, seg *Segment, seq uint32, data []byte, led *s
 		out, e, ch = c.line(out, seg.Dir, seq+uint32(i), line, led, tr)
 		ev |= e
 		changed = changed || ch
+		if c.cut {
+			// No rewrite left for this segment: the line and the rest
+			// are not consumed and come again.
+			c.cut = false
+			ev |= EvRewriteLimit | EvTruncated
+			changed = true
+			break
+		}
 		i += nl + 1
 	}
+	c.flushRun(led)
 	s.next = seq + uint32(i)
 	if len(s.held) > 0 {
 		s.next = s.heldSeq + uint32(len(s.held))
@@ -593,8 +667,14 @@ func (c *Control) line(out []byte, dir conntrack.Dir, seq uint32, line []byte, l
 		if ok && a.Kind == KindAUTH {
 			c.auth = true
 		}
+		if c.n64.on {
+			return c.command64(out, seq, line, a, ok, led, tr)
+		}
 	} else {
 		a, ok = ParseServerLine(line)
+		first := c.reply == 0 && ok && a.Reply != 0
+		final := ok && a.Reply != 0 && !a.Multiline && (c.reply == 0 || a.Reply == c.reply)
+		member := first || c.reply != 0
 		eligible := ok
 		if ok && a.Reply != 0 {
 			switch {
@@ -611,6 +691,7 @@ func (c *Control) line(out []byte, dir conntrack.Dir, seq uint32, line []byte, l
 				c.auth = false
 				c.dir[0].startTLS()
 				c.dir[1].startTLS()
+				c.n64.stop()
 				return append(out, line...), EvTLS, false
 			}
 			if c.reply == 0 && a.Reply >= 400 {
@@ -618,6 +699,12 @@ func (c *Control) line(out []byte, dir conntrack.Dir, seq uint32, line []byte, l
 			}
 		} else if c.reply != 0 {
 			eligible = false // continuation text of a multi-line reply
+		}
+		if c.n64.on {
+			// The server is the IPv4 side: its 227 and 229 need no
+			// mapping (RFC 6384 §5.1); only replies the gateway must
+			// answer or translate are touched.
+			return c.reply64(out, seq, line, a, first, final, member, led)
 		}
 		ok = eligible
 	}
@@ -690,6 +777,7 @@ func (c *Control) announce(out []byte, dir conntrack.Dir, seq uint32, line []byt
 	out = append(out, line[a.End:]...)
 	start := seq + uint32(a.Start)
 	end := seq + uint32(a.End)
+	c.flushRun(led)
 	led.Record(start, end, int32(len(text)-len(oldText)))
 	c.dir[dir].remember(start, oldText, text)
 	c.segRew++
@@ -698,16 +786,26 @@ func (c *Control) announce(out []byte, dir conntrack.Dir, seq uint32, line []byt
 
 // remember keeps a rewrite for retransmissions.
 func (s *stream) remember(start uint32, oldText, newText []byte) {
-	if len(oldText) > maxAnnounceText || len(newText) > maxAnnounceText {
+	if len(newText) > maxAnnounceText {
 		return
 	}
+	r := s.nextRewrite()
+	r.start = start
+	r.oldLen = uint8(copy(r.oldText[:], oldText))
+	r.span, r.oldSum = 0, 0
+	if len(oldText) > maxAnnounceText {
+		r.span, r.oldSum = uint32(len(oldText)), fnv64(fnvBasis, oldText)
+	}
+	r.newLen = uint8(copy(r.newText[:], newText))
+}
+
+// nextRewrite returns the history entry for a new rewrite, forgetting the
+// oldest when the history is full.
+func (s *stream) nextRewrite() *rewrite {
 	if s.hn == historyLen {
 		copy(s.history[:], s.history[1:])
 		s.hn--
 	}
-	r := &s.history[s.hn]
-	r.start = start
-	r.oldLen = uint8(copy(r.oldText[:], oldText))
-	r.newLen = uint8(copy(r.newText[:], newText))
 	s.hn++
+	return &s.history[s.hn-1]
 }

@@ -1,0 +1,392 @@
+package alg
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+
+	"github.com/natalg/natalg/conntrack"
+)
+
+// nat64Tuples: an IPv6-only client fd00:64::2 reaching the IPv4 server
+// 198.18.0.2 at its RFC 6052 address 64:ff9b::c612:2, translated to the pool
+// address 198.19.64.1.
+func nat64Tuples() [2]conntrack.Tuple {
+	return [2]conntrack.Tuple{
+		{Src: netip.MustParseAddr("fd00:64::2"), Dst: netip.MustParseAddr("64:ff9b::c612:2"), SrcPort: 40000, DstPort: 21, Proto: 6},
+		{Src: netip.MustParseAddr("198.18.0.2"), Dst: netip.MustParseAddr("198.19.64.1"), SrcPort: 21, DstPort: 40000, Proto: 6},
+	}
+}
+
+// session64 is a NAT64 control connection under test: client data from
+// 1000, server data from 5000 (after the greeting "220 ready\r\n").
+type session64 struct {
+	*harness
+	t    *testing.T
+	cseq uint32 // next client byte
+	sseq uint32 // next server byte
+}
+
+func newSession64(t *testing.T, cfg *Config) *session64 {
+	t.Helper()
+	h := &harness{c: NewControl(cfg, nat64Tuples()), nat: &fakeNAT{public: netip.MustParseAddr("198.19.64.1")}}
+	if !h.c.n64.on {
+		t.Fatal("NAT64 flow not detected")
+	}
+	h.seg(conntrack.Original, 999, "", true, false)
+	h.c.Segment(&Segment{Dir: conntrack.Reply, Seq: 4999, SYN: true, MSS: 1460}, &h.led[1], h.nat)
+	s := &session64{harness: h, t: t, cseq: 1000, sseq: 5000}
+	s.server("220 ready\r\n").pass()
+	return s
+}
+
+// sent is a segment given to the gateway and its result.
+type sent struct {
+	s   *session64
+	d   conntrack.Dir
+	seq uint32
+	p   string
+	r   Result
+}
+
+func (s *session64) send(d conntrack.Dir, p string) *sent {
+	seq := &s.cseq
+	if d == conntrack.Reply {
+		seq = &s.sseq
+	}
+	x := &sent{s: s, d: d, seq: *seq, p: p}
+	x.r = s.seg(d, *seq, p, false, false)
+	*seq += uint32(len(p))
+	return x
+}
+
+func (s *session64) client(p string) *sent { return s.send(conntrack.Original, p) }
+func (s *session64) server(p string) *sent { return s.send(conntrack.Reply, p) }
+
+func (x *sent) pass() *sent {
+	x.s.t.Helper()
+	if x.r.Action != Pass {
+		x.s.t.Fatalf("%q: want Pass, got %+v %q", x.p, x.r, x.r.Payload)
+	}
+	return x
+}
+
+// replaced checks that the segment was replaced, from its first byte, by
+// want.
+func (x *sent) replaced(want string) *sent {
+	x.s.t.Helper()
+	if x.r.Action != Replace || x.r.Seq != x.seq || string(x.r.Payload) != want {
+		x.s.t.Fatalf("%q: want Replace at %d by %q, got %+v %q", x.p, x.seq, want, x.r, x.r.Payload)
+	}
+	return x
+}
+
+func (x *sent) events(want Event) *sent {
+	x.s.t.Helper()
+	if x.r.Events&want != want {
+		x.s.t.Fatalf("%q: events %#x lack %#x", x.p, x.r.Events, want)
+	}
+	return x
+}
+
+// again sends the segment again (a retransmission) and checks that it gets
+// the very same output, without touching the ledger.
+func (x *sent) again() *sent {
+	x.s.t.Helper()
+	first := append([]byte(nil), x.r.Payload...)
+	led := x.s.led[x.d]
+	r := x.s.seg(x.d, x.seq, x.p, false, false)
+	if x.r.Action == Pass {
+		if r.Action != Pass {
+			x.s.t.Fatalf("retransmitted %q: %+v", x.p, r)
+		}
+	} else if r.Action != Replace || r.Seq != x.r.Seq || !bytes.Equal(r.Payload, first) {
+		x.s.t.Fatalf("retransmitted %q: got %+v %q, want %q at %d", x.p, r, r.Payload, first, x.r.Seq)
+	}
+	if x.s.led[x.d] != led {
+		x.s.t.Fatal("a retransmission changed the ledger")
+	}
+	return x
+}
+
+// offsets checks the ledgers' cumulative offsets.
+func (s *session64) offsets(client, server int32) {
+	s.t.Helper()
+	if got := s.led[0].Offset(); got != client {
+		s.t.Fatalf("client ledger offset %d, want %d", got, client)
+	}
+	if got := s.led[1].Offset(); got != server {
+		s.t.Fatalf("server ledger offset %d, want %d", got, server)
+	}
+}
+
+func TestNAT64EPRTToPORT(t *testing.T) {
+	s := newSession64(t, &Config{})
+	in := "EPRT |2|fd00:64::2|50000|\r\n"
+	out := "PORT 198,19,64,1,195,80\r\n"
+	s.client(in).replaced(out).events(EvRewrite).again()
+	s.offsets(int32(len(out)-len(in)), 0)
+	if len(s.nat.asked) != 1 || s.nat.asked[0] != netip.MustParseAddrPort("[fd00:64::2]:50000") {
+		t.Fatalf("asked %v", s.nat.asked)
+	}
+	s.server("200 PORT command successful\r\n").pass()
+	// the next byte of the client maps past the rewrite
+	if got := s.led[0].Seq(s.cseq); got != s.cseq+uint32(len(out)-len(in)) {
+		t.Fatalf("next client byte maps to %d", got)
+	}
+}
+
+func TestNAT64EPRTKeepEPRT(t *testing.T) {
+	s := newSession64(t, &Config{NAT64KeepEPRT: true})
+	in := "eprt !2!fd00:64::2!50000!\r\n"
+	out := "eprt !1!198.19.64.1!50000!\r\n"
+	s.client(in).replaced(out).events(EvRewrite).again()
+	s.offsets(int32(len(out)-len(in)), 0)
+}
+
+func TestNAT64EPRTBounce(t *testing.T) {
+	s := newSession64(t, &Config{})
+	s.client("EPRT |2|fd00:64::9|50000|\r\n").pass().events(EvBounce)
+	s.client("EPRT |1|198.18.0.9|50000|\r\n").pass().events(EvBounce)
+	s.client("EPRT |2|fd00:64::2|80|\r\n").pass().events(EvLowPort)
+	if len(s.nat.asked) != 0 {
+		t.Fatalf("asked %v", s.nat.asked)
+	}
+	s.offsets(0, 0)
+}
+
+// TestNAT64EPSVSupported: the first EPSV goes as PASV+EPSV; the 227 is
+// removed, the 229 passes; later EPSVs pass unchanged.
+func TestNAT64EPSVSupported(t *testing.T) {
+	s := newSession64(t, &Config{})
+	s.client("EPSV\r\n").replaced("PASV\r\nEPSV\r\n").events(EvEPSVToPASV).again()
+	s.offsets(6, 0)
+	r227 := "227 Entering Passive Mode (198,18,0,2,195,80).\r\n"
+	s.server(r227).replaced("").events(EvReplySubstituted).again()
+	s.offsets(6, -int32(len(r227)))
+	x := s.server("229 Entering Extended Passive Mode (|||50001|)\r\n").pass()
+	if got := s.led[1].Seq(x.seq); got != 5011 {
+		t.Fatalf("229 maps to %d, want 5011", got)
+	}
+	s.client("EPSV\r\n").pass()
+	s.server("229 Entering Extended Passive Mode (|||50002|)\r\n").pass()
+	s.offsets(6, -int32(len(r227)))
+	if len(s.nat.asked) != 0 {
+		t.Fatalf("asked %v", s.nat.asked)
+	}
+}
+
+// TestNAT64EPSVRejected: the server rejects EPSV: the 229 is made from the
+// 227 answering the gateway's PASV, and later EPSVs go as PASV.
+func TestNAT64EPSVRejected(t *testing.T) {
+	for _, rej := range []string{"500 'EPSV': command not understood.\r\n", "502 Not implemented\r\n", "501-What?\r\n501 Bad\r\n"} {
+		s := newSession64(t, &Config{})
+		s.client("epsv\r\n").replaced("PASV\r\nepsv\r\n").again()
+		r227 := "227 Entering Passive Mode (198,18,0,2,195,80)\r\n"
+		// the 227 and the rejection in one segment
+		w229 := "229 Entering Extended Passive Mode (|||50000|)\r\n"
+		s.server(r227 + rej).replaced(w229).events(EvReplySubstituted | EvEPSVToPASV).again()
+		s.offsets(6, int32(len(w229)-len(r227)-len(rej)))
+		// the next EPSV goes as PASV, its 227 becomes a 229
+		s.client("EPSV\r\n").replaced("PASV\r\n").events(EvEPSVToPASV).again()
+		s.server("227 Entering Passive Mode (198,18,0,2,195,81)\r\n").replaced("229 Entering Extended Passive Mode (|||50001|)\r\n").again()
+		s.offsets(6, int32(len(w229)-len(r227)-len(rej))+1)
+	}
+}
+
+// TestNAT64EPSVProbeOther: a probe answered by something else than 229 or
+// a rejection passes, and the next EPSV probes again.
+func TestNAT64EPSVProbeOther(t *testing.T) {
+	s := newSession64(t, &Config{})
+	s.client("EPSV\r\n").replaced("PASV\r\nEPSV\r\n")
+	s.server("530 Please login\r\n").replaced("")
+	s.server("530 Please login\r\n").pass()
+	s.client("EPSV\r\n").replaced("PASV\r\nEPSV\r\n")
+}
+
+func TestNAT64EPSVToPASVOption(t *testing.T) {
+	s := newSession64(t, &Config{NAT64EPSVToPASV: true})
+	s.client("EPSV 2\r\n").replaced("PASV\r\n").events(EvEPSVToPASV).again()
+	s.server("227 Entering Passive Mode (198,18,0,2,195,80).\r\n").replaced("229 Entering Extended Passive Mode (|||50000|)\r\n").again()
+	s.offsets(-2, 0)
+	// the client's own PASV: its 227 is the client's business
+	s.client("PASV\r\n").pass()
+	s.server("227 Entering Passive Mode (198,18,0,2,195,82).\r\n").pass()
+	// a PASV that fails: the error passes
+	s.client("epsv\r\n").replaced("PASV\r\n")
+	s.server("425 Cannot open passive connection\r\n").pass()
+	// EPSV ALL is never turned into PASV
+	s.client("EPSV ALL\r\n").pass()
+	s.server("200 EPSV ALL ok\r\n").pass()
+	s.offsets(-2, 0)
+}
+
+// TestNAT64EPSVAllThenEPSV: after EPSV ALL was accepted, EPSV passes (the
+// server must refuse PASV now, RFC 2428 §4).
+func TestNAT64EPSVAllThenEPSV(t *testing.T) {
+	s := newSession64(t, &Config{})
+	s.client("EPSV ALL\r\n").pass()
+	s.server("200 EPSV ALL ok\r\n").pass()
+	s.client("EPSV\r\n").pass()
+	s.server("229 Entering Extended Passive Mode (|||50000|)\r\n").pass()
+	s.offsets(0, 0)
+}
+
+func TestNAT64Refusals(t *testing.T) {
+	s := newSession64(t, &Config{})
+	lprt := "LPRT 6,16,253,0,0,100,0,0,0,0,0,0,0,0,0,0,0,2,2,195,80\r\n"
+	s.client(lprt).replaced("NOOP\r\n").events(EvRefused).again()
+	s.server("200 NOOP ok.\r\n").replaced(answers[ansLPRT]).events(EvReplySubstituted).again()
+	s.client("LPSV\r\n").replaced("NOOP\r\n").events(EvRefused).again()
+	s.server("200 NOOP ok.\r\n").replaced(answers[ansLPSV]).again()
+	s.client("PORT 198,18,0,9,195,80\r\n").replaced("NOOP\r\n").events(EvRefused).again()
+	s.server("200 NOOP ok.\r\n").replaced(answers[ansPORT]).again()
+	s.offsets(int32(6-len(lprt)+0+6-len("PORT 198,18,0,9,195,80\r\n")),
+		int32(len(answers[ansLPRT])+len(answers[ansLPSV])+len(answers[ansPORT])-3*14))
+	if len(s.nat.asked) != 0 {
+		t.Fatalf("asked %v", s.nat.asked)
+	}
+}
+
+// TestNAT64ALGS: the three ALGS commands are answered by the gateway, and
+// DISABLE64 really stops the translations until ENABLE64.
+func TestNAT64ALGS(t *testing.T) {
+	s := newSession64(t, &Config{})
+	s.client("ALGS STATUS64\r\n").replaced("NOOP\r\n").events(EvALGS).again()
+	s.server("200 NOOP ok.\r\n").replaced("216 EPSVEPRT NAT64 FTP ALG enabled\r\n").again()
+	s.client("algs disable64\r\n").replaced("NOOP\r\n").events(EvALGS)
+	s.server("200 NOOP ok.\r\n").replaced("216 NONE NAT64 FTP ALG disabled\r\n")
+	// nothing is translated now
+	s.client("EPRT |2|fd00:64::2|50000|\r\n").pass()
+	s.server("522 Network protocol not supported\r\n").pass()
+	s.client("EPSV\r\n").pass()
+	s.server("500 Unknown command\r\n").pass()
+	s.client("LPSV\r\n").pass()
+	s.server("500 Unknown command\r\n").pass()
+	if len(s.nat.asked) != 0 {
+		t.Fatalf("asked %v while disabled", s.nat.asked)
+	}
+	s.client("ALGS STATUS64\r\n").replaced("NOOP\r\n")
+	s.server("200 NOOP ok.\r\n").replaced("216 NONE NAT64 FTP ALG disabled\r\n")
+	s.client("ALGS ENABLE64\r\n").replaced("NOOP\r\n")
+	s.server("200 NOOP ok.\r\n").replaced("216 EPSVEPRT NAT64 FTP ALG enabled\r\n")
+	s.client("EPRT |2|fd00:64::2|50000|\r\n").replaced("PORT 198,19,64,1,195,80\r\n")
+	if len(s.nat.asked) != 1 {
+		t.Fatalf("asked %v after ENABLE64", s.nat.asked)
+	}
+	// another argument is not ours: the server answers it
+	s.client("ALGS STATUS46\r\n").pass()
+	s.server("500 Unknown command\r\n").pass()
+}
+
+// TestNAT64Pipelined: replies are matched to commands in order; a
+// multi-line reply to the NOOP is replaced whole.
+func TestNAT64Pipelined(t *testing.T) {
+	s := newSession64(t, &Config{})
+	s.client("USER anonymous\r\nALGS STATUS64\r\nSYST\r\n").replaced("USER anonymous\r\nNOOP\r\nSYST\r\n")
+	s.offsets(6-15, 0)
+	s.server("331 Password please\r\n200-NOOP\r\n  fine\r\n200 ok\r\n215 UNIX\r\n").
+		replaced("331 Password please\r\n" + answers[ansALGSOn] + "215 UNIX\r\n").events(EvReplySubstituted).again()
+	s.offsets(6-15, int32(len(answers[ansALGSOn])-len("200-NOOP\r\n  fine\r\n200 ok\r\n")))
+	// preliminary replies do not complete a command
+	s.client("RETR a\r\nALGS STATUS64\r\n").replaced("RETR a\r\nNOOP\r\n")
+	s.server("150 Opening\r\n").pass()
+	s.server("226 Done\r\n200 NOOP ok\r\n").replaced("226 Done\r\n" + answers[ansALGSOn])
+}
+
+// TestNAT64Split: a command and a reply cut over two segments are held and
+// rewritten whole.
+func TestNAT64Split(t *testing.T) {
+	s := newSession64(t, &Config{})
+	x := s.client("ALG")
+	if x.r.Action != Drop || x.r.Events&EvHeld == 0 {
+		t.Fatalf("partial ALGS: %+v", x.r)
+	}
+	y := s.client("S STATUS64\r\nNOOP\r\n")
+	if y.r.Action != Replace || y.r.Seq != x.seq || string(y.r.Payload) != "NOOP\r\nNOOP\r\n" {
+		t.Fatalf("merged ALGS: %+v %q", y.r, y.r.Payload)
+	}
+	// the reply to the NOOP standing in for ALGS, cut inside its code
+	x = s.server("20")
+	if x.r.Action != Drop || x.r.Events&EvHeld == 0 {
+		t.Fatalf("partial reply: %+v", x.r)
+	}
+	y = s.server("0 NOOP ok\r\n200 NOOP ok\r\n")
+	if want := answers[ansALGSOn] + "200 NOOP ok\r\n"; y.r.Action != Replace || y.r.Seq != x.seq || string(y.r.Payload) != want {
+		t.Fatalf("merged reply: %+v %q", y.r, y.r.Payload)
+	}
+	// a 227 to remove, cut in two; the EPSV reply follows
+	s.client("EPSV\r\n").replaced("PASV\r\nEPSV\r\n")
+	if x = s.server("227 Entering Passive Mode (198,18,"); x.r.Action != Drop {
+		t.Fatalf("partial 227: %+v", x.r)
+	}
+	y = s.server("0,2,195,80)\r\n500 no\r\n")
+	if want := "229 Entering Extended Passive Mode (|||50000|)\r\n"; y.r.Action != Replace || y.r.Seq != x.seq || string(y.r.Payload) != want {
+		t.Fatalf("merged 227 and rejection: %+v %q", y.r, y.r.Payload)
+	}
+	y.again()
+	s.client("EPSV\r\n").replaced("PASV\r\n")
+	s.server("227 Entering Passive Mode (198,18,0,2,195,81)\r\n").replaced("229 Entering Extended Passive Mode (|||50001|)\r\n")
+}
+
+// TestNAT64AUTHTLS: after AUTH TLS and 234 nothing is touched.
+func TestNAT64AUTHTLS(t *testing.T) {
+	s := newSession64(t, &Config{})
+	s.client("AUTH TLS\r\n").pass()
+	s.server("234 Proceed\r\n").events(EvTLS)
+	for _, p := range []string{"\x16\x03\x01\x00\x10EPRT |2|fd00:64::2|50000|\r\n", "ALGS STATUS64\r\n", "EPSV\r\n", "LPSV\r\n"} {
+		s.client(p).pass()
+	}
+	s.server("200 NOOP ok\r\n").pass()
+	s.server("227 Entering Passive Mode (198,18,0,2,195,80)\r\n").pass()
+	if len(s.nat.asked) != 0 {
+		t.Fatalf("asked %v", s.nat.asked)
+	}
+	s.offsets(0, 0)
+}
+
+// TestNAT64PickedUpMidStream: without the handshake the replies cannot be
+// matched to commands: nothing is answered in band; EPRT is still
+// translated.
+func TestNAT64PickedUpMidStream(t *testing.T) {
+	h := &harness{c: NewControl(&Config{}, nat64Tuples()), nat: &fakeNAT{public: netip.MustParseAddr("198.19.64.1")}}
+	if r := h.client(7000, "ALGS STATUS64\r\n"); r.Action != Pass {
+		t.Fatalf("ALGS: %+v", r)
+	}
+	if r := h.client(7015, "ALGS STATUS64\r\n"); r.Action != Pass {
+		t.Fatalf("ALGS: %+v", r)
+	}
+	if r := h.client(7030, "EPRT |2|fd00:64::2|50000|\r\n"); r.Action != Replace {
+		t.Fatalf("EPRT: %+v", r)
+	}
+}
+
+// TestNAT44Unchanged: a NAT44 flow knows nothing of NAT64.
+func TestNAT44Unchanged(t *testing.T) {
+	h := newHarness(t, &Config{NAT64EPSVToPASV: true}, 1460)
+	if h.c.n64.on {
+		t.Fatal("NAT44 flow taken for NAT64")
+	}
+	for _, p := range []string{"EPSV\r\n", "ALGS STATUS64\r\n", "LPSV\r\n"} {
+		if r := h.client(1000, p); r.Action != Pass {
+			t.Fatalf("%q: %+v", p, r)
+		}
+		h.c.dir[0].next = 1000
+	}
+}
+
+func TestNAT64Allocs(t *testing.T) {
+	s := newSession64(t, &Config{})
+	cmd := []byte("EPRT |2|fd00:64::2|50000|\r\n")
+	rep := []byte("200 ok\r\n")
+	n := testing.AllocsPerRun(100, func() {
+		s.c.Segment(&Segment{Dir: conntrack.Original, Seq: s.cseq, Payload: cmd}, &s.led[0], s.nat)
+		s.cseq += uint32(len(cmd))
+		s.c.Segment(&Segment{Dir: conntrack.Reply, Seq: s.sseq, Payload: rep}, &s.led[1], s.nat)
+		s.sseq += uint32(len(rep))
+		s.nat.asked = s.nat.asked[:0]
+	})
+	if n != 0 {
+		t.Fatalf("%v allocations per command and reply", n)
+	}
+}
