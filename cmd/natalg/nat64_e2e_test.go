@@ -312,7 +312,8 @@ func TestNAT64E2E(t *testing.T) {
 	e := newNAT64Env(t, r)
 
 	// vsftpd (IPv4 only) answers EPSV itself; EPRT |2| from the client
-	// must reach it as EPRT |1| with a pool address (RFC 6384 §3).
+	// must reach it as PORT (or EPRT |1|) with a pool address (RFC 6384
+	// §3).
 	t.Run("vsftpd", func(t *testing.T) {
 		s := e.startFTPD(t, "vsftpd", e.nsOut, 4)
 		e.evidence(t, s)
@@ -326,20 +327,24 @@ func TestNAT64E2E(t *testing.T) {
 			}
 		}
 		e.transfers(t, s, e.nsIn, n64ServerV6, xs)
-		// what vsftpd was told: IPv4 only, the pool's addresses
-		var eprt []string
+		// what vsftpd was told for the active transfers: IPv4 only, a
+		// pool address (PORT, or EPRT |1| with the gateway's
+		// NAT64KeepEPRT)
+		var active []string
 		for _, l := range strings.Split(s.serverLog(), "\n") {
-			if i := strings.Index(l, `"EPRT `); i >= 0 {
-				eprt = append(eprt, strings.TrimSuffix(l[i+1:], `"`))
+			for _, verb := range []string{`"EPRT `, `"PORT `} {
+				if i := strings.Index(l, verb); i >= 0 {
+					active = append(active, strings.TrimSuffix(l[i+1:], `"`))
+				}
 			}
 		}
-		t.Logf("EPRT lines at the server: %q", eprt)
-		if len(eprt) == 0 {
-			t.Error("no EPRT reached vsftpd")
+		t.Logf("active-mode announcements at the server: %q", active)
+		if len(active) == 0 {
+			t.Error("no PORT or EPRT reached vsftpd")
 		}
-		for _, l := range eprt {
-			if !strings.HasPrefix(l, "EPRT |1|198.19.64.") {
-				t.Errorf("vsftpd got %q, want EPRT |1|<pool address>|port|", l)
+		for _, l := range active {
+			if !strings.HasPrefix(l, "EPRT |1|198.19.64.") && !strings.HasPrefix(l, "PORT 198,19,64,") {
+				t.Errorf("vsftpd got %q, want PORT or EPRT |1| with a pool address", l)
 			}
 		}
 	})
