@@ -1,0 +1,127 @@
+package pcapreplay
+
+import (
+	"bytes"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/natalg/natalg/nat"
+)
+
+// nat64Config reads a testdata/nat64 args file: --nat64-prefix and
+// --nat64-pool.
+func nat64Config(t *testing.T, path string) nat.Config {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b))
+	var c nat.Config
+	for i := 0; i+1 < len(f); i += 2 {
+		switch f[i] {
+		case "--nat64-prefix":
+			c.NAT64Prefix = netip.MustParsePrefix(f[i+1])
+		case "--nat64-pool":
+			c.NAT64Pool = netip.MustParsePrefix(f[i+1])
+		default:
+			t.Fatalf("%s: unknown flag %q", path, f[i])
+		}
+	}
+	return c
+}
+
+// TestNAT64Golden replays the NAT64 sessions of testdata/nat64, captured on
+// natalg run's TUN device (LINKTYPE_RAW, both directions: what the kernel
+// routed into the device and what natalg wrote back), and requires the
+// output to equal golden.pcap byte for byte (testdata/nat64/record.sh
+// records both). It also checks the replay against the live run: every
+// packet the replay translates must be in the capture, as natalg run
+// wrote it into the device.
+func TestNAT64Golden(t *testing.T) {
+	dirs, err := filepath.Glob("../../../testdata/nat64/*/args")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dirs) == 0 {
+		t.Skip("no recorded NAT64 sessions in testdata/nat64 (run testdata/nat64/record.sh as root)")
+	}
+	for _, a := range dirs {
+		dir := filepath.Dir(a)
+		t.Run(filepath.Base(dir), func(t *testing.T) { checkNAT64Golden(t, dir) })
+	}
+}
+
+func checkNAT64Golden(t *testing.T, dir string) {
+	eng, err := nat.New(nat64Config(t, filepath.Join(dir, "args")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := os.ReadFile(filepath.Join(dir, "in.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	sum, err := Replay(eng, bytes.NewReader(in), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d packets in, %d out, %d dropped %v; translated %d, passed %d; rewrites %d, ALG events %v",
+		sum.In, sum.Out, sum.Dropped, sum.Engine.Drops, sum.Engine.Translated, sum.Engine.Passed, sum.Engine.Rewrites, sum.Engine.ALG)
+	got, err := ReadAll(bytes.NewReader(out.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	input := readFile(t, filepath.Join(dir, "in.pcap"))
+	if len(input) == 0 {
+		t.Fatal("in.pcap is empty")
+	}
+	if lt := input[0].LinkType; lt != layers.LinkTypeRaw && lt != 12 {
+		t.Fatalf("in.pcap: link type %v: want a capture of the TUN device (LINKTYPE_RAW)", lt)
+	}
+	if sum.Engine.Translated == 0 {
+		t.Error("the replay translated nothing")
+	}
+	golden, err := os.ReadFile(filepath.Join(dir, "golden.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), golden) {
+		g := readFile(t, filepath.Join(dir, "golden.pcap"))
+		n := 0
+		for i := 0; i < len(got) && i < len(g) && n < 10; i++ {
+			if !bytes.Equal(got[i].Data, g[i].Data) || !got[i].Time.Equal(g[i].Time) {
+				n++
+				t.Errorf("output packet %d differs:\n  got  %s\n  want %s\n  %s", i+1, Describe(got[i].IP()), Describe(g[i].IP()), firstDiff(got[i].IP(), g[i].IP()))
+			}
+		}
+		if len(got) != len(g) {
+			t.Errorf("%d packets in the output, %d in golden.pcap", len(got), len(g))
+		}
+		if n == 0 && len(got) == len(g) {
+			t.Error("the output differs from golden.pcap (file headers)")
+		}
+	}
+	// the live run: what natalg run wrote into the device is in the
+	// capture, after what it translated
+	seen := map[string]bool{}
+	for _, p := range input {
+		seen[string(p.IP())] = true
+	}
+	missing := 0
+	for i := range got {
+		if ip := got[i].IP(); !seen[string(ip)] {
+			if missing++; missing <= 5 {
+				t.Errorf("replay output packet %d is not in the live capture: %s", i+1, Describe(ip))
+			}
+		}
+	}
+	if missing > 5 {
+		t.Errorf("... %d replay output packets in all are not in the live capture", missing)
+	}
+}

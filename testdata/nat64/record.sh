@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# record.sh - re-record the NAT64 replay golden cases (testdata/nat64): one
+# FTP session of an IPv6-only client with an IPv4-only vsftpd through
+# natalg run --nat64-prefix --nat64-pool, per case, captured on natalg's TUN
+# device, then replayed through natalg replay, whose output is the golden.
+#
+# Usage: sudo testdata/nat64/record.sh [OUTDIR] [CASE-REGEX]
+#   OUTDIR      default: testdata/nat64
+#   CASE-REGEX  extended regex; only the cases whose name matches are recorded
+#   NATALG=bin  use this natalg binary (default: a fresh build)
+#
+#   [client ns] i-eth <--veth--> r-in [router ns] r-out <--veth--> o-eth [server ns]
+#    fd00:64::2/64         fd00:64::1/64 198.18.64.1/24          198.18.64.2/24 vsftpd
+#                          TUN nat64: 64:ff9b::/96, 198.19.64.0/24
+#
+# Per case (a fresh natalg each time, so the capture starts with the
+# engine's first packet, as a replay does):
+#   in.pcap      tcpdump -i nat64 (LINKTYPE_RAW, no link header): both
+#                directions mixed, what the kernel routed into the device
+#                (natalg's input) and what natalg wrote back (its output,
+#                translated). Replaying it, natalg translates its input again
+#                and passes its earlier output unchanged (not to the prefix
+#                or the pool).
+#   golden.pcap  natalg replay --nat64-prefix ... --nat64-pool ... in.pcap
+#   args         the replay's flags
+#   replay.txt   natalg replay's summary
+# Cases: nat64-eprt (curl -6 -P -: EPRT |2|, rewritten to EPRT |1|),
+# nat64-epsv (curl -6: EPSV, passed).
+# cmd/internal/pcapreplay's TestNAT64Golden replays each in.pcap and wants
+# golden.pcap byte for byte.
+LIB_NAME=nat64-record
+# shellcheck source=../e2e/lib.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../e2e/lib.sh"
+
+OUTDIR=${1:-$REPO_ROOT/testdata/nat64}
+FILTER=${2:-}
+mkdir -p "$OUTDIR"
+OUTDIR=$(cd "$OUTDIR" && pwd)
+
+PREFIX64=64:ff9b::/96
+POOL=198.19.64.0/24
+CLIENT=fd00:64::2
+SERVER=198.18.64.2
+SERVER6=64:ff9b::c612:4002
+ARGS="--nat64-prefix $PREFIX64 --nat64-pool $POOL"
+
+nat64_topology_up() {
+	local ns d
+	for ns in "$NS_IN" "$NS_R" "$NS_OUT"; do
+		ip netns add "$ns"
+		nsx "$ns" ip link set lo up
+	done
+	ip link add i-eth netns "$NS_IN" type veth peer name r-in netns "$NS_R"
+	ip link add o-eth netns "$NS_OUT" type veth peer name r-out netns "$NS_R"
+	for d in "$NS_IN:i-eth" "$NS_R:r-in" "$NS_R:r-out" "$NS_OUT:o-eth"; do
+		nsx "${d%%:*}" ethtool -K "${d#*:}" tso off gso off gro off tx off rx off >/dev/null
+	done
+	nsx "$NS_IN" ip -6 addr add "$CLIENT/64" dev i-eth nodad
+	nsx "$NS_R" ip -6 addr add fd00:64::1/64 dev r-in nodad
+	nsx "$NS_R" ip addr add 198.18.64.1/24 dev r-out
+	nsx "$NS_OUT" ip addr add "$SERVER/24" dev o-eth
+	for d in "$NS_IN:i-eth" "$NS_R:r-in" "$NS_R:r-out" "$NS_OUT:o-eth"; do
+		nsx "${d%%:*}" ip link set "${d#*:}" up
+	done
+	nsx "$NS_IN" ip -6 route add default via fd00:64::1
+	nsx "$NS_OUT" ip route add "$POOL" via 198.18.64.1
+	nsx "$NS_R" sysctl -qw net.ipv4.ip_forward=1
+	nsx "$NS_R" sysctl -qw net.ipv6.conf.all.forwarding=1
+}
+
+# record_case NAME CURL-FLAGS...
+record_case() {
+	local name=$1 dir=$OUTDIR/$1 i
+	shift
+	[[ -z $FILTER || $name =~ $FILTER ]] || return 0
+	log "case $name"
+	mkdir -p "$dir"
+	# shellcheck disable=SC2086
+	nsx "$NS_R" "$NATALG" run $ARGS --metrics "" --control "" >"$WORK/$name-natalg.log" 2>&1 &
+	local npid=$!
+	PIDS+=("$npid")
+	for i in $(seq 1 100); do
+		grep -q 'msg=ready' "$WORK/$name-natalg.log" && break
+		kill -0 "$npid" 2>/dev/null || break
+		sleep 0.1
+	done
+	grep -q 'msg=ready' "$WORK/$name-natalg.log" || { cat "$WORK/$name-natalg.log" >&2; die "natalg run did not become ready"; }
+	nsx "$NS_R" tcpdump -i nat64 --immediate-mode -U -n -s 0 -Z root -w "$WORK/$name.pcap" >"$WORK/$name-tcpdump.log" 2>&1 &
+	local tpid=$!
+	PIDS+=("$tpid")
+	for i in $(seq 1 100); do
+		grep -q 'listening on' "$WORK/$name-tcpdump.log" && break
+		sleep 0.05
+	done
+	rm -f "$WORK/got"
+	nsx "$NS_IN" timeout 40 curl -6 -sS -g --connect-timeout 10 --max-time 30 "$@" \
+		-o "$WORK/got" "ftp://[$SERVER6]/pub/small.bin" || die "$name: curl failed"
+	[[ $(sha256sum <"$WORK/got") == $(sha256sum <"$FTPD_ROOT/pub/small.bin") ]] || die "$name: download differs"
+	sleep 0.5 # the last FIN/ACKs
+	stop_pid "$tpid" || true
+	stop_pid "$npid" || die "$name: natalg run did not stop cleanly"
+	cp "$WORK/$name.pcap" "$dir/in.pcap"
+	echo "$ARGS" >"$dir/args"
+	# shellcheck disable=SC2086
+	"$NATALG" replay $ARGS "$dir/in.pcap" "$dir/golden.pcap" >"$dir/replay.txt"
+	log "$name: $(head -1 "$dir/replay.txt"); $(grep -c . "$WORK/$name-natalg.log") log lines"
+}
+
+natalg_build
+nat64_topology_up
+start_vsftpd "$NS_OUT"
+# 48 KiB: the captures stay small
+head -c 49152 /dev/urandom >"$FTPD_ROOT/pub/small.bin"
+chmod 644 "$FTPD_ROOT/pub/small.bin"
+record_case nat64-eprt -P -
+record_case nat64-epsv
+log "done: $OUTDIR"
