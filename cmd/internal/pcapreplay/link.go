@@ -58,6 +58,29 @@ func ipOffset(lt layers.LinkType, frame []byte) (off int, ok bool) {
 	return 0, false
 }
 
+// setFamily makes the link-layer header of frame (IP header at off) name
+// the family of IP version ver, after a translation changed it (NAT64,
+// RFC 7915): the EtherType of Ethernet (after any VLAN tags) and of Linux
+// SLL and SLL2. Raw IP needs nothing. It reports false for a link type that
+// can carry only one family (LINKTYPE_IPV4, LINKTYPE_IPV6).
+func setFamily(lt layers.LinkType, frame []byte, off int, ver byte) bool {
+	et := uint16(0x0800)
+	if ver == 6 {
+		et = 0x86dd
+	}
+	switch lt {
+	case layers.LinkTypeEthernet, layers.LinkTypeLinuxSLL:
+		binary.BigEndian.PutUint16(frame[off-2:off], et)
+	case layers.LinkTypeLinuxSLL2:
+		binary.BigEndian.PutUint16(frame[0:2], et)
+	case layers.LinkTypeIPv4:
+		return ver == 4
+	case layers.LinkTypeIPv6:
+		return ver == 6
+	}
+	return true
+}
+
 // supported reports whether natalg can replay link type lt.
 func supported(lt layers.LinkType) error {
 	switch lt {

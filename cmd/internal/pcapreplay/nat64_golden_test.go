@@ -125,3 +125,31 @@ func checkNAT64Golden(t *testing.T, dir string) {
 		t.Errorf("... %d replay output packets in all are not in the live capture", missing)
 	}
 }
+
+// TestSetFamily: after NAT64 changed a packet's family, the link-layer
+// header names the new one.
+func TestSetFamily(t *testing.T) {
+	eth := append(make([]byte, 12), 0x81, 0x00, 0x00, 0x64, 0x08, 0x00, 0x45) // VLAN-tagged IPv4
+	sll := append(make([]byte, 14), 0x08, 0x00, 0x45)
+	sll2 := append([]byte{0x08, 0x00}, make([]byte, 18)...)
+	sll2 = append(sll2, 0x45)
+	for _, c := range []struct {
+		lt    layers.LinkType
+		frame []byte
+		at    int
+	}{{layers.LinkTypeEthernet, eth, 16}, {layers.LinkTypeLinuxSLL, sll, 14}, {layers.LinkTypeLinuxSLL2, sll2, 0}} {
+		off, ok := ipOffset(c.lt, c.frame)
+		if !ok {
+			t.Fatalf("%v: no IP", c.lt)
+		}
+		if !setFamily(c.lt, c.frame, off, 6) || !bytes.Equal(c.frame[c.at:c.at+2], []byte{0x86, 0xdd}) {
+			t.Errorf("%v: EtherType %x after IPv4 -> IPv6", c.lt, c.frame[c.at:c.at+2])
+		}
+		if !setFamily(c.lt, c.frame, off, 4) || !bytes.Equal(c.frame[c.at:c.at+2], []byte{0x08, 0x00}) {
+			t.Errorf("%v: EtherType %x after IPv6 -> IPv4", c.lt, c.frame[c.at:c.at+2])
+		}
+	}
+	if setFamily(layers.LinkTypeIPv4, []byte{0x45}, 0, 6) || !setFamily(layers.LinkTypeRaw, []byte{0x45}, 0, 6) {
+		t.Error("LINKTYPE_IPV4 must refuse IPv6, raw IP take it")
+	}
+}

@@ -170,6 +170,11 @@ func ReplayWith(eng *nat.Engine, r io.Reader, w io.Writer, opt Options) (Summary
 		}
 		frame := make([]byte, 0, off+len(out))
 		frame = append(append(frame, data[:off]...), out...)
+		if ver := out[0] >> 4; ver != data[off]>>4 && !setFamily(lt, frame, off, ver) {
+			// NAT64 changed the family and the link type cannot say so
+			sum.Dropped++
+			continue
+		}
 		ci.CaptureLength, ci.Length = len(frame), len(frame)
 		if err := write(pw, ci, frame); err != nil {
 			return sum, err
