@@ -490,11 +490,11 @@ func (c *Control) reply64(out []byte, seq uint32, line []byte, a Announcement, f
 	if !c.tracked() || !member {
 		return append(out, line...), 0, false
 	}
+	if (first && n.headSpecial() || !first && n.mode != modePass) && !c.canRewrite(conntrack.Reply, seq, maxAnnounceText) {
+		c.cut = true
+		return out, 0, false
+	}
 	if first {
-		if !c.canRewrite(conntrack.Reply, seq, maxAnnounceText) && n.headSpecial() {
-			c.cut = true
-			return out, 0, false
-		}
 		n.mode = modePass
 		if a.Reply >= 200 {
 			if !n.greeted {

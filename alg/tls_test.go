@@ -247,20 +247,34 @@ func TestTLSStartsInsideThe234Segment(t *testing.T) {
 // FuzzTLSTracker: after AUTH TLS and 234, (1) arbitrary client bytes cut at
 // arbitrary places never panic and are never mapped unless the direction
 // left TLS first; (2) the same bytes wrapped as the bodies of valid records
-// are never inspected at all.
+// are never inspected at all. Both on a NAT44 flow and on a NAT64 one (RFC
+// 6384 §9: the NAT64 gateway stops at AUTH too).
 func FuzzTLSTracker(f *testing.F) {
 	f.Add([]byte("\x16\x03\x01\x00\x02hi\x15\x03\x03\x00\x02xxPORT 198,18,0,2,195,80\r\n"), uint16(7))
 	f.Add([]byte("PORT 198,18,0,2,195,80\r\n"), uint16(3))
 	f.Add([]byte("\x17\x03\x03\x00\x18PORT 198,18,0,2,195,80\r\n"), uint16(5))
+	f.Add([]byte("\x16\x03\x01\x00\x02hi\x15\x03\x03\x00\x02xxEPRT |2|fd00:64::2|50000|\r\nALGS STATUS64\r\n"), uint16(0x8007))
+	f.Add([]byte("EPSV\r\nEPRT |2|fd00:64::2|50000|\r\n"), uint16(0x8003))
 	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
 		if len(data) > 4096 {
 			return
 		}
 		step := int(cut%700) + 1
+		nat64 := cut&0x8000 != 0
 		run := func(stream []byte) (*harness, Event) {
-			h := newHarness(t, &Config{}, 1460)
-			h.client(1000, "AUTH TLS\r\n")
-			h.seg(conntrack.Reply, 5000, "234 ok\r\n", false, false)
+			var h *harness
+			if nat64 {
+				h = newSession64(t, &Config{}).harness
+				h.client(1000, "AUTH TLS\r\n")
+				h.seg(conntrack.Reply, 5011, "234 ok\r\n", false, false)
+			} else {
+				h = newHarness(t, &Config{}, 1460)
+				h.client(1000, "AUTH TLS\r\n")
+				h.seg(conntrack.Reply, 5000, "234 ok\r\n", false, false)
+			}
+			if !h.c.TLS() {
+				t.Fatal("234 did not start TLS")
+			}
 			seq := uint32(1010)
 			var ev Event
 			for len(stream) > 0 {
