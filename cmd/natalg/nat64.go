@@ -32,7 +32,21 @@ func (f *nat64Flags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.batch, "nat64-batch", 64, "NAT64: packets read from the TUN device per batch")
 }
 
-func (f *nat64Flags) check() error {
+// check validates the flags; without NAT64 (on false) it refuses them, so
+// a forgotten --nat64-prefix does not go unnoticed.
+func (f *nat64Flags) check(fs *flag.FlagSet, on bool) error {
+	if !on {
+		var set []string
+		fs.Visit(func(fl *flag.Flag) {
+			if strings.HasPrefix(fl.Name, "nat64-") {
+				set = append(set, "--"+fl.Name)
+			}
+		})
+		if len(set) > 0 {
+			return fmt.Errorf("%s: needs --nat64-prefix and --nat64-pool", strings.Join(set, ", "))
+		}
+		return nil
+	}
 	if f.dev == "" || len(f.dev) >= unix.IFNAMSIZ || strings.ContainsAny(f.dev, "/ \t\n:") {
 		return fmt.Errorf("--nat64-dev %q: not a device name", f.dev)
 	}

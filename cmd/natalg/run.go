@@ -76,11 +76,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 		qs = nil
 	}
-	if nf.nat64() {
-		if err := n64.check(); err != nil {
-			fmt.Fprintf(stderr, "natalg run: %v\n", err)
-			return 2
-		}
+	if err := n64.check(fs, nf.nat64()); err != nil {
+		fmt.Fprintf(stderr, "natalg run: %v\n", err)
+		return 2
 	}
 	eng, err := nat.New(cfg)
 	if err != nil {
