@@ -44,6 +44,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	control := fs.String("control", defaultControl, "unix socket for natalg flows; empty: off")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := fs.String("pprof", "", "address for Go profiling (net/http/pprof); empty: off")
+	stateFile := fs.String("state", "", "file the NAT's state is saved to on SIGINT/SIGTERM and restored from on start (then removed); empty: off")
 	var n64 nat64Flags
 	n64.register(fs)
 	if _, err := parseWithConfig(fs, args); err != nil {
@@ -140,6 +141,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		go func() { defer wg.Done(); serveControl(ctx, ln, eng, log) }()
 		defer os.Remove(*control)
 	}
+	loadStateFile(eng, *stateFile, log) // after every early return, before any packet
 	// Expiry runs beside the packet workers, one shard at a time.
 	wg.Add(1)
 	go func() {
@@ -189,6 +191,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	stop()
 	wg.Wait()
+	if serr := saveStateFile(eng, *stateFile, log); serr != nil && err == nil {
+		err = serr
+	}
 	if dp != nil {
 		dp.logStats()
 	}
