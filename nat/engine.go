@@ -24,6 +24,7 @@ type Engine struct {
 	ports   *portMap
 	public  [2]netip.Addr // by family; invalid if none
 	ftpPort [65536 / 64]uint64
+	n64     *nat64 // nil unless NAT64 is on
 	Stats   Stats
 }
 
@@ -38,6 +39,13 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{cfg: cfg, ports: newPortMap(cfg.PortMin, cfg.PortMax)}
 	for _, a := range cfg.Public {
 		e.public[familyOf(a)] = a
+	}
+	if cfg.NAT64Prefix.IsValid() {
+		n, err := newNAT64(&e.cfg)
+		if err != nil {
+			return nil, err
+		}
+		e.n64 = n
 	}
 	for _, f := range cfg.Forwards {
 		e.ports.reserve(f.Proto, uint8(familyOf(f.Target)), f.Port, f.PortEnd)
@@ -65,8 +73,9 @@ func (e *Engine) Config() Config { return e.cfg }
 // advances).
 func (e *Engine) Expire(now time.Time) int { return e.table.Sweep(now.UnixNano()) }
 
-// Bindings returns the number of live public-port bindings.
-func (e *Engine) Bindings() int { return e.ports.bindings() }
+// Bindings returns the number of live public-port bindings (NAT64 pool
+// bindings included).
+func (e *Engine) Bindings() int { return e.ports.bindings() + e.bindings64() }
 
 func (e *Engine) isFTP(port uint16) bool { return e.ftpPort[port/64]&(1<<(port%64)) != 0 }
 
@@ -87,7 +96,10 @@ func (e *Engine) inside(a netip.Addr) bool {
 // too_big. now is the packet's arrival time.
 //
 // A packet from an inside address is outbound, one to a public address is
-// inbound; any other packet is accepted unchanged.
+// inbound; with NAT64 on, an IPv6 packet to the NAT64 prefix is outbound
+// and an IPv4 packet to the pool inbound NAT64 (the packet changes family:
+// the result may start 20 bytes later in pkt's array, or be 20 bytes
+// longer). Any other packet is accepted unchanged.
 func (e *Engine) Process(pkt []byte, now time.Time) (Verdict, []byte) {
 	var c counts
 	v, out, _ := e.process(pkt, now.UnixNano(), &c)
@@ -110,6 +122,11 @@ func (e *Engine) process(pkt []byte, now int64, c *counts) (Verdict, []byte, Dro
 		e.Stats.Malformed[r&31].Add(1)
 		v, dr := e.Stats.drop(DropMalformed)
 		return v, nil, dr
+	}
+	if e.n64 != nil {
+		if out, ok := e.n64.match(&p); ok {
+			return e.process64(&p, out, now, c)
+		}
 	}
 	outbound := e.inside(p.Src)
 	inbound := !outbound && p.Dst == e.public[familyOf(p.Dst)]
@@ -312,6 +329,10 @@ func isICMP(proto uint8) bool {
 
 // flowRemoved releases what a flow held.
 func (e *Engine) flowRemoved(f *conntrack.Flow) {
+	if f.Tag >= tag64 {
+		e.release64(f)
+		return
+	}
 	o, r := f.Tuples[conntrack.Original], f.Tuples[conntrack.Reply]
 	switch f.Tag {
 	case tagSNAT:
@@ -323,6 +344,10 @@ func (e *Engine) flowRemoved(f *conntrack.Flow) {
 
 // expectationRemoved releases the binding an unused expectation held.
 func (e *Engine) expectationRemoved(x *conntrack.Expectation) {
+	if e.n64 != nil && x.Dst.Is4() && x.Target.Addr().Is6() {
+		e.n64.ports[e.n64.poolIndex(x.Dst)].release(endpoint{addr: x.Target.Addr(), port: x.Target.Port(), proto: x.Proto})
+		return
+	}
 	e.ports.release(endpoint{addr: x.Target.Addr(), port: x.Target.Port(), proto: x.Proto})
 }
 

@@ -32,6 +32,9 @@ func (x *ftpFlow) Ledger(d conntrack.Dir) *seqdelta.Ledger { return &x.seq[d] }
 // to a public port (the announced one when free) and expects the peer of
 // the control connection to connect there.
 func (x *ftpFlow) MapData(dir conntrack.Dir, announced netip.AddrPort) (netip.AddrPort, bool) {
+	if x.f.Tag >= tag64 {
+		return x.mapData64(dir, announced)
+	}
 	a := announced.Addr().Unmap()
 	pub := x.e.public[familyOf(a)]
 	if !pub.IsValid() {
@@ -44,7 +47,7 @@ func (x *ftpFlow) MapData(dir conntrack.Dir, announced netip.AddrPort) (netip.Ad
 	}
 	exp := &conntrack.Expectation{
 		Proto:   conntrack.ProtoTCP,
-		Src:     x.f.Tuples[dir].Dst, // the peer, as it reaches the NAT
+		Src:     x.f.Tuples[dir.Other()].Src, // the peer, as it reaches the NAT
 		Dst:     pub,
 		DstPort: port,
 		Target:  netip.AddrPortFrom(a, announced.Port()),
@@ -121,7 +124,14 @@ func (e *Engine) processFTP(p *header.Parsed, f *conntrack.Flow, dir conntrack.D
 	if adjusted {
 		e.Stats.SeqAdjusted.Add(1)
 	}
-	e.translate(p, f, dir)
+	if f.Tag >= tag64 {
+		if dr := e.translate64(p, f, dir); dr != DropNone {
+			v, dr := e.Stats.drop(dr)
+			return v, nil, dr
+		}
+	} else {
+		e.translate(p, f, dir)
+	}
 	if rewrote {
 		p.ComputeL4Checksum()
 	}

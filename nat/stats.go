@@ -8,6 +8,7 @@ import (
 
 	"github.com/natalg/natalg/alg"
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/xlat"
 )
 
 // Verdict is what a front end does with a packet.
@@ -32,23 +33,24 @@ type DropReason uint8
 
 // Drop reasons.
 const (
-	DropNone               DropReason = iota
-	DropMalformed                     // see the header.Reason counters
-	DropFragment                      // IP fragments are not reassembled
-	DropUnsupported                   // a protocol the NAT cannot translate
-	DropNoFlow                        // inbound with no flow, forward or expectation
-	DropTableFull                     // flow table at its maximum
-	DropPortsExhausted                // no public port free
-	DropClash                         // translated tuple already in use
-	DropBadL4Checksum                 // transport checksum wrong on a segment to inspect
-	DropALGMapFailed                  // gateway could not map an announced endpoint
-	DropALGHeld                       // partial command held back (released later)
-	DropALGOutOfOrder                 // control segment beyond a gap
-	DropALGRetransMismatch            // retransmission differs from what was rewritten
-	DropTooBig                        // rewrite would pass 65535 bytes or the buffer
-	DropICMPErrorNoFlow               // ICMP error about no known flow
-	DropBadUDPZeroChecksum            // IPv6 UDP with checksum 0 (RFC 8200 §8.1)
-	DropNoPickup                      // TCP non-SYN with no flow, pickup disabled
+	DropNone                DropReason = iota
+	DropMalformed                      // see the header.Reason counters
+	DropFragment                       // IP fragments are not reassembled
+	DropUnsupported                    // a protocol the NAT cannot translate
+	DropNoFlow                         // inbound with no flow, forward or expectation
+	DropTableFull                      // flow table at its maximum
+	DropPortsExhausted                 // no public port free
+	DropClash                          // translated tuple already in use
+	DropBadL4Checksum                  // transport checksum wrong on a segment to inspect
+	DropALGMapFailed                   // gateway could not map an announced endpoint
+	DropALGHeld                        // partial command held back (released later)
+	DropALGOutOfOrder                  // control segment beyond a gap
+	DropALGRetransMismatch             // retransmission differs from what was rewritten
+	DropTooBig                         // rewrite would pass 65535 bytes or the buffer
+	DropICMPErrorNoFlow                // ICMP error about no known flow
+	DropBadUDPZeroChecksum             // IPv6 UDP with checksum 0 (RFC 8200 §8.1)
+	DropNoPickup                       // TCP non-SYN with no flow, pickup disabled
+	DropNAT64Untranslatable            // NAT64: no RFC 7915 translation (see the xlat counters)
 	numDropReasons
 )
 
@@ -56,7 +58,7 @@ var dropNames = [numDropReasons]string{
 	"none", "malformed", "fragment", "unsupported_protocol", "no_flow", "table_full",
 	"ports_exhausted", "clash", "bad_l4_checksum", "alg_map_failed", "alg_held",
 	"alg_out_of_order", "alg_retrans_mismatch", "too_big", "icmp_error_no_flow",
-	"udp6_zero_checksum", "no_pickup",
+	"udp6_zero_checksum", "no_pickup", "nat64_untranslatable",
 }
 
 func (r DropReason) String() string {
@@ -78,9 +80,12 @@ type Stats struct {
 	Translated  atomic.Uint64
 	ICMPErrors  atomic.Uint64 // ICMP errors translated
 	FlowsMade   atomic.Uint64
-	DataFlows   atomic.Uint64 // flows created from an expectation
-	SeqAdjusted atomic.Uint64 // segments whose SEQ, ACK or SACK moved
+	DataFlows   atomic.Uint64     // flows created from an expectation
+	SeqAdjusted atomic.Uint64     // segments whose SEQ, ACK or SACK moved
+	Xlat        [16]atomic.Uint64 // NAT64 translation failures by xlat.Reason
 }
+
+func (s *Stats) xlat(r xlat.Reason) { s.Xlat[r&15].Add(1) }
 
 func (s *Stats) drop(r DropReason) (Verdict, DropReason) {
 	s.Dropped[r].Add(1)
@@ -170,5 +175,11 @@ func (s *Stats) WriteMetrics(w io.Writer) {
 	}
 	fmt.Fprintf(w, "# HELP natalg_alg_rewrites_total Segments whose payload the FTP gateway rewrote.\n# TYPE natalg_alg_rewrites_total counter\nnatalg_alg_rewrites_total %d\n", s.Rewrites.Load())
 	fmt.Fprintf(w, "# HELP natalg_icmp_errors_translated_total ICMP errors translated with their embedded packet.\n# TYPE natalg_icmp_errors_translated_total counter\nnatalg_icmp_errors_translated_total %d\n", s.ICMPErrors.Load())
+	fmt.Fprintf(w, "# HELP natalg_nat64_xlat_failures_total NAT64 packets RFC 7915 could not translate, by reason.\n# TYPE natalg_nat64_xlat_failures_total counter\n")
+	for i := range s.Xlat {
+		if n := s.Xlat[i].Load(); n != 0 {
+			fmt.Fprintf(w, "natalg_nat64_xlat_failures_total{reason=%q} %d\n", xlat.Reason(i).String(), n)
+		}
+	}
 	fmt.Fprintf(w, "# HELP natalg_seq_adjusted_total Segments whose SEQ, ACK or SACK edges were shifted.\n# TYPE natalg_seq_adjusted_total counter\nnatalg_seq_adjusted_total %d\n", s.SeqAdjusted.Load())
 }
