@@ -833,6 +833,9 @@ type xfer struct {
 	mode   string // curl: epsv, pasv, eprt, port; lftp and ftplib: passive, active
 	put    bool
 	file   e2eFile // what is downloaded (from pub/) or uploaded
+	// connect bounds curl's connection phase, which for FTP includes the
+	// greeting and the login (default 10 s).
+	connect time.Duration
 }
 
 func (x xfer) String() string {
@@ -872,7 +875,11 @@ func (e *e2eEnv) transfer(t *testing.T, s *ftpd, x xfer) error {
 	var argv []string
 	switch x.client {
 	case "curl":
-		argv = []string{"curl", "-sS", "-g", "--connect-timeout", "10", "--max-time", secs,
+		conn := "10"
+		if x.connect > 0 {
+			conn = strconv.Itoa(int(x.connect / time.Second))
+		}
+		argv = []string{"curl", "-sS", "-g", "--connect-timeout", conn, "--max-time", secs,
 			// take the address of 227 as announced: curl ignores it by
 			// default, which would hide a missing rewrite
 			"--no-ftp-skip-pasv-ip"}
