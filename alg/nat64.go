@@ -99,6 +99,7 @@ type nat64 struct {
 	lost     bool // replies can no longer be told apart: no in-band answers
 	off      bool // ALGS DISABLE64 received (RFC 6384 §11)
 	greeted  bool // the server's greeting (220) went by
+	epsvAll  bool // the server accepted EPSV ALL: it refuses PASV now (RFC 2428 §4)
 	epsv     epsvSupport
 	pasvPort uint16 // port of the 227 answering the gateway's probe PASV, 0 if none
 	q        [pendingCap]pending
@@ -411,7 +412,8 @@ func (c *Control) eprt64(out []byte, seq uint32, line []byte, a Announcement, le
 // EPSV ALL passes unchanged: after it the server refuses PASV (RFC 2428
 // §4), so it is never translated; a 2xx to it shows the server has EPSV.
 // Any other EPSV (bare, "1" or "2": the server's side of the data
-// connection is IPv4 whatever the client asked) goes:
+// connection is IPv4 whatever the client asked) passes unchanged after an
+// accepted EPSV ALL, and otherwise goes:
 //
 //   - as PASV, its 227 turned into a 229, when Config.NAT64EPSVToPASV asks
 //     or the server is known to reject EPSV;
@@ -434,7 +436,7 @@ func (c *Control) epsv64(out []byte, seq uint32, line []byte, a Announcement, le
 		}
 		return append(out, line...), 0, false
 	}
-	if !c.tracked() || n.epsv == epsvYes && !c.cfg.NAT64EPSVToPASV {
+	if !c.tracked() || n.epsvAll || n.epsv == epsvYes && !c.cfg.NAT64EPSVToPASV {
 		n.push(pending{kind: pendPlain})
 		return append(out, line...), 0, false
 	}
@@ -568,7 +570,7 @@ func (n *nat64) start(p pending, code int) {
 		}
 	case pendEPSVAll:
 		if code >= 200 && code < 300 {
-			n.epsv = epsvYes
+			n.epsv, n.epsvAll = epsvYes, true
 		}
 	}
 }

@@ -215,9 +215,11 @@ func TestNAT64EPSVToPASVOption(t *testing.T) {
 	// a PASV that fails: the error passes
 	s.client("epsv\r\n").replaced("PASV\r\n")
 	s.server("425 Cannot open passive connection\r\n").pass()
-	// EPSV ALL is never turned into PASV
+	// EPSV ALL is never turned into PASV, nor any EPSV after it
 	s.client("EPSV ALL\r\n").pass()
 	s.server("200 EPSV ALL ok\r\n").pass()
+	s.client("EPSV\r\n").pass()
+	s.server("229 Entering Extended Passive Mode (|||50003|)\r\n").pass()
 	s.offsets(-2, 0)
 }
 
