@@ -285,8 +285,8 @@ func parseALGS(line []byte) (arg string, ok bool) {
 	return "", false
 }
 
-// blank reports whether line holds only white space: no command, and no
-// reply to count.
+// blank reports whether line holds only white space: no command, and
+// servers differ on whether it gets a reply.
 func blank(line []byte) bool {
 	for _, b := range line {
 		if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
@@ -316,6 +316,9 @@ func blank(line []byte) bool {
 func (c *Control) command64(out []byte, seq uint32, line []byte, a Announcement, ok bool, led *seqdelta.Ledger, tr Translator) ([]byte, Event, bool) {
 	n := &c.n64
 	if blank(line) {
+		// Some servers answer an empty line (500), some ignore it: the
+		// replies can no longer be matched to commands for sure.
+		n.stop()
 		return append(out, line...), 0, false
 	}
 	tracked := c.tracked()

@@ -392,3 +392,14 @@ func TestNAT64Allocs(t *testing.T) {
 		t.Fatalf("%v allocations per command and reply", n)
 	}
 }
+
+// TestNAT64BlankLine: after an empty line the replies cannot be matched to
+// commands for sure: no more in-band answers, EPRT still translated.
+func TestNAT64BlankLine(t *testing.T) {
+	s := newSession64(t, &Config{})
+	s.client("\r\n").pass()
+	s.server("500 Unknown command\r\n").pass()
+	s.client("ALGS STATUS64\r\n").pass()
+	s.client("EPSV\r\n").pass()
+	s.client("EPRT |2|fd00:64::2|50000|\r\n").replaced("PORT 198,19,64,1,195,80\r\n")
+}
