@@ -283,6 +283,9 @@ func (c *Control) segment(seg *Segment, s *stream, led *seqdelta.Ledger, tr Tran
 			// of what we held comes again from the sender.
 			s.next, s.lineStart = end, false
 			s.held, s.heldRuns = s.held[:0], 0
+			// a line never seen whole: NAT64 replies can no longer be
+			// matched to commands
+			c.n64.stop()
 			return Result{Events: EvAbandoned}
 		}
 		return Result{Action: Drop, Events: EvHeld}
@@ -605,6 +608,7 @@ func (c *Control) scan(out []byte, seg *Segment, seq uint32, data []byte, led *s
 				i = len(data)
 				break
 			}
+			c.partial64(client, rest)
 			out = append(out, rest...)
 			i = len(data)
 			s.lineStart = false
@@ -672,6 +676,12 @@ func (c *Control) line(out []byte, dir conntrack.Dir, seq uint32, line []byte, l
 		}
 	} else {
 		a, ok = ParseServerLine(line)
+		if !ok && c.n64.on {
+			// a reply line too long to parse still counts (RFC 959 §4.2)
+			if code, multi, isReply := replyHead(line); isReply {
+				a, ok = Announcement{Reply: code, Multiline: multi}, true
+			}
+		}
 		first := c.reply == 0 && ok && a.Reply != 0
 		final := ok && a.Reply != 0 && !a.Multiline && (c.reply == 0 || a.Reply == c.reply)
 		member := first || c.reply != 0

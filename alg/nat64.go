@@ -255,7 +255,80 @@ func (c *Control) hold64(client bool, rest []byte) bool {
 		}
 		return false
 	}
-	return c.tracked() && (c.n64.mode != modePass || c.reply == 0 && c.n64.headSpecial())
+	// a reply start shorter than "ddd " cannot be counted (partial64)
+	return c.tracked() && (len(rest) < 4 || c.n64.mode != modePass || c.reply == 0 && c.n64.headSpecial())
+}
+
+// replyHead reads the reply code and the multi-line mark of a line that
+// starts a reply or ends a multi-line one: "ddd " or "ddd-" (RFC 959 §4.2).
+func replyHead(p []byte) (code int, multi, ok bool) {
+	if len(p) < 4 || !isDigit(p[0]) || !isDigit(p[1]) || !isDigit(p[2]) || p[3] != ' ' && p[3] != '-' {
+		return 0, false, false
+	}
+	return int(p[0]-'0')*100 + int(p[1]-'0')*10 + int(p[2]-'0'), p[3] == '-', true
+}
+
+// partial64 counts a line whose start passes before its end arrives (it is
+// not held: no rewrite can apply to it), so that the FIFO stays in step
+// with the replies: a client line is one more ordinary command; a server
+// line may start or end a reply (its first four bytes say which; shorter
+// starts are held by hold64).
+func (c *Control) partial64(client bool, rest []byte) {
+	n := &c.n64
+	if !c.tracked() {
+		return
+	}
+	if client {
+		if blank(rest) {
+			n.stop()
+			return
+		}
+		if len(rest) >= 5 && eqFold(rest[:4], "AUTH") && isWS(rest[4]) {
+			c.auth = true
+		}
+		n.push(pending{kind: pendPlain})
+		return
+	}
+	code, multi, ok := replyHead(rest)
+	if !ok || c.reply != 0 && code != c.reply {
+		return // text inside a multi-line reply
+	}
+	first := c.reply == 0
+	final := !multi
+	switch {
+	case first && multi:
+		c.reply = code
+	case final:
+		c.reply = 0
+	}
+	if !first {
+		return
+	}
+	if code == 234 && c.auth && final {
+		// RFC 4217 §4, as in line; the rest of this line is no record,
+		// so the server direction will not be inspected again
+		c.auth = false
+		c.dir[0].startTLS()
+		c.dir[1].startTLS()
+		n.stop()
+		return
+	}
+	if code >= 400 && final {
+		c.auth = false
+	}
+	if code < 200 {
+		return
+	}
+	if !n.greeted {
+		n.greeted = true
+		return
+	}
+	if n.headSpecial() {
+		// held unless too long or with FIN: its substitution is lost
+		n.stop()
+		return
+	}
+	n.pop()
 }
 
 // growth bounds how much a rewrite can lengthen line (see maxGrowth); on a

@@ -3,6 +3,7 @@ package alg
 import (
 	"bytes"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/natalg/natalg/conntrack"
@@ -402,4 +403,29 @@ func TestNAT64BlankLine(t *testing.T) {
 	s.client("ALGS STATUS64\r\n").pass()
 	s.client("EPSV\r\n").pass()
 	s.client("EPRT |2|fd00:64::2|50000|\r\n").replaced("PORT 198,19,64,1,195,80\r\n")
+}
+
+// TestNAT64SplitPlainLines: commands and replies the gateway does not touch
+// pass as they come, cut anywhere, and are still counted: the reply to the
+// NOOP standing in for ALGS is the one replaced.
+func TestNAT64SplitPlainLines(t *testing.T) {
+	s := newSession64(t, &Config{})
+	s.client("USER anon").pass()
+	s.client("ymous\r\nALGS STATUS64\r\n").replaced("ymous\r\nNOOP\r\n")
+	s.server("331 Pass").pass()
+	s.server("word required\r\n").pass()
+	s.server("200 NOOP ok\r\n").replaced(answers[ansALGSOn])
+	// a reply start shorter than its code is held
+	s.client("PWD\r\nALGS STATUS64\r\n").replaced("PWD\r\nNOOP\r\n")
+	if x := s.server("25"); x.r.Action != Drop || x.r.Events&EvHeld == 0 {
+		t.Fatalf("reply start: %+v", x.r)
+	}
+	s.server("7 \"/\"\r\n200 NOOP ok\r\n").events(EvReplySubstituted)
+	// a multi-line reply cut inside, then a reply line longer than MaxLine
+	s.client("FEAT\r\nHELP\r\nALGS STATUS64\r\n").replaced("FEAT\r\nHELP\r\nNOOP\r\n")
+	s.server("211-Features:\r\n EPSV\r\n UTF").pass()
+	s.server("8\r\n211 End\r\n").pass()
+	long := "214 " + strings.Repeat("x", 2*MaxLine) + "\r\n"
+	s.server(long).pass()
+	s.server("200 NOOP ok\r\n").replaced(answers[ansALGSOn])
 }
