@@ -1,0 +1,200 @@
+package alg
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/natalg/natalg/conntrack"
+)
+
+// wire delivers two byte streams through a NAT64 Control the way TCP
+// peers would: each direction sends from the first byte the gateway has not
+// taken (after a cut, a held line or a drop), and it records the translated
+// streams as the receivers get them, checking that every output lands where
+// the stream ends (or, for a retransmission, repeats what was delivered).
+type wire struct {
+	t       testing.TB
+	h       *harness
+	streams [2][]byte
+	base    [2]uint32
+	tx      [2][]byte
+}
+
+func newWire(t testing.TB, cfg *Config, mss uint16, client, server []byte, refuse bool) *wire {
+	h := &harness{c: NewControl(cfg, nat64Tuples()), nat: &fakeNAT{public: netip.MustParseAddr("198.19.64.1"), refuse: refuse}}
+	h.seg(conntrack.Original, 999, "", true, false)
+	h.c.Segment(&Segment{Dir: conntrack.Reply, Seq: 4999, SYN: true, MSS: mss}, &h.led[1], h.nat)
+	return &wire{t: t, h: h, streams: [2][]byte{client, server}, base: [2]uint32{1000, 5000}}
+}
+
+// taken returns how many bytes of direction d the gateway has taken.
+func (w *wire) taken(d conntrack.Dir) int { return int(w.h.c.dir[d].next - w.base[d]) }
+
+// deliver records or checks the output of r for the segment p at seq.
+func (w *wire) deliver(d conntrack.Dir, seq uint32, p []byte, r Result, fresh bool) {
+	t := w.t
+	t.Helper()
+	var out []byte
+	var at uint32
+	switch r.Action {
+	case Drop:
+		return
+	case Pass:
+		out, at = p, w.h.led[d].Seq(seq)
+	case Replace:
+		out, at = r.Payload, w.h.led[d].Seq(r.Seq)
+		if len(out) > len(p)+MaxLine+4*maxAnnounceText {
+			t.Fatalf("%v: %d bytes out of %d", d, len(out), len(p))
+		}
+	}
+	pos := int(at - w.base[d])
+	if fresh {
+		if pos != len(w.tx[d]) {
+			t.Fatalf("%v: output at %d, stream ends at %d (%+v)", d, pos, len(w.tx[d]), r)
+		}
+		w.tx[d] = append(w.tx[d], out...)
+		return
+	}
+	if pos < 0 || pos+len(out) > len(w.tx[d]) || !bytes.Equal(w.tx[d][pos:pos+len(out)], out) {
+		t.Fatalf("%v: retransmission %q at %d differs from what was delivered", d, out, pos)
+	}
+}
+
+// send sends up to n new bytes of direction d, but not past limit; with
+// retransmit it then sends the same segment again when it went through
+// whole. It reports whether bytes were sent.
+func (w *wire) send(d conntrack.Dir, n, limit int, retransmit bool) bool {
+	t := w.t
+	t.Helper()
+	h := w.h
+	s := &h.c.dir[d]
+	off := w.taken(d)
+	if off < 0 || off > len(w.streams[d]) {
+		t.Fatalf("%v: next expected byte %d outside the stream", d, off)
+	}
+	limit = min(limit, len(w.streams[d]))
+	if off >= limit {
+		return false
+	}
+	n = min(n, limit-off)
+	p := w.streams[d][off : off+n]
+	seq := w.base[d] + uint32(off)
+	r := h.c.Segment(&Segment{Dir: d, Seq: seq, Payload: p}, &h.led[d], h.nat)
+	if r.Action == Drop && r.Events&EvMapFailed != 0 {
+		// taken but not delivered: the sender retransmits from the
+		// first byte not acknowledged
+		acked := h.led[d].Ack(w.base[d] + uint32(len(w.tx[d])))
+		seq, p = acked, w.streams[d][acked-w.base[d]:s.next-w.base[d]]
+		r = h.c.Segment(&Segment{Dir: d, Seq: seq, Payload: p}, &h.led[d], h.nat)
+	}
+	w.deliver(d, seq, p, r, true)
+	if w.taken(d) <= off {
+		t.Fatalf("%v: no byte taken at %d: %+v", d, off, r)
+	}
+	if h.c.n64.qn > pendingCap {
+		t.Fatalf("FIFO holds %d", h.c.n64.qn)
+	}
+	whole := (r.Action == Pass || r.Action == Replace && r.Seq == seq) && r.Events&EvTruncated == 0 && len(s.held) == 0
+	if retransmit && whole {
+		r := h.c.Segment(&Segment{Dir: d, Seq: seq, Payload: p}, &h.led[d], h.nat)
+		if r.Action == Drop {
+			t.Fatalf("%v: retransmission dropped: %+v", d, r)
+		}
+		w.deliver(d, seq, p, r, false)
+	}
+	return true
+}
+
+// script is a NAT64 session: each command of the client and the server's
+// reply to what the gateway made of it.
+var script = [][2]string{
+	{"", "220-Welcome\r\n220 ready\r\n"},
+	{"USER anonymous\r\n", "331 Password please\r\n"},
+	{"PASS guest\r\n", "230-Hello\r\n  there\r\n230 Logged in\r\n"},
+	{"EPSV\r\n", "227 Entering Passive Mode (198,18,0,2,195,80).\r\n500 'EPSV': command not understood\r\n"},
+	{"LIST\r\n", "150 Here it comes\r\n226 Done\r\n"},
+	{"ALGS STATUS64\r\n", "200 NOOP ok\r\n"},
+	{"EPRT |2|fd00:64::2|50000|\r\n", "200 PORT ok\r\n"},
+	{"EPSV 2\r\n", "227 Entering Passive Mode (198,18,0,2,195,81)\r\n"},
+	{"LPSV\r\n", "200-NOOP\r\n200 ok\r\n"},
+	{"ALGS DISABLE64\r\n", "200 NOOP ok\r\n"},
+	{"EPSV\r\n", "500 no\r\n"},
+	{"ALGS ENABLE64\r\n", "200 NOOP ok\r\n"},
+	{"PORT 198,18,0,9,4,1\r\n", "200 NOOP ok\r\n"},
+	{"QUIT\r\n", "221 Bye\r\n"},
+}
+
+// scriptWant is what the client and the server receive.
+var scriptWant = [2]string{
+	"USER anonymous\r\nPASS guest\r\nPASV\r\nEPSV\r\nLIST\r\nNOOP\r\nPORT 198,19,64,1,195,80\r\nPASV\r\nNOOP\r\nNOOP\r\nEPSV\r\nNOOP\r\nNOOP\r\nQUIT\r\n",
+	"220-Welcome\r\n220 ready\r\n331 Password please\r\n230-Hello\r\n  there\r\n230 Logged in\r\n" +
+		"229 Entering Extended Passive Mode (|||50000|)\r\n150 Here it comes\r\n226 Done\r\n" + answers[ansALGSOn] +
+		"200 PORT ok\r\n229 Entering Extended Passive Mode (|||50001|)\r\n" + answers[ansLPSV] + answers[ansALGSOff] +
+		"500 no\r\n" + answers[ansALGSOn] + answers[ansPORT] + "221 Bye\r\n",
+}
+
+// TestNAT64AnySegmentation: the scripted session, cut into random segments
+// in both directions, pipelined up to two commands ahead, with random
+// retransmissions, gives the same translated streams as line by line.
+func TestNAT64AnySegmentation(t *testing.T) {
+	var client, server strings.Builder
+	var cEnd, sEnd []int
+	for _, cr := range script {
+		client.WriteString(cr[0])
+		server.WriteString(cr[1])
+		cEnd = append(cEnd, client.Len())
+		sEnd = append(sEnd, server.Len())
+	}
+	rng := rand.New(rand.NewPCG(6384, 64))
+	for round := 0; round < 500; round++ {
+		mss := uint16(1460)
+		if round%3 == 1 {
+			mss = 100
+		}
+		w := newWire(t, &Config{}, mss, []byte(client.String()), []byte(server.String()), false)
+		maxSeg := 1 + rng.IntN(60)
+		if round == 0 {
+			maxSeg = 1 << 20
+		}
+		for {
+			// the server answers only commands it has whole
+			got := 0
+			for got < len(cEnd) && cEnd[got] <= w.taken(conntrack.Original) {
+				got++
+			}
+			slimit := 0
+			if got > 0 {
+				slimit = sEnd[got-1]
+			}
+			// the client runs at most two commands ahead of the replies
+			answered := 0
+			for answered < len(sEnd) && sEnd[answered] <= w.taken(conntrack.Reply) {
+				answered++
+			}
+			climit := cEnd[min(answered+2, len(cEnd)-1)]
+			if round == 0 {
+				climit = cEnd[min(answered, len(cEnd)-1)]
+			}
+			sent := false
+			if rng.IntN(2) == 0 {
+				sent = w.send(conntrack.Original, 1+rng.IntN(maxSeg), climit, rng.IntN(4) == 0) || w.send(conntrack.Reply, 1+rng.IntN(maxSeg), slimit, rng.IntN(4) == 0)
+			} else {
+				sent = w.send(conntrack.Reply, 1+rng.IntN(maxSeg), slimit, rng.IntN(4) == 0) || w.send(conntrack.Original, 1+rng.IntN(maxSeg), climit, rng.IntN(4) == 0)
+			}
+			if !sent {
+				break
+			}
+		}
+		for d := range 2 {
+			if w.taken(conntrack.Dir(d)) != len(w.streams[d]) {
+				t.Fatalf("round %d: %v stopped at %d of %d", round, conntrack.Dir(d), w.taken(conntrack.Dir(d)), len(w.streams[d]))
+			}
+			if string(w.tx[d]) != scriptWant[d] {
+				t.Fatalf("round %d (segments up to %d, MSS %d): %v received\n%q\nwant\n%q", round, maxSeg, mss, conntrack.Dir(d), w.tx[d], scriptWant[d])
+			}
+		}
+	}
+}
