@@ -108,41 +108,96 @@ func (w *wire) send(d conntrack.Dir, n, limit int, retransmit bool) bool {
 	return true
 }
 
-// script is a NAT64 session: each command of the client and the server's
-// reply to what the gateway made of it.
-var script = [][2]string{
-	{"", "220-Welcome\r\n220 ready\r\n"},
-	{"USER anonymous\r\n", "331 Password please\r\n"},
-	{"PASS guest\r\n", "230-Hello\r\n  there\r\n230 Logged in\r\n"},
-	{"EPSV\r\n", "227 Entering Passive Mode (198,18,0,2,195,80).\r\n500 'EPSV': command not understood\r\n"},
-	{"LIST\r\n", "150 Here it comes\r\n226 Done\r\n"},
-	{"ALGS STATUS64\r\n", "200 NOOP ok\r\n"},
-	{"EPRT |2|fd00:64::2|50000|\r\n", "200 PORT ok\r\n"},
-	{"EPSV 2\r\n", "227 Entering Passive Mode (198,18,0,2,195,81)\r\n"},
-	{"LPSV\r\n", "200-NOOP\r\n200 ok\r\n"},
-	{"ALGS DISABLE64\r\n", "200 NOOP ok\r\n"},
-	{"EPSV\r\n", "500 no\r\n"},
-	{"ALGS ENABLE64\r\n", "200 NOOP ok\r\n"},
-	{"PORT 198,18,0,9,4,1\r\n", "200 NOOP ok\r\n"},
-	{"QUIT\r\n", "221 Bye\r\n"},
+// session is a scripted NAT64 session: each command of the client and the
+// server's reply to what the gateway made of it, and what the client and
+// the server receive.
+type session struct {
+	name  string
+	cfg   Config
+	ahead int // commands the client may send before the replies to earlier ones
+
+	script [][2]string
+	want   [2]string
 }
 
-// scriptWant is what the client and the server receive.
-var scriptWant = [2]string{
-	"USER anonymous\r\nPASS guest\r\nPASV\r\nEPSV\r\nLIST\r\nNOOP\r\nPORT 198,19,64,1,195,80\r\nPASV\r\nNOOP\r\nNOOP\r\nEPSV\r\nNOOP\r\nNOOP\r\nQUIT\r\n",
-	"220-Welcome\r\n220 ready\r\n331 Password please\r\n230-Hello\r\n  there\r\n230 Logged in\r\n" +
-		"229 Entering Extended Passive Mode (|||50000|)\r\n150 Here it comes\r\n226 Done\r\n" + answers[ansALGSOn] +
-		"200 PORT ok\r\n229 Entering Extended Passive Mode (|||50001|)\r\n" + answers[ansLPSV] + answers[ansALGSOff] +
-		"500 no\r\n" + answers[ansALGSOn] + answers[ansPORT] + "221 Bye\r\n",
+var sessions = []session{
+	{
+		name:  "epsv-rejected",
+		ahead: 2,
+		script: [][2]string{
+			{"", "220-Welcome\r\n220 ready\r\n"},
+			{"USER anonymous\r\n", "331 Password please\r\n"},
+			{"PASS guest\r\n", "230-Hello\r\n  there\r\n230 Logged in\r\n"},
+			{"EPSV\r\n", "227 Entering Passive Mode (198,18,0,2,195,80).\r\n500 'EPSV': command not understood\r\n"},
+			{"LIST\r\n", "150 Here it comes\r\n226 Done\r\n"},
+			{"ALGS STATUS64\r\n", "200 NOOP ok\r\n"},
+			{"EPRT |2|fd00:64::2|50000|\r\n", "200 PORT ok\r\n"},
+			{"EPSV 2\r\n", "227 Entering Passive Mode (198,18,0,2,195,81)\r\n"},
+			{"LPSV\r\n", "200-NOOP\r\n200 ok\r\n"},
+			{"ALGS DISABLE64\r\n", "200 NOOP ok\r\n"},
+			{"EPSV\r\n", "500 no\r\n"},
+			{"ALGS ENABLE64\r\n", "200 NOOP ok\r\n"},
+			{"PORT 198,18,0,9,4,1\r\n", "200 NOOP ok\r\n"},
+			{"QUIT\r\n", "221 Bye\r\n"},
+		},
+		want: [2]string{
+			"USER anonymous\r\nPASS guest\r\nPASV\r\nEPSV\r\nLIST\r\nNOOP\r\nPORT 198,19,64,1,195,80\r\nPASV\r\nNOOP\r\nNOOP\r\nEPSV\r\nNOOP\r\nNOOP\r\nQUIT\r\n",
+			"220-Welcome\r\n220 ready\r\n331 Password please\r\n230-Hello\r\n  there\r\n230 Logged in\r\n" +
+				"229 Entering Extended Passive Mode (|||50000|)\r\n150 Here it comes\r\n226 Done\r\n" + answers[ansALGSOn] +
+				"200 PORT ok\r\n229 Entering Extended Passive Mode (|||50001|)\r\n" + answers[ansLPSV] + answers[ansALGSOff] +
+				"500 no\r\n" + answers[ansALGSOn] + answers[ansPORT] + "221 Bye\r\n",
+		},
+	},
+	{
+		name: "epsv-supported",
+		script: [][2]string{
+			{"", "220 ready\r\n"},
+			{"EPSV\r\n", "227 Entering Passive Mode (198,18,0,2,195,80)\r\n229 Entering Extended Passive Mode (|||50001|)\r\n"},
+			{"RETR f\r\n", "150 go\r\n226 ok\r\n"},
+			{"EPSV\r\n", "229 Entering Extended Passive Mode (|||50002|)\r\n"},
+			{"LPRT 6,16,253,0,0,100,0,0,0,0,0,0,0,0,0,0,0,2,2,195,80\r\n", "200 NOOP ok\r\n"},
+			{"EPRT |2|fd00:64::9|50000|\r\n", "500 Illegal EPRT\r\n"},
+			{"EPRT |2|fd00:64::2|50000|\r\n", "200 PORT ok\r\n"},
+		},
+		want: [2]string{
+			"PASV\r\nEPSV\r\nRETR f\r\nEPSV\r\nNOOP\r\nEPRT |2|fd00:64::9|50000|\r\nPORT 198,19,64,1,195,80\r\n",
+			"220 ready\r\n229 Entering Extended Passive Mode (|||50001|)\r\n150 go\r\n226 ok\r\n229 Entering Extended Passive Mode (|||50002|)\r\n" +
+				answers[ansLPRT] + "500 Illegal EPRT\r\n200 PORT ok\r\n",
+		},
+	},
+	{
+		name: "epsv-to-pasv",
+		cfg:  Config{NAT64EPSVToPASV: true, NAT64KeepEPRT: true},
+		script: [][2]string{
+			{"", "220 ready\r\n"},
+			{"epsv\r\n", "227-Entering Passive Mode\r\n227 (198,18,0,2,195,80)\r\n"},
+			{"PASV\r\n", "227 Entering Passive Mode (198,18,0,2,195,81)\r\n"},
+			{"EPSV 1\r\n", "425 No\r\n"},
+			{"EPRT |2|fd00:64::2|50000|\r\n", "200 EPRT ok\r\n"},
+			{"EPSV ALL\r\n", "200 ok\r\n"},
+			{"EPSV\r\n", "229 Entering Extended Passive Mode (|||50003|)\r\n"},
+		},
+		want: [2]string{
+			"PASV\r\nPASV\r\nPASV\r\nEPRT |1|198.19.64.1|50000|\r\nEPSV ALL\r\nEPSV\r\n",
+			"220 ready\r\n229 Entering Extended Passive Mode (|||50000|)\r\n227 Entering Passive Mode (198,18,0,2,195,81)\r\n425 No\r\n" +
+				"200 EPRT ok\r\n200 ok\r\n229 Entering Extended Passive Mode (|||50003|)\r\n",
+		},
+	},
 }
 
-// TestNAT64AnySegmentation: the scripted session, cut into random segments
-// in both directions, pipelined up to two commands ahead, with random
-// retransmissions, gives the same translated streams as line by line.
+// TestNAT64AnySegmentation: scripted sessions, cut into random segments in
+// both directions, possibly pipelined, with random
+// retransmissions, give the translated streams expected line by line.
 func TestNAT64AnySegmentation(t *testing.T) {
+	for _, ss := range sessions {
+		t.Run(ss.name, func(t *testing.T) { ss.run(t) })
+	}
+}
+
+func (ss *session) run(t *testing.T) {
 	var client, server strings.Builder
 	var cEnd, sEnd []int
-	for _, cr := range script {
+	for _, cr := range ss.script {
 		client.WriteString(cr[0])
 		server.WriteString(cr[1])
 		cEnd = append(cEnd, client.Len())
@@ -154,7 +209,8 @@ func TestNAT64AnySegmentation(t *testing.T) {
 		if round%3 == 1 {
 			mss = 100
 		}
-		w := newWire(t, &Config{}, mss, []byte(client.String()), []byte(server.String()), false)
+		cfg := ss.cfg
+		w := newWire(t, &cfg, mss, []byte(client.String()), []byte(server.String()), false)
 		maxSeg := 1 + rng.IntN(60)
 		if round == 0 {
 			maxSeg = 1 << 20
@@ -169,16 +225,18 @@ func TestNAT64AnySegmentation(t *testing.T) {
 			if got > 0 {
 				slimit = sEnd[got-1]
 			}
-			// the client runs at most two commands ahead of the replies
+			// the client runs at most ss.ahead commands ahead of the
+			// replies (what the gateway knows of the server's EPSV when
+			// a command passes depends on it)
 			answered := 0
 			for answered < len(sEnd) && sEnd[answered] <= w.taken(conntrack.Reply) {
 				answered++
 			}
-			climit := cEnd[min(answered+2, len(cEnd)-1)]
+			climit := cEnd[min(answered+ss.ahead, len(cEnd)-1)]
 			if round == 0 {
 				climit = cEnd[min(answered, len(cEnd)-1)]
 			}
-			sent := false
+			var sent bool
 			if rng.IntN(2) == 0 {
 				sent = w.send(conntrack.Original, 1+rng.IntN(maxSeg), climit, rng.IntN(4) == 0) || w.send(conntrack.Reply, 1+rng.IntN(maxSeg), slimit, rng.IntN(4) == 0)
 			} else {
@@ -192,8 +250,8 @@ func TestNAT64AnySegmentation(t *testing.T) {
 			if w.taken(conntrack.Dir(d)) != len(w.streams[d]) {
 				t.Fatalf("round %d: %v stopped at %d of %d", round, conntrack.Dir(d), w.taken(conntrack.Dir(d)), len(w.streams[d]))
 			}
-			if string(w.tx[d]) != scriptWant[d] {
-				t.Fatalf("round %d (segments up to %d, MSS %d): %v received\n%q\nwant\n%q", round, maxSeg, mss, conntrack.Dir(d), w.tx[d], scriptWant[d])
+			if string(w.tx[d]) != ss.want[d] {
+				t.Fatalf("round %d (segments up to %d, MSS %d): %v received\n%q\nwant\n%q", round, maxSeg, mss, conntrack.Dir(d), w.tx[d], ss.want[d])
 			}
 		}
 	}
