@@ -26,9 +26,10 @@ type Config struct {
 	// NAT64EPSVToPASV makes the gateway of a NAT64 flow send every EPSV of
 	// the client (bare, "EPSV 1" or "EPSV 2"; never "EPSV ALL") to the
 	// server as PASV and turn the 227 answering it into a 229 (RFC 6384
-	// §5.1). Without it an EPSV passes unchanged once the server is known
-	// to support it, and the gateway only falls back to PASV when the server
-	// rejects EPSV (RFC 6384 §5.1, see Control).
+	// §5.1). Without it the first EPSV goes as "PASV\r\nEPSV" to learn
+	// whether the server has EPSV: then EPSVs pass unchanged, or, when the
+	// server rejected it, the 227 to the PASV answers the client as a 229
+	// and later EPSVs go as PASV (RFC 6384 §5.1).
 	NAT64EPSVToPASV bool
 }
 
@@ -76,7 +77,7 @@ const (
 	EvUntranslated                       // an announcement by an endpoint the NAT does not translate
 	EvTruncated                          // a merged release was cut at a line end to fit the MSS
 	EvDupHeld                            // a duplicate of held bytes: dropped
-	EvRewriteLimit                       // more announcements in one segment than may be rewritten: left unchanged
+	EvRewriteLimit                       // more announcements in one segment than may be rewritten: left unchanged (NAT64 in-band rewrites: the rest of the segment is cut, EvTruncated, and comes again)
 	EvTLSEnded                           // a direction left TLS (CCC, RFC 4217 §6): inspected again from a line start
 	EvEPSVToPASV                         // NAT64: an EPSV went to the server as PASV (or PASV+EPSV), or a 227 was turned into a 229 (RFC 6384 §5.1)
 	EvRefused                            // NAT64: a command the translation cannot carry (LPRT, LPSV, PORT) answered 5xx by the gateway

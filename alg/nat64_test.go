@@ -378,19 +378,37 @@ func TestNAT44Unchanged(t *testing.T) {
 	}
 }
 
+// TestNAT64Allocs: the steady state allocates nothing: EPRT, EPSV as PASV
+// and its 227 as 229, ALGS and refusals with their answers (the output
+// scratch buffer grows to the largest segment once).
 func TestNAT64Allocs(t *testing.T) {
 	s := newSession64(t, &Config{})
-	cmd := []byte("EPRT |2|fd00:64::2|50000|\r\n")
-	rep := []byte("200 ok\r\n")
-	n := testing.AllocsPerRun(100, func() {
-		s.c.Segment(&Segment{Dir: conntrack.Original, Seq: s.cseq, Payload: cmd}, &s.led[0], s.nat)
-		s.cseq += uint32(len(cmd))
-		s.c.Segment(&Segment{Dir: conntrack.Reply, Seq: s.sseq, Payload: rep}, &s.led[1], s.nat)
-		s.sseq += uint32(len(rep))
+	s.nat.asked = make([]netip.AddrPort, 0, 1)
+	type exchange struct{ cmd, reply []byte }
+	steady := []exchange{
+		{[]byte("EPRT |2|fd00:64::2|50000|\r\n"), []byte("200 ok\r\n")},
+		{[]byte("EPSV\r\n"), []byte("229 Entering Extended Passive Mode (|||50000|)\r\n")},
+		{[]byte("ALGS STATUS64\r\n"), []byte("200-NOOP\r\n200 ok\r\n")},
+		{[]byte("LPSV\r\n"), []byte("200 NOOP ok\r\n")},
+	}
+	run := func(x exchange) {
+		s.c.Segment(&Segment{Dir: conntrack.Original, Seq: s.cseq, Payload: x.cmd}, &s.led[0], s.nat)
+		s.cseq += uint32(len(x.cmd))
+		s.c.Segment(&Segment{Dir: conntrack.Reply, Seq: s.sseq, Payload: x.reply}, &s.led[1], s.nat)
+		s.sseq += uint32(len(x.reply))
 		s.nat.asked = s.nat.asked[:0]
-	})
-	if n != 0 {
-		t.Fatalf("%v allocations per command and reply", n)
+	}
+	// the probe, answered by a server without EPSV
+	probe := exchange{[]byte("EPSV\r\n"), []byte("227 Entering Passive Mode (198,18,0,2,195,80)\r\n500 no\r\n")}
+	run(probe)
+	if s.c.n64.epsv != epsvNo {
+		t.Fatal("probe not answered")
+	}
+	steady[1].reply = []byte("227 Entering Passive Mode (198,18,0,2,195,81)\r\n")
+	for _, x := range steady {
+		if n := testing.AllocsPerRun(100, func() { run(x) }); n != 0 {
+			t.Fatalf("%q: %v allocations per command and reply", x.cmd, n)
+		}
 	}
 }
 
