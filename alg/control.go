@@ -191,8 +191,12 @@ type stream struct {
 
 // Control is the FTP gateway state of one control connection (RFC 959). The
 // client is the connection's initiator: direction Original carries commands,
-// Reply carries replies. A Control is not safe for concurrent use; the flow
-// lock guards it.
+// Reply carries replies. When the original tuple is IPv6 and the reply
+// tuple IPv4 (an IPv6 client reaching an IPv4 server through NAT64), the
+// gateway is the FTP ALG of RFC 6384 instead: EPRT becomes PORT, EPSV is
+// served by PASV when the server lacks it, LPRT and LPSV are refused and
+// ALGS is answered, all in band. A Control is not safe for concurrent use;
+// the flow lock guards it.
 type Control struct {
 	cfg    *Config
 	dir    [2]stream
