@@ -68,7 +68,9 @@ nat64_topology_up() {
 	nsx "$NS_R" sysctl -qw net.ipv6.conf.all.forwarding=1
 }
 
-# record_case NAME CURL-FLAGS...
+# record_case NAME CURL-FLAGS... (background processes run under ip netns
+# exec directly, not through nsx: a function would run in a subshell, whose
+# PID stop_pid would signal instead of the process's)
 record_case() {
 	local name=$1 dir=$OUTDIR/$1 i
 	shift
@@ -76,7 +78,7 @@ record_case() {
 	log "case $name"
 	mkdir -p "$dir"
 	# shellcheck disable=SC2086
-	nsx "$NS_R" "$NATALG" run $ARGS --metrics "" --control "" >"$WORK/$name-natalg.log" 2>&1 &
+	ip netns exec "$NS_R" "$NATALG" run $ARGS --metrics "" --control "" >"$WORK/$name-natalg.log" 2>&1 &
 	local npid=$!
 	PIDS+=("$npid")
 	for i in $(seq 1 100); do
@@ -85,7 +87,12 @@ record_case() {
 		sleep 0.1
 	done
 	grep -q 'msg=ready' "$WORK/$name-natalg.log" || { cat "$WORK/$name-natalg.log" >&2; die "natalg run did not become ready"; }
-	nsx "$NS_R" tcpdump -i nat64 --immediate-mode -U -n -s 0 -Z root -w "$WORK/$name.pcap" >"$WORK/$name-tcpdump.log" 2>&1 &
+	# the golden test needs every packet (lost ones are counted below, and
+	# refused): in immediate mode libpcap's ring has one frame of the snap
+	# length per packet, so a snap length that fits the device's MTU (1500,
+	# 1520 once translated to IPv6) and a 32 MiB buffer hold 8000 packets;
+	# -s 0 and the default 2 MiB lost packets
+	ip netns exec "$NS_R" tcpdump -i nat64 --immediate-mode -U -B 32768 -n -s 4096 -Z root -w "$WORK/$name.pcap" >"$WORK/$name-tcpdump.log" 2>&1 &
 	local tpid=$!
 	PIDS+=("$tpid")
 	for i in $(seq 1 100); do
@@ -98,12 +105,18 @@ record_case() {
 	[[ $(sha256sum <"$WORK/got") == $(sha256sum <"$FTPD_ROOT/pub/small.bin") ]] || die "$name: download differs"
 	sleep 0.5 # the last FIN/ACKs
 	stop_pid "$tpid" || true
-	stop_pid "$npid" || die "$name: natalg run did not stop cleanly"
+	stop_pid "$npid" || { cat "$WORK/$name-natalg.log" >&2; die "$name: natalg run did not stop cleanly"; }
+	grep -q '^0 packets dropped by kernel' "$WORK/$name-tcpdump.log" || {
+		cat "$WORK/$name-tcpdump.log" >&2
+		die "$name: tcpdump lost packets: record again on a quieter machine"
+	}
 	cp "$WORK/$name.pcap" "$dir/in.pcap"
 	echo "$ARGS" >"$dir/args"
 	# shellcheck disable=SC2086
 	"$NATALG" replay $ARGS "$dir/in.pcap" "$dir/golden.pcap" >"$dir/replay.txt"
-	log "$name: $(head -1 "$dir/replay.txt"); $(grep -c . "$WORK/$name-natalg.log") log lines"
+	log "$name: tcpdump: $(grep -h 'captured\|received by\|dropped' "$WORK/$name-tcpdump.log" | tr '\n' ' ')"
+	log "$name: natalg: $(grep -h 'nat64 stopped' "$WORK/$name-natalg.log")"
+	log "$name: replay: $(head -1 "$dir/replay.txt")"
 }
 
 natalg_build
