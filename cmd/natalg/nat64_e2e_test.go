@@ -542,4 +542,29 @@ func TestNAT64E2E(t *testing.T) {
 			}
 		}
 	})
+
+	// NFQUEUE and NAT64 in one natalg run, over one engine: the queues
+	// bind (no rule sends them anything here), the TUN datapath carries a
+	// session, and SIGTERM stops both and removes the device
+	t.Run("with-nfqueue", func(t *testing.T) {
+		d := startBg(t, "natalg run (NFQUEUE and NAT64)", filepath.Join(e.dir, "natalg-both.log"), e.nsR, r.natalg, "run",
+			"--inside", "fd00:64::/64", "--public", n64ClientGW, "--queues", "7-8",
+			"--nat64-prefix", n64Prefix, "--nat64-pool", n64Pool, "--metrics", "", "--control", "")
+		if !waitFor(100, 100*time.Millisecond, func() bool { return d.exited() || strings.Contains(d.output(), "msg=ready") }) || d.exited() {
+			t.Fatalf("natalg run with both not ready within 10 s (exited=%v, err=%v):\n%s", d.exited(), d.err, tail(d.output(), 20))
+		}
+		if !strings.Contains(d.output(), "queues=7-8") || !strings.Contains(d.output(), "nat64_dev="+n64Dev) {
+			t.Errorf("ready line without the queues and the NAT64 device:\n%s", tail(d.output(), 5))
+		}
+		s := e.startFTPD(t, "vsftpd", e.nsOut, 4)
+		if err := e.transfer(t, s, xfer{ns: e.nsIn, host: n64ServerV6, client: "curl", mode: "eprt", file: e.run.small}); err != nil {
+			t.Error(err)
+		}
+		if err := d.stop(10 * time.Second); err != nil {
+			t.Fatalf("natalg run with both on SIGTERM: %v\n%s", err, tail(d.output(), 20))
+		}
+		if out, err := runIn(10*time.Second, e.nsR, "ip", "link", "show", n64Dev); err == nil {
+			t.Errorf("%s is still there after natalg stopped:\n%s", n64Dev, out)
+		}
+	})
 }
