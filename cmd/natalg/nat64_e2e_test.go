@@ -30,6 +30,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -565,6 +566,45 @@ func TestNAT64E2E(t *testing.T) {
 		}
 		if out, err := runIn(10*time.Second, e.nsR, "ip", "link", "show", n64Dev); err == nil {
 			t.Errorf("%s is still there after natalg stopped:\n%s", n64Dev, out)
+		}
+	})
+
+	// error paths: a setup that fails half way (the pool is routed
+	// already) exits 1 and leaves no device; a natalg killed outright
+	// leaves none either (the device is not persistent: the kernel removes
+	// it, and its routes, with the last descriptor)
+	t.Run("failures", func(t *testing.T) {
+		mustIn(t, e.nsR, "ip", "route", "add", "blackhole", n64Pool)
+		out, err := runIn(20*time.Second, e.nsR, r.natalg, "run", "--nat64-prefix", n64Prefix, "--nat64-pool", n64Pool, "--metrics", "", "--control", "")
+		mustIn(t, e.nsR, "ip", "route", "del", "blackhole", n64Pool)
+		if err == nil || !strings.Contains(out, "route "+n64Pool) {
+			t.Errorf("natalg run with the pool routed already: %v, %q; want exit status 1 and the route named", err, out)
+		}
+		if out, err := runIn(10*time.Second, e.nsR, "ip", "link", "show", n64Dev); err == nil {
+			t.Errorf("%s left after a failed setup:\n%s", n64Dev, out)
+		}
+		if out := mustIn(t, e.nsR, "ip", "-6", "route", "show", n64Prefix); strings.TrimSpace(out) != "" {
+			t.Errorf("route left after a failed setup: %s", out)
+		}
+		d := startBg(t, "natalg run (killed)", filepath.Join(e.dir, "natalg-killed.log"), e.nsR, r.natalg, "run",
+			"--nat64-prefix", n64Prefix, "--nat64-pool", n64Pool, "--metrics", "", "--control", "")
+		if !waitFor(100, 100*time.Millisecond, func() bool { return d.exited() || strings.Contains(d.output(), "msg=ready") }) || d.exited() {
+			t.Fatalf("natalg run not ready within 10 s:\n%s", tail(d.output(), 20))
+		}
+		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		if !waitFor(50, 100*time.Millisecond, d.exited) {
+			t.Fatal("natalg run still there 5 s after SIGKILL")
+		}
+		if !waitFor(50, 100*time.Millisecond, func() bool {
+			_, err := runIn(10*time.Second, e.nsR, "ip", "link", "show", n64Dev)
+			return err != nil
+		}) {
+			t.Errorf("%s still there 5 s after natalg was killed", n64Dev)
+		}
+		for _, argv := range [][]string{{"ip", "route", "show", n64Pool}, {"ip", "-6", "route", "show", n64Prefix}} {
+			if out := mustIn(t, e.nsR, argv...); strings.TrimSpace(out) != "" {
+				t.Errorf("%s: route left after natalg was killed: %s", strings.Join(argv, " "), out)
+			}
 		}
 	})
 }
