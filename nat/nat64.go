@@ -29,6 +29,10 @@ type nat64 struct {
 	size   uint32       // pool addresses
 	ports  []*portMap   // one per pool address
 	addrs  []netip.Addr // the pool addresses
+	// ids numbers the IPv4 packets this engine makes (RFC 7915 §5.1.1):
+	// its own counter, so an engine's output depends only on its input
+	// and a replay of a capture is reproducible.
+	ids xlat.IDs
 }
 
 // maxPool bounds the pool: every pool address has a port map of its own.
@@ -235,7 +239,7 @@ func (e *Engine) translate64(p *header.Parsed, f *conntrack.Flow, dir conntrack.
 	var out []byte
 	var r xlat.Reason
 	if p.Version == 6 {
-		out, r = xlat.ToIPv4(p.Buf, t.Dst, t.Src, nil)
+		out, r = e.n64.ids.ToIPv4(p.Buf, t.Dst, t.Src, nil)
 	} else {
 		out, r = xlat.ToIPv6(p.Buf, t.Dst, t.Src, nil)
 	}
@@ -309,7 +313,7 @@ func (e *Engine) icmpError64(p *header.Parsed, now int64) (Verdict, []byte, Drop
 	var out []byte
 	var r xlat.Reason
 	if p.Version == 6 {
-		out, r = xlat.ToIPv4(p.Buf, src, t.Src, &inner)
+		out, r = e.n64.ids.ToIPv4(p.Buf, src, t.Src, &inner)
 	} else {
 		out, r = xlat.ToIPv6(p.Buf, src, t.Src, &inner)
 	}

@@ -26,26 +26,31 @@ const (
 	maxICMPv4Error = 576
 )
 
-// ipv4ID is the source of IPv4 Identification values for translated packets
-// with DF clear.
-var ipv4ID atomic.Uint32
-
-// nextIPv4ID returns an Identification value for a translated IPv4 packet
-// that has DF clear (RFC 7915 §5.1.1: the translator sets one, since IPv4
+// IDs is a source of IPv4 Identification values for translated packets
+// with DF clear (RFC 7915 §5.1.1: the translator sets one, since IPv4
 // routers may fragment the packet; RFC 6864 §4.1 asks that it not repeat
 // within the datagram's lifetime for a source, destination and protocol).
-// It is a process-wide counter: unique for 65536 consecutive packets.
-func nextIPv4ID() uint16 { return uint16(ipv4ID.Add(1)) }
+// It is a counter, unique over 65536 consecutive packets, safe for
+// concurrent use. A translator that owns one (the NAT engine does) gives
+// output that depends only on its own input, so a replay of a capture is
+// reproducible; the package-level ToIPv4 shares one for the process. The
+// zero value is ready to use.
+type IDs struct{ n atomic.Uint32 }
+
+func (g *IDs) next() uint16 { return uint16(g.n.Add(1)) }
+
+// shared is the source of the package-level ToIPv4.
+var shared IDs
 
 // putIPv4 writes a 20-byte IPv4 header (RFC 791 §3.1, no options) with the
 // given fields into b[:20] and computes its header checksum. Identification
 // and DF follow RFC 7915 §5.1 and §5.1.1: for a total length up to 1260,
-// DF clear and a fresh Identification (unless fresh is false, then 0: used
-// for quoted headers); above, DF set and Identification 0 (RFC 6864 §4.1
+// DF clear and a fresh Identification from fresh (unless fresh is nil, then
+// 0: used for quoted headers); above, DF set and Identification 0 (RFC 6864 §4.1
 // allows any value for atomic datagrams). MF and the offset are 0.
 //
 // Precondition: len(b) >= 20; otherwise putIPv4 does nothing.
-func putIPv4(b []byte, tos uint8, total uint16, ttl, proto uint8, src, dst [4]byte, fresh bool) {
+func putIPv4(b []byte, tos uint8, total uint16, ttl, proto uint8, src, dst [4]byte, fresh *IDs) {
 	if len(b) < header.IPv4MinimumSize {
 		return
 	}
@@ -56,8 +61,8 @@ func putIPv4(b []byte, tos uint8, total uint16, ttl, proto uint8, src, dst [4]by
 	var id, ff uint16
 	if total > dfThreshold {
 		ff = header.IPv4FlagDontFragment << 13
-	} else if fresh {
-		id = nextIPv4ID()
+	} else if fresh != nil {
+		id = fresh.next()
 	}
 	binary.BigEndian.PutUint16(b[4:], id)
 	binary.BigEndian.PutUint16(b[6:], ff)

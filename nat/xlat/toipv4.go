@@ -37,6 +37,11 @@ import (
 // On any Reason but Ok, the returned slice is nil and pkt may have been
 // partly rewritten.
 func ToIPv4(pkt []byte, src, dst netip.Addr, inner *Inner) ([]byte, Reason) {
+	return shared.ToIPv4(pkt, src, dst, inner)
+}
+
+// ToIPv4 is the package-level ToIPv4 with Identification values from g.
+func (g *IDs) ToIPv4(pkt []byte, src, dst netip.Addr, inner *Inner) ([]byte, Reason) {
 	src, dst = src.Unmap(), dst.Unmap()
 	if !src.Is4() || !dst.Is4() {
 		return nil, BadAddress
@@ -55,7 +60,7 @@ func ToIPv4(pkt []byte, src, dst netip.Addr, inner *Inner) ([]byte, Reason) {
 		return nil, Unsupported
 	}
 	if p.ICMPError {
-		return toIPv4Error(&p, src.As4(), dst.As4(), inner)
+		return toIPv4Error(&p, src.As4(), dst.As4(), inner, g)
 	}
 	b := p.Buf
 	l4 := b[p.L4Off:]
@@ -78,7 +83,7 @@ func ToIPv4(pkt []byte, src, dst netip.Addr, inner *Inner) ([]byte, Reason) {
 		adjustL4(l4, proto, oldPH, checksum.PseudoHeader(s4[:], d4[:], proto, uint32(n)))
 	}
 	out := b[p.L4Off-header.IPv4MinimumSize:]
-	putIPv4(out, tc, uint16(len(out)), hop, proto, s4, d4, true)
+	putIPv4(out, tc, uint16(len(out)), hop, proto, s4, d4, g)
 	return out, Ok
 }
 
@@ -100,7 +105,7 @@ func ToIPv4(pkt []byte, src, dst netip.Addr, inner *Inner) ([]byte, Reason) {
 // Layout: the transport header of the quote does not move; the inner IPv4
 // header, the ICMPv4 header and the outer IPv4 header are written
 // backwards from it, all inside the space the IPv6 headers occupied.
-func toIPv4Error(p *header.Parsed, s4, d4 [4]byte, inner *Inner) ([]byte, Reason) {
+func toIPv4Error(p *header.Parsed, s4, d4 [4]byte, inner *Inner, g *IDs) ([]byte, Reason) {
 	b := p.Buf
 	icmp := b[p.L4Off:]
 	m := icmpMsg{typ: p.ICMPType, code: p.ICMPCode, rest: binary.BigEndian.Uint32(icmp[4:8])}
@@ -165,11 +170,11 @@ func toIPv4Error(p *header.Parsed, s4, d4 [4]byte, inner *Inner) ([]byte, Reason
 
 	l4abs := p.PayloadOff + q.L4Off // the quoted transport header in b
 	out := b[l4abs-hdrs : l4abs+qlen]
-	putIPv4(out[28:48], itc, uint16(innerTotal), ihop, iproto, is4, id4, false)
+	putIPv4(out[28:48], itc, uint16(innerTotal), ihop, iproto, is4, id4, nil)
 	msg := out[header.IPv4MinimumSize:]
 	msg[0], msg[1], msg[2], msg[3] = m4.typ, m4.code, 0, 0
 	binary.BigEndian.PutUint32(msg[4:8], m4.rest)
 	binary.BigEndian.PutUint16(msg[2:], checksum.Checksum(msg, 0))
-	putIPv4(out, tc, uint16(len(out)), hop, header.ProtoICMPv4, s4, d4, true)
+	putIPv4(out, tc, uint16(len(out)), hop, header.ProtoICMPv4, s4, d4, g)
 	return out, Ok
 }
