@@ -13,7 +13,9 @@ type FlowInfo struct {
 	State       conntrack.TCPState
 	Expires     time.Time
 	Created     time.Time
-	// Kind is how the flow was made: "snat", "forward" or "expected".
+	// Kind is how the flow was made: "snat", "forward", "expected", "nat64"
+	// (an IPv6 client's flow to an IPv4 host) or "nat64-expected" (an
+	// IPv4 server's data connection to an IPv6 client through NAT64).
 	Kind string
 	// FTP is set on FTP control flows; SeqDelta is the offset now applied
 	// to new data of each direction ([0] original, [1] reply) and
@@ -33,7 +35,7 @@ func (e *Engine) Flows(fn func(FlowInfo)) {
 		fi := FlowInfo{
 			Orig: f.Tuples[conntrack.Original], Reply: f.Tuples[conntrack.Reply],
 			State: f.State(), Expires: time.Unix(0, f.Expires()), Created: time.Unix(0, f.Created),
-			Kind: [...]string{"", "snat", "forward", "expected"}[f.Tag&3], Related: f.Master != nil,
+			Kind: flowKind(f.Tag), Related: f.Master != nil,
 		}
 		infos = append(infos, fi)
 		return true
@@ -77,4 +79,21 @@ func (e *Engine) Expectations(fn func(ExpectationInfo)) {
 		}
 		fn(ei)
 	})
+}
+
+// flowKind names a flow's tag for inspection.
+func flowKind(tag uint8) string {
+	switch tag {
+	case tagSNAT:
+		return "snat"
+	case tagForward:
+		return "forward"
+	case tagExpected:
+		return "expected"
+	case tag64:
+		return "nat64"
+	case tag64Expected:
+		return "nat64-expected"
+	}
+	return "unknown"
 }

@@ -241,6 +241,14 @@ func TestNAT64FTPActive(t *testing.T) {
 	if d.Version != 4 || d.Src != o.Src || d.SrcPort != port || d.Dst != srv4Raw {
 		t.Fatalf("data SYN+ACK out as v%d %v:%d -> %v", d.Version, d.Src, d.SrcPort, d.Dst)
 	}
+	kinds := map[string]int{}
+	e.Flows(func(fi FlowInfo) { kinds[fi.Kind]++ })
+	if kinds["nat64"] != 1 || kinds["nat64-expected"] != 1 || len(kinds) != 2 {
+		t.Fatalf("flow kinds %v", kinds)
+	}
+	if e.Bindings() != 2 {
+		t.Fatalf("%d bindings, want 2 (control and data)", e.Bindings())
+	}
 }
 
 func cli6Port(p uint16) netip.AddrPort { return netip.AddrPortFrom(cli6.Addr(), p) }
