@@ -20,8 +20,11 @@ usage:
       compare it with a golden capture (exit status 1 on differences)
 
   natalg run --inside PREFIX --public ADDR [--forward SPEC]... [--queues N-M] [--gso]
-           [--metrics ADDR] [--control PATH] [--config FILE]
-      the router daemon: translate packets diverted by iptables NFQUEUE
+           [--metrics ADDR] [--control PATH] [--config FILE] [--state FILE]
+           [--nat64-prefix PREFIX --nat64-pool PREFIX [--nat64-dev NAME]]
+      the router daemon: translate packets diverted by iptables NFQUEUE, and
+      with --nat64-* run NAT64 on a TUN device it creates (RFC 6146, with
+      the RFC 6384 FTP gateway); --state saves and restores the NAT's state
   natalg rules --inside-if IF --outside-if IF [--queues N-M] [--apply|--remove]
       print (or install, or remove) the iptables rules natalg run needs
   natalg flows [--control PATH]
@@ -38,6 +41,11 @@ NAT flags (shared by the subcommands that translate):
   --allow-low-ports   let FTP announce data ports below 1024
   --no-ftp            turn the FTP gateway off
   --max-flows N       flow table size (default 1048576)
+  --nat64-prefix P    NAT64: IPv6 packets to this RFC 6052 prefix (64:ff9b::/96)
+                      are translated to IPv4 (with --nat64-pool)
+  --nat64-pool P      NAT64: the IPv4 pool IPv6 clients are translated to
+  --nat64-ftp-eprt    NAT64 FTP: send EPRT |1| to the server instead of PORT
+  --nat64-ftp-pasv    NAT64 FTP: always send EPSV as PASV (229 made from 227)
 `
 
 func main() {
