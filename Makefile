@@ -76,7 +76,11 @@ bench-live: deps build
 	NATALG=$(CURDIR)/$(BIN) bash testdata/e2e/bench-live.sh $(ROUNDS) $(MIB)
 
 # fuzz: every native fuzz target for FUZZTIME each (seeded from testdata).
-FUZZ_TARGETS := ./cmd/internal/nfq:FuzzLoopPacket ./alg:FuzzParseLine ./nat:FuzzProcess ./nat/header:FuzzDecode \
+# A crasher the fuzzer finds is written to the package's testdata/fuzz/
+# directory, which plain `go test` then runs as a regression case: commit it
+# with the fix.
+FUZZ_TARGETS := ./cmd/internal/nfq:FuzzLoopPacket ./alg:FuzzParseLine ./alg:FuzzTLSTracker ./alg:FuzzNAT64Control \
+	./nat:FuzzProcess ./nat:FuzzLoadState ./nat/header:FuzzDecode ./nat/xlat:FuzzXlat \
 	./nat/checksum:FuzzSum ./nat/checksum:FuzzUpdate ./seqdelta:FuzzLedger
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
