@@ -195,3 +195,61 @@ func protoName(p uint8) string {
 	}
 	return strconv.Itoa(int(p))
 }
+
+// CompareReordered is Compare for a golden capture taken live, where the
+// kernel may have sent a packet a few places later than it received it
+// (seen under load: a pure ACK overtaken by the three after it). Within each
+// direction, every golden packet is matched to an identical output packet
+// (as Compare normalises them) no more than window places away, each output
+// packet used once; what matches nowhere is a difference. It also returns
+// how many packets matched out of place. The bytes must still be identical:
+// only the order may differ, and only by window.
+func CompareReordered(out, golden []Packet, inside []netip.Prefix, max, window int) (diffs []string, moved int) {
+	add := func(s string) bool {
+		diffs = append(diffs, s)
+		return max == 0 || len(diffs) < max
+	}
+	ob, gb := split(out, inside), split(golden, inside)
+	for d, name := range []string{"towards the outside", "towards the inside"} {
+		o, g := ob[d], gb[d]
+		on := make([][]byte, len(o))
+		for i := range o {
+			on[i] = normalize(o[i].ip)
+		}
+		used := make([]bool, len(o))
+		for i := range g {
+			b := normalize(g[i].ip)
+			found := -1
+			for k := 0; k <= window && found < 0; k++ {
+				for _, j := range [2]int{i - k, i + k} {
+					if j >= 0 && j < len(o) && !used[j] && bytes.Equal(on[j], b) {
+						found = j
+						break
+					}
+				}
+			}
+			if found < 0 {
+				msg := fmt.Sprintf("%s: golden packet %d (#%d) matches no output packet within %d places:\n  want %s", name, g[i].index, i+1, window, Describe(g[i].ip))
+				if i < len(o) {
+					msg += fmt.Sprintf("\n  got  %s (output packet %d)\n  %s", Describe(o[i].ip), o[i].index, firstDiff(on[i], b))
+				}
+				if !add(msg) {
+					return diffs, moved
+				}
+				continue
+			}
+			used[found] = true
+			if found != i {
+				moved++
+			}
+		}
+		for j := range o {
+			if !used[j] {
+				if !add(fmt.Sprintf("%s: output packet %d matches no golden packet: %s", name, o[j].index, Describe(o[j].ip))) {
+					return diffs, moved
+				}
+			}
+		}
+	}
+	return diffs, moved
+}
