@@ -320,7 +320,9 @@ func (c *Control) segment(seg *Segment, s *stream, led *seqdelta.Ledger, tr Tran
 			c.out = out
 			return Result{Action: Drop, Events: EvRetransMismatch}
 		}
-		if !(out == nil || len(out) == int(oldEnd-start) && outSeq == start && bytes.Equal(out, seg.Payload[:oldEnd-start])) {
+		// (an empty out is a rewrite too: text removed whole, whether
+		// or not c.out was ever allocated, as in a restored Control)
+		if !(len(out) == int(oldEnd-start) && outSeq == start && bytes.Equal(out, seg.Payload[:oldEnd-start])) {
 			ev |= EvRetransRewrite
 		}
 		fresh = seg.Payload[oldEnd-start:]

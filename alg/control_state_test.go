@@ -3,6 +3,7 @@ package alg
 import (
 	"errors"
 	"net/netip"
+	"reflect"
 	"testing"
 
 	"github.com/natalg/natalg/conntrack"
@@ -77,5 +78,121 @@ func TestControlStateRefused(t *testing.T) {
 		if _, err := RestoreControl(&Config{}, stateTuples, st); !errors.Is(err, ErrBadState) {
 			t.Errorf("%+v: %v", st, err)
 		}
+	}
+}
+
+// restart replaces the session's Control by one restored from its state,
+// as natalg does across a restart, and checks that the restored Control
+// gives the same state back.
+func (s *session64) restart(cfg *Config) {
+	s.t.Helper()
+	st := s.c.State()
+	d, err := RestoreControl(cfg, nat64Tuples(), st)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if got := d.State(); !reflect.DeepEqual(got, st) {
+		s.t.Fatalf("restored state\n%+v\nwant\n%+v", got, st)
+	}
+	s.c = d
+}
+
+// The RFC 6384 gateway state of a NAT64 control flow survives a restore at
+// every step of an EPSV probe the server rejects: both replies pending, a
+// long 227 removed whole (replayed identically from its span and hash), the
+// rejection turned into a 229 from the kept port, later EPSVs as PASV.
+func TestControlStateNAT64EPSVProbe(t *testing.T) {
+	cfg := &Config{}
+	s := newSession64(t, cfg)
+	s.restart(cfg) // greeting seen: tracked
+	s.client("EPSV\r\n").replaced("PASV\r\nEPSV\r\n")
+	s.restart(cfg)
+	if st := s.c.State().NAT64; len(st.Pending) != 2 || !st.Greeted {
+		t.Fatalf("saved NAT64 state %+v", st)
+	}
+	r227 := "227 Entering Passive Mode (198,18,0,2,195,80). A long text past the 64 bytes kept\r\n"
+	x := s.server(r227).replaced("")
+	s.restart(cfg)
+	if h := s.c.State().Dir[1].History; len(h) != 1 || h[0].Span != uint32(len(r227)) || h[0].OldSum == 0 {
+		t.Fatalf("saved history %+v", h)
+	}
+	x.again()
+	rej := "502 Not implemented\r\n"
+	w229 := "229 Entering Extended Passive Mode (|||50000|)\r\n"
+	y := s.server(rej).replaced(w229)
+	s.restart(cfg)
+	y.again()
+	s.client("EPSV\r\n").replaced("PASV\r\n")
+	s.restart(cfg)
+	s.server("227 Entering Passive Mode (198,18,0,2,195,81)\r\n").replaced("229 Entering Extended Passive Mode (|||50001|)\r\n")
+	s.offsets(6, int32(len(w229)-len(r227)-len(rej))+1)
+}
+
+// ALGS DISABLE64 and a gateway answer in the middle of a multi-line reply
+// survive a restore.
+func TestControlStateNAT64ALGS(t *testing.T) {
+	cfg := &Config{}
+	s := newSession64(t, cfg)
+	s.client("ALGS DISABLE64\r\n").replaced("NOOP\r\n")
+	s.restart(cfg)
+	s.server("200-NOOP\r\n").replaced("216 NONE NAT64 FTP ALG disabled\r\n")
+	s.restart(cfg)
+	if st := s.c.State(); !st.NAT64.Off || st.Reply != 200 || st.NAT64.Mode == 0 {
+		t.Fatalf("saved state %+v", st)
+	}
+	s.server("200 ok\r\n").replaced("")
+	s.restart(cfg)
+	// translations off: the EPRT passes unchanged
+	s.client("EPRT |2|fd00:64::2|50000|\r\n").pass()
+	s.server("200 EPRT ok\r\n").pass()
+	s.client("ALGS ENABLE64\r\n").replaced("NOOP\r\n")
+	s.restart(cfg)
+	s.server("200 NOOP ok\r\n").replaced("216 EPSVEPRT NAT64 FTP ALG enabled\r\n")
+}
+
+func TestControlStateNAT64Refused(t *testing.T) {
+	long := make([]byte, maxAnnounceText)
+	for i := range long {
+		long[i] = 'x'
+	}
+	bad64 := []NAT64State{
+		{EPSV: 3},
+		{Mode: 4},
+		{Ans: uint8(len(answers))},
+		{Pending: make([]PendingState, MaxPending+1)},
+		{Pending: []PendingState{{Kind: 0, N: 0}}},
+		{Pending: []PendingState{{Kind: 6}}},
+		{Pending: []PendingState{{Kind: 2, N: 1}}},
+		{Pending: []PendingState{{Kind: 2, Ans: 1}}},
+		{Pending: []PendingState{{Kind: 1, Ans: uint8(len(answers))}}},
+	}
+	for _, n := range bad64 {
+		if _, err := RestoreControl(&Config{}, nat64Tuples(), ControlState{NAT64: n}); !errors.Is(err, ErrBadState) {
+			t.Errorf("%+v: %v", n, err)
+		}
+	}
+	// NAT64 state on a flow that is not a NAT64 one
+	for _, n := range []NAT64State{{Greeted: true}, {PasvPort: 1}, {Pending: []PendingState{{N: 1}}}} {
+		if _, err := RestoreControl(&Config{}, stateTuples, ControlState{NAT64: n}); !errors.Is(err, ErrBadState) {
+			t.Errorf("NAT44 with %+v: %v", n, err)
+		}
+	}
+	for _, r := range []RewriteState{
+		{Old: long[:10], Span: 100},        // span without the 64 bytes kept
+		{Old: long, Span: maxAnnounceText}, // span not longer than what is kept
+		{Old: long, Span: MaxSpan + 1},     // longer than a segment
+		{Old: long[:10], OldSum: 1},        // hash without span
+	} {
+		st := ControlState{Dir: [2]StreamState{{}, {History: []RewriteState{r}}}}
+		if _, err := RestoreControl(&Config{}, nat64Tuples(), st); !errors.Is(err, ErrBadState) {
+			t.Errorf("rewrite %+v: %v", r, err)
+		}
+	}
+	ok := ControlState{
+		Dir:   [2]StreamState{{FromSYN: true}, {History: []RewriteState{{Old: long, Span: 100, OldSum: 7}}}},
+		NAT64: NAT64State{Greeted: true, EPSV: 2, Mode: 3, Pending: []PendingState{{Kind: 0, N: 3}, {Kind: 1, Ans: 2}}},
+	}
+	if _, err := RestoreControl(&Config{}, nat64Tuples(), ok); err != nil {
+		t.Errorf("valid state refused: %v", err)
 	}
 }

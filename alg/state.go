@@ -23,12 +23,52 @@ type ControlState struct {
 	Dir   [2]StreamState // by conntrack.Dir
 	Reply int            // code of the multi-line reply in progress, 0 if none
 	Auth  bool           // AUTH sent, reply awaited
+	// NAT64 is the RFC 6384 gateway state of a NAT64 control flow (IPv6
+	// client, IPv4 server); all zero for any other flow.
+	NAT64 NAT64State
 }
+
+// NAT64State is the RFC 6384 gateway state of a NAT64 control flow: what
+// it knows of the server and the FIFO of the replies it still has to
+// answer, replace or remove in band. Whether the flow is a NAT64 one is not
+// saved: it follows from the flow's tuples. The codes (EPSV, Mode, Ans,
+// PendingState.Kind) are the gateway's own; RestoreControl checks their
+// ranges.
+type NAT64State struct {
+	Lost     bool   // replies can no longer be told apart: no in-band answers
+	Off      bool   // ALGS DISABLE64 received
+	Greeted  bool   // the server's greeting went by
+	EPSVAll  bool   // the server accepted EPSV ALL
+	Emitted  bool   // the 229 of the reply in progress was written
+	EPSV     uint8  // what is known of the server's EPSV: unknown, yes, no
+	PasvPort uint16 // port of the 227 answering the gateway's probe PASV
+	Mode     uint8  // what is done with the lines of the reply in progress
+	Ans      uint8  // the gateway's answer of the reply in progress
+	// Pending is the FIFO of outstanding replies, oldest first, at most
+	// MaxPending entries.
+	Pending []PendingState
+}
+
+// PendingState is one entry of the FIFO of outstanding replies: Kind of
+// entry, the answer Ans the gateway gives, N ordinary commands (Kind 0).
+type PendingState struct {
+	Kind uint8
+	Ans  uint8
+	N    uint16
+}
+
+// MaxPending bounds NAT64State.Pending.
+const MaxPending = pendingCap
+
+// MaxSpan bounds RewriteState.Span: a replaced text is at most a segment's
+// payload (65535 bytes) after a held line (MaxLine).
+const MaxSpan = 65535 + MaxLine
 
 // StreamState is the gateway's view of one direction of the control
 // connection.
 type StreamState struct {
 	Synced    bool   // the direction's sequence space is known
+	FromSYN   bool   // synced by the direction's SYN, not picked up mid-stream
 	LineStart bool   // the byte at Next begins a line
 	Next      uint32 // next expected original sequence number
 	MSS       uint16 // MSS announced by this direction's receiver
@@ -44,12 +84,22 @@ type StreamState struct {
 }
 
 // RewriteState is one remembered rewrite: the original text at original
-// sequence number Start, and the text that replaced it.
+// sequence number Start, and the text that replaced it. A replaced text
+// longer than the MaxRewriteText bytes kept of it (a whole reply the NAT64
+// gateway replaced or removed) has its length in Span and its FNV-1a hash in
+// OldSum, so that a retransmission of it is replayed identically; Span is 0
+// otherwise.
 type RewriteState struct {
-	Start uint32
-	Old   []byte
-	New   []byte
+	Start  uint32
+	Old    []byte
+	New    []byte
+	Span   uint32
+	OldSum uint64
 }
+
+// MaxRewriteText bounds RewriteState.New and the bytes of RewriteState.Old
+// kept.
+const MaxRewriteText = maxAnnounceText
 
 // State returns a snapshot of c. The caller holds the flow lock.
 func (c *Control) State() ControlState {
@@ -57,7 +107,7 @@ func (c *Control) State() ControlState {
 	for d := range c.dir {
 		s := &c.dir[d]
 		ss := StreamState{
-			Synced: s.synced, LineStart: s.lineStart, Next: s.next, MSS: s.mss,
+			Synced: s.synced, FromSYN: s.fromSYN, LineStart: s.lineStart, Next: s.next, MSS: s.mss,
 			TLS: s.tls, TLSLost: s.tlsLost, RecLeft: s.recLeft, Recs: s.recs,
 		}
 		if len(s.held) > 0 {
@@ -74,9 +124,21 @@ func (c *Control) State() ControlState {
 				Start: r.start,
 				Old:   append([]byte(nil), r.oldText[:r.oldLen]...),
 				New:   append([]byte(nil), r.newText[:r.newLen]...),
+				Span:  r.span, OldSum: r.oldSum,
 			})
 		}
 		st.Dir[d] = ss
+	}
+	n := &c.n64
+	if n.on {
+		st.NAT64 = NAT64State{
+			Lost: n.lost, Off: n.off, Greeted: n.greeted, EPSVAll: n.epsvAll, Emitted: n.emitted,
+			EPSV: uint8(n.epsv), PasvPort: n.pasvPort, Mode: uint8(n.mode), Ans: uint8(n.ans),
+		}
+		for i := 0; i < int(n.qn) && i < pendingCap; i++ {
+			p := n.q[(int(n.qh)+i)%pendingCap]
+			st.NAT64.Pending = append(st.NAT64.Pending, PendingState{Kind: uint8(p.kind), Ans: uint8(p.ans), N: p.n})
+		}
 	}
 	return st
 }
@@ -84,7 +146,8 @@ func (c *Control) State() ControlState {
 // RestoreControl returns the gateway state of a control flow with the given
 // tuples as st describes it, under policy cfg. It fails, without panicking,
 // on any inconsistent st: too many or too long rewrites, a record header
-// that cannot be one, an implausible record length or reply code.
+// that cannot be one, an implausible record length or reply code, NAT64
+// state out of range or on a flow that is not a NAT64 one.
 func RestoreControl(cfg *Config, tuples [2]conntrack.Tuple, st ControlState) (*Control, error) {
 	if st.Reply < 0 || st.Reply > 999 {
 		return nil, fmt.Errorf("%w: reply code %d", ErrBadState, st.Reply)
@@ -101,10 +164,17 @@ func RestoreControl(cfg *Config, tuples [2]conntrack.Tuple, st ControlState) (*C
 			if len(r.Old) == 0 || len(r.Old) > maxAnnounceText || len(r.New) > maxAnnounceText {
 				return nil, fmt.Errorf("%w: %v: rewrite %d of %d bytes into %d", ErrBadState, conntrack.Dir(d), i, len(r.Old), len(r.New))
 			}
+			if r.Span != 0 && (r.Span <= maxAnnounceText || r.Span > MaxSpan || len(r.Old) != maxAnnounceText) {
+				return nil, fmt.Errorf("%w: %v: rewrite %d of %d bytes kept of %d", ErrBadState, conntrack.Dir(d), i, len(r.Old), r.Span)
+			}
+			if r.Span == 0 && r.OldSum != 0 {
+				return nil, fmt.Errorf("%w: %v: rewrite %d has a hash but no span", ErrBadState, conntrack.Dir(d), i)
+			}
 			h := &s.history[i]
 			h.start = r.Start
 			h.oldLen = uint8(copy(h.oldText[:], r.Old))
 			h.newLen = uint8(copy(h.newText[:], r.New))
+			h.span, h.oldSum = r.Span, r.OldSum
 		}
 		s.hn = len(ss.History)
 		if len(ss.Hdr) >= len(s.hdr) || len(ss.Hdr) > 0 && !plausibleHeader(ss.Hdr) {
@@ -115,7 +185,38 @@ func RestoreControl(cfg *Config, tuples [2]conntrack.Tuple, st ControlState) (*C
 		}
 		s.hdrN = uint8(copy(s.hdr[:], ss.Hdr))
 		s.synced, s.lineStart, s.next, s.mss = ss.Synced, ss.LineStart, ss.Next, ss.MSS
+		s.fromSYN = ss.FromSYN
 		s.tls, s.tlsLost, s.recLeft, s.recs = ss.TLS, ss.TLSLost, ss.RecLeft, ss.Recs
 	}
+	if err := c.n64.restore(c.n64.on, &st.NAT64); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// restore sets n from st, checking every field; on says whether the flow is
+// a NAT64 one (else st must be all zero).
+func (n *nat64) restore(on bool, st *NAT64State) error {
+	if !on {
+		if st.Lost || st.Off || st.Greeted || st.EPSVAll || st.Emitted || st.EPSV != 0 || st.PasvPort != 0 ||
+			st.Mode != 0 || st.Ans != 0 || len(st.Pending) != 0 {
+			return fmt.Errorf("%w: NAT64 state on a flow that is not a NAT64 one", ErrBadState)
+		}
+		return nil
+	}
+	if st.EPSV > uint8(epsvNo) || st.Mode > uint8(modeTo229) || int(st.Ans) >= len(answers) || len(st.Pending) > pendingCap {
+		return fmt.Errorf("%w: NAT64 EPSV %d, mode %d, answer %d, %d pending", ErrBadState, st.EPSV, st.Mode, st.Ans, len(st.Pending))
+	}
+	for i, p := range st.Pending {
+		plain := p.Kind == uint8(pendPlain)
+		if p.Kind > uint8(pendEPSVAll) || int(p.Ans) >= len(answers) || plain && p.N == 0 || !plain && p.N != 0 ||
+			p.Kind != uint8(pendAnswer) && p.Ans != 0 {
+			return fmt.Errorf("%w: NAT64 pending %d: kind %d, answer %d, %d commands", ErrBadState, i, p.Kind, p.Ans, p.N)
+		}
+		n.q[i] = pending{kind: pendKind(p.Kind), ans: answer(p.Ans), n: p.N}
+	}
+	n.qh, n.qn = 0, uint8(len(st.Pending))
+	n.lost, n.off, n.greeted, n.epsvAll, n.emitted = st.Lost, st.Off, st.Greeted, st.EPSVAll, st.Emitted
+	n.epsv, n.pasvPort, n.mode, n.ans = epsvSupport(st.EPSV), st.PasvPort, replyMode(st.Mode), answer(st.Ans)
+	return nil
 }

@@ -45,7 +45,8 @@ func (f *Flow) Record() FlowRecord {
 }
 
 // Check reports whether r is consistent in itself: valid addresses of one
-// family per tuple, one protocol, two distinct tuples, a known TCP state
+// family per tuple, one protocol (or ICMPv6 on the IPv6 side and ICMP on the
+// IPv4 side of a NAT64 flow), two distinct tuples, a known TCP state
 // (TCPNone for other protocols) and FIN bits only on TCP.
 func (r *FlowRecord) Check() error {
 	o, p := &r.Tuples[Original], &r.Tuples[Reply]
@@ -55,7 +56,7 @@ func (r *FlowRecord) Check() error {
 			return fmt.Errorf("%w: bad addresses in %v", ErrBadRecord, *tu)
 		}
 	}
-	if o.Proto != p.Proto {
+	if o.Proto != p.Proto && !icmpPair(o, p) && !icmpPair(p, o) {
 		return fmt.Errorf("%w: protocols %d and %d", ErrBadRecord, o.Proto, p.Proto)
 	}
 	if *o == *p {
@@ -65,6 +66,13 @@ func (r *FlowRecord) Check() error {
 		return fmt.Errorf("%w: TCP state %d, FINs %d for protocol %d", ErrBadRecord, r.TCP, r.FINs, o.Proto)
 	}
 	return nil
+}
+
+// icmpPair reports whether v6 and v4 are the two tuples of an ICMP flow a
+// NAT64 translates between the families: ICMPv6 on the IPv6 side, ICMP on
+// the IPv4 side.
+func icmpPair(v6, v4 *Tuple) bool {
+	return v6.Proto == ProtoICMPv6 && v6.Src.Is6() && v4.Proto == ProtoICMP && v4.Src.Is4()
 }
 
 // RestoreFlow returns a flow made from r, not yet in any table. The caller

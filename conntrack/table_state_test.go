@@ -119,3 +119,31 @@ func TestRestoreExpectation(t *testing.T) {
 		t.Fatalf("master removed: %v", err)
 	}
 }
+
+// A NAT64 echo flow (ICMPv6 on its IPv6 side, ICMP on its IPv4 side) is
+// consistent; other protocol pairs are not.
+func TestRecordCheckNAT64ICMP(t *testing.T) {
+	r := FlowRecord{Tuples: [2]Tuple{
+		{Src: netip.MustParseAddr("fd00:64::2"), Dst: netip.MustParseAddr("64:ff9b::c612:4002"), SrcPort: 99, Proto: ProtoICMPv6},
+		{Src: netip.MustParseAddr("198.18.64.2"), Dst: netip.MustParseAddr("198.19.64.1"), DstPort: 99, Proto: ProtoICMP},
+	}, Expires: 100 * sec}
+	if err := r.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewTable(Config{}).Restore(RestoreFlow(r), 50*sec); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][2]uint8{{ProtoICMP, ProtoICMPv6}, {ProtoICMPv6, ProtoTCP}, {ProtoUDP, ProtoICMP}, {ProtoICMPv6, ProtoICMPv6 + 1}} {
+		bad := r
+		bad.Tuples[Original].Proto, bad.Tuples[Reply].Proto = c[0], c[1]
+		if err := bad.Check(); !errors.Is(err, ErrBadRecord) {
+			t.Errorf("protocols %v: %v", c, err)
+		}
+	}
+	// ICMPv6 and ICMP within one family: not a NAT64 flow
+	bad := r
+	bad.Tuples[Reply].Src, bad.Tuples[Reply].Dst = netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2")
+	if err := bad.Check(); !errors.Is(err, ErrBadRecord) {
+		t.Errorf("one family: %v", err)
+	}
+}

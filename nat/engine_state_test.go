@@ -239,8 +239,8 @@ func TestStateBadFiles(t *testing.T) {
 	good := buf.Bytes()
 	flip := bytes.Clone(good)
 	flip[len(flip)/2] ^= 0x40
-	v2 := bytes.Clone(good)
-	binary.BigEndian.PutUint16(v2[8:], 2)
+	newer := bytes.Clone(good)
+	binary.BigEndian.PutUint16(newer[8:], StateVersion+1)
 	for _, c := range []struct {
 		name string
 		b    []byte
@@ -251,7 +251,7 @@ func TestStateBadFiles(t *testing.T) {
 		{"truncated", good[:len(good)-7], ErrStateFormat},
 		{"header only", good[:20], ErrStateFormat},
 		{"bit flipped", flip, ErrStateFormat},
-		{"version 2", v2, ErrStateVersion},
+		{"newer version", newer, ErrStateVersion},
 	} {
 		e2 := snatEngine(t)
 		st, err := e2.LoadState(bytes.NewReader(c.b), t0)

@@ -11,8 +11,8 @@ package nat
 // documented as not hardened against adversarial input, and this file is
 // read by a process running as root. Layout, all integers big-endian:
 //
-//	magic "NATALGST", version uint16 (1), reserved uint16 (0),
-//	saved-at int64 (Unix ns)
+//	magic "NATALGST", version uint16 (2), reserved uint16 (0),
+//	saved-at int64 (Unix ns), uint32 NAT64 IPv4 Identification counter
 //	flows uint32, then each flow:
 //	  tuple original, tuple reply (tuple: addr src, addr dst, uint16 src
 //	  port, uint16 dst port, uint8 protocol; addr: uint8 length 4 or 16,
@@ -24,10 +24,16 @@ package nat
 //	  reply (int32 base, uint8 n <= 8, n × (uint32 start, uint32 pos,
 //	  int32 offset)), uint16 multi-line reply code, uint8 AUTH pending,
 //	  stream original, stream reply (uint8 flags: 1 synced, 2 line start,
-//	  4 TLS, 8 TLS framing lost, 16 record seen; uint32 next, uint16 MSS,
-//	  uint32 record bytes left, uint8 n < 5 + partial record header,
-//	  uint8 n <= 8 rewrites × (uint32 start, uint8 n + old text, uint8 n +
-//	  new text))
+//	  4 TLS, 8 TLS framing lost, 16 record seen, 32 synced by its SYN;
+//	  uint32 next, uint16 MSS, uint32 record bytes left, uint8 n < 5 +
+//	  partial record header, uint8 n <= 8 rewrites × (uint32 start, uint8
+//	  n + old text, uint8 n + new text, uint32 span, uint64 hash of the
+//	  old text)),
+//	  NAT64 gateway state (RFC 6384; zero on other flows): uint8 flags (1
+//	  lost, 2 DISABLE64, 4 greeted, 8 EPSV ALL accepted, 16 229 emitted),
+//	  uint8 EPSV support, uint16 probe PASV port, uint8 reply mode, uint8
+//	  answer, uint8 n <= 8 pending replies × (uint8 kind, uint8 answer,
+//	  uint16 commands)
 //	expectations uint32, then each: uint8 protocol, addr peer, addr public,
 //	  uint16 public port, addr target, uint16 target port, uint32 master
 //	  (1 + flow index), int64 created, int64 expires
@@ -36,6 +42,12 @@ package nat
 // The whole file is checked (magic, version, checksum, structure) before
 // anything is restored: a truncated, corrupt or foreign file restores
 // nothing and LoadState says why.
+//
+// Version 1 (natalg before NAT64 flows were saved) lacks the
+// Identification counter, the flag 32 of a stream, the span and hash of a
+// rewrite and the NAT64 gateway state. LoadState reads it too: its NAT64
+// flows and expectations are skipped as misfits (their gateway state is not
+// in the file), the rest is restored as version 1 restored it.
 
 import (
 	"bufio"
@@ -50,12 +62,16 @@ import (
 	"github.com/natalg/natalg/alg"
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/xlat"
 	"github.com/natalg/natalg/seqdelta"
 )
 
-// StateVersion is the version of the state file format SaveState writes
-// and LoadState reads.
-const StateVersion = 1
+// StateVersion is the version of the state file format SaveState writes.
+// LoadState reads it and version 1 (see the format above).
+const StateVersion = 2
+
+// stateVersionOld is the oldest version LoadState reads.
+const stateVersionOld = 1
 
 const (
 	stateMagic = "NATALGST"
@@ -100,6 +116,15 @@ type savedFlow struct {
 	ftp    bool
 	led    [2]seqdelta.State
 	ctl    alg.ControlState
+}
+
+// decoded is a whole decoded state file.
+type decoded struct {
+	version uint16
+	savedAt time.Time
+	ids     uint32 // NAT64 IPv4 Identification counter
+	flows   []savedFlow
+	exps    []savedExp
 }
 
 // savedExp is one decoded expectation record.
@@ -149,6 +174,11 @@ func (e *Engine) SaveState(w io.Writer) error {
 	sw.u16(StateVersion)
 	sw.u16(0)
 	sw.i64(time.Now().UnixNano())
+	var ids uint32
+	if e.n64 != nil {
+		ids = e.n64.ids.Counter()
+	}
+	sw.u32(ids)
 	sw.u32(uint32(len(order)))
 	for _, f := range order {
 		r := f.Record()
@@ -214,7 +244,7 @@ func (e *Engine) saveExt(sw *stateWriter, f *conntrack.Flow) {
 	sw.bool(ctl.Auth)
 	for _, s := range ctl.Dir {
 		var fl uint8
-		for i, b := range []bool{s.Synced, s.LineStart, s.TLS, s.TLSLost, s.Recs} {
+		for i, b := range []bool{s.Synced, s.LineStart, s.TLS, s.TLSLost, s.Recs, s.FromSYN} {
 			if b {
 				fl |= 1 << i
 			}
@@ -229,26 +259,48 @@ func (e *Engine) saveExt(sw *stateWriter, f *conntrack.Flow) {
 			sw.u32(r.Start)
 			sw.short(r.Old)
 			sw.short(r.New)
+			sw.u32(r.Span)
+			sw.i64(int64(r.OldSum))
 		}
+	}
+	n := &ctl.NAT64
+	var fl uint8
+	for i, b := range []bool{n.Lost, n.Off, n.Greeted, n.EPSVAll, n.Emitted} {
+		if b {
+			fl |= 1 << i
+		}
+	}
+	sw.u8(fl)
+	sw.u8(n.EPSV)
+	sw.u16(n.PasvPort)
+	sw.u8(n.Mode)
+	sw.u8(n.Ans)
+	sw.u8(uint8(len(n.Pending)))
+	for _, p := range n.Pending {
+		sw.u8(p.Kind)
+		sw.u8(p.Ans)
+		sw.u16(p.N)
 	}
 }
 
 // LoadState restores the flows, expectations and gateway state saved by
 // SaveState into the engine, at now. The engine should be fresh (nothing
 // processed yet). The whole input is checked before anything is restored:
-// a truncated, corrupt or foreign file, or one of another format version,
-// restores nothing and returns an error wrapping ErrStateFormat or
-// ErrStateVersion.
+// a truncated, corrupt or foreign file, or one of a format version this
+// natalg does not read (newer than StateVersion), restores nothing and
+// returns an error wrapping ErrStateFormat or ErrStateVersion.
 //
 // Of a valid file, flows and expectations past their deadline at now, those
 // the current configuration would not have made (an address no longer
 // inside, another public address, a forward gone or changed, a public port
 // now forwarded, an FTP control flow with shifted sequence numbers on a
-// port no longer inspected), those over the table's limits and those
-// clashing with what was restored before are skipped and counted in the
-// returned LoadStats. Deadlines are kept, cut to the current timeouts. The
-// public port bindings are rebuilt from the restored flows and
-// expectations, one reference for each, as the engine holds them.
+// port no longer inspected; for NAT64, NAT64 off, or a prefix or pool that
+// no longer holds the flow's addresses), those over the table's limits and
+// those clashing with what was restored before are skipped and counted in
+// the returned LoadStats. Deadlines are kept, cut to the current timeouts.
+// The public port bindings, NAT64 pool bindings included, are rebuilt from
+// the restored flows and expectations, one reference for each, as the
+// engine holds them.
 func (e *Engine) LoadState(r io.Reader, now time.Time) (LoadStats, error) {
 	var st LoadStats
 	buf, err := io.ReadAll(io.LimitReader(r, maxStateFile+1))
@@ -258,37 +310,42 @@ func (e *Engine) LoadState(r io.Reader, now time.Time) (LoadStats, error) {
 	if len(buf) > maxStateFile {
 		return st, fmt.Errorf("%w: larger than %d bytes", ErrStateFormat, maxStateFile)
 	}
-	flows, exps, savedAt, err := decodeState(buf)
+	dec, err := decodeState(buf)
 	if err != nil {
 		return st, err
 	}
-	st.SavedAt = savedAt
-	e.restore(flows, exps, now.UnixNano(), &st)
-	st.Bindings = e.ports.bindings()
+	st.SavedAt = dec.savedAt
+	e.restore(dec, now.UnixNano(), &st)
+	st.Bindings = e.Bindings()
 	return st, nil
 }
 
 // decodeState checks and decodes a whole state file.
-func decodeState(buf []byte) ([]savedFlow, []savedExp, time.Time, error) {
+func decodeState(buf []byte) (*decoded, error) {
 	const head = len(stateMagic) + 2 + 2 + 8
 	if len(buf) < len(stateMagic) || string(buf[:len(stateMagic)]) != stateMagic {
-		return nil, nil, time.Time{}, fmt.Errorf("%w: no %q magic", ErrStateFormat, stateMagic)
+		return nil, fmt.Errorf("%w: no %q magic", ErrStateFormat, stateMagic)
 	}
 	if len(buf) < head+4+4+4 {
-		return nil, nil, time.Time{}, fmt.Errorf("%w: truncated (%d bytes)", ErrStateFormat, len(buf))
+		return nil, fmt.Errorf("%w: truncated (%d bytes)", ErrStateFormat, len(buf))
 	}
-	if v := binary.BigEndian.Uint16(buf[len(stateMagic):]); v != StateVersion {
-		return nil, nil, time.Time{}, fmt.Errorf("%w: version %d, this natalg reads %d", ErrStateVersion, v, StateVersion)
+	v := binary.BigEndian.Uint16(buf[len(stateMagic):])
+	if v < stateVersionOld || v > StateVersion {
+		return nil, fmt.Errorf("%w: version %d, this natalg reads %d to %d", ErrStateVersion, v, stateVersionOld, StateVersion)
 	}
 	body, tail := buf[:len(buf)-4], buf[len(buf)-4:]
 	if got, want := crc32.Checksum(body, crcTable), binary.BigEndian.Uint32(tail); got != want {
-		return nil, nil, time.Time{}, fmt.Errorf("%w: checksum mismatch (truncated or corrupt)", ErrStateFormat)
+		return nil, fmt.Errorf("%w: checksum mismatch (truncated or corrupt)", ErrStateFormat)
 	}
-	d := &stateReader{b: body[len(stateMagic)+2:]}
+	d := &stateReader{b: body[len(stateMagic)+2:], version: v}
 	if d.u16() != 0 {
-		return nil, nil, time.Time{}, fmt.Errorf("%w: reserved field set", ErrStateFormat)
+		return nil, fmt.Errorf("%w: reserved field set", ErrStateFormat)
 	}
 	savedAt := time.Unix(0, d.i64())
+	var ids uint32
+	if v >= 2 {
+		ids = d.u32()
+	}
 	n := d.count()
 	flows := make([]savedFlow, 0, min(n, 4096))
 	for i := 0; i < n && d.err == nil; i++ {
@@ -336,9 +393,9 @@ func decodeState(buf []byte) ([]savedFlow, []savedExp, time.Time, error) {
 		d.fail("%d bytes after the last record", len(d.b))
 	}
 	if d.err != nil {
-		return nil, nil, time.Time{}, fmt.Errorf("%w: %w", ErrStateFormat, d.err)
+		return nil, fmt.Errorf("%w: %w", ErrStateFormat, d.err)
 	}
-	return flows, exps, savedAt, nil
+	return &decoded{version: v, savedAt: savedAt, ids: ids, flows: flows, exps: exps}, nil
 }
 
 // ftpState decodes the FTP gateway state of f.
@@ -359,11 +416,12 @@ func (d *stateReader) ftpState(f *savedFlow) {
 	for k := range f.ctl.Dir {
 		s := &f.ctl.Dir[k]
 		fl := d.u8()
-		if fl >= 32 {
+		if fl >= 32 && d.version < 2 || fl >= 64 {
 			d.fail("stream flags %#x", fl)
 			return
 		}
 		s.Synced, s.LineStart, s.TLS, s.TLSLost, s.Recs = fl&1 != 0, fl&2 != 0, fl&4 != 0, fl&8 != 0, fl&16 != 0
+		s.FromSYN = fl&32 != 0
 		s.Next = d.u32()
 		s.MSS = d.u16()
 		s.RecLeft = d.u32()
@@ -374,13 +432,46 @@ func (d *stateReader) ftpState(f *savedFlow) {
 			return
 		}
 		for range n {
-			s.History = append(s.History, alg.RewriteState{Start: d.u32(), Old: d.short(), New: d.short()})
+			r := alg.RewriteState{Start: d.u32(), Old: d.short(), New: d.short()}
+			if d.version >= 2 {
+				r.Span = d.u32()
+				r.OldSum = uint64(d.i64())
+			}
+			s.History = append(s.History, r)
 		}
+	}
+	if d.version < 2 {
+		return
+	}
+	n := &f.ctl.NAT64
+	fl := d.u8()
+	if fl >= 32 {
+		d.fail("NAT64 flags %#x", fl)
+		return
+	}
+	n.Lost, n.Off, n.Greeted, n.EPSVAll, n.Emitted = fl&1 != 0, fl&2 != 0, fl&4 != 0, fl&8 != 0, fl&16 != 0
+	n.EPSV = d.u8()
+	n.PasvPort = d.u16()
+	n.Mode = d.u8()
+	n.Ans = d.u8()
+	k := int(d.u8())
+	if k > alg.MaxPending {
+		d.fail("%d NAT64 replies pending", k)
+		return
+	}
+	for range k {
+		n.Pending = append(n.Pending, alg.PendingState{Kind: d.u8(), Ans: d.u8(), N: d.u16()})
 	}
 }
 
 // restore adds the decoded records to the engine.
-func (e *Engine) restore(flows []savedFlow, exps []savedExp, now int64, st *LoadStats) {
+func (e *Engine) restore(dec *decoded, now int64, st *LoadStats) {
+	flows, exps := dec.flows, dec.exps
+	if e.n64 != nil && dec.version >= 2 {
+		// Identification values go on from the saved ones (RFC 6864 §4.1:
+		// none repeated within a datagram's lifetime).
+		e.n64.ids.SetCounter(dec.ids)
+	}
 	made := make([]*conntrack.Flow, len(flows))
 	for i := range flows {
 		sf := &flows[i]
@@ -392,7 +483,11 @@ func (e *Engine) restore(flows []savedFlow, exps []savedExp, now int64, st *Load
 			st.Misfit++
 			continue
 		}
-		in, hold, ok := e.fits(&sf.rec)
+		if sf.rec.Tag >= tag64 && dec.version < 2 {
+			st.Misfit++ // saved without its NAT64 gateway state
+			continue
+		}
+		m, in, ok := e.fits(&sf.rec)
 		if !ok {
 			st.Misfit++
 			continue
@@ -407,13 +502,13 @@ func (e *Engine) restore(flows []savedFlow, exps []savedExp, now int64, st *Load
 			continue
 		}
 		f.Ext = ext
-		if hold && !e.ports.bindRestored(in, e.publicPort(&sf.rec)) {
+		if m != nil && !m.bindRestored(in, e.publicPort(&sf.rec)) {
 			st.Clash++
 			continue
 		}
 		if err := e.table.Restore(f, now); err != nil {
-			if hold {
-				e.ports.release(in)
+			if m != nil {
+				m.release(in)
 			}
 			count(st, err)
 			continue
@@ -436,25 +531,49 @@ func (e *Engine) restore(flows []savedFlow, exps []savedExp, now int64, st *Load
 			st.Expired++
 			continue
 		}
-		pub := e.public[familyOf(x.Dst)]
-		t := x.Target.Addr()
-		if x.Proto != header.ProtoTCP || !x.Src.IsValid() || x.Src.Zone() != "" || !pub.IsValid() || x.Dst != pub ||
-			familyOf(t) != familyOf(pub) || familyOf(x.Src) != familyOf(pub) || !e.inside(t) || x.Target.Port() == 0 {
+		m, ok := e.expectFits(&x, dec.version)
+		if !ok {
 			st.Misfit++
 			continue
 		}
-		in := endpoint{addr: t, port: x.Target.Port(), proto: x.Proto}
-		if !e.ports.bindRestored(in, x.DstPort) {
+		in := endpoint{addr: x.Target.Addr(), port: x.Target.Port(), proto: x.Proto}
+		if !m.bindRestored(in, x.DstPort) {
 			st.Clash++
 			continue
 		}
 		if err := e.table.RestoreExpectation(&x, now); err != nil {
-			e.ports.release(in)
+			m.release(in)
 			count(st, err)
 			continue
 		}
 		st.Expectations++
 	}
+}
+
+// expectFits reports whether the engine, as configured now, would have
+// made expectation x of its (restored) master, and returns the port map its
+// binding is in: the public one, or for a NAT64 expectation (an IPv4
+// server expected at a pool address, to reach an IPv6 client) the pool
+// address's, as expectationRemoved releases it.
+func (e *Engine) expectFits(x *conntrack.Expectation, version uint16) (*portMap, bool) {
+	t := x.Target.Addr()
+	if x.Proto != header.ProtoTCP || !x.Src.IsValid() || x.Src.Zone() != "" || x.Src.Is4In6() || x.Target.Port() == 0 || t.Zone() != "" {
+		return nil, false
+	}
+	if x.Dst.Is4() && t.Is6() && !t.Is4In6() {
+		n := e.n64
+		mf := x.Master.Tuples
+		if n == nil || version < 2 || !n.pool.Contains(x.Dst) || !x.Src.Is4() || x.Master.Tag != tag64 ||
+			mf[conntrack.Reply].Dst != x.Dst || mf[conntrack.Reply].Src != x.Src || mf[conntrack.Original].Src != t {
+			return nil, false
+		}
+		return n.ports[n.poolIndex(x.Dst)], true
+	}
+	pub := e.public[familyOf(x.Dst)]
+	if !pub.IsValid() || x.Dst != pub || familyOf(t) != familyOf(pub) || familyOf(x.Src) != familyOf(pub) || !e.inside(t) {
+		return nil, false
+	}
+	return e.ports, true
 }
 
 // count adds a refused restore to its counter.
@@ -474,35 +593,59 @@ func count(st *LoadStats, err error) {
 }
 
 // fits reports whether the engine, as configured now, would have made a
-// flow like r, and which inside endpoint's binding the flow holds (hold).
-func (e *Engine) fits(r *conntrack.FlowRecord) (in endpoint, hold, ok bool) {
+// flow like r, and which inside endpoint's binding the flow holds in which
+// port map (m, nil when the flow holds none): the public port map, or for
+// a NAT64 flow the map of its pool address.
+func (e *Engine) fits(r *conntrack.FlowRecord) (m *portMap, in endpoint, ok bool) {
 	o, p := &r.Tuples[conntrack.Original], &r.Tuples[conntrack.Reply]
 	switch r.Tag {
 	case tagSNAT:
 		pub := e.public[familyOf(o.Src)]
 		ok = e.inside(o.Src) && pub.IsValid() && p.Dst == pub && p.Src == o.Dst && p.SrcPort == o.DstPort && p.DstPort != 0
-		return endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto}, true, ok
+		return e.ports, endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto}, ok
 	case tagForward:
 		if o.Dst != e.public[familyOf(o.Dst)] || p.Dst != o.Src || p.DstPort != o.SrcPort {
-			return endpoint{}, false, false
+			return nil, endpoint{}, false
 		}
 		for i := range e.cfg.Forwards {
 			fw := &e.cfg.Forwards[i]
 			if fw.Proto == o.Proto && o.DstPort >= fw.Port && o.DstPort <= fw.PortEnd && familyOf(fw.Target) == familyOf(o.Dst) {
-				return endpoint{}, false, fw.target(o.DstPort) == netip.AddrPortFrom(p.Src, p.SrcPort)
+				return nil, endpoint{}, fw.target(o.DstPort) == netip.AddrPortFrom(p.Src, p.SrcPort)
 			}
 		}
-		return endpoint{}, false, false
+		return nil, endpoint{}, false
 	case tagExpected:
 		ok = o.Dst == e.public[familyOf(o.Dst)] && e.inside(p.Src) && p.Dst == o.Src && p.DstPort == o.SrcPort && o.DstPort != 0
-		return endpoint{addr: p.Src, port: p.SrcPort, proto: p.Proto}, true, ok
+		return e.ports, endpoint{addr: p.Src, port: p.SrcPort, proto: p.Proto}, ok
+	case tag64:
+		// An IPv6 client to the prefix; the IPv4 server embedded there,
+		// seen from a pool address (newOutbound64).
+		n := e.n64
+		if n == nil || !o.Src.Is6() || !p.Dst.Is4() || !n.prefix.Contains(o.Dst) || !n.pool.Contains(p.Dst) {
+			return nil, endpoint{}, false
+		}
+		dst, ok := xlat.Extract(n.prefix, o.Dst)
+		ok = ok && usable4(dst) && p.Src == dst && p.SrcPort == o.DstPort && p.DstPort != 0 && p.Proto == proto4(o.Proto) &&
+			(o.Proto == header.ProtoTCP || o.Proto == header.ProtoUDP || o.Proto == header.ProtoICMPv6 && o.SrcPort != 0)
+		return n.ports[n.poolIndex(p.Dst)], endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto}, ok
+	case tag64Expected:
+		// An IPv4 server's data connection to a pool address, towards an
+		// IPv6 client from the server's embedded address (newInbound64).
+		n := e.n64
+		if n == nil || !o.Src.Is4() || !p.Src.Is6() || !n.pool.Contains(o.Dst) {
+			return nil, endpoint{}, false
+		}
+		ok = o.Proto == header.ProtoTCP && p.Dst == xlat.Embed(n.prefix, o.Src) && p.DstPort == o.SrcPort &&
+			o.DstPort != 0 && p.SrcPort != 0
+		return n.ports[n.poolIndex(o.Dst)], endpoint{addr: p.Src, port: p.SrcPort, proto: p.Proto}, ok
 	}
-	return endpoint{}, false, false // a kind of flow this version does not restore
+	return nil, endpoint{}, false // a kind of flow this version does not restore
 }
 
-// publicPort returns the public port a flow holding a binding uses.
+// publicPort returns the public (or NAT64 pool) port a flow holding a
+// binding uses.
 func (e *Engine) publicPort(r *conntrack.FlowRecord) uint16 {
-	if r.Tag == tagSNAT {
+	if r.Tag == tagSNAT || r.Tag == tag64 {
 		return r.Tuples[conntrack.Reply].DstPort
 	}
 	return r.Tuples[conntrack.Original].DstPort
@@ -648,8 +791,9 @@ func (w *stateWriter) tuple(t conntrack.Tuple) {
 // stateReader reads big-endian fields from a checked buffer; the first
 // error sticks and later reads return zeros.
 type stateReader struct {
-	b   []byte
-	err error
+	b       []byte
+	err     error
+	version uint16 // of the file's format
 }
 
 func (d *stateReader) fail(format string, args ...any) {

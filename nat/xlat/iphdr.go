@@ -39,6 +39,14 @@ type IDs struct{ n atomic.Uint32 }
 
 func (g *IDs) next() uint16 { return uint16(g.n.Add(1)) }
 
+// Counter returns the state of g, for saving it across a restart (natalg
+// run --state): the values it gave follow from it.
+func (g *IDs) Counter() uint32 { return g.n.Load() }
+
+// SetCounter sets the state of g to one Counter returned: g goes on from
+// there, so a restarted translator repeats no recent value.
+func (g *IDs) SetCounter(n uint32) { g.n.Store(n) }
+
 // shared is the source of the package-level ToIPv4.
 var shared IDs
 
