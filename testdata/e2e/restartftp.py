@@ -3,7 +3,7 @@
 (natalg end-to-end tests, natalg run --state).
 
   restartftp.py --host H --remote PATH --local PREFIX --pause-dir DIR
-                [--pending] [--timeout S] [--pause-max S]
+                [--pending] [--data-port N] [--timeout S] [--pause-max S]
 
 On ONE control connection, in active mode (PORT, so that the NAT rewrites
 the client's address and shifts the sequence numbers of what follows):
@@ -19,6 +19,10 @@ the client's address and shifts the sequence numbers of what follows):
          pending)
   get3   RETR PATH into PREFIX.3 over that port
 
+With --data-port N the client listens for the data connections on ports
+N, N+1, ... (one per PORT or EPRT), so that the length of what the NAT
+rewrites is known; without it, on ports the system picks.
+
 Prints one JSON object: the result of each phase reached ({"sha256",
 "bytes"} for downloads, the reply for commands) and, on failure, "failed_at"
 and "error". Exits 0 when every phase succeeded, 1 otherwise.
@@ -28,8 +32,29 @@ import ftplib
 import hashlib
 import json
 import os
+import socket
 import sys
 import time
+
+
+class FTP(ftplib.FTP):
+    """ftplib.FTP whose active-mode listeners take the ports next_port,
+    next_port+1, ... when next_port is set."""
+
+    next_port = 0
+
+    def makeport(self):
+        if not self.next_port:
+            return super().makeport()
+        sock = socket.create_server(("", self.next_port), family=self.af, backlog=1)
+        self.next_port += 1
+        host = self.sock.getsockname()[0]
+        if self.af == socket.AF_INET:
+            self.sendport(host, sock.getsockname()[1])
+        else:
+            self.sendeprt(host, sock.getsockname()[1])
+        sock.settimeout(self.timeout)
+        return sock
 
 
 def wait_file(path, limit):
@@ -61,6 +86,7 @@ def main():
     ap.add_argument("--local", required=True)
     ap.add_argument("--pause-dir", required=True)
     ap.add_argument("--pending", action="store_true")
+    ap.add_argument("--data-port", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=15.0)
     ap.add_argument("--pause-max", type=float, default=60.0)
     a = ap.parse_args()
@@ -68,7 +94,8 @@ def main():
     out = {}
     phase = "connect"
     try:
-        ftp = ftplib.FTP(timeout=a.timeout)
+        ftp = FTP(timeout=a.timeout)
+        ftp.next_port = a.data_port
         ftp.connect(a.host, a.port)
         ftp.login()  # anonymous
         ftp.set_pasv(False)
