@@ -836,6 +836,7 @@ type xfer struct {
 	// connect bounds curl's connection phase, which for FTP includes the
 	// greeting and the login (default 10 s).
 	connect time.Duration
+	rate    string // curl --limit-rate, if set
 }
 
 func (x xfer) String() string {
@@ -883,6 +884,9 @@ func (e *e2eEnv) transfer(t *testing.T, s *ftpd, x xfer) error {
 			// take the address of 227 as announced: curl ignores it by
 			// default, which would hide a missing rewrite
 			"--no-ftp-skip-pasv-ip"}
+		if x.rate != "" {
+			argv = append(argv, "--limit-rate", x.rate)
+		}
 		switch x.mode {
 		case "epsv":
 		case "pasv":

@@ -307,18 +307,27 @@ func logNAT64Counters(t *testing.T, e *e2eEnv) {
 // startNoEPSV starts noepsvftp.py on addr in the server namespace, with the
 // payloads in pub/ and a writable incoming/.
 func (e *nat64Env) startNoEPSV(t *testing.T, addr string) *ftpd {
-	dir := filepath.Join(e.dir, fmt.Sprintf("noepsvftp-%d", e.run.next()))
-	s := &ftpd{kind: "noepsvftp", ns: e.nsOut, dir: dir, root: filepath.Join(dir, "root"), log: filepath.Join(dir, "protocol.log")}
+	return startNoEPSV(t, e.run, e.dir, e.nsOut, addr)
+}
+
+// startNoEPSV starts noepsvftp.py on addr in namespace ns, its files under
+// a new directory in dir: the small and mid-sized payloads in pub/ and a
+// writable incoming/.
+func startNoEPSV(t *testing.T, r *e2eRun, dir, ns, addr string) *ftpd {
+	dir = filepath.Join(dir, fmt.Sprintf("noepsvftp-%d", r.next()))
+	s := &ftpd{kind: "noepsvftp", ns: ns, dir: dir, root: filepath.Join(dir, "root"), log: filepath.Join(dir, "protocol.log")}
 	for _, d := range []string{filepath.Join(s.root, "pub"), filepath.Join(s.root, "incoming")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := linkOrCopy(e.run.small.path, filepath.Join(s.root, "pub", filepath.Base(e.run.small.path))); err != nil {
-		t.Fatal(err)
+	for _, f := range []e2eFile{r.small, r.mid} {
+		if err := linkOrCopy(f.path, filepath.Join(s.root, "pub", filepath.Base(f.path))); err != nil {
+			t.Fatal(err)
+		}
 	}
-	s.proc = startBg(t, "noepsvftp", filepath.Join(dir, "noepsvftp.out"), e.nsOut, "/usr/bin/python3",
-		filepath.Join(e.run.scripts, "noepsvftp.py"), "--addr", addr, "--root", s.root, "--log", s.log,
+	s.proc = startBg(t, "noepsvftp", filepath.Join(dir, "noepsvftp.out"), ns, "/usr/bin/python3",
+		filepath.Join(r.scripts, "noepsvftp.py"), "--addr", addr, "--root", s.root, "--log", s.log,
 		"--lifetime", "300", "--timeout", "20")
 	if !waitFor(100, 100*time.Millisecond, func() bool {
 		b, _ := os.ReadFile(s.log)

@@ -77,6 +77,11 @@ type attackResult struct {
 	Accepted  map[string]int `json:"accepted"`
 	Error     string         `json:"error"`
 	Seconds   float64        `json:"seconds"`
+	// endless
+	JunkBytes    int     `json:"junk_bytes"`
+	SendSeconds  float64 `json:"send_seconds"`
+	AckedSeconds float64 `json:"acked_seconds"`
+	NOOPReply    string  `json:"noop_reply"`
 }
 
 // attack describes one hostile control session and what it must not open.
@@ -92,6 +97,14 @@ type attack struct {
 	event   string   // natalg_alg_events_total{event=...} that must rise, if any
 	expects int      // expectations of this session left while it is open
 	made    int      // expectations made (and rewrites) by a single-command attack
+	args    []string // more attackftp.py options
+	// during, if set, runs while the attack is being sent (pause is the
+	// attack's pause directory) and returns the expectations (and
+	// rewrites) it made itself, legitimately
+	during func(t *testing.T, pause string) int
+	// check, if set, makes more assertions at the end (attacks without
+	// count)
+	check func(t *testing.T, before, after map[string]float64, res attackResult)
 }
 
 func (e *e2eEnv) pinholes(t *testing.T) {
@@ -140,7 +153,12 @@ func (e *e2eEnv) pinhole(t *testing.T, a attack) {
 	if a.count > 0 {
 		argv = append(argv, "--count", strconv.Itoa(a.count), "--batch", strconv.Itoa(a.batch), "--base-port", "20000")
 	}
+	argv = append(argv, a.args...)
 	cl := startBg(t, "attackftp", filepath.Join(pause, "client.log"), e.nsIn, argv...)
+	made := a.made
+	if a.during != nil {
+		made += a.during(t, pause)
+	}
 	ready := filepath.Join(pause, "ready")
 	if !waitFor(600, 100*time.Millisecond, func() bool {
 		_, err := os.Stat(ready)
@@ -183,16 +201,9 @@ func (e *e2eEnv) pinhole(t *testing.T, a attack) {
 	t.Logf("expectations while the attacker's control connection is open (%d):\n%s", len(exps), strings.Join(exps, "\n"))
 
 	// the outside host tries each port
-	probe := func(p int) (bool, time.Duration) {
-		t1 := time.Now()
-		_, err := runIn(10*time.Second, e.nsOut, "/usr/bin/python3", "-c",
-			"import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2).close()",
-			public4, strconv.Itoa(p))
-		return err == nil, time.Since(t1)
-	}
 	reached := map[int]bool{}
 	for _, p := range append(append([]int{}, a.closed...), a.open...) {
-		ok, d := probe(p)
+		ok, d := e.outsideConnect(p)
 		reached[p] = ok
 		t.Logf("outside %s -> %s:%d: connected=%v (%v)", outHost4, public4, p, ok, d.Round(time.Millisecond))
 	}
@@ -249,9 +260,12 @@ func (e *e2eEnv) pinhole(t *testing.T, a attack) {
 	created := `natalg_expectations_total{event="created"}`
 	if a.count == 0 {
 		for _, k := range []string{created, "natalg_alg_rewrites_total"} {
-			if d := after[k] - before[k]; d != float64(a.made) {
-				t.Errorf("%s: %s rose by %v, want %d", a.name, k, d, a.made)
+			if d := after[k] - before[k]; d != float64(made) {
+				t.Errorf("%s: %s rose by %v, want %d", a.name, k, d, made)
 			}
+		}
+		if a.check != nil {
+			a.check(t, before, after, res)
 		}
 		return
 	}
@@ -276,6 +290,16 @@ func (e *e2eEnv) pinhole(t *testing.T, a attack) {
 	if len(exps) != 1 || !expRE.MatchString(exps[0]) {
 		t.Errorf("%s: want the one expectation of the last PORT rewritten (public port %s), got %q", a.name, live, exps)
 	}
+}
+
+// outsideConnect reports whether the outside host can open a TCP connection
+// to the public IPv4 address at port p (2 s to connect).
+func (e *e2eEnv) outsideConnect(p int) (bool, time.Duration) {
+	t1 := time.Now()
+	_, err := runIn(10*time.Second, e.nsOut, "/usr/bin/python3", "-c",
+		"import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2).close()",
+		public4, strconv.Itoa(p))
+	return err == nil, time.Since(t1)
 }
 
 // restartNatalg replaces the router's daemon by one started with the same

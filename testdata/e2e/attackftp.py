@@ -23,6 +23,15 @@ every connection accepted here is counted), then sends the attack:
   flood      --count PORT commands naming this host's own address, ports
              --base-port, --base-port+1, ...; --batch of them in one send()
              (one segment), then their replies (default 1: one at a time)
+  endless    a line that never ends: "PORT h,h,h,h,p,p" (the first --listen,
+             a complete PORT that trailing white space would still leave
+             valid) in a send() of its own, then --junk-bytes spaces with no
+             CRLF, --junk-chunk bytes per send() every --junk-gap seconds;
+             with --pause-dir, D/started is written once the PORT text is
+             sent. Then it waits (at most 20 s) until the peer has
+             acknowledged every byte (SIOCOUTQ 0) while the line is still
+             open: a NAT that held the line would keep them; only then CRLF
+             and NOOP, whose 200 shows the stream in step again
 
 Every reply is read (bounded by --timeout per read). With --pause-dir it then
 writes D/ready (the JSON so far) and waits for D/go (at most --pause-max
@@ -32,11 +41,14 @@ object: ok, replies (first and last few), counts of 200 replies, accepted
 connections per listener. Exit 0 when the attack was sent and answered.
 """
 import argparse
+import fcntl
 import json
 import os
 import select
 import socket
+import struct
 import sys
+import termios
 import time
 
 
@@ -79,7 +91,7 @@ def main():
     ap.add_argument("--host", required=True)
     ap.add_argument("--port", type=int, default=21)
     ap.add_argument("--attack", required=True,
-                    choices=("bounce", "lowport", "site-arg", "mid-line", "crlf-text", "flood"))
+                    choices=("bounce", "lowport", "site-arg", "mid-line", "crlf-text", "flood", "endless"))
     ap.add_argument("--listen", action="append", default=[])
     ap.add_argument("--pause-dir")
     ap.add_argument("--pause-max", type=float, default=30.0)
@@ -87,9 +99,14 @@ def main():
     ap.add_argument("--base-port", type=int, default=20000)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=8.0)
+    ap.add_argument("--junk-bytes", type=int, default=200000)
+    ap.add_argument("--junk-chunk", type=int, default=100)
+    ap.add_argument("--junk-gap", type=float, default=0.002)
     a = ap.parse_args()
     if a.count < 1 or a.count > 20000 or a.batch < 1 or a.batch > 60:
         sys.exit("--count (1-20000) or --batch (1-60) out of range")
+    if not (0 < a.junk_bytes <= 1 << 20 and 0 < a.junk_chunk <= 1400 and 0 <= a.junk_gap <= 0.1):
+        sys.exit("--junk-bytes (1-1 MiB), --junk-chunk (1-1400) or --junk-gap (0-0.1) out of range")
 
     out = {"ok": False, "attack": a.attack, "replies": [], "ok_replies": 0}
     t0 = time.monotonic()
@@ -176,6 +193,62 @@ def main():
                     raise RuntimeError("flood took over 60 s (%d sent)" % n)
             out["sent"] = "%d PORT commands, ports %d-%d, %d per segment" % (
                 a.count, a.base_port, a.base_port + a.count - 1, a.batch)
+        elif a.attack == "endless":
+            h, p = target()
+            head = "PORT " + port_arg(h, p)
+            s.sendall(head.encode())
+            if a.pause_dir:
+                open(os.path.join(a.pause_dir, "started"), "w").close()
+            lines = []
+
+            def drain(wait):
+                # the server's replies, without blocking the sender
+                while select.select([s], [], [], wait)[0]:
+                    b = s.recv(4096)
+                    if not b:
+                        raise EOFError("control connection closed")
+                    c.buf += b
+                    while b"\n" in c.buf:
+                        i = c.buf.index(b"\n") + 1
+                        lines.append(c.buf[:i].decode("latin-1").rstrip("\r\n"))
+                        c.buf = c.buf[i:]
+                    wait = 0
+
+            def outq():
+                return struct.unpack("i", fcntl.ioctl(s.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+
+            piece = b" " * a.junk_chunk
+            n = 0
+            while n < a.junk_bytes:
+                k = min(a.junk_chunk, a.junk_bytes - n)
+                s.sendall(piece[:k])
+                n += k
+                drain(0)
+                if a.junk_gap:
+                    time.sleep(a.junk_gap)
+                if time.monotonic() - t0 > 60:
+                    raise RuntimeError("endless line took over 60 s (%d bytes sent)" % n)
+            t1 = time.monotonic()
+            left = outq()
+            while left and time.monotonic() - t1 < 20:
+                drain(0.01)
+                left = outq()
+            out["send_seconds"] = round(t1 - t0, 3)
+            out["acked_seconds"] = round(time.monotonic() - t1, 3)
+            out["unacked"] = left
+            out["junk_bytes"] = n
+            out["sent"] = "%s + %d spaces, no CRLF, %d bytes per send() every %g s" % (head, n, a.junk_chunk, a.junk_gap)
+            if left:
+                raise RuntimeError("%d of the line's bytes still unacknowledged %.0f s after the last: held" % (left, time.monotonic() - t1))
+            out["replies_during_line"] = len(lines)
+            s.sendall(b"\r\nNOOP\r\n")
+            t2 = time.monotonic()
+            while not any(x.startswith("200") and "noop" in x.lower() for x in lines):
+                if time.monotonic() - t2 > a.timeout:
+                    raise RuntimeError("no 200 to NOOP within %.0f s after the line ended: %r" % (a.timeout, lines[-3:]))
+                drain(0.1)
+            out["noop_reply"] = [x for x in lines if x.startswith("200") and "noop" in x.lower()][0]
+            replies = lines
         out["ok_replies"] = sum(1 for x in replies if x.startswith("200"))
         out["replies"] = replies[:3] + (["..."] + replies[-3:] if len(replies) > 6 else replies[3:])
         out["ok"] = True
