@@ -15,21 +15,12 @@ import (
 // unsolicited.
 func (e *Engine) icmpError(p *header.Parsed, outbound bool, now int64) (Verdict, []byte, DropReason) {
 	var in header.Parsed
-	if r := in.DecodeInner(p.Buf[p.PayloadOff:]); r != header.Ok {
-		e.Stats.Malformed[r&31].Add(1)
-		v, dr := e.Stats.drop(DropMalformed)
-		return v, nil, dr
+	f, dir, dr := e.quotedFlow(p, &in, now)
+	if dr == DropNone && f.Tag >= tag64 {
+		dr = DropICMPErrorNoFlow // a NAT64 flow's errors arrive by process64
 	}
-	if in.Version != p.Version || in.L4Off == 0 {
-		v, dr := e.Stats.drop(DropICMPErrorNoFlow)
-		return v, nil, dr
-	}
-	// The embedded packet went the other way; its reverse is a tuple of the
-	// flow in the error's direction.
-	quoted := conntrack.Tuple{Src: in.Src, Dst: in.Dst, SrcPort: in.SrcPort, DstPort: in.DstPort, Proto: in.Proto}
-	f, dir := e.table.Lookup(quoted.Reverse(), now)
-	if f == nil {
-		v, dr := e.Stats.drop(DropICMPErrorNoFlow)
+	if dr != DropNone {
+		v, dr := e.Stats.drop(dr)
 		return v, nil, dr
 	}
 	t := f.Tuples[dir.Other()] // the error leaves from t.Dst towards t.Src
@@ -63,4 +54,25 @@ func (e *Engine) icmpError(p *header.Parsed, outbound bool, now int64) (Verdict,
 	e.Stats.ICMPErrors.Add(1)
 	e.Stats.Accepted.Add(1)
 	return Accept, p.Buf, DropNone
+}
+
+// quotedFlow decodes the packet quoted by ICMP error p into in and finds
+// its flow. The quoted packet went the other way; its reverse is a tuple of
+// the flow in the error's direction. A quote that does not decode is
+// counted as malformed (DropMalformed); one of another IP version, without
+// its transport header, or of no known flow gives DropICMPErrorNoFlow.
+func (e *Engine) quotedFlow(p, in *header.Parsed, now int64) (*conntrack.Flow, conntrack.Dir, DropReason) {
+	if r := in.DecodeInner(p.Buf[p.PayloadOff:]); r != header.Ok {
+		e.Stats.Malformed[r&31].Add(1)
+		return nil, 0, DropMalformed
+	}
+	if in.Version != p.Version || in.L4Off == 0 {
+		return nil, 0, DropICMPErrorNoFlow
+	}
+	quoted := conntrack.Tuple{Src: in.Src, Dst: in.Dst, SrcPort: in.SrcPort, DstPort: in.DstPort, Proto: in.Proto}
+	f, dir := e.table.Lookup(quoted.Reverse(), now)
+	if f == nil {
+		return nil, 0, DropICMPErrorNoFlow
+	}
+	return f, dir, DropNone
 }

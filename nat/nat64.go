@@ -281,19 +281,12 @@ func xlatDropReason(r xlat.Reason) DropReason {
 // quoted packet back to what its sender sent or its receiver got there.
 func (e *Engine) icmpError64(p *header.Parsed, now int64) (Verdict, []byte, DropReason) {
 	var in header.Parsed
-	if r := in.DecodeInner(p.Buf[p.PayloadOff:]); r != header.Ok {
-		e.Stats.Malformed[r&31].Add(1)
-		v, dr := e.Stats.drop(DropMalformed)
-		return v, nil, dr
+	f, dir, dr := e.quotedFlow(p, &in, now)
+	if dr == DropNone && f.Tag < tag64 {
+		dr = DropICMPErrorNoFlow
 	}
-	if in.Version != p.Version || in.L4Off == 0 {
-		v, dr := e.Stats.drop(DropICMPErrorNoFlow)
-		return v, nil, dr
-	}
-	quoted := conntrack.Tuple{Src: in.Src, Dst: in.Dst, SrcPort: in.SrcPort, DstPort: in.DstPort, Proto: in.Proto}
-	f, dir := e.table.Lookup(quoted.Reverse(), now)
-	if f == nil || f.Tag < tag64 {
-		v, dr := e.Stats.drop(DropICMPErrorNoFlow)
+	if dr != DropNone {
+		v, dr := e.Stats.drop(dr)
 		return v, nil, dr
 	}
 	t := f.Tuples[dir.Other()] // the error leaves from t.Dst towards t.Src
