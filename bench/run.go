@@ -315,10 +315,7 @@ func deviceCost(tr *Trace, n, batch int) float64 {
 		return 0
 	}
 	d := NewDevice(tr, n, time.Unix(1_800_000_000, 0), time.Microsecond)
-	ps := make([]nat.Packet, batch)
-	for i := range ps {
-		ps[i].Buf = make([]byte, nat.MaxPacket+256)
-	}
+	ps := nat.NewBatch(batch)
 	ctx := context.Background()
 	t0 := time.Now()
 	for {

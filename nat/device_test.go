@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"testing"
+	"unsafe"
 )
 
 // memDevice hands out packets from a slice and collects verdicts.
@@ -50,5 +51,34 @@ func TestServeBatches(t *testing.T) {
 	}
 	if o := decodeOut(t, d.outs[1]); o.Src != netip.MustParseAddr("198.19.100.100") {
 		t.Fatalf("not translated: %v", o.Src)
+	}
+}
+
+// TestNewBatch checks the buffers NewBatch carves from one allocation: each
+// has room for MaxPacket, ends where its capacity says (so growing a packet
+// cannot reach the next buffer), and the first cache lines of a batch of 64
+// fall in 64 different L1 sets.
+func TestNewBatch(t *testing.T) {
+	ps := NewBatch(64)
+	sets := map[uintptr]bool{}
+	for i := range ps {
+		b := ps[i].Buf
+		if len(b) < MaxPacket || cap(b) != len(b) {
+			t.Fatalf("buffer %d: len %d cap %d", i, len(b), cap(b))
+		}
+		b = b[:cap(b)]
+		for j := range b {
+			b[j] = byte(i)
+		}
+		sets[uintptr(unsafe.Pointer(&b[0]))%4096/64] = true
+	}
+	for i := range ps {
+		b := ps[i].Buf
+		if b[0] != byte(i) || b[len(b)-1] != byte(i) {
+			t.Fatalf("buffer %d overwritten by a neighbour", i)
+		}
+	}
+	if len(sets) != 64 {
+		t.Errorf("first lines of 64 buffers fall in %d L1 sets, want 64", len(sets))
 	}
 }
