@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/natalg/natalg/nat"
@@ -29,6 +30,10 @@ type Device struct {
 	OnStart func()
 	// Check, if set, sees every packet after processing (tests).
 	Check func(p *nat.Packet)
+
+	// stop, if set, is shared by the devices of one timed run: the first
+	// of them to close sets it, and the others close at their next batch.
+	stop *stopFlag
 
 	started bool
 	// Counters of the packets written back.
@@ -62,7 +67,11 @@ func (d *Device) ReadBatch(ctx context.Context, ps []nat.Packet) (int, error) {
 			d.OnStart()
 		}
 	}
-	if d.next >= d.limit || ctx.Err() != nil || (!d.Deadline.IsZero() && time.Now().After(d.Deadline)) {
+	if d.next >= d.limit || ctx.Err() != nil || (!d.Deadline.IsZero() && time.Now().After(d.Deadline)) ||
+		(d.stop != nil && d.stop.Load()) {
+		if d.stop != nil {
+			d.stop.Store(true)
+		}
 		return 0, nat.ErrClosed
 	}
 	n := min(len(ps), d.limit-d.next)
@@ -98,6 +107,14 @@ func (d *Device) WriteBatch(ps []nat.Packet) error {
 	}
 	d.Packets += uint64(len(ps))
 	return nil
+}
+
+// stopFlag is a flag on a cache line of its own: every worker reads it once
+// per batch, and nothing else written nearby may take the line from them.
+type stopFlag struct {
+	_ [64]byte
+	atomic.Bool
+	_ [60]byte
 }
 
 // DropSummary names the drop reasons counted, for reports and tests.

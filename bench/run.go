@@ -33,7 +33,10 @@ type Options struct {
 	Workers int
 	// Size is the IP length of data packets (established, ftp-control).
 	Size int
-	// Packets is about how many packets the timed phase plays.
+	// Packets is about how many packets the timed phase plays. In a
+	// looped scenario each of the workers gets an equal share, and the run
+	// stops when the first has played it (see serveAll), so with several
+	// workers it may play fewer.
 	Packets int
 	// MaxTime bounds the timed phase.
 	MaxTime time.Duration
@@ -122,6 +125,12 @@ type Result struct {
 	Rewrites            uint64  `json:"rewrites"`
 	DataFlows           uint64  `json:"data_flows"`
 
+	// WorkerPackets are the packets each worker played. In a looped
+	// scenario (established) the run stops when the first worker has
+	// played its share, so they differ when the workers ran at different
+	// speeds.
+	WorkerPackets []uint64 `json:"worker_packets"`
+
 	Accepted uint64            `json:"accepted"`
 	Dropped  uint64            `json:"dropped"`
 	Drops    map[string]uint64 `json:"drops,omitempty"`
@@ -161,7 +170,7 @@ func Run(o Options) (*Result, error) {
 		for i := range devs {
 			devs[i] = NewDevice(p.setup[i], 0, clock, step)
 		}
-		if _, err := serveAll(e, devs, o.Batch); err != nil {
+		if _, err := serveAll(e, devs, o.Batch, false); err != nil {
 			return nil, err
 		}
 		for _, d := range devs {
@@ -186,11 +195,12 @@ func Run(o Options) (*Result, error) {
 	}
 	flows0 := e.Table().Len()
 	rw0, df0 := e.Stats.Rewrites.Load(), e.Stats.DataFlows.Load()
-	m, err := serveAll(e, devs, o.Batch)
+	m, err := serveAll(e, devs, o.Batch, p.loop)
 	if err != nil {
 		return nil, err
 	}
 	for _, d := range devs {
+		res.WorkerPackets = append(res.WorkerPackets, d.Packets)
 		res.Packets += d.Packets
 		res.Accepted += d.Accepted
 		res.Dropped += d.Dropped
@@ -276,7 +286,18 @@ func loadAverage() float64 {
 // serveAll runs one Serve loop per device on e and waits for them. The
 // clock and the allocation count start when every loop has read its first
 // batch (its buffers allocated) and stop when the last loop returns.
-func serveAll(e *nat.Engine, devs []*Device, batch int) (measured, error) {
+//
+// If stopFirst is set, every device closes as soon as one of them does, so
+// that the clock covers only time when all the loops were running. Without
+// it, a loop that finished its share first would leave the others running
+// alone until they were done: with two workers of uneven speed (a vCPU
+// whose physical core is busy elsewhere), that tail counted as the time of
+// two workers, and wall-clock time per worker exceeded CPU time.
+func serveAll(e *nat.Engine, devs []*Device, batch int, stopFirst bool) (measured, error) {
+	var stop *stopFlag
+	if stopFirst && len(devs) > 1 {
+		stop = new(stopFlag)
+	}
 	var ready sync.WaitGroup
 	ready.Add(len(devs))
 	var once sync.Once
@@ -284,6 +305,7 @@ func serveAll(e *nat.Engine, devs []*Device, batch int) (measured, error) {
 	var a0 uint64
 	var c0 time.Duration
 	for _, d := range devs {
+		d.stop = stop
 		d.OnStart = func() {
 			ready.Done()
 			ready.Wait()
