@@ -19,13 +19,23 @@ const (
 // Engine translates packets. It is safe for concurrent use by several
 // workers sharing one flow table.
 type Engine struct {
+	// Stats come first, then a cache line's worth of padding, so that no
+	// field read on every packet shares a cache line with a counter: every
+	// worker adds its batch's counts to Stats, and a field read per packet
+	// on the same line would be fetched back from the other worker's cache
+	// after each of its batches. The heap places the Engine at the start of
+	// a 64-byte line, or 8 bytes into it (the allocation header of a large
+	// object with pointers), so Stats' first four counters share one line.
+	// See bench/README.md, "Scaling with workers".
+	Stats Stats
+	_     [64]byte
+
 	cfg     Config
 	table   *conntrack.Table
 	ports   *portMap
 	public  [2]netip.Addr // by family; invalid if none
 	ftpPort [65536 / 64]uint64
 	n64     *nat64 // nil unless NAT64 is on
-	Stats   Stats
 }
 
 // New returns an engine for cfg.

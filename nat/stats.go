@@ -69,15 +69,20 @@ func (r DropReason) String() string {
 }
 
 // Stats are the engine's cumulative counters. Read them with Snapshot.
+//
+// The counters every batch adds (In, Accepted, Passed, Translated) come
+// first, together: at the start of the Engine, which the heap places at most
+// 8 bytes into a cache line, they share one line, which each worker then
+// takes once per batch instead of two.
 type Stats struct {
 	In          atomic.Uint64
 	Accepted    atomic.Uint64
 	Passed      atomic.Uint64 // neither inside nor public: forwarded unchanged
+	Translated  atomic.Uint64
 	Dropped     [numDropReasons]atomic.Uint64
 	Malformed   [32]atomic.Uint64 // by header.Reason
 	ALGEvents   [32]atomic.Uint64
 	Rewrites    atomic.Uint64 // ALG payload rewrites (segments)
-	Translated  atomic.Uint64
 	ICMPErrors  atomic.Uint64 // ICMP errors translated
 	FlowsMade   atomic.Uint64
 	DataFlows   atomic.Uint64     // flows created from an expectation
