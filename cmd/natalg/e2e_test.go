@@ -327,6 +327,34 @@ type e2eRun struct {
 func (r *e2eRun) next() int64 { return r.seq.Add(1) }
 
 func newE2ERun(t *testing.T) *e2eRun {
+	t0 := time.Now()
+	r := newE2EWork(t, midSize, bigSize)
+	t.Logf("payloads made in %v (big.bin %d bytes, sha256 %s)", time.Since(t0).Round(time.Millisecond), bigSize, r.big.sum)
+	return r
+}
+
+// newNatalgRun is the start of a live suite that runs natalg: it requires
+// root and the tools, clears stale namespaces, makes the work directory and
+// payloads and builds natalg (which CI must be able to do).
+func newNatalgRun(t *testing.T) *e2eRun {
+	t.Helper()
+	e2eRequire(t)
+	e2ePreclean(t)
+	r := newE2ERun(t)
+	r.buildNatalg(t)
+	if r.natalg == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI must run the natalg modes: " + r.natalgMissingWhy)
+		}
+		t.Skip(r.natalgMissingWhy)
+	}
+	return r
+}
+
+// newE2EWork makes a run's work directory (removed at the end unless
+// NATALG_E2E_KEEP is set) and its payloads: small.bin and up.bin of the
+// usual sizes, mid.bin and big.bin of the sizes given.
+func newE2EWork(t *testing.T, mid, big int64) *e2eRun {
 	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", e2ePrefix, os.Getpid()))
 	if err != nil {
 		t.Fatal(err)
@@ -348,12 +376,10 @@ func newE2ERun(t *testing.T) *e2eRun {
 		t.Fatal(err)
 	}
 	r := &e2eRun{dir: dir, scripts: scripts}
-	t0 := time.Now()
 	r.small = makeRandomFile(t, filepath.Join(dir, "small.bin"), smallSize)
-	r.mid = makeRandomFile(t, filepath.Join(dir, "mid.bin"), midSize)
+	r.mid = makeRandomFile(t, filepath.Join(dir, "mid.bin"), mid)
 	r.up = makeRandomFile(t, filepath.Join(dir, "up.bin"), upSize)
-	r.big = makeRandomFile(t, filepath.Join(dir, "big.bin"), bigSize)
-	t.Logf("payloads made in %v (big.bin %d bytes, sha256 %s)", time.Since(t0).Round(time.Millisecond), bigSize, r.big.sum)
+	r.big = makeRandomFile(t, filepath.Join(dir, "big.bin"), big)
 	return r
 }
 

@@ -128,32 +128,7 @@ func TestNAT64Flags(t *testing.T) {
 
 // newNAT64Run makes the work directory and payloads (smaller than the NAT44
 // suite's: every transfer crosses the translator twice).
-func newNAT64Run(t *testing.T) *e2eRun {
-	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", e2ePrefix, os.Getpid()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if os.Getenv("NATALG_E2E_KEEP") != "" {
-			t.Logf("kept work directory %s", dir)
-			return
-		}
-		os.RemoveAll(dir)
-	})
-	scripts, err := filepath.Abs("../../testdata/e2e")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &e2eRun{dir: dir, scripts: scripts}
-	r.small = makeRandomFile(t, filepath.Join(dir, "small.bin"), smallSize)
-	r.mid = makeRandomFile(t, filepath.Join(dir, "mid.bin"), 1<<20)
-	r.big = makeRandomFile(t, filepath.Join(dir, "big.bin"), 2<<20)
-	r.up = makeRandomFile(t, filepath.Join(dir, "up.bin"), upSize)
-	return r
-}
+func newNAT64Run(t *testing.T) *e2eRun { return newE2EWork(t, 1<<20, 2<<20) }
 
 // nat64Env is the NAT64 topology; e2eEnv's transfers, FTP servers and
 // evidence work on it (nsIn is the client, nsOut the server).

@@ -30,16 +30,7 @@ import (
 const thirdParty4 = "198.18.0.99" // a second inside address: the bounce target
 
 func TestSecurityE2E(t *testing.T) {
-	e2eRequire(t)
-	e2ePreclean(t)
-	r := newE2ERun(t)
-	r.buildNatalg(t)
-	if r.natalg == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI must run the natalg modes: " + r.natalgMissingWhy)
-		}
-		t.Skip(r.natalgMissingWhy)
-	}
+	r := newNatalgRun(t)
 	t.Run("natalg", func(t *testing.T) {
 		mt := t
 		e := newE2EEnv(t, r, "natalg")

@@ -31,16 +31,7 @@ import (
 )
 
 func TestStateE2E(t *testing.T) {
-	e2eRequire(t)
-	e2ePreclean(t)
-	r := newE2ERun(t)
-	r.buildNatalg(t)
-	if r.natalg == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI must run the natalg modes: " + r.natalgMissingWhy)
-		}
-		t.Skip(r.natalgMissingWhy)
-	}
+	r := newNatalgRun(t)
 	owner := t
 	e := newE2EEnv(t, r, "natalg")
 	t.Run("with-state", func(t *testing.T) {
