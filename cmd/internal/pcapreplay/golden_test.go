@@ -54,11 +54,39 @@ func configFromArgs(t *testing.T, path string) nat.Config {
 				t.Fatal(err)
 			}
 			c.Forwards = append(c.Forwards, fw)
+		case "--nat64-prefix":
+			c.NAT64Prefix = netip.MustParsePrefix(f[i+1])
+		case "--nat64-pool":
+			c.NAT64Pool = netip.MustParsePrefix(f[i+1])
 		default:
 			t.Fatalf("%s: unknown flag %q", path, f[i])
 		}
 	}
 	return c
+}
+
+// replayDir replays dir/in.pcap through a new engine configured by
+// dir/args and returns the engine, the summary and the output packets.
+func replayDir(t *testing.T, dir string) (*nat.Engine, Summary, []Packet) {
+	t.Helper()
+	eng, err := nat.New(configFromArgs(t, filepath.Join(dir, "args")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := os.ReadFile(filepath.Join(dir, "in.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	sum, err := Replay(eng, bytes.NewReader(in), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadAll(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng, sum, got
 }
 
 func readFile(t *testing.T, path string) []Packet {
@@ -136,25 +164,9 @@ const liveReorder = 8
 // arrived.
 func checkAgainstKernel(t *testing.T, dir string, reorder int) {
 	t.Helper()
-	eng, err := nat.New(configFromArgs(t, filepath.Join(dir, "args")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := os.ReadFile(filepath.Join(dir, "in.pcap"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	sum, err := Replay(eng, bytes.NewReader(in), &out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, sum, got := replayDir(t, dir)
 	if sum.Dropped != 0 {
 		t.Errorf("dropped %d packets: %v", sum.Dropped, sum.Engine.Drops)
-	}
-	got, err := ReadAll(&out)
-	if err != nil {
-		t.Fatal(err)
 	}
 	golden := readFile(t, filepath.Join(dir, "golden.pcap"))
 	if reorder == 0 {

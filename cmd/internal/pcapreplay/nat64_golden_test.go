@@ -2,39 +2,11 @@ package pcapreplay
 
 import (
 	"bytes"
-	"net/netip"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/gopacket/gopacket/layers"
-
-	"github.com/natalg/natalg/nat"
 )
-
-// nat64Config reads a testdata/nat64 args file: --nat64-prefix and
-// --nat64-pool.
-func nat64Config(t *testing.T, path string) nat.Config {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := strings.Fields(string(b))
-	var c nat.Config
-	for i := 0; i+1 < len(f); i += 2 {
-		switch f[i] {
-		case "--nat64-prefix":
-			c.NAT64Prefix = netip.MustParsePrefix(f[i+1])
-		case "--nat64-pool":
-			c.NAT64Pool = netip.MustParsePrefix(f[i+1])
-		default:
-			t.Fatalf("%s: unknown flag %q", path, f[i])
-		}
-	}
-	return c
-}
 
 // TestNAT64Golden replays the NAT64 sessions of testdata/nat64, captured on
 // natalg run's TUN device (LINKTYPE_RAW, both directions: what the kernel
@@ -59,25 +31,9 @@ func TestNAT64Golden(t *testing.T) {
 }
 
 func checkNAT64Golden(t *testing.T, dir string) {
-	eng, err := nat.New(nat64Config(t, filepath.Join(dir, "args")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := os.ReadFile(filepath.Join(dir, "in.pcap"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	sum, err := Replay(eng, bytes.NewReader(in), &out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, sum, got := replayDir(t, dir)
 	t.Logf("%d packets in, %d out, %d dropped %v; translated %d, passed %d; rewrites %d, ALG events %v",
 		sum.In, sum.Out, sum.Dropped, sum.Engine.Drops, sum.Engine.Translated, sum.Engine.Passed, sum.Engine.Rewrites, sum.Engine.ALG)
-	got, err := ReadAll(bytes.NewReader(out.Bytes()))
-	if err != nil {
-		t.Fatal(err)
-	}
 	input := readFile(t, filepath.Join(dir, "in.pcap"))
 	if len(input) == 0 {
 		t.Fatal("in.pcap is empty")
