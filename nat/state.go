@@ -243,13 +243,7 @@ func (e *Engine) saveExt(sw *stateWriter, f *conntrack.Flow) {
 	sw.u16(uint16(ctl.Reply))
 	sw.bool(ctl.Auth)
 	for _, s := range ctl.Dir {
-		var fl uint8
-		for i, b := range []bool{s.Synced, s.LineStart, s.TLS, s.TLSLost, s.Recs, s.FromSYN} {
-			if b {
-				fl |= 1 << i
-			}
-		}
-		sw.u8(fl)
+		sw.u8(bitsOf(s.Synced, s.LineStart, s.TLS, s.TLSLost, s.Recs, s.FromSYN))
 		sw.u32(s.Next)
 		sw.u16(s.MSS)
 		sw.u32(s.RecLeft)
@@ -264,13 +258,7 @@ func (e *Engine) saveExt(sw *stateWriter, f *conntrack.Flow) {
 		}
 	}
 	n := &ctl.NAT64
-	var fl uint8
-	for i, b := range []bool{n.Lost, n.Off, n.Greeted, n.EPSVAll, n.Emitted} {
-		if b {
-			fl |= 1 << i
-		}
-	}
-	sw.u8(fl)
+	sw.u8(bitsOf(n.Lost, n.Off, n.Greeted, n.EPSVAll, n.Emitted))
 	sw.u8(n.EPSV)
 	sw.u16(n.PasvPort)
 	sw.u8(n.Mode)
@@ -897,4 +885,15 @@ func (d *stateReader) addr() netip.Addr {
 
 func (d *stateReader) tuple() conntrack.Tuple {
 	return conntrack.Tuple{Src: d.addr(), Dst: d.addr(), SrcPort: d.u16(), DstPort: d.u16(), Proto: d.u8()}
+}
+
+// bitsOf packs up to 8 flags into a byte, the first in bit 0.
+func bitsOf(flags ...bool) uint8 {
+	var b uint8
+	for i, f := range flags {
+		if f {
+			b |= 1 << i
+		}
+	}
+	return b
 }
