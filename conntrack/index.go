@@ -10,11 +10,17 @@ import (
 // index is one shard's open-addressing hash table from tuples to flows,
 // with linear probing. Each slot is a 32-bit tag (0 empty, 1 deleted, else
 // hash bits with the low bit the direction of the tuple in its flow) and a
-// flow pointer: 12 bytes a slot where a Go map of Tuple keys spends 65, so
-// a flow, indexed under both its tuples, costs about 40 bytes of index at
-// the usual load. A probe compares tags and dereferences a flow only on a
-// tag match; the tuple is then compared with the flow's own copy, so the
-// index stores no keys.
+// flow pointer, side by side: 16 bytes a slot where a Go map of Tuple keys
+// spends 65, so a flow, indexed under both its tuples, costs about 53 bytes
+// of index at the usual load. A probe compares tags and dereferences a flow
+// only on a tag match; the tuple is then compared with the flow's own copy,
+// so the index stores no keys.
+//
+// Tag and pointer share a slot, and so a cache line and a page, rather than
+// living in two arrays: in a table far larger than the caches, each page a
+// lookup touches is a TLB miss, and on the virtual machines measured the
+// page walk, not the line, is most of a miss's cost (bench/README.md,
+// "Index slots").
 //
 // Readers take no lock: slots are read and written atomically, writers
 // (holding the shard's lock) store a slot's flow before its tag, and a
@@ -30,8 +36,13 @@ type index struct {
 }
 
 type slots struct {
-	tags  []atomic.Uint32
-	flows []atomic.Pointer[Flow]
+	s []slot
+}
+
+// slot is one index entry. Four share a 64-byte line.
+type slot struct {
+	tag  atomic.Uint32
+	flow atomic.Pointer[Flow]
 }
 
 const (
@@ -88,16 +99,16 @@ func (x *index) get(tu *Tuple, h uint64) (*Flow, Dir) {
 	if sl == nil {
 		return nil, Original
 	}
-	n := len(sl.tags)
+	n := len(sl.s)
 	want := tagOf(h, 0)
 	for i, probes := home(h, n), 0; probes < n; probes++ {
-		tg := sl.tags[i].Load()
+		tg := sl.s[i].tag.Load()
 		if tg == tagEmpty {
 			return nil, Original
 		}
 		if tg&^1 == want {
 			d := Dir(tg & 1)
-			if f := sl.flows[i].Load(); f != nil && sameTuple(&f.Tuples[d], tu) {
+			if f := sl.s[i].flow.Load(); f != nil && sameTuple(&f.Tuples[d], tu) {
 				return f, d
 			}
 		}
@@ -121,17 +132,17 @@ func sameTuple(a, b *Tuple) bool {
 // be in the index. The caller holds the shard's lock.
 func (x *index) put(f *Flow, dir Dir, h uint64, seed *[6]uint64) {
 	sl := x.cur.Load()
-	if sl == nil || (x.used+1)*10 > len(sl.tags)*maxLoad {
+	if sl == nil || (x.used+1)*10 > len(sl.s)*maxLoad {
 		sl = x.resize(max(minSlots, 2*(x.live+1)), seed)
 	}
-	n := len(sl.tags)
+	n := len(sl.s)
 	for i := home(h, n); ; {
-		if tg := sl.tags[i].Load(); tg == tagEmpty || tg == tagDeleted {
+		if tg := sl.s[i].tag.Load(); tg == tagEmpty || tg == tagDeleted {
 			if tg == tagEmpty {
 				x.used++
 			}
-			sl.flows[i].Store(f)
-			sl.tags[i].Store(tagOf(h, dir))
+			sl.s[i].flow.Store(f)
+			sl.s[i].tag.Store(tagOf(h, dir))
 			x.live++
 			return
 		}
@@ -148,22 +159,22 @@ func (x *index) del(f *Flow, dir Dir, h uint64) {
 	if sl == nil {
 		return
 	}
-	n := len(sl.tags)
+	n := len(sl.s)
 	want := tagOf(h, dir)
 	for i, probes := home(h, n), 0; probes < n; probes++ {
-		tg := sl.tags[i].Load()
+		tg := sl.s[i].tag.Load()
 		if tg == tagEmpty {
 			return
 		}
-		if tg == want && sl.flows[i].Load() == f {
-			sl.tags[i].Store(tagDeleted)
-			sl.flows[i].Store(nil)
+		if tg == want && sl.s[i].flow.Load() == f {
+			sl.s[i].tag.Store(tagDeleted)
+			sl.s[i].flow.Store(nil)
 			x.live--
 			// A deleted slot followed by an empty one is on no live
 			// tuple's probe path: empty it, and the deleted ones before it.
-			if sl.tags[(i+1)%n].Load() == tagEmpty {
-				for sl.tags[i].Load() == tagDeleted {
-					sl.tags[i].Store(tagEmpty)
+			if sl.s[(i+1)%n].tag.Load() == tagEmpty {
+				for sl.s[i].tag.Load() == tagDeleted {
+					sl.s[i].tag.Store(tagEmpty)
 					x.used--
 					if i--; i < 0 {
 						i = n - 1
@@ -188,9 +199,9 @@ func (x *index) each(fn func(*Flow) bool) bool {
 	if sl == nil {
 		return true
 	}
-	for i := range sl.tags {
-		if tg := sl.tags[i].Load(); tg >= 2 && tg&1 == 0 {
-			if f := sl.flows[i].Load(); f != nil && !fn(f) {
+	for i := range sl.s {
+		if tg := sl.s[i].tag.Load(); tg >= 2 && tg&1 == 0 {
+			if f := sl.s[i].flow.Load(); f != nil && !fn(f) {
 				return false
 			}
 		}
@@ -200,21 +211,21 @@ func (x *index) each(fn func(*Flow) bool) bool {
 
 // resize rehashes the live slots into n new slots and publishes them.
 func (x *index) resize(n int, seed *[6]uint64) *slots {
-	nw := &slots{tags: make([]atomic.Uint32, n), flows: make([]atomic.Pointer[Flow], n)}
+	nw := &slots{s: make([]slot, n)}
 	x.used, x.live = 0, 0
 	if old := x.cur.Load(); old != nil {
-		for i := range old.tags {
-			tg := old.tags[i].Load()
+		for i := range old.s {
+			tg := old.s[i].tag.Load()
 			if tg < 2 {
 				continue
 			}
-			f := old.flows[i].Load()
+			f := old.s[i].flow.Load()
 			// The tag holds 31 bits of the hash, not the slot bits: rehash.
 			h := hashTuple(&f.Tuples[tg&1], seed)
 			for j := home(h, n); ; {
-				if nw.tags[j].Load() == tagEmpty {
-					nw.flows[j].Store(f)
-					nw.tags[j].Store(tg)
+				if nw.s[j].tag.Load() == tagEmpty {
+					nw.s[j].flow.Store(f)
+					nw.s[j].tag.Store(tg)
 					break
 				}
 				if j++; j == n {

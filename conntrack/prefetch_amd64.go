@@ -1,16 +1,12 @@
 package conntrack
 
-// prefetch2 asks the processor to start loading the cache lines at a and b.
-// A prefetch never faults and retires at once, unlike a load, which would
-// hold up the instructions behind it until its miss is served.
+// prefetchLines asks the processor to start loading lines (1 or 3) consecutive
+// 64-byte cache lines from each of the n addresses at a. A prefetch never
+// faults and does not wait for its data, unlike a load, which would hold up
+// the instructions behind it until its miss is served. The loop is in
+// assembly because the compiler has no prefetch a package can use.
 //
 //go:noescape
-func prefetch2(a, b uintptr)
-
-// prefetchFlow asks for the cache lines of the Flow at p (160 bytes: three
-// lines whatever its alignment in its size class).
-//
-//go:noescape
-func prefetchFlow(p uintptr)
+func prefetchLines(a *uintptr, n, lines int)
 
 const havePrefetch = true

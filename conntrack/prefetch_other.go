@@ -2,8 +2,6 @@
 
 package conntrack
 
-func prefetch2(a, b uintptr) {}
-
-func prefetchFlow(p uintptr) {}
+func prefetchLines(a *uintptr, n, lines int) {}
 
 const havePrefetch = false

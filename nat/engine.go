@@ -112,7 +112,7 @@ func (e *Engine) inside(a netip.Addr) bool {
 // longer). Any other packet is accepted unchanged.
 func (e *Engine) Process(pkt []byte, now time.Time) (Verdict, []byte) {
 	var c counts
-	v, out, _ := e.process(pkt, now.UnixNano(), &c)
+	v, out, _ := e.process(pkt, now.UnixNano(), 0, &c)
 	c.flush(&e.Stats)
 	return v, out
 }
@@ -120,12 +120,14 @@ func (e *Engine) Process(pkt []byte, now time.Time) (Verdict, []byte) {
 // ProcessReason is Process that also says why a packet was dropped.
 func (e *Engine) ProcessReason(pkt []byte, now time.Time) (Verdict, []byte, DropReason) {
 	var c counts
-	v, out, r := e.process(pkt, now.UnixNano(), &c)
+	v, out, r := e.process(pkt, now.UnixNano(), 0, &c)
 	c.flush(&e.Stats)
 	return v, out, r
 }
 
-func (e *Engine) process(pkt []byte, now int64, c *counts) (Verdict, []byte, DropReason) {
+// process is Process. hash, when not 0, is the table hash of the tuple
+// peekTuple reads from pkt, computed for a prefetch: the lookup reuses it.
+func (e *Engine) process(pkt []byte, now int64, hash uint64, c *counts) (Verdict, []byte, DropReason) {
 	c.in++
 	var p header.Parsed
 	if r := p.Decode(pkt); r != header.Ok {
@@ -175,7 +177,10 @@ func (e *Engine) process(pkt []byte, now int64, c *counts) (Verdict, []byte, Dro
 		return v, nil, dr
 	}
 	tu = conntrack.Tuple{Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Proto: p.Proto}
-	f, dir := e.table.Lookup(tu, now)
+	if hash == 0 {
+		hash = e.table.Hash(&tu)
+	}
+	f, dir := e.table.LookupHash(tu, hash, now)
 	if f == nil {
 		var dr DropReason
 		if outbound {

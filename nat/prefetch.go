@@ -10,17 +10,12 @@ import (
 
 // Software prefetch over a batch. In a table too large for the caches, an
 // established packet waits for two dependent misses: its index slot, then
-// its Flow. ProcessBatch asks for the slot of the packet prefetchSlot ahead
-// and for the flow of the packet prefetchFlow ahead while it processes the
-// current one, so the misses of several packets overlap with work. The
-// hints change nothing: each packet is then processed exactly as without
-// them, and a packet the peek cannot read (IPv6 with extension headers,
-// ICMP, fragments) is simply not prefetched.
-const (
-	prefetchSlot = 8
-	prefetchFlow = 4
-	prefetchRing = 16 // > prefetchSlot, a power of two
-)
+// its Flow. ProcessBatch hashes the packets of a group ahead, asks for their
+// slots, then, a group later, for their flows, so that the misses of many
+// packets overlap with work (prefetchBatch). The hints change nothing: each
+// packet is then processed exactly as without them, and a packet the peek
+// cannot read (IPv6 with extension headers, ICMP, fragments) is simply not
+// prefetched. The hash of a peeked tuple is handed to the lookup.
 
 // prefetchMin is the table size from which ProcessBatch prefetches: below
 // it the table stays in the caches and the hints only cost. Tests lower it.
@@ -64,36 +59,66 @@ func peekTuple(b []byte, tu *conntrack.Tuple) bool {
 	return true
 }
 
-// prefetchBatch is ProcessBatch with prefetch hints.
+// prefetchGroup is how many packets' hints are issued together (see
+// prefetchBatch).
+const prefetchGroup = 16
+
+// prefetchHints holds the hashes of three groups of packets in flight.
+type prefetchHints struct {
+	hs [3][prefetchGroup]uint64
+	ok [3][prefetchGroup]bool
+	tu conntrack.Tuple
+}
+
+// slots hashes the tuples of group g of ps and asks for their index slots.
+func (h *prefetchHints) slots(e *Engine, ps []Packet, g int) {
+	lo := g * prefetchGroup
+	if lo >= len(ps) {
+		return
+	}
+	b := ps[lo:min(lo+prefetchGroup, len(ps))]
+	hs, ok := h.hs[g%3][:len(b)], h.ok[g%3][:len(b)]
+	for j := range b {
+		p := &b[j]
+		if ok[j] = peekTuple(p.Buf[:p.N], &h.tu); ok[j] {
+			hs[j] = e.table.Hash(&h.tu)
+		}
+	}
+	e.table.PrefetchSlots(hs, ok)
+}
+
+// flows asks for the flows of group g of ps, whose slots were asked for.
+func (h *prefetchHints) flows(e *Engine, ps []Packet, g int) {
+	lo := g * prefetchGroup
+	if lo >= len(ps) {
+		return
+	}
+	n := min(prefetchGroup, len(ps)-lo)
+	e.table.PrefetchFlows(h.hs[g%3][:n], h.ok[g%3][:n])
+}
+
+// prefetchBatch is ProcessBatch with prefetch hints, software-pipelined
+// over groups of prefetchGroup packets: while it processes group g, it
+// asks for the flows of group g+1 and for the index slots of group g+2.
+// Each group's requests go out back to back (see conntrack.PrefetchSlots).
 func (e *Engine) prefetchBatch(ps []Packet, c *counts) {
-	var hs [prefetchRing]uint64
-	var ok [prefetchRing]bool
-	var tu conntrack.Tuple
-	slot := func(j int) {
-		if j < len(ps) {
-			p := &ps[j]
-			k := j & (prefetchRing - 1)
-			if ok[k] = peekTuple(p.Buf[:p.N], &tu); ok[k] {
-				hs[k] = e.table.Prefetch(&tu)
+	var h prefetchHints
+	h.slots(e, ps, 0)
+	h.slots(e, ps, 1)
+	h.flows(e, ps, 0)
+	for g := 0; g*prefetchGroup < len(ps); g++ {
+		h.slots(e, ps, g+2)
+		h.flows(e, ps, g+1)
+		lo := g * prefetchGroup
+		b := ps[lo:min(lo+prefetchGroup, len(ps))]
+		hs, ok := &h.hs[g%3], &h.ok[g%3]
+		for j := range b {
+			var hash uint64
+			if ok[j] {
+				hash = hs[j]
 			}
+			p := &b[j]
+			p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), hash, c)
 		}
-	}
-	for j := range min(prefetchSlot, len(ps)) {
-		slot(j)
-	}
-	for j := prefetchSlot - prefetchFlow; j < min(prefetchSlot, len(ps)); j++ {
-		if k := j & (prefetchRing - 1); ok[k] {
-			e.table.PrefetchFlow(hs[k])
-		}
-	}
-	for i := range ps {
-		slot(i + prefetchSlot)
-		if j := i + prefetchFlow; j < len(ps) {
-			if k := j & (prefetchRing - 1); ok[k] {
-				e.table.PrefetchFlow(hs[k])
-			}
-		}
-		p := &ps[i]
-		p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), c)
 	}
 }

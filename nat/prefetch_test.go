@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -156,4 +157,32 @@ func TestPrefetchConcurrentWorkers(t *testing.T) {
 	if got := e.Table().Len(); got != workers*flows {
 		t.Fatalf("%d flows, want %d", got, workers*flows)
 	}
+}
+
+// FuzzPeekTuple: whatever the bytes, a tuple the prefetch peek reads is the
+// tuple process looks up (process reuses the peek's hash), or the packet is
+// one process drops before any lookup.
+func FuzzPeekTuple(f *testing.F) {
+	seeds, _ := filepath.Glob("../testdata/kernel/*/in.pcap")
+	for _, s := range seeds {
+		for _, p := range readPcapIP(f, s) {
+			f.Add(p)
+		}
+	}
+	f.Add(tcpSeg{src: cli, dst: srv, seq: 1, flags: fSYN}.build())
+	f.Add(udpPkt(ap("[fd00:18::2]:5353"), ap("[2001:db8:19::2]:53"), "q", false))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var tu conntrack.Tuple
+		if !peekTuple(b, &tu) {
+			return
+		}
+		var p header.Parsed
+		if p.Decode(b) != header.Ok || p.Fragment {
+			return
+		}
+		want := conntrack.Tuple{Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Proto: p.Proto}
+		if tu != want {
+			t.Fatalf("peek %v, decode %v", tu, want)
+		}
+	})
 }
