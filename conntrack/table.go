@@ -119,13 +119,15 @@ func (t *Table) shard(h uint64) *shard { return &t.shards[h>>(64-shardBits)] }
 // a packet with that tuple, or nil. A flow past its timeout at now is treated
 // as absent.
 func (t *Table) Lookup(tu Tuple, now int64) (*Flow, Dir) {
-	return t.LookupHash(tu, hashTuple(&tu, &t.seed), now)
+	return t.LookupHash(&tu, hashTuple(&tu, &t.seed), now)
 }
 
-// LookupHash is Lookup of a tuple whose Hash h the caller has already
-// computed (for a prefetch). h must be t.Hash(&tu).
-func (t *Table) LookupHash(tu Tuple, h uint64, now int64) (*Flow, Dir) {
-	f, d := t.shard(h).idx.get(&tu, h)
+// LookupHash is Lookup of *tu, whose Hash h the caller has already
+// computed (for a prefetch). h must be t.Hash(tu). It takes a pointer: a
+// Tuple passed by value is copied in 16-byte moves, which stall when the
+// caller has just written its fields.
+func (t *Table) LookupHash(tu *Tuple, h uint64, now int64) (*Flow, Dir) {
+	f, d := t.shard(h).idx.get(tu, h)
 	if f == nil || f.Expired(now) {
 		return nil, Original
 	}

@@ -180,7 +180,7 @@ func (e *Engine) process(pkt []byte, now int64, hash uint64, c *counts) (Verdict
 	if hash == 0 {
 		hash = e.table.Hash(&tu)
 	}
-	f, dir := e.table.LookupHash(tu, hash, now)
+	f, dir := e.table.LookupHash(&tu, hash, now)
 	if f == nil {
 		var dr DropReason
 		if outbound {
