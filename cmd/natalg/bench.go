@@ -29,6 +29,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	batch := fs.Int("batch", bench.DefaultBatch, "packets per batch")
 	seed := fs.Int64("seed", 1, "generator seed")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the runs to this file")
+	rounds := fs.Int("rounds", 1, "run the list of flow counts this many times in turn and summarize: medians per count, and the median of the CPU-time ratios to the first count within each round")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -48,6 +49,10 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		counts = append(counts, n)
+	}
+	if *rounds < 1 {
+		fmt.Fprintln(stderr, "natalg bench: --rounds must be at least 1")
+		return 2
 	}
 	known := false
 	for _, s := range bench.Scenarios {
@@ -75,7 +80,11 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	if !*asJSON {
 		fmt.Fprintln(tw, "scenario\tflows\tworkers\tsize\tpackets\tns/packet\tMpps\tallocs/packet\tbytes/flow\tdevice ns/packet\textra\t")
 	}
-	for _, n := range counts {
+	var order []int
+	for range *rounds {
+		order = append(order, counts...)
+	}
+	for _, n := range order {
 		r, err := bench.Run(bench.Options{Scenario: *scenario, Flows: n, Workers: *cores, Size: *size,
 			Packets: *packets, MaxTime: *maxTime, Batch: *batch, Seed: *seed})
 		if err != nil {
@@ -110,8 +119,23 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	if !*asJSON && len(rs) > 0 {
 		fmt.Fprintf(stdout, "%s, GOMAXPROCS=%d of %d CPUs; ns/packet is per worker\n", rs[0].GoVersion, rs[0].GOMAXPROCS, rs[0].NumCPU)
 	}
+	plotted := rs
+	if *rounds > 1 {
+		sum, err := bench.Summarize(rs, counts, *rounds)
+		if err != nil {
+			fmt.Fprintf(stderr, "natalg bench: %v\n", err)
+			return 1
+		}
+		if *asJSON {
+			b, _ := json.Marshal(sum)
+			fmt.Fprintf(stdout, "%s\n", b)
+		} else {
+			printBenchSummary(stdout, sum)
+		}
+		plotted = rs[len(rs)-len(counts):] // the last round
+	}
 	if *plotFile != "" {
-		if err := bench.Plot(*plotFile, rs); err != nil {
+		if err := bench.Plot(*plotFile, plotted); err != nil {
 			fmt.Fprintf(stderr, "natalg bench: plot: %v\n", err)
 			return 1
 		}
@@ -120,4 +144,16 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// printBenchSummary prints the medians of natalg bench --rounds.
+func printBenchSummary(w io.Writer, s *bench.Summary) {
+	fmt.Fprintf(w, "\nmedians of %d rounds (%s, %d worker(s)):\n", s.Rounds, s.Scenario, s.Workers)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "flows\tcpu ns/packet\tns/packet\tMpps\tbytes/flow\tcpu ratio to first (min-max)\t")
+	for _, c := range s.Counts {
+		fmt.Fprintf(tw, "%d\t%.1f\t%.1f\t%.2f\t%.0f\t%.2f (%.2f-%.2f)\t\n", c.Flows, c.CPUNsPerPacket, c.NsPerPacket,
+			c.PacketsPerSecond/1e6, c.BytesPerFlow, c.CPURatio, c.CPURatioMin, c.CPURatioMax)
+	}
+	tw.Flush()
 }

@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/natalg/natalg/bench"
 )
 
 const kernel = "../../testdata/kernel/"
@@ -81,5 +84,31 @@ func TestReplayCommandErrors(t *testing.T) {
 		if code != c.code || !strings.Contains(stdout+stderr, c.msg) {
 			t.Errorf("%v: exit %d (want %d)\nstdout: %s\nstderr: %s", c.args, code, c.code, stdout, stderr)
 		}
+	}
+}
+
+// TestBenchRounds: natalg bench --rounds runs the flow counts in turn and
+// ends with a summary object of as many rounds, the medians of the last
+// count under a Result's names.
+func TestBenchRounds(t *testing.T) {
+	code, stdout, stderr := runCmd(t, "bench", "--scenario", "established", "--flows", "500,3000",
+		"--packets", "20000", "--rounds", "3", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(lines) != 7 {
+		t.Fatalf("%d lines, want 6 runs and a summary:\n%s", len(lines), stdout)
+	}
+	var s bench.Summary
+	if err := json.Unmarshal([]byte(lines[6]), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Rounds != 3 || len(s.Counts) != 2 || s.Counts[1].Flows != 3000 || s.Flows != 3000 ||
+		s.Counts[0].CPURatio != 1 || s.Counts[1].CPURatio <= 0 || s.CPUNsPerPacket != s.Counts[1].CPUNsPerPacket {
+		t.Fatalf("summary %+v", s)
+	}
+	if code, _, _ := runCmd(t, "bench", "--flows", "500", "--rounds", "0"); code != 2 {
+		t.Fatalf("--rounds 0: exit %d, want 2", code)
 	}
 }
