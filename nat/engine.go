@@ -176,7 +176,11 @@ func (e *Engine) process(pkt []byte, now int64, hash uint64, c *counts) (Verdict
 		v, dr := e.Stats.drop(DropUnsupported)
 		return v, nil, dr
 	}
-	tu = conntrack.Tuple{Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Proto: p.Proto}
+	// Field by field: a composite literal is built in a temporary with 8-
+	// and 2-byte stores and copied out with 16-byte loads, which cannot be
+	// forwarded from them (6 ns a packet in a profile).
+	tu.Src, tu.Dst = p.Src, p.Dst
+	tu.SrcPort, tu.DstPort, tu.Proto = p.SrcPort, p.DstPort, p.Proto
 	if hash == 0 {
 		hash = e.table.Hash(&tu)
 	}
