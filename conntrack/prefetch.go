@@ -18,25 +18,36 @@ import "unsafe"
 // prefetches in its window and their walks overlap (bench/README.md,
 // "Prefetching a batch").
 
-// PrefetchMax is the most hashes PrefetchSlots and PrefetchFlows take at
+// PrefetchMax is the most hints PrefetchSlots and PrefetchFlows take at
 // once.
 const PrefetchMax = 64
 
-// Hash returns the hash of tu that PrefetchSlots and PrefetchFlows take.
+// Hint is what the prefetch passes learn of a packet's tuple: its Hash,
+// set by the caller (Table.Hash), and, from PrefetchFlows, the flow of the
+// first index slot whose tag matched and the direction the tag gave. The
+// flow is a guess, its tuple not yet compared: LookupHint checks it.
+type Hint struct {
+	Hash uint64
+	Flow *Flow
+	Dir  Dir
+}
+
+// Hash returns the hash of tu that a Hint holds.
 func (t *Table) Hash(tu *Tuple) uint64 { return hashTuple(tu, &t.seed) }
 
-// PrefetchSlots starts loading the home index slot of each hash in hs.
+// PrefetchSlots starts loading the home index slot of each hint's hash.
 // ok[i] false skips hs[i]. len(hs) must not exceed PrefetchMax.
-func (t *Table) PrefetchSlots(hs []uint64, ok []bool) {
+func (t *Table) PrefetchSlots(hs []Hint, ok []bool) {
 	if !havePrefetch {
 		return
 	}
 	var a [PrefetchMax]uintptr
 	n := 0
-	for i, h := range hs {
+	for i := range hs {
 		if !ok[i] {
 			continue
 		}
+		h := hs[i].Hash
 		if sl := t.shard(h).idx.cur.Load(); sl != nil {
 			a[n] = uintptr(unsafe.Pointer(&sl.s[home(h, len(sl.s))]))
 			n++
@@ -45,21 +56,24 @@ func (t *Table) PrefetchSlots(hs []uint64, ok []bool) {
 	prefetchLines(&a[0], n, 1)
 }
 
-// PrefetchFlows starts loading the flow of each hash in hs, found in the
-// slots a PrefetchSlots of the same hashes should have brought in: the
-// first few slots from the home slot are looked at. ok[i] false skips
-// hs[i]. len(hs) must not exceed PrefetchMax.
-func (t *Table) PrefetchFlows(hs []uint64, ok []bool) {
+// PrefetchFlows looks in the slots a PrefetchSlots of the same hints should
+// have brought in (the first few from each home slot), records in each hint
+// the flow whose tag matches, and starts loading those flows. ok[i] false
+// skips hs[i]. len(hs) must not exceed PrefetchMax.
+func (t *Table) PrefetchFlows(hs []Hint, ok []bool) {
 	if !havePrefetch {
 		return
 	}
 	var a [PrefetchMax]uintptr
 	n := 0
-	for i, h := range hs {
+	for i := range hs {
+		hs[i].Flow = nil
 		if !ok[i] {
 			continue
 		}
-		if f := t.shard(h).idx.peek(h); f != nil {
+		f, d := t.shard(hs[i].Hash).idx.peek(hs[i].Hash)
+		if f != nil {
+			hs[i].Flow, hs[i].Dir = f, d
 			a[n] = uintptr(unsafe.Pointer(f))
 			n++
 		}
@@ -67,29 +81,44 @@ func (t *Table) PrefetchFlows(hs []uint64, ok []bool) {
 	prefetchLines(&a[0], n, flowLines)
 }
 
+// LookupHint is Lookup of *tu, whose hint h a PrefetchFlows has filled:
+// the hinted flow is the answer if it holds tu in the hinted direction and
+// is live; else the index is searched. h.Hash must be t.Hash(tu).
+func (t *Table) LookupHint(tu *Tuple, h *Hint, now int64) (*Flow, Dir) {
+	if f := h.Flow; f != nil && sameTuple(&f.Tuples[h.Dir], tu) {
+		if f.Expired(now) {
+			// Removed or timed out since: the index may hold a newer
+			// flow of the same tuple.
+			return t.LookupHash(tu, h.Hash, now)
+		}
+		return f, h.Dir
+	}
+	return t.LookupHash(tu, h.Hash, now)
+}
+
 // peek returns the flow in the first slot, among the first prefetchProbes
-// from h's home, whose tag matches h in either direction, or nil. It is a
-// guess for a prefetch: the tuple is not compared.
-func (x *index) peek(h uint64) *Flow {
+// from h's home, whose tag matches h in either direction, and the direction
+// in the tag, or nil. It is a guess: the tuple is not compared.
+func (x *index) peek(h uint64) (*Flow, Dir) {
 	sl := x.cur.Load()
 	if sl == nil {
-		return nil
+		return nil, Original
 	}
 	n := len(sl.s)
 	want := tagOf(h, 0)
 	for i, probes := home(h, n), 0; probes < prefetchProbes; probes++ {
 		tg := sl.s[i].tag.Load()
 		if tg == tagEmpty {
-			return nil
+			return nil, Original
 		}
 		if tg&^1 == want {
-			return sl.s[i].flow.Load()
+			return sl.s[i].flow.Load(), Dir(tg & 1)
 		}
 		if i++; i == n {
 			i = 0
 		}
 	}
-	return nil
+	return nil, Original
 }
 
 const (

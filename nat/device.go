@@ -53,7 +53,7 @@ func (e *Engine) ProcessBatch(ps []Packet) {
 	} else {
 		for i := range ps {
 			p := &ps[i]
-			p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), 0, &c)
+			p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), nil, &c)
 		}
 	}
 	c.flush(&e.Stats)

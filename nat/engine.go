@@ -112,7 +112,7 @@ func (e *Engine) inside(a netip.Addr) bool {
 // longer). Any other packet is accepted unchanged.
 func (e *Engine) Process(pkt []byte, now time.Time) (Verdict, []byte) {
 	var c counts
-	v, out, _ := e.process(pkt, now.UnixNano(), 0, &c)
+	v, out, _ := e.process(pkt, now.UnixNano(), nil, &c)
 	c.flush(&e.Stats)
 	return v, out
 }
@@ -120,14 +120,15 @@ func (e *Engine) Process(pkt []byte, now time.Time) (Verdict, []byte) {
 // ProcessReason is Process that also says why a packet was dropped.
 func (e *Engine) ProcessReason(pkt []byte, now time.Time) (Verdict, []byte, DropReason) {
 	var c counts
-	v, out, r := e.process(pkt, now.UnixNano(), 0, &c)
+	v, out, r := e.process(pkt, now.UnixNano(), nil, &c)
 	c.flush(&e.Stats)
 	return v, out, r
 }
 
-// process is Process. hash, when not 0, is the table hash of the tuple
-// peekTuple reads from pkt, computed for a prefetch: the lookup reuses it.
-func (e *Engine) process(pkt []byte, now int64, hash uint64, c *counts) (Verdict, []byte, DropReason) {
+// process is Process. hint, when not nil, is what the prefetch passes
+// learned of the tuple peekTuple reads from pkt (its hash, and the flow its
+// index slot points to): the lookup starts from it.
+func (e *Engine) process(pkt []byte, now int64, hint *conntrack.Hint, c *counts) (Verdict, []byte, DropReason) {
 	c.in++
 	var p header.Parsed
 	if r := p.Decode(pkt); r != header.Ok {
@@ -181,10 +182,13 @@ func (e *Engine) process(pkt []byte, now int64, hash uint64, c *counts) (Verdict
 	// forwarded from them (6 ns a packet in a profile).
 	tu.Src, tu.Dst = p.Src, p.Dst
 	tu.SrcPort, tu.DstPort, tu.Proto = p.SrcPort, p.DstPort, p.Proto
-	if hash == 0 {
-		hash = e.table.Hash(&tu)
+	var f *conntrack.Flow
+	var dir conntrack.Dir
+	if hint != nil {
+		f, dir = e.table.LookupHint(&tu, hint, now)
+	} else {
+		f, dir = e.table.LookupHash(&tu, e.table.Hash(&tu), now)
 	}
-	f, dir := e.table.LookupHash(&tu, hash, now)
 	if f == nil {
 		var dr DropReason
 		if outbound {

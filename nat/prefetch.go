@@ -69,7 +69,7 @@ const prefetchGroup = 16
 
 // prefetchHints holds the hashes of three groups of packets in flight.
 type prefetchHints struct {
-	hs [3][prefetchGroup]uint64
+	hs [3][prefetchGroup]conntrack.Hint
 	ok [3][prefetchGroup]bool
 	tu conntrack.Tuple
 }
@@ -85,7 +85,7 @@ func (h *prefetchHints) slots(e *Engine, ps []Packet, g int) {
 	for j := range b {
 		p := &b[j]
 		if ok[j] = peekTuple(p.Buf[:p.N], &h.tu); ok[j] {
-			hs[j] = e.table.Hash(&h.tu)
+			hs[j].Hash = e.table.Hash(&h.tu)
 		}
 	}
 	e.table.PrefetchSlots(hs, ok)
@@ -117,12 +117,12 @@ func (e *Engine) prefetchBatch(ps []Packet, c *counts) {
 		b := ps[lo:min(lo+prefetchGroup, len(ps))]
 		hs, ok := &h.hs[g%3], &h.ok[g%3]
 		for j := range b {
-			var hash uint64
+			var hint *conntrack.Hint
 			if ok[j] {
-				hash = hs[j]
+				hint = &hs[j]
 			}
 			p := &b[j]
-			p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), hash, c)
+			p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), hint, c)
 		}
 	}
 }
