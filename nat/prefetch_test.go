@@ -186,3 +186,36 @@ func FuzzPeekTuple(f *testing.F) {
 		}
 	})
 }
+
+// TestPrefetchBatchAllocatesNothing: the prefetch passes (hints on the
+// stack, the hinted lookup) allocate nothing on established flows.
+func TestPrefetchBatchAllocatesNothing(t *testing.T) {
+	defer func(m int) { prefetchMin = m }(prefetchMin)
+	prefetchMin = 0
+	e := snatEngine(t)
+	var pkts [][]byte
+	for step := range 4 {
+		for k := range 100 {
+			pkts = append(pkts, flowPackets(1, k)[step])
+		}
+	}
+	if vs, _ := runBatches(e, pkts); vs[len(vs)-1] != Accept {
+		t.Fatal("setup dropped")
+	}
+	ps := NewBatch(64)
+	data := pkts[200:] // data both ways on established flows
+	run := func() {
+		for i := range ps {
+			ps[i].N = copy(ps[i].Buf, data[i*3%len(data)])
+			ps[i].Time = t0
+		}
+		e.ProcessBatch(ps)
+		if ps[0].Verdict != Accept {
+			t.Fatal("dropped")
+		}
+	}
+	run()
+	if n := testing.AllocsPerRun(100, run); n != 0 {
+		t.Fatalf("%v allocations per batch, want 0", n)
+	}
+}
