@@ -85,12 +85,9 @@ func (t *Table) PrefetchFlows(hs []Hint, ok []bool) {
 // the hinted flow is the answer if it holds tu in the hinted direction and
 // is live; else the index is searched. h.Hash must be t.Hash(tu).
 func (t *Table) LookupHint(tu *Tuple, h *Hint, now int64) (*Flow, Dir) {
-	if f := h.Flow; f != nil && sameTuple(&f.Tuples[h.Dir], tu) {
-		if f.Expired(now) {
-			// Removed or timed out since: the index may hold a newer
-			// flow of the same tuple.
-			return t.LookupHash(tu, h.Hash, now)
-		}
+	// A hinted flow removed or timed out since may have a newer flow of the
+	// same tuple in the index: search it then too.
+	if f := h.Flow; f != nil && sameTuple(&f.Tuples[h.Dir], tu) && !f.Expired(now) {
 		return f, h.Dir
 	}
 	return t.LookupHash(tu, h.Hash, now)

@@ -74,13 +74,15 @@ type prefetchHints struct {
 	tu conntrack.Tuple
 }
 
+// group returns group g of ps, empty past its end.
+func group(ps []Packet, g int) []Packet {
+	lo := min(g*prefetchGroup, len(ps))
+	return ps[lo:min(lo+prefetchGroup, len(ps))]
+}
+
 // slots hashes the tuples of group g of ps and asks for their index slots.
 func (h *prefetchHints) slots(e *Engine, ps []Packet, g int) {
-	lo := g * prefetchGroup
-	if lo >= len(ps) {
-		return
-	}
-	b := ps[lo:min(lo+prefetchGroup, len(ps))]
+	b := group(ps, g)
 	hs, ok := h.hs[g%3][:len(b)], h.ok[g%3][:len(b)]
 	for j := range b {
 		p := &b[j]
@@ -93,11 +95,7 @@ func (h *prefetchHints) slots(e *Engine, ps []Packet, g int) {
 
 // flows asks for the flows of group g of ps, whose slots were asked for.
 func (h *prefetchHints) flows(e *Engine, ps []Packet, g int) {
-	lo := g * prefetchGroup
-	if lo >= len(ps) {
-		return
-	}
-	n := min(prefetchGroup, len(ps)-lo)
+	n := len(group(ps, g))
 	e.table.PrefetchFlows(h.hs[g%3][:n], h.ok[g%3][:n])
 }
 
@@ -113,10 +111,8 @@ func (e *Engine) prefetchBatch(ps []Packet, c *counts) {
 	for g := 0; g*prefetchGroup < len(ps); g++ {
 		h.slots(e, ps, g+2)
 		h.flows(e, ps, g+1)
-		lo := g * prefetchGroup
-		b := ps[lo:min(lo+prefetchGroup, len(ps))]
 		hs, ok := &h.hs[g%3], &h.ok[g%3]
-		for j := range b {
+		for j, b := 0, group(ps, g); j < len(b); j++ {
 			var hint *conntrack.Hint
 			if ok[j] {
 				hint = &hs[j]
