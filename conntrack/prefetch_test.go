@@ -52,3 +52,56 @@ func TestLookupHint(t *testing.T) {
 		t.Fatalf("hint of a removed flow gave %p", g)
 	}
 }
+
+// TestPeekReach: peek finds a tuple's flow exactly when its slot lies
+// within prefetchProbes of its home, and at the most loaded an index gets
+// (just below a resize) that covers all but a few tuples, so that few
+// packets fall back from the hinted lookup to a probe of the index that
+// misses the caches again.
+func TestPeekReach(t *testing.T) {
+	var seed [6]uint64
+	for i := range seed {
+		seed[i] = uint64(i+1) * 0x9e3779b97f4a7c15
+	}
+	var x index
+	var fs []*Flow
+	for k := 0; ; k++ {
+		if sl := x.cur.Load(); sl != nil && len(sl.s) > 1<<17 && (x.used+1)*10 > len(sl.s)*maxLoad {
+			break
+		}
+		o := Tuple{Src: inside, Dst: remote, SrcPort: uint16(k), DstPort: uint16(k >> 16), Proto: ProtoTCP}
+		f := NewFlow(o, o)
+		x.put(f, Original, hashTuple(&o, &seed), &seed)
+		fs = append(fs, f)
+	}
+	sl := x.cur.Load()
+	n := len(sl.s)
+	at := make(map[*Flow]int, len(fs))
+	for i := range sl.s {
+		if f := sl.s[i].flow.Load(); f != nil {
+			at[f] = i
+		}
+	}
+	found := 0
+	for _, f := range fs {
+		h := hashTuple(&f.Tuples[Original], &seed)
+		g, _ := x.peek(h)
+		near := (at[f]-home(h, n)+n)%n < prefetchProbes
+		if g == f {
+			found++
+		}
+		// Another flow with the same 31 tag bits may come first.
+		if near && g != f && (g == nil || tagOf(hashTuple(&g.Tuples[Original], &seed), 0) != tagOf(h, 0)) {
+			t.Fatalf("peek missed a flow %d slots from home", (at[f]-home(h, n)+n)%n)
+		}
+		if !near && g == f {
+			t.Fatalf("peek found a flow beyond %d probes", prefetchProbes)
+		}
+	}
+	load := float64(x.live) / float64(n)
+	share := float64(found) / float64(len(fs))
+	t.Logf("load %.3f: peek found %.4f of %d flows", load, share, len(fs))
+	if share < 0.96 {
+		t.Errorf("at load %.3f peek found only %.4f of the flows", load, share)
+	}
+}
