@@ -63,10 +63,11 @@ func flowPackets(w, k int) [][]byte {
 	}
 }
 
-// runBatches sends pkts through e in batches of 64 and returns the
-// verdicts and packets out.
+// runBatches sends pkts through e in batches of three prefetch groups but
+// a few packets, so that the pipeline of prefetchBatch runs through whole
+// groups and a partial one, and returns the verdicts and packets out.
 func runBatches(e *Engine, pkts [][]byte) ([]Verdict, [][]byte) {
-	ps := make([]Packet, 64)
+	ps := make([]Packet, 3*prefetchGroup-5)
 	for i := range ps {
 		ps[i].Buf = make([]byte, MaxPacket)
 	}
@@ -202,7 +203,7 @@ func TestPrefetchBatchAllocatesNothing(t *testing.T) {
 	if vs, _ := runBatches(e, pkts); vs[len(vs)-1] != Accept {
 		t.Fatal("setup dropped")
 	}
-	ps := NewBatch(64)
+	ps := NewBatch(2*prefetchGroup + 9)
 	data := pkts[200:] // data both ways on established flows
 	run := func() {
 		for i := range ps {
