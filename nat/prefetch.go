@@ -68,9 +68,11 @@ func peekTuple(b []byte, tu *conntrack.Tuple) bool {
 // misses the TLB holds up the instructions behind it until its page walk
 // is done, so each pass costs about one walk plus the walks it has to
 // queue; the more walks a pass has, the less the first one weighs. Once
-// peek reached past the home line (conntrack.prefetchProbes), 64 beat 16:
-// at 1M flows, pinned, 6 of 6 pairs of alternating runs on cpu1 (in the
-// fast phase 140-148 against 148-159 ns/packet); 4k-100k flows unchanged.
+// peek reached past the home line (conntrack.prefetchProbes), 64 beat 16
+// at 1M flows in 18 of 19 alternating pairs of runs pinned to cpu1 (in the
+// fast phase 135-150 against 147-159 ns/packet), 7 of 13 on cpu0, within
+// its noise; 4k-100k flows unchanged (bench/README.md, "Prefetching a
+// batch").
 // Larger batches are still pipelined in groups of this size.
 const prefetchGroup = 64
 
