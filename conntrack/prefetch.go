@@ -57,9 +57,9 @@ func (t *Table) PrefetchSlots(hs []Hint, ok []bool) {
 }
 
 // PrefetchFlows looks in the slots a PrefetchSlots of the same hints should
-// have brought in (up to prefetchProbes slots from each home), records in each hint
-// the flow whose tag matches, and starts loading those flows. ok[i] false
-// skips hs[i]. len(hs) must not exceed PrefetchMax.
+// have brought in, records in each hint the flow whose tag matches (among
+// the prefetchProbes slots from its home), and starts loading those flows.
+// ok[i] false skips hs[i]. len(hs) must not exceed PrefetchMax.
 func (t *Table) PrefetchFlows(hs []Hint, ok []bool) {
 	if !havePrefetch {
 		return
@@ -120,14 +120,14 @@ func (x *index) peek(h uint64) (*Flow, Dir) {
 
 const (
 	// prefetchProbes bounds how far peek follows a probe sequence. Only
-	// the home slot's line was prefetched, and a peek that reads on stalls
-	// on the next lines; but these misses overlap with the other peeks of
-	// the pass, while a tuple peek gives up on costs its packet a whole
+	// the home slot's line was prefetched, so reading past it stalls the
+	// peek; but those misses overlap with the other peeks of the pass,
+	// whereas a tuple the peek gives up on costs its packet a whole
 	// dependent lookup later. With linear probing at the index's usual
-	// load of 0.6, 6% of tuples lie 4 or more slots from home; at 4 probes
-	// those fell back, at 16 (four lines) 0.3% do, 2.6% at the highest
-	// load of 0.8 (TestPeekReach). 1M flows: 177 -> 166 -> 160 ns/packet
-	// for 4, 8 and 16 (bench/README.md, "Prefetching a batch").
+	// load of 0.6, 6% of tuples lie 4 or more slots from home and 0.3% 16
+	// or more; at the highest load, 0.8, 2.6% lie beyond 16
+	// (TestPeekReach). 1M flows: 177, 166 and 160 ns/packet with 4, 8 and
+	// 16 probes (bench/README.md, "Prefetching a batch").
 	prefetchProbes = 16
 	// flowLines is how many cache lines a Flow can span (160 bytes).
 	flowLines = 3

@@ -72,8 +72,7 @@ func peekTuple(b []byte, tu *conntrack.Tuple) bool {
 // at 1M flows in 18 of 19 alternating pairs of runs pinned to cpu1 (in the
 // fast phase 135-150 against 147-159 ns/packet), 7 of 13 on cpu0, within
 // its noise; 4k-100k flows unchanged (bench/README.md, "Prefetching a
-// batch").
-// Larger batches are still pipelined in groups of this size.
+// batch"). Larger batches are still pipelined in groups of this size.
 const prefetchGroup = 64
 
 // prefetchHints holds the hashes of three groups of packets in flight.
