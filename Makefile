@@ -4,7 +4,8 @@
 #   make test   install what the tests need, then run them all (CI runs this)
 #
 # Other targets: build, deps, vet, fuzz (FUZZTIME per target), bench,
-# bench-plot, bench-go, bench-live (natalg vs the kernel on a real download),
+# bench-plot, bench-go, bench-targets (the runs behind bench/README.md's
+# target table), bench-live (natalg vs the kernel on a real download),
 # record (re-record the kernel golden sessions), clean.
 
 GO        ?= go
@@ -16,7 +17,7 @@ FUZZTIME  ?= 30s
 # with vsftpd in Debian: testdata/e2e/deps.sh unpacks it beside it.
 APT_PKGS  := iproute2 iptables vsftpd curl lftp tcpdump ethtool conntrack wireshark-common procps python3
 
-.PHONY: all build deps vet test test-unit demo fuzz record clean bench bench-plot bench-go bench-live
+.PHONY: all build deps vet test test-unit demo fuzz record clean bench bench-plot bench-go bench-targets bench-live
 
 all: build
 
@@ -96,6 +97,22 @@ bench:
 
 bench-plot:
 	$(GO) run ./cmd/natalg bench --scenario established --flows 1000,10000,100000,1000000 --plot bench-established.png
+
+# bench-targets: the runs behind bench/README.md's target table, pinned to
+# vCPU $(CPU) where one core is measured (the machine's vCPUs change speed
+# from minute to minute: see bench/README.md, "Running it"). About a minute.
+CPU ?= 1
+bench-targets: build
+	@echo "== targets 1, 3, 4: 1k and 1M flows in turn, 9 rounds (ratio within each round)"
+	taskset -c $(CPU) $(BIN) bench --scenario established --flows 1000,1000000 --rounds 9
+	@echo "== target 2: FTP control segments with rewrites"
+	taskset -c $(CPU) $(BIN) bench --scenario ftp-control --flows 1000
+	@echo "== target 5: 1 and 2 workers on one table, 100k flows, alternating (packets/s)"
+	@for i in 1 2 3 4 5; do for c in 1 2; do \
+		printf 'workers %s: ' $$c; \
+		$(BIN) bench --scenario established --flows 100000 --cores $$c --json | tail -1 | \
+			grep -o '"packets_per_second":[0-9.]*' | cut -d: -f2; \
+	done; done
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./nat/... ./conntrack ./seqdelta ./alg
