@@ -19,23 +19,25 @@ const (
 // Engine translates packets. It is safe for concurrent use by several
 // workers sharing one flow table.
 type Engine struct {
-	// Stats come first, then a cache line's worth of padding, so that no
-	// field read on every packet shares a cache line with a counter: every
-	// worker adds its batch's counts to Stats, and a field read per packet
-	// on the same line would be fetched back from the other worker's cache
-	// after each of its batches. The heap places the Engine at the start of
-	// a 64-byte line, or 8 bytes into it (the allocation header of a large
-	// object with pointers), so Stats' first four counters share one line.
-	// See bench/README.md, "Scaling with workers".
-	Stats Stats
-	_     [64]byte
-
 	cfg     Config
 	table   *conntrack.Table
 	ports   *portMap
 	public  [2]netip.Addr // by family; invalid if none
+	n64     *nat64        // nil unless NAT64 is on
 	ftpPort [65536 / 64]uint64
-	n64     *nat64 // nil unless NAT64 is on
+
+	// Stats come last, a cache line's worth of padding on either side, so
+	// that no field read on every packet shares a cache line with a
+	// counter: every worker adds its batch's counts to Stats, and a line
+	// read per packet that a counter shares would be fetched back from the
+	// other worker's cache after each of its batches. Not first: the
+	// compiler checks a nil *Engine by loading its first byte before
+	// reading a field past the first 4 KiB (ftpPort is 8 KiB), so the
+	// first line is read on every packet. See bench/README.md, "Scaling
+	// with workers".
+	_     [64]byte
+	Stats Stats
+	_     [64]byte
 }
 
 // New returns an engine for cfg.
