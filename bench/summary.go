@@ -18,6 +18,12 @@ type Summary struct {
 	Counts   []CountSummary `json:"counts"`
 
 	// The medians of the last flow count, under the names of a Result.
+	Medians
+}
+
+// Medians are the medians over the rounds of one flow count's figures,
+// under the names of a Result (in JSON too: the struct is embedded).
+type Medians struct {
 	Flows            int     `json:"flows"`
 	NsPerPacket      float64 `json:"ns_per_packet"`
 	CPUNsPerPacket   float64 `json:"cpu_ns_per_packet"`
@@ -28,12 +34,7 @@ type Summary struct {
 
 // CountSummary is the medians over the rounds of one flow count.
 type CountSummary struct {
-	Flows            int     `json:"flows"`
-	NsPerPacket      float64 `json:"ns_per_packet"`
-	CPUNsPerPacket   float64 `json:"cpu_ns_per_packet"`
-	PacketsPerSecond float64 `json:"packets_per_second"`
-	AllocsPerPacket  float64 `json:"allocs_per_packet"`
-	BytesPerFlow     float64 `json:"bytes_per_flow"`
+	Medians
 	// CPURatio is the median over the rounds of this count's CPU time per
 	// packet divided by the first count's in the same round; CPURatioMin
 	// and CPURatioMax are its range.
@@ -62,16 +63,14 @@ func Summarize(rs []*Result, counts []int, rounds int) (*Summary, error) {
 				ratio = append(ratio, x.CPUNsPerPacket/first.CPUNsPerPacket)
 			}
 		}
-		c := CountSummary{Flows: n, NsPerPacket: median(ns), CPUNsPerPacket: median(cpu),
-			PacketsPerSecond: median(pps), AllocsPerPacket: median(allocs), BytesPerFlow: median(bpf)}
+		c := CountSummary{Medians: Medians{Flows: n, NsPerPacket: median(ns), CPUNsPerPacket: median(cpu),
+			PacketsPerSecond: median(pps), AllocsPerPacket: median(allocs), BytesPerFlow: median(bpf)}}
 		if len(ratio) > 0 {
 			c.CPURatio, c.CPURatioMin, c.CPURatioMax = median(ratio), slices.Min(ratio), slices.Max(ratio)
 		}
 		s.Counts = append(s.Counts, c)
 	}
-	last := s.Counts[len(s.Counts)-1]
-	s.Flows, s.NsPerPacket, s.CPUNsPerPacket = last.Flows, last.NsPerPacket, last.CPUNsPerPacket
-	s.PacketsPerSecond, s.AllocsPerPacket, s.BytesPerFlow = last.PacketsPerSecond, last.AllocsPerPacket, last.BytesPerFlow
+	s.Medians = s.Counts[len(s.Counts)-1].Medians
 	return s, nil
 }
 
