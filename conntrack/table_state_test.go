@@ -18,7 +18,7 @@ func TestRestoreKeepsRecord(t *testing.T) {
 	f.Touch(Original, FlagACK, 12*sec, tb.Timeouts())
 	f.Touch(Reply, FlagFIN|FlagACK, 13*sec, tb.Timeouts())
 	r := f.Record()
-	if r.TCP != TCPFinWait || r.FINs != 2 || r.Created != 10*sec || r.Expires != 13*sec+int64(DefaultTimeouts.TCPTransitory) {
+	if r.TCP != TCPFinWait || r.FINs != 2 || r.Created != 10*sec || r.Expires != 13*sec+int64(DefaultTimeouts.TCPEstablished) {
 		t.Fatalf("record %+v", r)
 	}
 	t2 := NewTable(Config{})
@@ -40,11 +40,12 @@ func TestRestoreKeepsRecord(t *testing.T) {
 	if t2.Stats.FlowsCreated.Load() != 0 {
 		t.Fatal("a restored flow counted as created")
 	}
-	// shorter timeouts now: the deadline is cut
+	// shorter timeouts now: the deadline is cut (half-closed has the
+	// established timeout, RFC 5382 §5 REQ-5)
 	t3 := NewTable(Config{Timeouts: Timeouts{TCPEstablished: time.Minute, TCPTransitory: time.Second, UDP: 1, ICMP: 1, Other: 1, Expectation: 1}})
 	g = RestoreFlow(r)
-	if err := t3.Restore(g, 20*sec); err != nil || g.Expires() != 21*sec {
-		t.Fatalf("cut deadline %d (%v), want %d", g.Expires(), err, 21*sec)
+	if err := t3.Restore(g, 20*sec); err != nil || g.Expires() != 80*sec {
+		t.Fatalf("cut deadline %d (%v), want %d", g.Expires(), err, 80*sec)
 	}
 }
 
