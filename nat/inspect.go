@@ -90,6 +90,8 @@ func flowKind(tag uint8) string {
 		return "forward"
 	case tagExpected:
 		return "expected"
+	case tagMapped:
+		return "mapped"
 	case tag64:
 		return "nat64"
 	case tag64Expected:

@@ -501,6 +501,10 @@ func (e *Engine) restore(dec *decoded, now int64, st *LoadStats) {
 			count(st, err)
 			continue
 		}
+		if sf.rec.Tag == tagSNAT {
+			// address-dependent filtering knows whom the endpoint sent to
+			m.addPeer(in, sf.rec.Tuples[conntrack.Original].Dst)
+		}
 		made[i] = f
 		st.Flows++
 		if ext != nil {
@@ -602,8 +606,9 @@ func (e *Engine) fits(r *conntrack.FlowRecord) (m *portMap, in endpoint, ok bool
 			}
 		}
 		return nil, endpoint{}, false
-	case tagExpected:
-		ok = o.Dst == e.public[familyOf(o.Dst)] && e.inside(p.Src) && p.Dst == o.Src && p.DstPort == o.SrcPort && o.DstPort != 0
+	case tagExpected, tagMapped:
+		ok = o.Dst == e.public[familyOf(o.Dst)] && e.inside(p.Src) && p.Dst == o.Src && p.DstPort == o.SrcPort && o.DstPort != 0 &&
+			(r.Tag == tagExpected || o.Proto == header.ProtoUDP || o.Proto == header.ProtoTCP)
 		return e.ports, endpoint{addr: p.Src, port: p.SrcPort, proto: p.Proto}, ok
 	case tag64:
 		// An IPv6 client to the prefix; the IPv4 server embedded there,

@@ -51,6 +51,7 @@ const (
 	DropBadUDPZeroChecksum             // IPv6 UDP with checksum 0 (RFC 8200 §8.1)
 	DropNoPickup                       // TCP non-SYN with no flow, pickup disabled
 	DropNAT64Untranslatable            // NAT64: no RFC 7915 translation (see the xlat counters)
+	DropFiltered                       // inbound to a mapping whose filtering (RFC 4787 §5) refuses its source
 	numDropReasons
 )
 
@@ -58,7 +59,7 @@ var dropNames = [numDropReasons]string{
 	"none", "malformed", "fragment", "unsupported_protocol", "no_flow", "table_full",
 	"ports_exhausted", "clash", "bad_l4_checksum", "alg_map_failed", "alg_held",
 	"alg_out_of_order", "alg_retrans_mismatch", "too_big", "icmp_error_no_flow",
-	"udp6_zero_checksum", "no_pickup", "nat64_untranslatable",
+	"udp6_zero_checksum", "no_pickup", "nat64_untranslatable", "filtered",
 }
 
 func (r DropReason) String() string {
