@@ -55,8 +55,8 @@ type Timeouts struct {
 	// UDP applies to UDP flows. RFC 4787 §4.3 REQ-5: at least 2 minutes, 5
 	// recommended.
 	UDP time.Duration
-	// ICMP applies to ICMP query (echo) flows. RFC 5508 §3.1 REQ-1: at least
-	// 60 seconds.
+	// ICMP applies to ICMP query (echo) flows. RFC 5508 §3.2 REQ-2: "An
+	// ICMP Query session timer MUST NOT expire in less than 60 seconds".
 	ICMP time.Duration
 	// Other applies to any other protocol.
 	Other time.Duration

@@ -40,7 +40,14 @@ NAT flags (shared by the subcommands that translate):
   --ftp-port PORT     FTP control port to inspect (repeatable; default 21)
   --allow-low-ports   let FTP announce data ports below 1024
   --no-ftp            turn the FTP gateway off
-  --max-flows N       flow table size (default 1048576)
+  --max-flows N       flow table size (default 1048576, at least 1)
+  --filtering MODE    inbound UDP/TCP through a mapping (RFC 4787 REQ-8):
+                      eif, adf (default) or apdf
+  --timeout-tcp-established D, --timeout-tcp-transitory D, --timeout-udp D,
+  --timeout-icmp D, --timeout-expect D
+                      idle timeouts (defaults 2h4m, 4m, 5m, 60s, 5m); values
+                      below the RFC minimums (2h4m, 4m, 2m, 60s, 30s) are
+                      refused unless --allow-nonconforming-timeouts is given
   --nat64-prefix P    NAT64: IPv6 packets to this RFC 6052 prefix (64:ff9b::/96)
                       are translated to IPv4 (with --nat64-pool)
   --nat64-pool P      NAT64: the IPv4 pool IPv6 clients are translated to
