@@ -162,8 +162,8 @@ func TestFilteredFlowHoldsMapping(t *testing.T) {
 		t.Fatalf("Y with no outbound flow to it left: %v, want filtered", r)
 	}
 	e.Expire(at.Add(time.Hour))
-	if e.Table().Len() != 0 || e.Bindings() != 0 {
-		t.Fatalf("flows %d, bindings %d after all expired", e.Table().Len(), e.Bindings())
+	if e.Table().Len() != 0 || e.Bindings() != 0 || len(e.ports.peers) != 0 {
+		t.Fatalf("flows %d, bindings %d, peers %d after all expired", e.Table().Len(), e.Bindings(), len(e.ports.peers))
 	}
 }
 
@@ -179,5 +179,41 @@ func TestParseFiltering(t *testing.T) {
 	}
 	if _, err := New(Config{Public: []netip.Addr{pubIP}, Filtering: 7}); err == nil {
 		t.Error("unknown filtering accepted")
+	}
+}
+
+// TestFilteringAcrossRestore: a saved state restores the flows a mapping
+// let in (kind "mapped", holding the mapping's binding) and what
+// address-dependent filtering knows of the peers the inside endpoint sent
+// to, so the same packets are let in or filtered after a restart.
+func TestFilteringAcrossRestore(t *testing.T) {
+	mk := func(t *testing.T) *Engine { return filterEngine(t, FilterAddressDependent) }
+	e := mk(t)
+	x := ap("198.18.0.2:5000")
+	pub := netip.AddrPortFrom(pubIP, 5000)
+	e.Process(udpPkt(x, ap("198.19.0.2:3478"), "out", false), t0)
+	if v, _ := e.Process(udpPkt(ap("198.19.0.2:3479"), pub, "in", false), t0); v != Accept {
+		t.Fatal("Y:y2 refused before the restart")
+	}
+	e2, st, _ := saveLoad(t, e, mk, t0.Add(time.Second))
+	if st.Flows != 2 || st.Misfit+st.Clash != 0 || e2.Bindings() != 1 {
+		t.Fatalf("load stats %+v, %d bindings", st, e2.Bindings())
+	}
+	kinds := map[string]int{}
+	e2.Flows(func(fi FlowInfo) { kinds[fi.Kind]++ })
+	if kinds["snat"] != 1 || kinds["mapped"] != 1 {
+		t.Fatalf("restored kinds %v", kinds)
+	}
+	later := t0.Add(2 * time.Second)
+	if v, _, r := e2.ProcessReason(udpPkt(ap("198.19.0.2:3480"), pub, "in", false), later); v != Accept {
+		t.Fatalf("another port of Y after the restart: %v", r)
+	}
+	if _, _, r := e2.ProcessReason(udpPkt(ap("198.19.0.3:3478"), pub, "in", false), later); r != DropFiltered {
+		t.Fatalf("Z after the restart: %v, want filtered", r)
+	}
+	// Everything it holds is released when it goes.
+	e2.Expire(later.Add(time.Hour))
+	if e2.Table().Len() != 0 || e2.Bindings() != 0 || len(e2.ports.peers) != 0 {
+		t.Fatalf("%d flows, %d bindings, %d peers left", e2.Table().Len(), e2.Bindings(), len(e2.ports.peers))
 	}
 }
