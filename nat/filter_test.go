@@ -217,3 +217,39 @@ func TestFilteringAcrossRestore(t *testing.T) {
 		t.Fatalf("%d flows, %d bindings, %d peers left", e2.Table().Len(), e2.Bindings(), len(e2.ports.peers))
 	}
 }
+
+// TestMappingRefresh: RFC 4787 §4.3 REQ-6, outbound packets refresh the
+// mapping ("NAT Outbound refresh behavior" of "True"; inbound packets of
+// the flow do too, which REQ-6a allows); RFC 7857 §7, inbound packets the
+// filtering refuses do not ("such packets SHOULD NOT refresh the mapping");
+// RFC 7857 §6, filtering is protocol-dependent: a UDP mapping lets no TCP
+// in, even under endpoint-independent filtering.
+func TestMappingRefresh(t *testing.T) {
+	e := filterEngine(t, FilterAddressDependent)
+	x := ap("198.18.0.2:5000")
+	y := ap("198.19.0.2:3478")
+	pub := netip.AddrPortFrom(pubIP, 5000)
+	udp := e.Table().Timeouts().UDP
+	e.Process(udpPkt(x, y, "out", false), t0)
+	// Refused packets from Z, just before the timeout, change nothing.
+	for i := range 10 {
+		e.Process(udpPkt(ap("198.19.0.3:3478"), pub, "in", false), t0.Add(udp-time.Duration(10-i)*time.Second))
+	}
+	e.Expire(t0.Add(udp + time.Second))
+	if e.Table().Len() != 0 || e.Bindings() != 0 {
+		t.Fatalf("refused inbound packets kept the mapping: %d flows, %d bindings", e.Table().Len(), e.Bindings())
+	}
+	// An outbound packet refreshes it.
+	e.Process(udpPkt(x, y, "out", false), t0)
+	e.Process(udpPkt(x, y, "again", false), t0.Add(udp-time.Second))
+	e.Expire(t0.Add(udp + time.Second))
+	if e.Bindings() != 1 {
+		t.Fatal("an outbound packet did not refresh the mapping")
+	}
+	// Protocol-dependent: TCP to the UDP mapping's port is not let in.
+	ei := filterEngine(t, FilterEndpointIndependent)
+	ei.Process(udpPkt(x, y, "out", false), t0)
+	if _, _, r := ei.ProcessReason(tcpSeg{src: y, dst: pub, seq: 1, flags: fSYN}.build(), t0); r != DropNoFlow {
+		t.Fatalf("TCP through a UDP mapping: %v, want no_flow", r)
+	}
+}
