@@ -10,11 +10,11 @@ import (
 )
 
 // nat64Tuples: an IPv6-only client fd00:64::2 reaching the IPv4 server
-// 198.18.0.2 at its RFC 6052 address 64:ff9b::c612:2, translated to the pool
+// 198.18.0.2 at its RFC 6052 address 2001:db8:64::c612:2, translated to the pool
 // address 198.19.64.1.
 func nat64Tuples() [2]conntrack.Tuple {
 	return [2]conntrack.Tuple{
-		{Src: netip.MustParseAddr("fd00:64::2"), Dst: netip.MustParseAddr("64:ff9b::c612:2"), SrcPort: 40000, DstPort: 21, Proto: 6},
+		{Src: netip.MustParseAddr("fd00:64::2"), Dst: netip.MustParseAddr("2001:db8:64::c612:2"), SrcPort: 40000, DstPort: 21, Proto: 6},
 		{Src: netip.MustParseAddr("198.18.0.2"), Dst: netip.MustParseAddr("198.19.64.1"), SrcPort: 21, DstPort: 40000, Proto: 6},
 	}
 }

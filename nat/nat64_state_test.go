@@ -146,7 +146,7 @@ func TestStateNAT64FTPActive(t *testing.T) {
 	if d.Version != 6 || d.Dst != cli6.Addr() || d.DstPort != 50000 || d.Src != srv6.Addr() || d.SrcPort != 20 {
 		t.Fatalf("data SYN in as v%d %v:%d -> %v:%d", d.Version, d.Src, d.SrcPort, d.Dst, d.DstPort)
 	}
-	w.send(tcpSeg{src: cli6Port(50000), dst: ap("[64:ff9b::c612:4002]:20"), seq: 3000, ack: 9001, flags: fSYN | fACK}.build())
+	w.send(tcpSeg{src: cli6Port(50000), dst: ap("[2001:db8:64::c612:4002]:20"), seq: 3000, ack: 9001, flags: fSYN | fACK}.build())
 	if e.Bindings() != e2.Bindings() || e.poolRefs() != e2.poolRefs() || e2.Table().ExpectationCount() != 0 {
 		t.Fatalf("with the data connection: %d/%d bindings, %d/%d references", e.Bindings(), e2.Bindings(), e.poolRefs(), e2.poolRefs())
 	}
@@ -235,7 +235,7 @@ func TestStateNAT64EPSVProbe(t *testing.T) {
 // and translate the answers the same.
 func TestStateNAT64UDPAndEcho(t *testing.T) {
 	e := nat64Engine(t)
-	dns6 := ap("[64:ff9b::c612:4002]:53")
+	dns6 := ap("[2001:db8:64::c612:4002]:53")
 	o := send64(t, e, udpPkt(ap("[fd00:64::2]:5353"), dns6, "query", false))
 	ping := send64(t, e, icmpEcho(netip.MustParseAddr("fd00:64::2"), srv6.Addr(), false, 99))
 	e2, st, _ := saveLoad(t, e, mk64, t0)
@@ -264,7 +264,7 @@ func TestStateNAT64ConfigChanged(t *testing.T) {
 		cfg  Config
 	}{
 		{"NAT64 off", Config{Inside: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16")}, Public: []netip.Addr{pubIP}}},
-		{"another prefix", Config{NAT64Prefix: netip.MustParsePrefix("2001:db8:64::/96"), NAT64Pool: pool64}},
+		{"another prefix", Config{NAT64Prefix: netip.MustParsePrefix("fd00:6464::/96"), NAT64Pool: pool64}},
 		{"another pool", Config{NAT64Prefix: pfx64, NAT64Pool: netip.MustParsePrefix("198.19.65.0/30")}},
 	} {
 		mk := func(t *testing.T) *Engine {

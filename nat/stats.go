@@ -51,6 +51,8 @@ const (
 	DropBadUDPZeroChecksum             // IPv6 UDP with checksum 0 (RFC 8200 §8.1)
 	DropNoPickup                       // TCP non-SYN with no flow, pickup disabled
 	DropNAT64Untranslatable            // NAT64: no RFC 7915 translation (see the xlat counters)
+	DropNAT64NonGlobal                 // NAT64: the well-known prefix with a non-global IPv4 address (RFC 6052 §3.1)
+	DropNAT64SrcInPrefix               // NAT64: an IPv6 source inside the NAT64 prefix (RFC 6146 §3.5)
 	numDropReasons
 )
 
@@ -59,6 +61,7 @@ var dropNames = [numDropReasons]string{
 	"ports_exhausted", "clash", "bad_l4_checksum", "alg_map_failed", "alg_held",
 	"alg_out_of_order", "alg_retrans_mismatch", "too_big", "icmp_error_no_flow",
 	"udp6_zero_checksum", "no_pickup", "nat64_untranslatable",
+	"nat64_non_global", "nat64_src_in_prefix",
 }
 
 func (r DropReason) String() string {

@@ -7,10 +7,10 @@ package main
 //
 //	[client ns] i-eth <--veth--> r-in [router ns] r-out <--veth--> o-eth [server ns]
 //	 fd00:64::2/64          fd00:64::1/64  198.18.64.1/24          198.18.64.2/24 (vsftpd)
-//	 default via fd00:64::1     TUN nat64: 64:ff9b::/96,           198.18.64.3/24 (noepsvftp.py)
+//	 default via fd00:64::1     TUN nat64: 2001:db8:64::/96,           198.18.64.3/24 (noepsvftp.py)
 //	                            198.19.64.0/24 (the pool)          198.19.64.0/24 via 198.18.64.1
 //
-// The client has no IPv4 address: it dials the server as 64:ff9b::c612:4002
+// The client has no IPv4 address: it dials the server as 2001:db8:64::c612:4002
 // (198.18.64.2 in the prefix). natalg run, with the NAT64 flags alone, makes
 // the TUN device and its routes in the router namespace and removes them
 // when it stops.
@@ -43,12 +43,12 @@ const (
 	n64RouterOut = "198.18.64.1"
 	n64Server    = "198.18.64.2" // vsftpd
 	n64NoEPSV    = "198.18.64.3" // noepsvftp.py
-	n64Prefix    = "64:ff9b::/96"
+	n64Prefix    = "2001:db8:64::/96"
 	n64Pool      = "198.19.64.0/24"
 	n64Dev       = "nat64"
 	// the IPv4 hosts as the client sees them (RFC 6052 §2.2, /96)
-	n64ServerV6 = "64:ff9b::c612:4002"
-	n64NoEPSVV6 = "64:ff9b::c612:4003"
+	n64ServerV6 = "2001:db8:64::c612:4002"
+	n64NoEPSVV6 = "2001:db8:64::c612:4003"
 )
 
 // nat64Tools are what the NAT64 suite runs (no ProFTPD, iptables or
@@ -451,7 +451,7 @@ func TestNAT64E2E(t *testing.T) {
 			// hop limit 2: 1 after the router's IPv6 forwarding, TTL 1
 			// after translation, expired by its IPv4 forwarding; the
 			// ICMPv4 error comes from 198.18.64.1, so from
-			// 64:ff9b::c612:4001 once translated
+			// 2001:db8:64::c612:4001 once translated
 			res, err := probe("--dst", n64ServerV6, "echo", "--count", "2", "--hop-limit", "2")
 			if err != nil {
 				t.Errorf("hop limit 2 to %s: no ICMPv6 error back: %v", n64ServerV6, err)
