@@ -146,6 +146,12 @@ type Config struct {
 	// client keeps one pool address (paired pooling, RFC 7857 §4). Packets
 	// to a pool address are inbound NAT64 packets.
 	NAT64Pool netip.Prefix
+	// NAT64KeepMSS leaves the MSS option of translated SYNs alone. By
+	// default the MSS an IPv4 host announces is lowered by 20 bytes on its
+	// way to the IPv6 side (see nat64MSSDelta), so that the IPv6 peer's
+	// full-sized segments still fit the IPv4 path once translated, and
+	// connections do not depend on Packet Too Big delivery alone.
+	NAT64KeepMSS bool
 }
 
 // validate checks c and fills defaults.

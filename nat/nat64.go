@@ -329,8 +329,22 @@ func (e *Engine) translate64(p *header.Parsed, f *conntrack.Flow, dir conntrack.
 	if p.DstPort != t.SrcPort && (!isICMP(p.Proto) || p.DstPort != 0) {
 		p.SetDstPort(t.SrcPort)
 	}
+	if p.TCPFlags&header.TCPSYN != 0 && p.Version == 6 && p.MSS > nat64MSSDelta && !e.cfg.NAT64KeepMSS {
+		// A SYN from the IPv4 side, now IPv6: its MSS was computed for
+		// 40 bytes of IPv4 and TCP headers (RFC 9293 §3.7.1); segments
+		// of that size from the IPv6 side carry 60 (RFC 8200 §3) and
+		// would exceed the IPv4 side's MTU by 20 once translated back
+		// (RFC 7915 §5.1: the IPv4 header replaces the IPv6 one).
+		if p.ClampMSS(p.MSS - nat64MSSDelta) {
+			e.Stats.MSSClamped.Add(1)
+		}
+	}
 	return DropNone
 }
+
+// nat64MSSDelta is the size difference of the IPv6 (40 bytes, RFC 8200 §3)
+// and IPv4 (20 bytes without options, RFC 791 §3.1) headers.
+const nat64MSSDelta = 20
 
 // xlatDropReason maps a translation failure to a drop reason.
 func xlatDropReason(r xlat.Reason) DropReason {

@@ -412,3 +412,36 @@ func TestGlobal4(t *testing.T) {
 		t.Error("an IPv6 address is no global IPv4 address")
 	}
 }
+
+// TestNAT64MSSClamp: the SYN-ACK of an IPv4 server announcing MSS 1460
+// reaches the IPv6 client announcing 1440 (the 20 bytes IPv6's header adds,
+// RFC 8200 §3 against RFC 791 §3.1), with a valid checksum; the client's
+// SYN keeps its MSS (sized for IPv6 headers already). NAT64KeepMSS leaves
+// both alone.
+func TestNAT64MSSClamp(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		e, err := New(Config{NAT64Prefix: pfx64, NAT64Pool: pool64, NAT64KeepMSS: keep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		web6 := ap("[2001:db8:64::c612:4002]:80")
+		o := send64(t, e, tcpSeg{src: cli6, dst: web6, seq: 1, flags: fSYN, mss: 1440}.build())
+		if o.Version != 4 || o.MSS != 1440 {
+			t.Fatalf("keep=%v: client SYN left as v%d with MSS %d, want 1440", keep, o.Version, o.MSS)
+		}
+		b := send64(t, e, tcpSeg{src: ap("198.18.64.2:80"), dst: netip.AddrPortFrom(o.Src, o.SrcPort), seq: 7, ack: 2, flags: fSYN | fACK, mss: 1460}.build())
+		want := uint16(1440)
+		if keep {
+			want = 1460
+		}
+		if b.Version != 6 || b.MSS != want {
+			t.Errorf("keep=%v: server SYN-ACK reached the client as v%d with MSS %d, want %d", keep, b.Version, b.MSS, want)
+		}
+		if !b.TCPChecksumValid() {
+			t.Errorf("keep=%v: bad TCP checksum on the clamped SYN-ACK", keep)
+		}
+		if got := e.Stats.MSSClamped.Load(); got != map[bool]uint64{false: 1, true: 0}[keep] {
+			t.Errorf("keep=%v: %d clamped", keep, got)
+		}
+	}
+}

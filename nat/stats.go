@@ -91,6 +91,7 @@ type Stats struct {
 	DataFlows   atomic.Uint64     // flows created from an expectation
 	SeqAdjusted atomic.Uint64     // segments whose SEQ, ACK or SACK moved
 	Xlat        [16]atomic.Uint64 // NAT64 translation failures by xlat.Reason
+	MSSClamped  atomic.Uint64     // NAT64 SYNs whose MSS option was lowered
 }
 
 func (s *Stats) xlat(r xlat.Reason) { s.Xlat[r&15].Add(1) }
@@ -189,5 +190,6 @@ func (s *Stats) WriteMetrics(w io.Writer) {
 			fmt.Fprintf(w, "natalg_nat64_xlat_failures_total{reason=%q} %d\n", xlat.Reason(i).String(), n)
 		}
 	}
+	fmt.Fprintf(w, "# HELP natalg_nat64_mss_clamped_total NAT64 SYNs from the IPv4 side whose MSS option was lowered by the header size difference.\n# TYPE natalg_nat64_mss_clamped_total counter\nnatalg_nat64_mss_clamped_total %d\n", s.MSSClamped.Load())
 	fmt.Fprintf(w, "# HELP natalg_seq_adjusted_total Segments whose SEQ, ACK or SACK edges were shifted.\n# TYPE natalg_seq_adjusted_total counter\nnatalg_seq_adjusted_total %d\n", s.SeqAdjusted.Load())
 }

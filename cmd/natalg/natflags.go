@@ -28,6 +28,8 @@ type natFlags struct {
 	// nat64KeepEPRT and nat64EPSVToPASV are the RFC 6384 gateway's options.
 	nat64KeepEPRT   bool
 	nat64EPSVToPASV bool
+	// nat64MSSClamp lowers the MSS of SYNs from the IPv4 side by 20.
+	nat64MSSClamp bool
 }
 
 func (f *natFlags) register(fs *flag.FlagSet) {
@@ -48,6 +50,7 @@ func (f *natFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.nat64Prefix, "nat64-prefix", "NAT64 (RFC 6146): translate IPv6 packets to this RFC 6052 prefix, e.g. 64:ff9b::/96, to IPv4 (needs --nat64-pool)")
 	fs.Var(&f.nat64Pool, "nat64-pool", "NAT64: IPv4 pool the IPv6 clients are translated to, e.g. 198.19.64.0/24 (needs --nat64-prefix)")
 	fs.BoolVar(&f.nat64KeepEPRT, "nat64-ftp-eprt", false, "NAT64 FTP gateway (RFC 6384): send an IPv6 client's EPRT |2| to the IPv4 server as EPRT |1| instead of PORT")
+	fs.BoolVar(&f.nat64MSSClamp, "nat64-mss-clamp", true, "NAT64: lower the MSS option of SYNs from the IPv4 side by 20 bytes, the IPv6 header's extra size, so full-sized segments fit without relying on Packet Too Big (--nat64-mss-clamp=false leaves it)")
 	fs.BoolVar(&f.nat64EPSVToPASV, "nat64-ftp-pasv", false, "NAT64 FTP gateway (RFC 6384): always send an IPv6 client's EPSV to the IPv4 server as PASV and answer with a 229 made from its 227 (default: probe whether the server has EPSV)")
 }
 
@@ -93,6 +96,7 @@ func (f *natFlags) config() (nat.Config, error) {
 	c.FTP.AllowLowPorts = f.allowLowPorts
 	c.FTP.NAT64KeepEPRT = f.nat64KeepEPRT
 	c.FTP.NAT64EPSVToPASV = f.nat64EPSVToPASV
+	c.NAT64KeepMSS = !f.nat64MSSClamp
 	c.Conntrack.MaxFlows = f.maxFlows
 	for _, v := range []time.Duration{f.timeouts.TCPEstablished, f.timeouts.TCPTransitory, f.timeouts.UDP, f.timeouts.ICMP, f.timeouts.Expectation} {
 		if v <= 0 {
