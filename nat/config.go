@@ -8,6 +8,7 @@ package nat
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -152,6 +153,10 @@ type Config struct {
 	// full-sized segments still fit the IPv4 path once translated, and
 	// connections do not depend on Packet Too Big delivery alone.
 	NAT64KeepMSS bool
+	// Log, when set, receives the rare events an operator must hear of
+	// (RFC 6384 §12: a control session the FTP gateway tore down). The
+	// engine does no other I/O.
+	Log *slog.Logger
 }
 
 // validate checks c and fills defaults.

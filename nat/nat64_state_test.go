@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natalg/natalg/alg"
 	"github.com/natalg/natalg/nat/header"
 )
 
@@ -182,7 +183,14 @@ func TestStateNAT64FTPActive(t *testing.T) {
 // text are saved); the EPSV's rejection becomes a 229 from the kept port,
 // and the next EPSV goes as PASV.
 func TestStateNAT64EPSVProbe(t *testing.T) {
-	e := nat64Engine(t)
+	probe := func(t *testing.T) *Engine {
+		e, err := New(Config{NAT64Prefix: pfx64, NAT64Pool: pool64, FTP: alg.Config{NAT64EPSVProbe: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	e := probe(t)
 	pub := open64(t, e)
 	cl := func(seq uint32, p string) []byte {
 		return tcpSeg{src: cli6, dst: srv6, seq: seq, ack: 5009, flags: fACK | fPSH, payload: p}.build()
@@ -193,7 +201,7 @@ func TestStateNAT64EPSVProbe(t *testing.T) {
 	if o := send64(t, e, cl(1001, "EPSV\r\n")); o.payload != "PASV\r\nEPSV\r\n" {
 		t.Fatalf("EPSV left as %q", o.payload)
 	}
-	e2, st, _ := saveLoad(t, e, mk64, t0)
+	e2, st, _ := saveLoad(t, e, probe, t0)
 	if st.Flows != 1 || st.FTP != 1 || st.Misfit != 0 {
 		t.Fatalf("load stats %+v", st)
 	}
@@ -209,7 +217,7 @@ func TestStateNAT64EPSVProbe(t *testing.T) {
 	if o.payload != "" || o.Seq != 5009 || o.Ack != 1007 {
 		t.Fatalf("probe 227: seq %d ack %d %q", o.Seq, o.Ack, o.payload)
 	}
-	e3, st, _ := saveLoad(t, e2, mk64, t0)
+	e3, st, _ := saveLoad(t, e2, probe, t0)
 	if st.Flows != 1 || st.FTP != 1 {
 		t.Fatalf("second load %+v", st)
 	}

@@ -2,10 +2,13 @@ package nat
 
 import (
 	"bytes"
+	"log/slog"
+	"math/bits"
 	"net/netip"
 	"strings"
 	"testing"
 
+	"github.com/natalg/natalg/alg"
 	"github.com/natalg/natalg/nat/header"
 	"github.com/natalg/natalg/nat/xlat"
 )
@@ -443,5 +446,35 @@ func TestNAT64MSSClamp(t *testing.T) {
 		if got := e.Stats.MSSClamped.Load(); got != map[bool]uint64{false: 1, true: 0}[keep] {
 			t.Errorf("keep=%v: %d clamped", keep, got)
 		}
+	}
+}
+
+// TestNAT64FTPTornDown: EPSV ALL goes to the server as NOOP (RFC 6384 §6),
+// the URG bit of the rewritten segment cleared (§5); the server answers the
+// NOOP with 500: the client gets no part of it but a reset at the sequence
+// number it expects, the event is logged, and later segments of the
+// session are dropped and counted (§12).
+func TestNAT64FTPTornDown(t *testing.T) {
+	e := nat64Engine(t)
+	var logged bytes.Buffer
+	e.cfg.Log = slog.New(slog.NewTextHandler(&logged, nil))
+	pub := open64(t, e)
+	c := send64(t, e, tcpSeg{src: cli6, dst: srv6, seq: 1001, ack: 5009, flags: fACK | fPSH | header.TCPURG, payload: "EPSV ALL\r\n"}.build())
+	if c.Version != 4 || c.payload != "NOOP\r\n" || c.TCPFlags&header.TCPURG != 0 || c.TCP().Urgent() != 0 {
+		t.Fatalf("EPSV ALL left as v%d %q flags %#x urgent %d", c.Version, c.payload, c.TCPFlags, c.TCP().Urgent())
+	}
+	r := send64(t, e, tcpSeg{src: srv4, dst: pub, seq: 5009, ack: 1007, flags: fACK | fPSH, payload: "500 NOOP not understood\r\n"}.build())
+	if r.Version != 6 || r.Dst != cli6.Addr() || r.TCPFlags != header.TCPRST|header.TCPACK || r.payload != "" || r.Seq != 5009 || r.Ack != 1011 {
+		t.Fatalf("the reply to the NOOP reached the client as v%d flags %#x seq %d ack %d %q", r.Version, r.TCPFlags, r.Seq, r.Ack, r.payload)
+	}
+	if !strings.Contains(logged.String(), "RFC 6384 §12") {
+		t.Errorf("nothing logged: %q", logged.String())
+	}
+	v, _, dr := e.ProcessReason(tcpSeg{src: srv4, dst: pub, seq: 5009, ack: 1007, flags: fACK | fPSH, payload: "500 NOOP not understood\r\n"}.build(), t0)
+	if v != Drop || dr != DropALGTornDown || e.Stats.Dropped[DropALGTornDown].Load() != 1 {
+		t.Errorf("retransmitted reply: %v %v", v, dr)
+	}
+	if n := e.Stats.ALGEvents[bits.TrailingZeros32(uint32(alg.EvTornDown))].Load(); n != 2 {
+		t.Errorf("%d torn-down events, want 2", n)
 	}
 }

@@ -53,6 +53,7 @@ const (
 	DropNAT64Untranslatable            // NAT64: no RFC 7915 translation (see the xlat counters)
 	DropNAT64NonGlobal                 // NAT64: the well-known prefix with a non-global IPv4 address (RFC 6052 §3.1)
 	DropNAT64SrcInPrefix               // NAT64: an IPv6 source inside the NAT64 prefix (RFC 6146 §3.5)
+	DropALGTornDown                    // a segment of an FTP control session the NAT64 gateway tore down (RFC 6384 §12)
 	numDropReasons
 )
 
@@ -61,7 +62,7 @@ var dropNames = [numDropReasons]string{
 	"ports_exhausted", "clash", "bad_l4_checksum", "alg_map_failed", "alg_held",
 	"alg_out_of_order", "alg_retrans_mismatch", "too_big", "icmp_error_no_flow",
 	"udp6_zero_checksum", "no_pickup", "nat64_untranslatable",
-	"nat64_non_global", "nat64_src_in_prefix",
+	"nat64_non_global", "nat64_src_in_prefix", "alg_torn_down",
 }
 
 func (r DropReason) String() string {
@@ -119,6 +120,7 @@ var algEventNames = map[alg.Event]string{
 	alg.EvTruncated: "release_truncated", alg.EvDupHeld: "duplicate_held",
 	alg.EvRewriteLimit: "rewrite_limit", alg.EvTLSEnded: "tls_ended",
 	alg.EvEPSVToPASV: "nat64_epsv_to_pasv", alg.EvRefused: "nat64_refused", alg.EvALGS: "nat64_algs", alg.EvReplySubstituted: "nat64_reply_substituted", alg.EvQueueFull: "nat64_queue_full",
+	alg.EvTornDown: "nat64_torn_down", alg.EvTelnetRefused: "nat64_telnet_refused",
 }
 
 // Summary is a plain copy of the counters, with the non-zero reasons named.

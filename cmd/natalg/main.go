@@ -45,7 +45,11 @@ NAT flags (shared by the subcommands that translate):
                       are translated to IPv4 (with --nat64-pool)
   --nat64-pool P      NAT64: the IPv4 pool IPv6 clients are translated to
   --nat64-ftp-eprt    NAT64 FTP: send EPRT |1| to the server instead of PORT
-  --nat64-ftp-pasv    NAT64 FTP: always send EPSV as PASV (229 made from 227)
+  --nat64-ftp-epsv-probe
+                      NAT64 FTP: learn whether the server has EPSV instead of
+                      sending every EPSV as PASV (229 made from 227)
+  --nat64-mss-clamp=false
+                      NAT64: keep the MSS of SYNs from the IPv4 side
 `
 
 func main() {

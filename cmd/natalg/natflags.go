@@ -25,9 +25,9 @@ type natFlags struct {
 	// nat64Prefix and nat64Pool turn on stateful NAT64 (RFC 6146).
 	nat64Prefix prefixFlag
 	nat64Pool   prefixFlag
-	// nat64KeepEPRT and nat64EPSVToPASV are the RFC 6384 gateway's options.
-	nat64KeepEPRT   bool
-	nat64EPSVToPASV bool
+	// nat64KeepEPRT and nat64EPSVProbe are the RFC 6384 gateway's options.
+	nat64KeepEPRT  bool
+	nat64EPSVProbe bool
 	// nat64MSSClamp lowers the MSS of SYNs from the IPv4 side by 20.
 	nat64MSSClamp bool
 }
@@ -51,7 +51,7 @@ func (f *natFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.nat64Pool, "nat64-pool", "NAT64: IPv4 pool the IPv6 clients are translated to, e.g. 198.19.64.0/24 (needs --nat64-prefix)")
 	fs.BoolVar(&f.nat64KeepEPRT, "nat64-ftp-eprt", false, "NAT64 FTP gateway (RFC 6384): send an IPv6 client's EPRT |2| to the IPv4 server as EPRT |1| instead of PORT")
 	fs.BoolVar(&f.nat64MSSClamp, "nat64-mss-clamp", true, "NAT64: lower the MSS option of SYNs from the IPv4 side by 20 bytes, the IPv6 header's extra size, so full-sized segments fit without relying on Packet Too Big (--nat64-mss-clamp=false leaves it)")
-	fs.BoolVar(&f.nat64EPSVToPASV, "nat64-ftp-pasv", false, "NAT64 FTP gateway (RFC 6384): always send an IPv6 client's EPSV to the IPv4 server as PASV and answer with a 229 made from its 227 (default: probe whether the server has EPSV)")
+	fs.BoolVar(&f.nat64EPSVProbe, "nat64-ftp-epsv-probe", false, "NAT64 FTP gateway (RFC 6384 §6): learn whether the IPv4 server has EPSV (the first EPSV goes as PASV then EPSV; later ones pass when it answered 229) instead of sending every EPSV as PASV with a 229 made from its 227, the default")
 }
 
 // nat44 reports whether the NAT44/NAT66 flags (--public, --inside,
@@ -95,7 +95,7 @@ func (f *natFlags) config() (nat.Config, error) {
 	}
 	c.FTP.AllowLowPorts = f.allowLowPorts
 	c.FTP.NAT64KeepEPRT = f.nat64KeepEPRT
-	c.FTP.NAT64EPSVToPASV = f.nat64EPSVToPASV
+	c.FTP.NAT64EPSVProbe = f.nat64EPSVProbe
 	c.NAT64KeepMSS = !f.nat64MSSClamp
 	c.Conntrack.MaxFlows = f.maxFlows
 	for _, v := range []time.Duration{f.timeouts.TCPEstablished, f.timeouts.TCPTransitory, f.timeouts.UDP, f.timeouts.ICMP, f.timeouts.Expectation} {
