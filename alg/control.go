@@ -200,9 +200,9 @@ type stream struct {
 // client is the connection's initiator: direction Original carries commands,
 // Reply carries replies. When the original tuple is IPv6 and the reply
 // tuple IPv4 (an IPv6 client reaching an IPv4 server through NAT64), the
-// gateway is the FTP ALG of RFC 6384 instead: EPRT becomes PORT, EPSV is
-// served by PASV when the server lacks it, LPRT and LPSV are refused and
-// ALGS is answered, all in band. A Control is not safe for concurrent use;
+// gateway is the FTP ALG of RFC 6384 instead (nat64.go): EPRT becomes
+// PORT, EPSV goes as PASV, EPSV ALL and ALGS are answered by the gateway,
+// all in band. A Control is not safe for concurrent use;
 // the flow lock guards it.
 type Control struct {
 	cfg    *Config
@@ -222,7 +222,7 @@ type Control struct {
 // original and reply tuples.
 func NewControl(cfg *Config, tuples [2]conntrack.Tuple) *Control {
 	c := &Control{cfg: cfg, flow: tuples}
-	// RFC 6384 §3: an IPv6 client reaching an IPv4 server through a NAT64
+	// RFC 6384 §5: an IPv6 client reaching an IPv4 server through a NAT64
 	// (RFC 6146) is seen as an IPv6 original tuple and an IPv4 reply tuple.
 	c.n64.on = tuples[0].Src.Is6() && !tuples[0].Src.Is4In6() && tuples[1].Src.Unmap().Is4()
 	c.dir[0].held = c.heldBf[0][:0]
@@ -744,7 +744,7 @@ func (c *Control) line(out []byte, dir conntrack.Dir, seq uint32, line []byte, l
 		}
 		if c.n64.on {
 			// The server is the IPv4 side: its 227 and 229 need no
-			// mapping (RFC 6384 §5.1); only replies the gateway must
+			// mapping (RFC 6384 §6); only replies the gateway must
 			// answer or translate are touched.
 			return c.reply64(out, seq, line, a, first, final, member, led)
 		}

@@ -421,7 +421,7 @@ func (e *Engine) release64(f *conntrack.Flow) {
 
 // mapData64 implements MapData for a NAT64 control flow: the IPv6 client's
 // announced endpoint gets a port on its pool address, and the IPv4 server
-// is expected to connect there (RFC 6384 §4, active mode).
+// is expected to connect there (RFC 6384 §7.2, stateful EPRT translation).
 func (x *ftpFlow) mapData64(dir conntrack.Dir, announced netip.AddrPort) (netip.AddrPort, bool) {
 	n := x.e.n64
 	a := announced.Addr()

@@ -41,8 +41,9 @@ NAT flags (shared by the subcommands that translate):
   --allow-low-ports   let FTP announce data ports below 1024
   --no-ftp            turn the FTP gateway off
   --max-flows N       flow table size (default 1048576)
-  --nat64-prefix P    NAT64: IPv6 packets to this RFC 6052 prefix (64:ff9b::/96)
-                      are translated to IPv4 (with --nat64-pool)
+  --nat64-prefix P    NAT64: IPv6 packets to this RFC 6052 prefix are translated
+                      to IPv4 (with --nat64-pool); the well-known 64:ff9b::/96
+                      reaches global IPv4 addresses only (RFC 6052 §3.1)
   --nat64-pool P      NAT64: the IPv4 pool IPv6 clients are translated to
   --nat64-ftp-eprt    NAT64 FTP: send EPRT |1| to the server instead of PORT
   --nat64-ftp-epsv-probe

@@ -47,7 +47,7 @@ func (f *natFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.timeouts.ICMP, "timeout-icmp", d.ICMP, "idle timeout of ICMP echo (RFC 5508: at least 60s)")
 	fs.DurationVar(&f.timeouts.Expectation, "timeout-expect", d.Expectation, "how long an FTP expectation waits for its connection")
 	f.timeouts.Other = d.Other
-	fs.Var(&f.nat64Prefix, "nat64-prefix", "NAT64 (RFC 6146): translate IPv6 packets to this RFC 6052 prefix, e.g. 64:ff9b::/96, to IPv4 (needs --nat64-pool)")
+	fs.Var(&f.nat64Prefix, "nat64-prefix", "NAT64 (RFC 6146): translate IPv6 packets to this RFC 6052 prefix to IPv4 (needs --nat64-pool): 64:ff9b::/96 reaches global IPv4 addresses only (RFC 6052 §3.1), a network-specific prefix such as 2001:db8:64::/96 any")
 	fs.Var(&f.nat64Pool, "nat64-pool", "NAT64: IPv4 pool the IPv6 clients are translated to, e.g. 198.19.64.0/24 (needs --nat64-prefix)")
 	fs.BoolVar(&f.nat64KeepEPRT, "nat64-ftp-eprt", false, "NAT64 FTP gateway (RFC 6384): send an IPv6 client's EPRT |2| to the IPv4 server as EPRT |1| instead of PORT")
 	fs.BoolVar(&f.nat64MSSClamp, "nat64-mss-clamp", true, "NAT64: lower the MSS option of SYNs from the IPv4 side by 20 bytes, the IPv6 header's extra size, so full-sized segments fit without relying on Packet Too Big (--nat64-mss-clamp=false leaves it)")
