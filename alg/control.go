@@ -19,18 +19,19 @@ type Config struct {
 	MaxHoldRetries int
 	// NAT64KeepEPRT makes the gateway of a NAT64 flow (IPv6 client, IPv4
 	// server) rewrite the client's EPRT |2|addr|port| into EPRT |1|pool|port|
-	// instead of PORT h1,h2,h3,h4,p1,p2. RFC 6384 §5.2 has the ALG send PORT,
+	// instead of PORT h1,h2,h3,h4,p1,p2. RFC 6384 §7.2 has the ALG send PORT,
 	// because an IPv4-only server that lacks EPSV (the reason the ALG is
 	// needed) most likely lacks EPRT too; PORT is the default.
 	NAT64KeepEPRT bool
-	// NAT64EPSVToPASV makes the gateway of a NAT64 flow send every EPSV of
-	// the client (bare, "EPSV 1" or "EPSV 2"; never "EPSV ALL") to the
-	// server as PASV and turn the 227 answering it into a 229 (RFC 6384
-	// §5.1). Without it the first EPSV goes as "PASV\r\nEPSV" to learn
-	// whether the server has EPSV: then EPSVs pass unchanged, or, when the
-	// server rejected it, the 227 to the PASV answers the client as a 229
-	// and later EPSVs go as PASV (RFC 6384 §5.1).
-	NAT64EPSVToPASV bool
+	// NAT64EPSVProbe makes the gateway of a NAT64 flow learn whether the
+	// server has EPSV instead of sending every EPSV (bare or "EPSV 2") as
+	// PASV with its 227 turned into a 229, the default (RFC 6384 §6: the
+	// ALG SHOULD translate all occurrences). The first EPSV goes as
+	// "PASV\r\nEPSV": then EPSVs pass unchanged when the server answered
+	// 229, or, when it rejected EPSV, the 227 to the PASV answers the
+	// client as a 229 and later EPSVs go as PASV. One 229 is no positive
+	// knowledge (RFC 6384 §1: servers that accept EPSV and then fail).
+	NAT64EPSVProbe bool
 }
 
 // Translator is what the gateway asks of the NAT when an announcing endpoint
@@ -56,6 +57,10 @@ const (
 	Replace
 	// Drop drops the segment; Result.Events says why.
 	Drop
+	// Reset forwards the segment as a reset (RST, no payload) at the
+	// original sequence number Result.Seq: the gateway tore the session
+	// down (RFC 6384 §12); the Control drops every later segment.
+	Reset
 )
 
 // Event bits report what the gateway did, for counters.
@@ -79,11 +84,13 @@ const (
 	EvDupHeld                            // a duplicate of held bytes: dropped
 	EvRewriteLimit                       // more announcements in one segment than may be rewritten: left unchanged (NAT64 in-band rewrites: the rest of the segment is cut, EvTruncated, and comes again)
 	EvTLSEnded                           // a direction left TLS (CCC, RFC 4217 §6): inspected again from a line start
-	EvEPSVToPASV                         // NAT64: an EPSV went to the server as PASV (or PASV+EPSV), or a 227 was turned into a 229 (RFC 6384 §5.1)
-	EvRefused                            // NAT64: a command the translation cannot carry (LPRT, LPSV, PORT) answered 5xx by the gateway
+	EvEPSVToPASV                         // NAT64: an EPSV went to the server as PASV (or PASV+EPSV), or a 227 was turned into a 229 (RFC 6384 §6)
+	EvRefused                            // NAT64: EPSV ALL (504) or EPSV with a protocol other than 2 (522) answered by the gateway, never passed (RFC 6384 §6)
 	EvALGS                               // NAT64: an ALGS command answered by the gateway (RFC 6384 §11)
 	EvReplySubstituted                   // NAT64: a server reply replaced or removed in-band
 	EvQueueFull                          // NAT64: no room to track another gateway answer: the command passed unchanged
+	EvTornDown                           // NAT64: a stand-in NOOP was answered with something else than 200: the session was torn down, or a segment of a torn-down session dropped (RFC 6384 §12)
+	EvTelnetRefused                      // NAT64: a Telnet option negotiation was removed, not relayed (RFC 6384 §5)
 	evEnd
 
 	// EvAll has every event bit set, so that counters can check they name each.
@@ -193,9 +200,9 @@ type stream struct {
 // client is the connection's initiator: direction Original carries commands,
 // Reply carries replies. When the original tuple is IPv6 and the reply
 // tuple IPv4 (an IPv6 client reaching an IPv4 server through NAT64), the
-// gateway is the FTP ALG of RFC 6384 instead: EPRT becomes PORT, EPSV is
-// served by PASV when the server lacks it, LPRT and LPSV are refused and
-// ALGS is answered, all in band. A Control is not safe for concurrent use;
+// gateway is the FTP ALG of RFC 6384 instead (nat64.go): EPRT becomes
+// PORT, EPSV goes as PASV, EPSV ALL and ALGS are answered by the gateway,
+// all in band. A Control is not safe for concurrent use;
 // the flow lock guards it.
 type Control struct {
 	cfg    *Config
@@ -215,7 +222,7 @@ type Control struct {
 // original and reply tuples.
 func NewControl(cfg *Config, tuples [2]conntrack.Tuple) *Control {
 	c := &Control{cfg: cfg, flow: tuples}
-	// RFC 6384 §3: an IPv6 client reaching an IPv4 server through a NAT64
+	// RFC 6384 §5: an IPv6 client reaching an IPv4 server through a NAT64
 	// (RFC 6146) is seen as an IPv6 original tuple and an IPv4 reply tuple.
 	c.n64.on = tuples[0].Src.Is6() && !tuples[0].Src.Is4In6() && tuples[1].Src.Unmap().Is4()
 	c.dir[0].held = c.heldBf[0][:0]
@@ -235,6 +242,9 @@ func before(a, b uint32) bool { return int32(a-b) < 0 }
 // announced endpoints. The caller holds the flow lock and has verified the
 // segment's checksum.
 func (c *Control) Segment(seg *Segment, led *seqdelta.Ledger, tr Translator) Result {
+	if c.n64.dead {
+		return Result{Action: Drop, Events: EvTornDown}
+	}
 	s := &c.dir[seg.Dir]
 	c.segRew = 0
 	if seg.SYN {
@@ -265,6 +275,10 @@ func (c *Control) Segment(seg *Segment, led *seqdelta.Ledger, tr Translator) Res
 	}
 	res := c.segment(seg, s, led, tr)
 	res.Events |= resumed
+	if c.n64.reset {
+		c.n64.reset = false
+		return Result{Action: Reset, Seq: seg.Seq, Events: res.Events | EvTornDown}
+	}
 	return res
 }
 
@@ -360,7 +374,7 @@ func (c *Control) segment(seg *Segment, s *stream, led *seqdelta.Ledger, tr Tran
 	if !changed {
 		return Result{Events: ev}
 	}
-	if len(out) == 0 && (ev&EvHeld != 0 || ev&(EvReplySubstituted|EvRetransRewrite) == 0) {
+	if len(out) == 0 && (ev&EvHeld != 0 || ev&(EvReplySubstituted|EvRetransRewrite|EvTelnetRefused) == 0) {
 		return Result{Action: Drop, Events: ev}
 	}
 	// An empty replacement (a reply the NAT64 gateway removed) goes out as
@@ -592,6 +606,17 @@ func (c *Control) scan(out []byte, seg *Segment, seq uint32, data []byte, led *s
 			out = append(out, rest...)
 			return out, ev, changed
 		}
+		if s.lineStart && c.n64.on && data[i] == telnetIAC {
+			// RFC 6384 §5: Telnet negotiations are not relayed
+			k, e, stop := c.telnet64(seg.Dir, seq+uint32(i), data[i:], led)
+			ev, changed, i = ev|e, changed || e != 0, i+k
+			if stop {
+				break
+			}
+			if k > 0 {
+				continue
+			}
+		}
 		nl := bytes.IndexByte(data[i:], '\n')
 		if !s.lineStart {
 			if nl < 0 {
@@ -719,7 +744,7 @@ func (c *Control) line(out []byte, dir conntrack.Dir, seq uint32, line []byte, l
 		}
 		if c.n64.on {
 			// The server is the IPv4 side: its 227 and 229 need no
-			// mapping (RFC 6384 §5.1); only replies the gateway must
+			// mapping (RFC 6384 §6); only replies the gateway must
 			// answer or translate are touched.
 			return c.reply64(out, seq, line, a, first, final, member, led)
 		}

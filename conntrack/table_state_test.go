@@ -125,7 +125,7 @@ func TestRestoreExpectation(t *testing.T) {
 // consistent; other protocol pairs are not.
 func TestRecordCheckNAT64ICMP(t *testing.T) {
 	r := FlowRecord{Tuples: [2]Tuple{
-		{Src: netip.MustParseAddr("fd00:64::2"), Dst: netip.MustParseAddr("64:ff9b::c612:4002"), SrcPort: 99, Proto: ProtoICMPv6},
+		{Src: netip.MustParseAddr("fd00:64::2"), Dst: netip.MustParseAddr("2001:db8:64::c612:4002"), SrcPort: 99, Proto: ProtoICMPv6},
 		{Src: netip.MustParseAddr("198.18.64.2"), Dst: netip.MustParseAddr("198.19.64.1"), DstPort: 99, Proto: ProtoICMP},
 	}, Expires: 100 * sec}
 	if err := r.Check(); err != nil {

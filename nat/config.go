@@ -8,6 +8,7 @@ package nat
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -201,6 +202,16 @@ type Config struct {
 	// client keeps one pool address (paired pooling, RFC 7857 §4). Packets
 	// to a pool address are inbound NAT64 packets.
 	NAT64Pool netip.Prefix
+	// NAT64KeepMSS leaves the MSS option of translated SYNs alone. By
+	// default the MSS an IPv4 host announces is lowered by 20 bytes on its
+	// way to the IPv6 side (see nat64MSSDelta), so that the IPv6 peer's
+	// full-sized segments still fit the IPv4 path once translated, and
+	// connections do not depend on Packet Too Big delivery alone.
+	NAT64KeepMSS bool
+	// Log, when set, receives the rare events an operator must hear of
+	// (RFC 6384 §12: a control session the FTP gateway tore down). The
+	// engine does no other I/O.
+	Log *slog.Logger
 }
 
 // validate checks c and fills defaults.

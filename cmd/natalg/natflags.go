@@ -28,9 +28,11 @@ type natFlags struct {
 	// nat64Prefix and nat64Pool turn on stateful NAT64 (RFC 6146).
 	nat64Prefix prefixFlag
 	nat64Pool   prefixFlag
-	// nat64KeepEPRT and nat64EPSVToPASV are the RFC 6384 gateway's options.
-	nat64KeepEPRT   bool
-	nat64EPSVToPASV bool
+	// nat64KeepEPRT and nat64EPSVProbe are the RFC 6384 gateway's options.
+	nat64KeepEPRT  bool
+	nat64EPSVProbe bool
+	// nat64MSSClamp lowers the MSS of SYNs from the IPv4 side by 20.
+	nat64MSSClamp bool
 }
 
 func (f *natFlags) register(fs *flag.FlagSet) {
@@ -50,10 +52,11 @@ func (f *natFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.nonconforming, "allow-nonconforming-timeouts", false, "accept timeouts below the RFC minimums above (for tests, or RFC 7857 §2.1's shorter partially-open timeout)")
 	fs.Var(&f.filtering, "filtering", "filtering of inbound UDP and TCP through a mapping (RFC 4787 REQ-8): eif (endpoint-independent), adf (address-dependent) or apdf (address-and-port-dependent)")
 	f.timeouts.Other = d.Other
-	fs.Var(&f.nat64Prefix, "nat64-prefix", "NAT64 (RFC 6146): translate IPv6 packets to this RFC 6052 prefix, e.g. 64:ff9b::/96, to IPv4 (needs --nat64-pool)")
+	fs.Var(&f.nat64Prefix, "nat64-prefix", "NAT64 (RFC 6146): translate IPv6 packets to this RFC 6052 prefix to IPv4 (needs --nat64-pool): 64:ff9b::/96 reaches global IPv4 addresses only (RFC 6052 §3.1), a network-specific prefix such as 2001:db8:64::/96 any")
 	fs.Var(&f.nat64Pool, "nat64-pool", "NAT64: IPv4 pool the IPv6 clients are translated to, e.g. 198.19.64.0/24 (needs --nat64-prefix)")
 	fs.BoolVar(&f.nat64KeepEPRT, "nat64-ftp-eprt", false, "NAT64 FTP gateway (RFC 6384): send an IPv6 client's EPRT |2| to the IPv4 server as EPRT |1| instead of PORT")
-	fs.BoolVar(&f.nat64EPSVToPASV, "nat64-ftp-pasv", false, "NAT64 FTP gateway (RFC 6384): always send an IPv6 client's EPSV to the IPv4 server as PASV and answer with a 229 made from its 227 (default: probe whether the server has EPSV)")
+	fs.BoolVar(&f.nat64MSSClamp, "nat64-mss-clamp", true, "NAT64: lower the MSS option of SYNs from the IPv4 side by 20 bytes, the IPv6 header's extra size, so full-sized segments fit without relying on Packet Too Big (--nat64-mss-clamp=false leaves it)")
+	fs.BoolVar(&f.nat64EPSVProbe, "nat64-ftp-epsv-probe", false, "NAT64 FTP gateway (RFC 6384 §6): learn whether the IPv4 server has EPSV (the first EPSV goes as PASV then EPSV; later ones pass when it answered 229) instead of sending every EPSV as PASV with a 229 made from its 227, the default")
 }
 
 // nat44 reports whether the NAT44/NAT66 flags (--public, --inside,
@@ -97,7 +100,8 @@ func (f *natFlags) config() (nat.Config, error) {
 	}
 	c.FTP.AllowLowPorts = f.allowLowPorts
 	c.FTP.NAT64KeepEPRT = f.nat64KeepEPRT
-	c.FTP.NAT64EPSVToPASV = f.nat64EPSVToPASV
+	c.FTP.NAT64EPSVProbe = f.nat64EPSVProbe
+	c.NAT64KeepMSS = !f.nat64MSSClamp
 	c.Filtering = f.filtering.f
 	if f.maxFlows < 1 {
 		// 0 used to mean the default silently; say what is meant instead.
