@@ -84,6 +84,7 @@ const (
 	EvALGS                               // NAT64: an ALGS command answered by the gateway (RFC 6384 §11)
 	EvReplySubstituted                   // NAT64: a server reply replaced or removed in-band
 	EvQueueFull                          // NAT64: no room to track another gateway answer: the command passed unchanged
+	EvLedgerFull                         // seqdelta.Capacity rewrites of the direction not yet acknowledged: the announcement passed unchanged, no expectation
 	evEnd
 
 	// EvAll has every event bit set, so that counters can check they name each.
@@ -91,14 +92,11 @@ const (
 )
 
 // MaxRewritesPerSegment bounds the announcements rewritten in one segment.
-// The sequence ledger keeps seqdelta.Capacity correction points and maps a
-// segment's first byte by the newest point at or before it; more rewrites
-// than that in one segment would fold the segment's own start into the
-// ledger's base and shift it by the length changes of its own later
-// rewrites (a corrupted stream). Half the capacity leaves room for the
-// rewrites a retransmission repeats. Further announcements in the segment
-// pass unchanged, with no expectation (fail safe); no FTP client sends more
-// than one before its reply.
+// Each rewrite holds one of the seqdelta.Capacity correction points (and
+// history entries) of its direction until the receiver acknowledges it; half
+// the capacity keeps one segment of pipelined commands from taking them all.
+// Further announcements in the segment pass unchanged, with no expectation
+// (fail safe); no FTP client sends more than one before its reply.
 const MaxRewritesPerSegment = seqdelta.Capacity / 2
 
 // Result is the gateway's decision on one segment.
@@ -121,6 +119,9 @@ type Segment struct {
 	MSS     uint16 // MSS option of a SYN, else 0
 }
 
+// historyLen bounds a direction's rewrite history: like the ledger's
+// correction points, an entry stays until the receiver acknowledges the
+// rewritten text (Control.Acked), and no rewrite is made without room for it.
 const historyLen = seqdelta.Capacity
 
 // rewrite is a rewrite done earlier, kept to repeat it on a retransmission.
@@ -204,6 +205,7 @@ type Control struct {
 	reply  int                // code of the multi-line reply in progress, 0 if none
 	auth   bool               // AUTH sent, reply awaited
 	segRew int                // announcements rewritten in the segment being processed
+	led    *seqdelta.Ledger   // ledger of the segment being processed (for room; set by Segment)
 	out    []byte             // output payload scratch, reused
 	merge  []byte             // held bytes + continuation scratch, reused
 	heldBf [2][MaxLine]byte
@@ -237,6 +239,7 @@ func before(a, b uint32) bool { return int32(a-b) < 0 }
 func (c *Control) Segment(seg *Segment, led *seqdelta.Ledger, tr Translator) Result {
 	s := &c.dir[seg.Dir]
 	c.segRew = 0
+	c.led = led
 	if seg.SYN {
 		s.synced, s.lineStart, s.next = true, true, seg.Seq+1
 		s.fromSYN = true
@@ -766,6 +769,11 @@ func (c *Control) announce(out []byte, dir conntrack.Dir, seq uint32, line []byt
 	if c.segRew >= MaxRewritesPerSegment {
 		return append(out, line...), EvRewriteLimit, false
 	}
+	if !c.room(dir, led) {
+		// Never fold away a correction point a retransmission may still
+		// need: the announcement waits for no one, it passes as sent.
+		return append(out, line...), EvLedgerFull, false
+	}
 	pub, ok := tr.MapData(dir, netip.AddrPortFrom(sender, a.Port))
 	if !ok {
 		return append(out, line...), EvMapFailed, false
@@ -816,13 +824,53 @@ func (s *stream) remember(start uint32, oldText, newText []byte) {
 	r.newLen = uint8(copy(r.newText[:], newText))
 }
 
-// nextRewrite returns the history entry for a new rewrite, forgetting the
-// oldest when the history is full.
+// nextRewrite returns the history entry for a new rewrite. The caller has
+// checked room; a full history (never reached) reuses the newest entry
+// rather than forget one a retransmission may need.
 func (s *stream) nextRewrite() *rewrite {
-	if s.hn == historyLen {
-		copy(s.history[:], s.history[1:])
-		s.hn--
+	if s.hn < historyLen {
+		s.hn++
 	}
-	s.hn++
 	return &s.history[s.hn-1]
+}
+
+// room reports whether one more rewrite of direction dir can be recorded:
+// a free correction point in led (the direction's ledger) and a free
+// history entry, besides the ones the NAT64 run in progress will take when
+// it is flushed.
+func (c *Control) room(dir conntrack.Dir, led *seqdelta.Ledger) bool {
+	need := 1
+	if r := &c.n64.run; r.active && r.dir == dir {
+		need++
+	}
+	return led.Len()+need <= seqdelta.Capacity && c.dir[dir].hn+need <= historyLen
+}
+
+// Outstanding returns the number of rewrites of direction dir the receiver
+// has not yet acknowledged whole (history entries kept).
+func (c *Control) Outstanding(dir conntrack.Dir) int { return c.dir[dir].hn }
+
+// Acked tells the gateway that the receiver of direction dir acknowledged
+// every original byte before ack (its ACK field mapped back by the
+// direction's ledger, led): the rewrites wholly before ack are forgotten,
+// from the history and from led (seqdelta.Ledger.Prune), because the sender
+// never sends them again alone (RFC 9293 §3.10.7.4: a segment wholly below
+// RCV.NXT is a duplicate). An acknowledgment of bytes the gateway has not
+// seen pass (beyond the direction's next byte, or into a held line, which
+// was never forwarded) is ignored, so a forged ACK cannot make it forget a
+// rewrite. The caller holds the flow lock.
+func (c *Control) Acked(dir conntrack.Dir, ack uint32, led *seqdelta.Ledger) {
+	s := &c.dir[dir]
+	if !s.synced || before(s.next, ack) || len(s.held) > 0 && before(s.heldSeq, ack) {
+		return
+	}
+	k := 0
+	for k < s.hn && !before(ack, s.history[k].start+s.history[k].size()) {
+		k++
+	}
+	if k > 0 {
+		copy(s.history[:], s.history[k:s.hn])
+		s.hn -= k
+	}
+	led.Prune(ack)
 }

@@ -428,11 +428,16 @@ func TestFTPThousandsOfPorts(t *testing.T) {
 	e := snatEngine(t)
 	handshake(t, e)
 	seq := uint32(1001)
+	out := uint32(1001) // translated: each rewrite grows the line by 4
 	for i := 0; i < 3000; i++ {
 		p := 20000 + i
 		line := fmt.Sprintf("PORT 198,18,0,2,%d,%d\r\n", p>>8, p&0xff)
 		mustSend(t, e, cmd(seq, line))
 		seq += uint32(len(line))
+		out += uint32(len(line)) + 4
+		// the server acknowledges each command, which frees its
+		// correction point
+		mustSend(t, e, tcpSeg{src: srv, dst: pubCli, seq: 5009, ack: out, flags: fACK})
 	}
 	if n := e.Table().ExpectationCount(); n != 1 {
 		t.Fatalf("%d expectations pending, want 1", n)
@@ -469,5 +474,78 @@ func TestFTPRewritePastMaxPacket(t *testing.T) {
 	small = small[:len(small):len(small)]
 	if v, _, r := e2.ProcessReason(small, t0); v != Drop || r != DropTooBig {
 		t.Fatalf("no room: verdict %v %v", v, r)
+	}
+}
+
+// TestFTPLedgerFullNeverFolds: ten PORT commands the server does not
+// acknowledge. The first seqdelta.Capacity are rewritten; the ninth and
+// tenth pass exactly as sent, at the offset of all eight rewrites, counted
+// as ledger_full, with no expectation. A retransmission of the oldest
+// rewritten command is rewritten again and lands where the first copy did:
+// no correction point was folded away. Once the server acknowledges the
+// commands, a new one is rewritten again.
+func TestFTPLedgerFullNeverFolds(t *testing.T) {
+	e := snatEngine(t)
+	handshake(t, e)
+	line := func(i int) string {
+		p := 20000 + i
+		return fmt.Sprintf("PORT 198,18,0,2,%d,%d\r\n", p>>8, p&0xff) // 23 bytes
+	}
+	rewritten := func(i int) string {
+		p := 20000 + i
+		return fmt.Sprintf("PORT 198,19,100,100,%d,%d\r\n", p>>8, p&0xff) // 27 bytes
+	}
+	seq := uint32(1001)
+	for i := 0; i < 10; i++ {
+		o := mustSend(t, e, cmd(seq, line(i)))
+		want, wantSeq := rewritten(i), seq+uint32(4*i)
+		if i >= 8 {
+			want, wantSeq = line(i), seq+32
+		}
+		if o.payload != want || o.Seq != wantSeq {
+			t.Fatalf("command %d: seq %d %q, want %d %q", i, o.Seq, o.payload, wantSeq, want)
+		}
+		seq += uint32(len(line(i)))
+	}
+	if n := e.Stats.ALGEvents[bitIndex(alg.EvLedgerFull)].Load(); n != 2 {
+		t.Fatalf("ledger_full counted %d times, want 2", n)
+	}
+	// eight expectations made (one pending, seven replaced), none for the
+	// commands passed unchanged
+	if n := e.Table().Stats.ExpectationsEvicted.Load(); n != 7 {
+		t.Fatalf("%d expectations replaced, want 7", n)
+	}
+	// The oldest command, retransmitted: the same bytes at the same place.
+	if o := mustSend(t, e, cmd(1001, line(0))); o.payload != rewritten(0) || o.Seq != 1001 {
+		t.Fatalf("retransmitted oldest: seq %d %q", o.Seq, o.payload)
+	}
+	// The fourth, retransmitted together with the fifth.
+	o := mustSend(t, e, cmd(1001+3*23, line(3)+line(4)))
+	if o.payload != rewritten(3)+rewritten(4) || o.Seq != 1001+3*27 {
+		t.Fatalf("retransmitted fourth and fifth: seq %d %q", o.Seq, o.payload)
+	}
+	// The ninth, passed unchanged, retransmitted unchanged.
+	if o := mustSend(t, e, cmd(1001+8*23, line(8))); o.payload != line(8) || o.Seq != 1001+8*27 {
+		t.Fatalf("retransmitted ninth: seq %d %q", o.Seq, o.payload)
+	}
+	// A forged ACK beyond everything sent frees nothing.
+	mustSend(t, e, tcpSeg{src: srv, dst: pubCli, seq: 5009, ack: 1001 + 10*23 + 32 + 1000, flags: fACK})
+	if o := mustSend(t, e, cmd(seq, line(10))); o.payload != line(10) {
+		t.Fatalf("rewritten after a forged ACK: %q", o.payload)
+	}
+	seq += 23
+	// The server acknowledges the first three commands: three rewrites fit.
+	mustSend(t, e, tcpSeg{src: srv, dst: pubCli, seq: 5009, ack: 1001 + 3*27, flags: fACK})
+	if o := mustSend(t, e, cmd(seq, line(11))); o.payload != rewritten(11) || o.Seq != seq+32 {
+		t.Fatalf("after the ACK: seq %d %q", o.Seq, o.payload)
+	}
+	// The fourth is still remembered: its retransmission is exact.
+	if o := mustSend(t, e, cmd(1001+3*23, line(3))); o.payload != rewritten(3) || o.Seq != 1001+3*27 {
+		t.Fatalf("retransmitted fourth after the ACK: seq %d %q", o.Seq, o.payload)
+	}
+	// The server's ACK of the last command maps back exactly.
+	o = mustSend(t, e, tcpSeg{src: srv, dst: pubCli, seq: 5009, ack: seq + 23 + 36, flags: fACK})
+	if o.Ack != seq+23 {
+		t.Fatalf("ACK %d mapped to %d, want %d", seq+23+36, o.Ack, seq+23)
 	}
 }

@@ -114,7 +114,7 @@ var algEventNames = map[alg.Event]string{
 	alg.EvTLS: "tls_detected", alg.EvUntranslated: "untranslated_announcement",
 	alg.EvTruncated: "release_truncated", alg.EvDupHeld: "duplicate_held",
 	alg.EvRewriteLimit: "rewrite_limit", alg.EvTLSEnded: "tls_ended",
-	alg.EvEPSVToPASV: "nat64_epsv_to_pasv", alg.EvRefused: "nat64_refused", alg.EvALGS: "nat64_algs", alg.EvReplySubstituted: "nat64_reply_substituted", alg.EvQueueFull: "nat64_queue_full",
+	alg.EvEPSVToPASV: "nat64_epsv_to_pasv", alg.EvRefused: "nat64_refused", alg.EvALGS: "nat64_algs", alg.EvReplySubstituted: "nat64_reply_substituted", alg.EvQueueFull: "nat64_queue_full", alg.EvLedgerFull: "ledger_full",
 }
 
 // Summary is a plain copy of the counters, with the non-zero reasons named.
