@@ -148,10 +148,14 @@ func (r *rewrite) size() uint32 {
 	return uint32(r.oldLen)
 }
 
-// maxAnnounceText bounds a replacement text ("|2|" + 45-char IPv6 +
-// "|65535|", or a reply of the NAT64 gateway) and the part of a replaced
-// text kept verbatim.
-const maxAnnounceText = 64
+// maxAnnounceText bounds a replacement text (an IPv6 LPRT long-host-port of
+// maxLongText bytes, "|2|" + 45-char IPv6 + "|65535|", or a reply of the
+// NAT64 gateway) and the part of a replaced text kept verbatim.
+const maxAnnounceText = 80
+
+// legacyAnnounceText is the part of a replaced text kept verbatim by
+// versions that bounded it at 64 bytes; their saved rewrites still load.
+const legacyAnnounceText = 64
 
 // fnv64 returns the FNV-1a hash of p.
 func fnv64(h uint64, p []byte) uint64 {
@@ -658,18 +662,23 @@ func (c *Control) scan(out []byte, seg *Segment, seq uint32, data []byte, led *s
 }
 
 // maxGrowth bounds how much a rewrite can lengthen line: the longest
-// replacement ("|2|" + 39-character IPv6 + "|65535|" = 49 bytes) for a line
-// that may be an announcement, 0 for any other.
+// replacement (an IPv6 LPRT long-host-port, "6,16," + 16 * "255," +
+// "2,255,255" = 78 bytes; EPRT's "|2|" + 39-character IPv6 + "|65535|" is
+// 49) for a line that may be an announcement, 0 for any other.
 func maxGrowth(line []byte, client bool) int {
 	if len(line) == 0 {
 		return 0
 	}
 	switch c := line[0] | 0x20; {
-	case client && (c == 'p' || c == 'e'), !client && line[0] == '2':
-		return 49
+	case client && (c == 'p' || c == 'e' || c == 'l'), !client && line[0] == '2':
+		return maxLongText
 	}
 	return 0
 }
+
+// maxLongText is the length of the longest RFC 1639 long-host-port
+// AppendLPRT writes: "6,16," + 16 * "255," + "2,255,255".
+const maxLongText = 5 + 16*4 + 9
 
 // line handles one complete line (ending in LF) sent in direction dir at
 // original sequence number seq, appending it, rewritten or not, to out.
@@ -732,11 +741,11 @@ func (c *Control) line(out []byte, dir conntrack.Dir, seq uint32, line []byte, l
 		return append(out, line...), 0, false
 	}
 	switch a.Kind {
-	case KindPORT, KindEPRT:
+	case KindPORT, KindEPRT, KindLPRT:
 		if dir != conntrack.Original {
 			return append(out, line...), 0, false
 		}
-	case Kind227, Kind229:
+	case Kind227, Kind229, Kind228:
 		if dir != conntrack.Reply {
 			return append(out, line...), 0, false
 		}
@@ -790,6 +799,10 @@ func (c *Control) announce(out []byte, dir conntrack.Dir, seq uint32, line []byt
 		text = AppendEPRT(buf[:0], a.Delim, pub.Addr().Unmap(), pub.Port())
 	case Kind229:
 		text = AppendEPSV(buf[:0], a.Delim, pub.Port())
+	case KindLPRT, Kind228:
+		// RFC 1639 §2: the long-host-port of the public endpoint, in the
+		// address family of the public address (4 for NAT44).
+		text = AppendLPRT(buf[:0], pub.Addr().Unmap(), pub.Port())
 	}
 	oldText := line[a.Start:a.End]
 	if bytes.Equal(oldText, text) {
