@@ -180,3 +180,44 @@ func TestICMPv6PacketTooBigQuotingRewrittenFTPSegment(t *testing.T) {
 		t.Fatalf("quote\n% x\nis not what the client sent\n% x", q.Buf, sent)
 	}
 }
+
+// TestNAT64ICMPErrorQuotingRewrittenFTPSegment: through NAT64 the client's
+// EPRT became an IPv4 announcement of another length; an IPv4 router's
+// "fragmentation needed" about the client's next segment reaches the IPv6
+// client as a Packet Too Big (RFC 7915 §4.2) whose quoted segment carries
+// the SEQ the client sent, with a valid checksum: the quoted TCP segment
+// is the client's byte for byte.
+func TestNAT64ICMPErrorQuotingRewrittenFTPSegment(t *testing.T) {
+	e := nat64Engine(t)
+	o := send64(t, e, tcpSeg{src: cli6, dst: srv6, seq: 1000, flags: fSYN, mss: 1440}.build())
+	pub := netip.AddrPortFrom(o.Src, o.SrcPort)
+	send64(t, e, tcpSeg{src: srv4, dst: pub, seq: 5000, ack: 1001, flags: fSYN | fACK, mss: 1460}.build())
+	send64(t, e, tcpSeg{src: cli6, dst: srv6, seq: 1001, ack: 5001, flags: fACK}.build())
+	send64(t, e, tcpSeg{src: srv4, dst: pub, seq: 5001, ack: 1001, flags: fACK | fPSH, payload: "220 hi\r\n"}.build())
+	eprt := "EPRT |2|fd00:64::2|50000|\r\n"
+	c := send64(t, e, tcpSeg{src: cli6, dst: srv6, seq: 1001, ack: 5009, flags: fACK | fPSH, payload: eprt}.build())
+	if len(c.payload) == len(eprt) {
+		t.Fatalf("EPRT not rewritten to another length: %q", c.payload)
+	}
+	retr := tcpSeg{src: cli6, dst: srv6, seq: uint32(1001 + len(eprt)), ack: 5009, flags: fACK | fPSH, payload: "RETR f\r\n"}
+	fwd := forward(t, e, retr)
+	if seq := binary.BigEndian.Uint32(fwd[24:]); seq != uint32(1001+len(c.payload)) {
+		t.Fatalf("RETR left with seq %d, want %d", seq, 1001+len(c.payload))
+	}
+	router := netip.MustParseAddr("198.18.64.1")
+	v, out, r := e.ProcessReason(icmpErr(router, o.Src, 3, 4, fwd), t0)
+	if v != Accept {
+		t.Fatalf("frag-needed dropped: %v", r)
+	}
+	p := decodeOut(t, out)
+	if p.Version != 6 || p.ICMPType != 2 || p.Dst != cli6.Addr() {
+		t.Fatalf("error back as v%d type %d to %v", p.Version, p.ICMPType, p.Dst)
+	}
+	q := quoted(t, p)
+	if q.Seq != retr.seq || q.Ack != 5009 || !quotedTCPChecksumValid(q) {
+		t.Fatalf("quoted seq %d ack %d (checksum ok %v), want %d 5009", q.Seq, q.Ack, quotedTCPChecksumValid(q), retr.seq)
+	}
+	if sent := retr.build(); !bytes.Equal(q.Buf[40:], sent[40:]) {
+		t.Fatalf("quoted segment\n% x\nis not what the client sent\n% x", q.Buf[40:], sent[40:])
+	}
+}
