@@ -91,6 +91,7 @@ const (
 	EvQueueFull                          // NAT64: no room to track another gateway answer: the command passed unchanged
 	EvTornDown                           // NAT64: a stand-in NOOP was answered with something else than 200: the session was torn down, or a segment of a torn-down session dropped (RFC 6384 §12)
 	EvTelnetRefused                      // NAT64: a Telnet option negotiation was removed, not relayed (RFC 6384 §5)
+	EvLedgerFull                         // seqdelta.Capacity rewrites of the direction not yet acknowledged: the announcement passed unchanged, no expectation
 	evEnd
 
 	// EvAll has every event bit set, so that counters can check they name each.
@@ -98,14 +99,11 @@ const (
 )
 
 // MaxRewritesPerSegment bounds the announcements rewritten in one segment.
-// The sequence ledger keeps seqdelta.Capacity correction points and maps a
-// segment's first byte by the newest point at or before it; more rewrites
-// than that in one segment would fold the segment's own start into the
-// ledger's base and shift it by the length changes of its own later
-// rewrites (a corrupted stream). Half the capacity leaves room for the
-// rewrites a retransmission repeats. Further announcements in the segment
-// pass unchanged, with no expectation (fail safe); no FTP client sends more
-// than one before its reply.
+// Each rewrite holds one of the seqdelta.Capacity correction points (and
+// history entries) of its direction until the receiver acknowledges it; half
+// the capacity keeps one segment of pipelined commands from taking them all.
+// Further announcements in the segment pass unchanged, with no expectation
+// (fail safe); no FTP client sends more than one before its reply.
 const MaxRewritesPerSegment = seqdelta.Capacity / 2
 
 // Result is the gateway's decision on one segment.
@@ -128,6 +126,9 @@ type Segment struct {
 	MSS     uint16 // MSS option of a SYN, else 0
 }
 
+// historyLen bounds a direction's rewrite history: like the ledger's
+// correction points, an entry stays until the receiver acknowledges the
+// rewritten text (Control.Acked), and no rewrite is made without room for it.
 const historyLen = seqdelta.Capacity
 
 // rewrite is a rewrite done earlier, kept to repeat it on a retransmission.
@@ -154,10 +155,14 @@ func (r *rewrite) size() uint32 {
 	return uint32(r.oldLen)
 }
 
-// maxAnnounceText bounds a replacement text ("|2|" + 45-char IPv6 +
-// "|65535|", or a reply of the NAT64 gateway) and the part of a replaced
-// text kept verbatim.
-const maxAnnounceText = 64
+// maxAnnounceText bounds a replacement text (an IPv6 LPRT long-host-port of
+// maxLongText bytes, "|2|" + 45-char IPv6 + "|65535|", or a reply of the
+// NAT64 gateway) and the part of a replaced text kept verbatim.
+const maxAnnounceText = 80
+
+// legacyAnnounceText is the part of a replaced text kept verbatim by
+// versions that bounded it at 64 bytes; their saved rewrites still load.
+const legacyAnnounceText = 64
 
 // fnv64 returns the FNV-1a hash of p.
 func fnv64(h uint64, p []byte) uint64 {
@@ -211,6 +216,7 @@ type Control struct {
 	reply  int                // code of the multi-line reply in progress, 0 if none
 	auth   bool               // AUTH sent, reply awaited
 	segRew int                // announcements rewritten in the segment being processed
+	led    *seqdelta.Ledger   // ledger of the segment being processed (for room; set by Segment)
 	out    []byte             // output payload scratch, reused
 	merge  []byte             // held bytes + continuation scratch, reused
 	heldBf [2][MaxLine]byte
@@ -247,6 +253,7 @@ func (c *Control) Segment(seg *Segment, led *seqdelta.Ledger, tr Translator) Res
 	}
 	s := &c.dir[seg.Dir]
 	c.segRew = 0
+	c.led = led
 	if seg.SYN {
 		s.synced, s.lineStart, s.next = true, true, seg.Seq+1
 		s.fromSYN = true
@@ -680,18 +687,23 @@ func (c *Control) scan(out []byte, seg *Segment, seq uint32, data []byte, led *s
 }
 
 // maxGrowth bounds how much a rewrite can lengthen line: the longest
-// replacement ("|2|" + 39-character IPv6 + "|65535|" = 49 bytes) for a line
-// that may be an announcement, 0 for any other.
+// replacement (an IPv6 LPRT long-host-port, "6,16," + 16 * "255," +
+// "2,255,255" = 78 bytes; EPRT's "|2|" + 39-character IPv6 + "|65535|" is
+// 49) for a line that may be an announcement, 0 for any other.
 func maxGrowth(line []byte, client bool) int {
 	if len(line) == 0 {
 		return 0
 	}
 	switch c := line[0] | 0x20; {
-	case client && (c == 'p' || c == 'e'), !client && line[0] == '2':
-		return 49
+	case client && (c == 'p' || c == 'e' || c == 'l'), !client && line[0] == '2':
+		return maxLongText
 	}
 	return 0
 }
+
+// maxLongText is the length of the longest RFC 1639 long-host-port
+// AppendLPRT writes: "6,16," + 16 * "255," + "2,255,255".
+const maxLongText = 5 + 16*4 + 9
 
 // line handles one complete line (ending in LF) sent in direction dir at
 // original sequence number seq, appending it, rewritten or not, to out.
@@ -754,11 +766,11 @@ func (c *Control) line(out []byte, dir conntrack.Dir, seq uint32, line []byte, l
 		return append(out, line...), 0, false
 	}
 	switch a.Kind {
-	case KindPORT, KindEPRT:
+	case KindPORT, KindEPRT, KindLPRT:
 		if dir != conntrack.Original {
 			return append(out, line...), 0, false
 		}
-	case Kind227, Kind229:
+	case Kind227, Kind229, Kind228:
 		if dir != conntrack.Reply {
 			return append(out, line...), 0, false
 		}
@@ -791,6 +803,11 @@ func (c *Control) announce(out []byte, dir conntrack.Dir, seq uint32, line []byt
 	if c.segRew >= MaxRewritesPerSegment {
 		return append(out, line...), EvRewriteLimit, false
 	}
+	if !c.room(dir, led) {
+		// Never fold away a correction point a retransmission may still
+		// need: the announcement waits for no one, it passes as sent.
+		return append(out, line...), EvLedgerFull, false
+	}
 	pub, ok := tr.MapData(dir, netip.AddrPortFrom(sender, a.Port))
 	if !ok {
 		return append(out, line...), EvMapFailed, false
@@ -807,6 +824,10 @@ func (c *Control) announce(out []byte, dir conntrack.Dir, seq uint32, line []byt
 		text = AppendEPRT(buf[:0], a.Delim, pub.Addr().Unmap(), pub.Port())
 	case Kind229:
 		text = AppendEPSV(buf[:0], a.Delim, pub.Port())
+	case KindLPRT, Kind228:
+		// RFC 1639 §2: the long-host-port of the public endpoint, in the
+		// address family of the public address (4 for NAT44).
+		text = AppendLPRT(buf[:0], pub.Addr().Unmap(), pub.Port())
 	}
 	oldText := line[a.Start:a.End]
 	if bytes.Equal(oldText, text) {
@@ -841,13 +862,53 @@ func (s *stream) remember(start uint32, oldText, newText []byte) {
 	r.newLen = uint8(copy(r.newText[:], newText))
 }
 
-// nextRewrite returns the history entry for a new rewrite, forgetting the
-// oldest when the history is full.
+// nextRewrite returns the history entry for a new rewrite. The caller has
+// checked room; a full history (never reached) reuses the newest entry
+// rather than forget one a retransmission may need.
 func (s *stream) nextRewrite() *rewrite {
-	if s.hn == historyLen {
-		copy(s.history[:], s.history[1:])
-		s.hn--
+	if s.hn < historyLen {
+		s.hn++
 	}
-	s.hn++
 	return &s.history[s.hn-1]
+}
+
+// room reports whether one more rewrite of direction dir can be recorded:
+// a free correction point in led (the direction's ledger) and a free
+// history entry, besides the ones the NAT64 run in progress will take when
+// it is flushed.
+func (c *Control) room(dir conntrack.Dir, led *seqdelta.Ledger) bool {
+	need := 1
+	if r := &c.n64.run; r.active && r.dir == dir {
+		need++
+	}
+	return led.Len()+need <= seqdelta.Capacity && c.dir[dir].hn+need <= historyLen
+}
+
+// Outstanding returns the number of rewrites of direction dir the receiver
+// has not yet acknowledged whole (history entries kept).
+func (c *Control) Outstanding(dir conntrack.Dir) int { return c.dir[dir].hn }
+
+// Acked tells the gateway that the receiver of direction dir acknowledged
+// every original byte before ack (its ACK field mapped back by the
+// direction's ledger, led): the rewrites wholly before ack are forgotten,
+// from the history and from led (seqdelta.Ledger.Prune), because the sender
+// never sends them again alone (RFC 9293 §3.10.7.4: a segment wholly below
+// RCV.NXT is a duplicate). An acknowledgment of bytes the gateway has not
+// seen pass (beyond the direction's next byte, or into a held line, which
+// was never forwarded) is ignored, so a forged ACK cannot make it forget a
+// rewrite. The caller holds the flow lock.
+func (c *Control) Acked(dir conntrack.Dir, ack uint32, led *seqdelta.Ledger) {
+	s := &c.dir[dir]
+	if !s.synced || before(s.next, ack) || len(s.held) > 0 && before(s.heldSeq, ack) {
+		return
+	}
+	k := 0
+	for k < s.hn && !before(ack, s.history[k].start+s.history[k].size()) {
+		k++
+	}
+	if k > 0 {
+		copy(s.history[:], s.history[k:s.hn])
+		s.hn -= k
+	}
+	led.Prune(ack)
 }

@@ -214,4 +214,14 @@ func TestControlStateNAT64Refused(t *testing.T) {
 	if _, err := RestoreControl(&Config{}, nat64Tuples(), ok); err != nil {
 		t.Errorf("valid state refused: %v", err)
 	}
+	// A state file of a version that kept 64 bytes of a long replaced text
+	// still loads.
+	ok.Dir[1].History[0].Old = long[:legacyAnnounceText]
+	if _, err := RestoreControl(&Config{}, nat64Tuples(), ok); err != nil {
+		t.Errorf("legacy state refused: %v", err)
+	}
+	ok.Dir[1].History[0].Old = long[:legacyAnnounceText-1]
+	if _, err := RestoreControl(&Config{}, nat64Tuples(), ok); !errors.Is(err, ErrBadState) {
+		t.Errorf("span with 63 bytes kept: %v", err)
+	}
 }

@@ -202,7 +202,7 @@ func (c *Control) canRewrite(dir conntrack.Dir, seq uint32, newLen int) bool {
 	if r.active && r.dir == dir && r.end == seq && r.newN+newLen <= maxAnnounceText {
 		return true
 	}
-	return c.segRew < MaxRewritesPerSegment
+	return c.segRew < MaxRewritesPerSegment && c.room(dir, c.led)
 }
 
 // runAdd replaces the original bytes old at seq by repl (at most

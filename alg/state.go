@@ -164,7 +164,7 @@ func RestoreControl(cfg *Config, tuples [2]conntrack.Tuple, st ControlState) (*C
 			if len(r.Old) == 0 || len(r.Old) > maxAnnounceText || len(r.New) > maxAnnounceText {
 				return nil, fmt.Errorf("%w: %v: rewrite %d of %d bytes into %d", ErrBadState, conntrack.Dir(d), i, len(r.Old), len(r.New))
 			}
-			if r.Span != 0 && (r.Span <= maxAnnounceText || r.Span > MaxSpan || len(r.Old) != maxAnnounceText) {
+			if r.Span != 0 && (r.Span <= uint32(len(r.Old)) || r.Span > MaxSpan || len(r.Old) != maxAnnounceText && len(r.Old) != legacyAnnounceText) {
 				return nil, fmt.Errorf("%w: %v: rewrite %d of %d bytes kept of %d", ErrBadState, conntrack.Dir(d), i, len(r.Old), r.Span)
 			}
 			if r.Span == 0 && r.OldSum != 0 {

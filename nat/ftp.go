@@ -127,7 +127,17 @@ func (e *Engine) processFTP(p *header.Parsed, f *conntrack.Flow, dir conntrack.D
 	}
 	if fl&conntrack.FlagACK != 0 {
 		back := &x.seq[dir.Other()]
-		if a := back.Ack(p.Ack); a != p.Ack {
+		a := back.Ack(p.Ack)
+		if fl&conntrack.FlagRST == 0 && x.ctl.Outstanding(dir.Other()) > 0 &&
+			(len(payload) > 0 || p.TCPChecksumValid()) {
+			// The other direction's rewrites the receiver now has whole
+			// are forgotten: their correction points and history entries
+			// make room for new ones (seqdelta.Ledger.Prune). Only an
+			// intact segment's ACK counts (a payload's checksum was
+			// verified above).
+			x.ctl.Acked(dir.Other(), a, back)
+		}
+		if a != p.Ack {
 			p.SetTCPAck(a)
 			adjusted = true
 		}

@@ -87,12 +87,12 @@ func TestControlKeptWhileDataActiveNAT64(t *testing.T) {
 	srvData := ap("198.18.64.2:20")
 	pubData := netip.AddrPortFrom(pub.Addr(), port)
 	send64(t, e, tcpSeg{src: srvData, dst: pubData, seq: 9000, flags: fSYN}.build())
-	send64(t, e, tcpSeg{src: cli6Port(50000), dst: ap("[64:ff9b::c612:4002]:20"), seq: 3000, ack: 9001, flags: fSYN | fACK}.build())
+	send64(t, e, tcpSeg{src: cli6Port(50000), dst: ap("[2001:db8:64::c612:4002]:20"), seq: 3000, ack: 9001, flags: fSYN | fACK}.build())
 	ctl := conntrack.Tuple{Src: cli6.Addr(), Dst: srv6.Addr(), SrcPort: cli6.Port(), DstPort: srv6.Port(), Proto: conntrack.ProtoTCP}
 	holdsControl(t, e, ctl,
 		func(seq uint32) []byte {
 			return tcpSeg{src: srvData, dst: pubData, seq: seq, ack: 3001, flags: fACK, payload: strings.Repeat("d", 100)}.build()
 		},
 		tcpSeg{src: srvData, dst: pubData, seq: 1, ack: 3001, flags: fFIN | fACK}.build(),
-		tcpSeg{src: cli6Port(50000), dst: ap("[64:ff9b::c612:4002]:20"), seq: 3001, ack: 2, flags: fFIN | fACK}.build())
+		tcpSeg{src: cli6Port(50000), dst: ap("[2001:db8:64::c612:4002]:20"), seq: 3001, ack: 2, flags: fFIN | fACK}.build())
 }

@@ -387,6 +387,10 @@ func (e *Engine) icmpError64(p *header.Parsed, now int64) (Verdict, []byte, Drop
 		// An IPv6 router outside the prefix is hidden behind the flow's
 		// pool address (RFC 6146 §3.5.1.1 translates only what it can).
 	}
+	if x, ok := f.Ext.(*ftpFlow); ok && in.Proto == header.ProtoTCP {
+		// the quote's SEQ/ACK as the sender numbered them (ftp glue)
+		x.unmapQuoted(&in, dir.Other())
+	}
 	// The quoted packet becomes the reverse of what leaves: t.Src -> t.Dst.
 	inner := xlat.Inner{Src: t.Src, Dst: t.Dst, SrcPort: t.SrcPort, DstPort: t.DstPort}
 	var out []byte

@@ -121,7 +121,7 @@ var algEventNames = map[alg.Event]string{
 	alg.EvTruncated: "release_truncated", alg.EvDupHeld: "duplicate_held",
 	alg.EvRewriteLimit: "rewrite_limit", alg.EvTLSEnded: "tls_ended",
 	alg.EvEPSVToPASV: "nat64_epsv_to_pasv", alg.EvRefused: "nat64_refused", alg.EvALGS: "nat64_algs", alg.EvReplySubstituted: "nat64_reply_substituted", alg.EvQueueFull: "nat64_queue_full",
-	alg.EvTornDown: "nat64_torn_down", alg.EvTelnetRefused: "nat64_telnet_refused",
+	alg.EvTornDown: "nat64_torn_down", alg.EvTelnetRefused: "nat64_telnet_refused", alg.EvLedgerFull: "ledger_full",
 }
 
 // Summary is a plain copy of the counters, with the non-zero reasons named.
