@@ -14,6 +14,13 @@ const (
 	tagSNAT     uint8 = iota + 1 // outbound; holds a binding of its inside source
 	tagForward                   // inbound through a DNAT forward; holds nothing
 	tagExpected                  // inbound from an expectation; holds a binding of its target
+	// Hairpinned flows (RFC 4787 §6 REQ-9, RFC 5382 §7.2 REQ-8): an inside
+	// host to a public endpoint that leads back inside. Both addresses are
+	// translated: the source through the host's own endpoint-independent
+	// mapping, the destination through a forward, an expectation or
+	// another inside endpoint's mapping.
+	tagHairpin      // to a forwarded port; holds a binding of its inside source
+	tagHairpinBound // to an expectation or a mapping; holds a binding of its source and one of its target
 )
 
 // Engine translates packets. It is safe for concurrent use by several
@@ -193,9 +200,18 @@ func (e *Engine) process(pkt []byte, now int64, hint *conntrack.Hint, c *counts)
 	}
 	if f == nil {
 		var dr DropReason
-		if outbound {
+		switch {
+		case outbound && p.Dst == e.public[familyOf(p.Dst)]:
+			f, dir, dr = e.newHairpin(&p, tu, now)
+			if f == nil && dr == DropNone {
+				// Nothing inside answers at that public endpoint: the
+				// packet is for the router itself (its own services).
+				c.passed++
+				return Accept, p.Buf, DropNone
+			}
+		case outbound:
 			f, dir, dr = e.newOutbound(&p, tu, now)
-		} else {
+		default:
 			f, dir, dr = e.newInbound(&p, tu, now)
 		}
 		if f == nil {
@@ -363,6 +379,11 @@ func (e *Engine) flowRemoved(f *conntrack.Flow) {
 	case tagSNAT:
 		e.ports.release(endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto})
 	case tagExpected:
+		e.ports.release(endpoint{addr: r.Src, port: r.SrcPort, proto: r.Proto})
+	case tagHairpin:
+		e.ports.release(endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto})
+	case tagHairpinBound:
+		e.ports.release(endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto})
 		e.ports.release(endpoint{addr: r.Src, port: r.SrcPort, proto: r.Proto})
 	}
 }
