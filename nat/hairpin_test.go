@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/natalg/natalg/nat/xlat"
 )
 
 // The hairpin topology of these tests: two inside hosts, one forwarded.
@@ -282,4 +284,71 @@ func parsePORT(s string) (netip.AddrPort, bool) {
 	}
 	a := netip.AddrFrom4([4]byte{byte(b[0]), byte(b[1]), byte(b[2]), byte(b[3])})
 	return netip.AddrPortFrom(a, uint16(b[4]<<8|b[5])), ok
+}
+
+// TestHairpinNAT64: an IPv6 client reaching, through the prefix, a pool
+// transport address bound to another IPv6 client is hairpinned (RFC 6146
+// §3.8): the translated IPv4 packet, addressed to the NAT64 itself, is
+// processed again as an inbound one, and arrives as IPv6 at the other
+// client from the sender's pool address and port embedded in the prefix;
+// the answers take the same way back. UDP and TCP.
+func TestHairpinNAT64(t *testing.T) {
+	prefix := netip.MustParsePrefix("2001:db8:64::/96")
+	e, err := New(Config{NAT64Prefix: prefix, NAT64Pool: pool64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1, c2 := ap("[fd00:64::2]:6000"), ap("[fd00:64::3]:5000")
+	stun := netip.AddrPortFrom(xlat.Embed(prefix, netip.MustParseAddr("198.18.64.2")), 3478)
+	learn := func(c netip.AddrPort) netip.AddrPort {
+		o := send64(t, e, udpPkt(c, stun, "binding?", false))
+		if o.Version != 4 || !pool64.Contains(o.Src) || o.SrcPort != c.Port() {
+			t.Fatalf("%v left as v%d from %v:%d", c, o.Version, o.Src, o.SrcPort)
+		}
+		return netip.AddrPortFrom(o.Src, o.SrcPort)
+	}
+	t1, t2 := learn(c1), learn(c2)
+	as6 := func(a netip.AddrPort) netip.AddrPort {
+		return netip.AddrPortFrom(xlat.Embed(prefix, a.Addr()), a.Port())
+	}
+	// C1 to C2's pool transport address: IPv6 out, from C1's.
+	o := send64(t, e, udpPkt(c1, as6(t2), "hello c2", false))
+	if o.Version != 6 || o.payload != "hello c2" {
+		t.Fatalf("hairpinned datagram: v%d %q", o.Version, o.payload)
+	}
+	wantPath(t, "c1 to c2's binding", o, as6(t1), c2)
+	o = send64(t, e, udpPkt(c2, as6(t1), "hello c1", false))
+	wantPath(t, "c2's answer", o, as6(t2), c1)
+	// TCP to a binding C2 holds by its connection outside.
+	web := netip.AddrPortFrom(xlat.Embed(prefix, netip.MustParseAddr("198.18.64.2")), 80)
+	c2tcp := ap("[fd00:64::3]:5001")
+	o = send64(t, e, tcpSeg{src: c2tcp, dst: web, seq: 1, flags: fSYN}.build())
+	t2tcp := netip.AddrPortFrom(o.Src, o.SrcPort)
+	c1tcp := ap("[fd00:64::2]:40000")
+	o = send64(t, e, tcpSeg{src: c1tcp, dst: as6(t2tcp), seq: 100, flags: fSYN}.build())
+	t1tcp := netip.AddrPortFrom(t1.Addr(), 40000)
+	wantPath(t, "hairpinned SYN", o, as6(t1tcp), c2tcp)
+	o = send64(t, e, tcpSeg{src: c2tcp, dst: as6(t1tcp), seq: 900, ack: 101, flags: fSYN | fACK}.build())
+	wantPath(t, "SYN+ACK", o, as6(t2tcp), c1tcp)
+	if o.Seq != 900 || o.Ack != 101 {
+		t.Fatalf("SYN+ACK seq %d ack %d", o.Seq, o.Ack)
+	}
+	if n := e.Stats.Hairpinned.Load(); n != 2 {
+		t.Fatalf("%d hairpinned flows, want 2", n)
+	}
+	kinds := map[string]int{}
+	e.Flows(func(fi FlowInfo) { kinds[fi.Kind]++ })
+	if kinds["nat64-hairpin"] != 2 {
+		t.Fatalf("flow kinds %v, want two nat64-hairpin", kinds)
+	}
+	// A pool port nobody holds: dropped, as from outside.
+	free := netip.AddrPortFrom(t2.Addr(), 7777)
+	if v, _, r := e.ProcessReason(udpPkt(c1, as6(free), "x", false), t0); v != Drop || r != DropNoFlow {
+		t.Fatalf("datagram to an unbound pool port: %v %v", v, r)
+	}
+	// Every binding goes with the flows.
+	e.Expire(t0.Add(24 * time.Hour))
+	if n := e.Bindings(); n != 0 {
+		t.Fatalf("%d bindings left after every flow expired", n)
+	}
 }

@@ -18,7 +18,9 @@ type FlowInfo struct {
 	// IPv4 server's data connection to an IPv6 client through NAT64),
 	// "hairpin" (an inside host to a forwarded port through the public
 	// address) or "hairpin-bound" (an inside host to an expected port or
-	// another inside endpoint's mapping through the public address).
+	// another inside endpoint's mapping through the public address) or
+	// "nat64-hairpin" (an IPv6 client to another's binding through a pool
+	// address, RFC 6146 §3.8).
 	Kind string
 	// FTP is set on FTP control flows; SeqDelta is the offset now applied
 	// to new data of each direction ([0] original, [1] reply) and
@@ -101,6 +103,8 @@ func flowKind(tag uint8) string {
 		return "nat64"
 	case tag64Expected:
 		return "nat64-expected"
+	case tag64Hairpin:
+		return "nat64-hairpin"
 	}
 	return "unknown"
 }
