@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/natalg/natalg/nat/xlat"
 )
 
 // hairpinPort is the TCP port the hairpin mode forwards, on both families,
@@ -133,4 +136,94 @@ func TestE2EHairpin(t *testing.T) {
 		m := e.metrics(t)
 		t.Logf("hairpinned flows %v, rewrites %v", after-before, m["natalg_alg_rewrites_total"])
 	})
+}
+
+// udpEcho answers each datagram on argv[1]:7 with the address and port it
+// came from ("ADDR PORT"), for 60 s at most.
+const udpEcho = `import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 7))
+s.settimeout(60)
+while True:
+    d, a = s.recvfrom(100)
+    s.sendto(("%s %d" % a).encode(), a)
+`
+
+// nat64Hairpin runs in the IPv6-only client. Socket A (port 5000) learns
+// its pool transport address T:5000 from the IPv4 echo server; socket B
+// (port 5001) sends to T:5000 as the client dials IPv4 hosts (T in the
+// prefix); A prints where the datagram came from and answers; B prints
+// where the answer came from.
+const nat64Hairpin = `import ipaddress, socket, sys
+prefix, echo = sys.argv[1], sys.argv[2]
+base = int(ipaddress.IPv6Address(prefix.split("/")[0]))
+def in6(v4):
+    return str(ipaddress.IPv6Address(base + int(ipaddress.IPv4Address(v4))))
+a = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); a.bind(("::", 5000)); a.settimeout(5)
+b = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); b.bind(("::", 5001)); b.settimeout(5)
+a.sendto(b"binding?", (in6(echo), 7))
+pool, port = a.recvfrom(100)[0].decode().split()
+print("mapped", pool, port)
+b.sendto(b"hello a", (in6(pool), int(port)))
+d, src = a.recvfrom(100)
+print("a got", d.decode(), src[0], src[1])
+a.sendto(b"hello b", src[:2])
+d, src = b.recvfrom(100)
+print("b got", d.decode(), src[0], src[1])
+`
+
+// TestNAT64E2EHairpin (issue 14, item 2): through natalg run's NAT64
+// datapath, an IPv6 client reaching, through the prefix, a pool transport
+// address bound to an IPv6 endpoint is hairpinned (RFC 6146 §3.8): the
+// datagram comes back over IPv6 from the sender's own pool transport
+// address (in the prefix), and the answer returns the same way.
+func TestNAT64E2EHairpin(t *testing.T) {
+	nat64Require(t)
+	e2ePreclean(t)
+	r := newNAT64Run(t)
+	r.buildNatalg(t)
+	if r.natalg == "" {
+		t.Fatal(r.natalgMissingWhy)
+	}
+	e := newNAT64Env(t, r)
+	echo := startBg(t, "udp echo", e.dir+"/udp-echo.log", e.nsOut, "/usr/bin/python3", "-c", udpEcho, n64Server)
+	if !waitFor(50, 100*time.Millisecond, func() bool {
+		out, _ := runIn(5*time.Second, e.nsOut, "ss", "-Hlun", "sport = :7")
+		return echo.exited() || strings.TrimSpace(out) != ""
+	}) || echo.exited() {
+		t.Fatalf("UDP echo server did not start:\n%s", echo.output())
+	}
+	out, err := runIn(30*time.Second, e.nsIn, "/usr/bin/python3", "-c", nat64Hairpin, n64Prefix, n64Server)
+	t.Logf("client:\n%s", strings.TrimSpace(out))
+	if err != nil {
+		t.Fatalf("hairpin through NAT64: %v\nnatalg:\n%s", err, tail(e.daemon.output(), 20))
+	}
+	var pool, port, gotA, fromA, fromAPort, gotB, fromB, fromBPort string
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) == 3 && f[0] == "mapped":
+			pool, port = f[1], f[2]
+		case len(f) == 6 && f[0] == "a":
+			gotA, fromA, fromAPort = f[3], f[4], f[5]
+		case len(f) == 6 && f[0] == "b":
+			gotB, fromB, fromBPort = f[3], f[4], f[5]
+		}
+	}
+	// Both sockets are seen from the pool address embedded in the prefix
+	// (RFC 6052 §2.2), each at its own port.
+	var want string
+	if a, err := netip.ParseAddr(pool); err == nil {
+		want = xlat.Embed(netip.MustParsePrefix(n64Prefix), a).String()
+	}
+	if want == "" || port != "5000" || gotA != "a" || gotB != "b" ||
+		fromA != want || fromB != want || fromAPort != "5001" || fromBPort != "5000" {
+		t.Fatalf("mapped %s:%s; A got %q from %s port %s; B got %q from %s port %s: want both from the pool address %s in %s, ports 5001 and 5000",
+			pool, port, gotA, fromA, fromAPort, gotB, fromB, fromBPort, pool, n64Prefix)
+	}
+	m := e.metrics(t)
+	if m["natalg_hairpinned_flows_total"] < 1 {
+		t.Fatalf("natalg_hairpinned_flows_total %v", m["natalg_hairpinned_flows_total"])
+	}
+	t.Logf("A (port 5000, pool %s:%s) heard B from [%s]:%s; B heard A from [%s]:%s", pool, port, fromA, fromAPort, fromB, fromBPort)
 }
