@@ -352,3 +352,64 @@ func TestHairpinNAT64(t *testing.T) {
 		t.Fatalf("%d bindings left after every flow expired", n)
 	}
 }
+
+// TestStateHairpin: hairpinned flows (through a forward, to an expectation
+// with its FTP master, to another host's mapping, and NAT64's) are saved
+// and restored with the bindings they hold, and keep translating.
+func TestStateHairpin(t *testing.T) {
+	mk := func(t *testing.T) *Engine { return hairpinEngine(t, "tcp:21=198.18.0.3:21") }
+	e := mk(t)
+	client, pub21, server, clientPub := ftpHairpin(t, e)
+	mustSend(t, e, tcpSeg{src: client, dst: pub21, seq: 1001, ack: 5009, flags: fACK | fPSH, payload: "PASV\r\n"})
+	in := "227 Entering Passive Mode (198,18,0,3,234,96).\r\n"
+	mustSend(t, e, tcpSeg{src: server, dst: clientPub, seq: 5009, ack: 1007, flags: fACK | fPSH, payload: in})
+	dataCli, dataPub, dataSrv := netip.AddrPortFrom(hpClient, 40001), netip.AddrPortFrom(pubIP, 60000), netip.AddrPortFrom(hpServer, 60000)
+	mustSend(t, e, tcpSeg{src: dataCli, dst: dataPub, seq: 1, flags: fSYN})
+	x1, x2 := netip.AddrPortFrom(hpClient, 6000), netip.AddrPortFrom(hpServer, 5000)
+	x2pub := netip.AddrPortFrom(pubIP, mustUDP(t, e, x2, ap("198.19.0.2:3478"), "binding?").SrcPort)
+	x1pub := netip.AddrPortFrom(pubIP, mustUDP(t, e, x1, x2pub, "hello x2").SrcPort)
+	flows, binds := e.Table().Len(), e.Bindings()
+	e2, st, _ := saveLoad(t, e, mk, t0.Add(time.Second))
+	if st.Flows != flows || st.Misfit+st.Clash+st.Expired != 0 || e2.Bindings() != binds {
+		t.Fatalf("load stats %+v, %d bindings, want %d flows and %d bindings", st, e2.Bindings(), flows, binds)
+	}
+	kinds := map[string]int{}
+	e2.Flows(func(fi FlowInfo) { kinds[fi.Kind]++ })
+	if kinds["hairpin"] != 1 || kinds["hairpin-bound"] != 2 {
+		t.Fatalf("restored kinds %v", kinds)
+	}
+	// The control flow's ledger: the client's ACK of the grown 227.
+	o := mustSend(t, e2, tcpSeg{src: client, dst: pub21, seq: 1007, ack: 5009 + uint32(len(in)) + 4, flags: fACK})
+	wantPath(t, "control ACK", o, clientPub, server)
+	if o.Ack != 5009+uint32(len(in)) {
+		t.Fatalf("restored control flow mapped the ACK to %d", o.Ack)
+	}
+	wantPath(t, "data SYN+ACK", mustSend(t, e2, tcpSeg{src: dataSrv, dst: netip.AddrPortFrom(pubIP, 40001), seq: 9, ack: 2, flags: fSYN | fACK}), dataPub, dataCli)
+	wantPath(t, "x2's answer", mustUDP(t, e2, x2, x1pub, "hello x1"), x2pub, x1)
+	e2.Expire(t0.Add(24 * time.Hour))
+	if n := e2.Bindings(); n != 0 {
+		t.Fatalf("%d bindings left after every restored flow expired", n)
+	}
+
+	// NAT64.
+	prefix := netip.MustParsePrefix("2001:db8:64::/96")
+	mk64 := func(t *testing.T) *Engine {
+		e, err := New(Config{NAT64Prefix: prefix, NAT64Pool: pool64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	e = mk64(t)
+	c1, c2 := ap("[fd00:64::2]:6000"), ap("[fd00:64::3]:5000")
+	o = send64(t, e, udpPkt(c2, netip.AddrPortFrom(xlat.Embed(prefix, netip.MustParseAddr("198.18.64.2")), 3478), "binding?", false))
+	t2 := netip.AddrPortFrom(xlat.Embed(prefix, o.Src), o.SrcPort)
+	o = send64(t, e, udpPkt(c1, t2, "hello c2", false))
+	t1 := netip.AddrPortFrom(o.Src, o.SrcPort)
+	flows, binds = e.Table().Len(), e.Bindings()
+	e2, st, _ = saveLoad(t, e, mk64, t0.Add(time.Second))
+	if st.Flows != flows || st.Misfit+st.Clash+st.Expired != 0 || e2.Bindings() != binds {
+		t.Fatalf("NAT64 load stats %+v, %d bindings, want %d flows and %d bindings", st, e2.Bindings(), flows, binds)
+	}
+	wantPath(t, "restored NAT64 hairpin answer", send64(t, e2, udpPkt(c2, t1, "hello c1", false)), t2, c1)
+}
