@@ -105,6 +105,11 @@ func TestE2EHairpin(t *testing.T) {
 				t.Fatalf("hairpinned connection: %v %q, want the server to see %q\nnatalg:\n%s", err, out, want, tail(e.daemon.output(), 20))
 			}
 			t.Logf("%s: through %s:%s the server saw %s", c.name, c.public, hairpinPort, strings.TrimSpace(out))
+			// What the router's own conntrack made of it (translated in raw
+			// PREROUTING, before conntrack: each direction is seen apart).
+			ct, _ := runIn(5*time.Second, e.nsR, "conntrack", "-L", "-f", map[string]string{"tcp4": "ipv4", "tcp6": "ipv6"}[c.name], "-p", "tcp", "--dport", hairpinPort)
+			st, _ := runIn(5*time.Second, e.nsR, "conntrack", "-S")
+			t.Logf("router conntrack entries:\n%s\nconntrack -S:\n%s", strings.TrimSpace(ct), strings.TrimSpace(st))
 			if after := hairpinned(); after < before+1 {
 				t.Fatalf("natalg_hairpinned_flows_total %v -> %v: the connection did not go through natalg", before, after)
 			}
