@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natalg/natalg/nat/header"
 	"github.com/natalg/natalg/nat/xlat"
 )
 
@@ -412,4 +413,34 @@ func TestStateHairpin(t *testing.T) {
 		t.Fatalf("NAT64 load stats %+v, %d bindings, want %d flows and %d bindings", st, e2.Bindings(), flows, binds)
 	}
 	wantPath(t, "restored NAT64 hairpin answer", send64(t, e2, udpPkt(c2, t1, "hello c1", false)), t2, c1)
+}
+
+// TestHairpinICMPError: an ICMP error from the hairpin's target about a
+// hairpinned datagram reaches the sender (RFC 5508 §5 REQ-7): from the
+// public address, addressed to the source of the quoted packet after its
+// translation back, which is what the sender sent.
+func TestHairpinICMPError(t *testing.T) {
+	e := hairpinEngine(t, "udp:53=198.18.0.3:5353")
+	x1, pub53, target := netip.AddrPortFrom(hpClient, 6000), netip.AddrPortFrom(pubIP, 53), netip.AddrPortFrom(hpServer, 5353)
+	v, out, _ := e.ProcessReason(udpPkt(x1, pub53, "query", false), t0)
+	if v != Accept {
+		t.Fatal("hairpinned datagram dropped")
+	}
+	sent := bytes.Clone(out) // as the target got it: public:6000 -> target
+	wantPath(t, "datagram", decodeOut(t, sent), netip.AddrPortFrom(pubIP, 6000), target)
+	v, out, r := e.ProcessReason(icmpErr(hpServer, pubIP, 3, 3, sent), t0)
+	if v != Accept {
+		t.Fatalf("port unreachable from the target dropped: %v", r)
+	}
+	o := decodeOut(t, out)
+	if o.Src != pubIP || o.Dst != hpClient {
+		t.Fatalf("error outer %v -> %v, want %v -> %v", o.Src, o.Dst, pubIP, hpClient)
+	}
+	var q header.Parsed
+	if r := q.DecodeInner(o.Buf[o.PayloadOff:]); r != header.Ok {
+		t.Fatal(r)
+	}
+	if s, d := netip.AddrPortFrom(q.Src, q.SrcPort), netip.AddrPortFrom(q.Dst, q.DstPort); s != x1 || d != pub53 {
+		t.Fatalf("quoted %v -> %v, want what the sender sent, %v -> %v", s, d, x1, pub53)
+	}
 }
