@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/natalg/natalg/cmd/internal/pcapreplay"
 	"github.com/natalg/natalg/nat/xlat"
 )
 
@@ -79,6 +82,18 @@ func TestE2EHairpin(t *testing.T) {
 	}
 	e := newE2EEnv(t, r, "natalg-hairpin")
 	hairpinned := func() float64 { return e.metrics(t)["natalg_hairpinned_flows_total"] }
+	// Every hairpinned packet arrives on the inside interface and leaves
+	// by it: what came in (IPv4) replays through natalg replay below.
+	capIn, capOut := filepath.Join(e.dir, "hairpin-in.pcap"), filepath.Join(e.dir, "hairpin-out.pcap")
+	var caps []*bgProc
+	for _, c := range [][2]string{{"in", capIn}, {"out", capOut}} {
+		p := startBg(t, "tcpdump r-in "+c[0], c[1]+".log", e.nsR, "tcpdump", "-i", "r-in", "-Q", c[0], "--immediate-mode", "-U",
+			"-n", "-s", "0", "-Z", "root", "-w", c[1], "ip and host "+public4)
+		if !waitFor(100, 50*time.Millisecond, func() bool { return strings.Contains(p.output(), "listening on") }) {
+			t.Fatalf("%s did not start:\n%s", p.name, p.output())
+		}
+		caps = append(caps, p)
+	}
 
 	for _, c := range []struct{ name, listen, public, sport string }{
 		{"tcp4", inHost4, public4, "45678"},
@@ -140,6 +155,53 @@ func TestE2EHairpin(t *testing.T) {
 		}
 		m := e.metrics(t)
 		t.Logf("hairpinned flows %v, rewrites %v", after-before, m["natalg_alg_rewrites_total"])
+	})
+
+	// natalg replay of what arrived on the inside interface translates it
+	// as natalg run did: each replayed packet left the router the same
+	// (but for the TTL the router decremented).
+	t.Run("replay", func(t *testing.T) {
+		time.Sleep(200 * time.Millisecond) // tcpdump -U flushes per packet
+		for _, p := range caps {
+			if err := p.stop(5 * time.Second); err == errKilled {
+				t.Fatalf("%s: %v", p.name, err)
+			}
+		}
+		replayed := filepath.Join(e.dir, "hairpin-replayed.pcap")
+		out, err := runIn(60*time.Second, "", e.run.natalg, "replay", "--inside", inside4, "--public", public4,
+			"--forward", "tcp:21="+inHost4+":21", "--forward", "tcp:"+hairpinPort+"="+inHost4+":"+hairpinPort, capIn, replayed)
+		t.Logf("natalg replay of the inside capture:\n%s", out)
+		if err != nil {
+			t.Fatalf("natalg replay: %v", err)
+		}
+		if m := regexp.MustCompile(`translated (\d+)`).FindStringSubmatch(out); m == nil || m[1] == "0" {
+			t.Fatalf("the replay translated nothing")
+		}
+		if !strings.Contains(out, "dropped 0\n") {
+			t.Errorf("the replay dropped packets natalg run had translated")
+		}
+		// IPv4 with the TTL and header checksum zeroed
+		norm := func(ip []byte) string {
+			c := append([]byte(nil), ip...)
+			if len(c) >= 20 && c[0]>>4 == 4 {
+				c[8], c[10], c[11] = 0, 0, 0
+			}
+			return string(c)
+		}
+		live := map[string]bool{}
+		for _, p := range readPcap(t, capOut) {
+			live[norm(p.IP())] = true
+		}
+		rp := readPcap(t, replayed)
+		missing := 0
+		for i, p := range rp {
+			if !live[norm(p.IP())] {
+				if missing++; missing <= 5 {
+					t.Errorf("replayed packet %d is not in the live capture: %s", i+1, pcapreplay.Describe(p.IP()))
+				}
+			}
+		}
+		t.Logf("%d packets replayed, %d of them not as natalg run sent them", len(rp), missing)
 	})
 }
 
