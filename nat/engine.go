@@ -115,7 +115,9 @@ func (e *Engine) inside(a netip.Addr) bool {
 // too_big. now is the packet's arrival time.
 //
 // A packet from an inside address is outbound, one to a public address is
-// inbound; with NAT64 on, an IPv6 packet to the NAT64 prefix is outbound
+// inbound, one from an inside address to a public address is hairpinned
+// (translated both ways, back inside, RFC 4787 §6) or, when nothing inside
+// answers there, accepted unchanged for the router itself; with NAT64 on, an IPv6 packet to the NAT64 prefix is outbound
 // and an IPv4 packet to the pool inbound NAT64 (the packet changes family:
 // the result may start 20 bytes later in pkt's array, or be 20 bytes
 // longer). Any other packet is accepted unchanged.

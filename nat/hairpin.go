@@ -28,7 +28,9 @@ import (
 // address X2':x2' that has an active mapping".
 //
 // It returns a nil flow and DropNone when nothing inside answers at the
-// public endpoint: the packet is for the router itself.
+// public endpoint: the packet is for the router itself. A TCP segment other
+// than a SYN to a port an inside endpoint holds (a hairpinned connection
+// whose flow expired) is dropped as no_flow, as it would be from outside.
 func (e *Engine) newHairpin(p *header.Parsed, tu conntrack.Tuple, now int64) (*conntrack.Flow, conntrack.Dir, DropReason) {
 	if isICMP(tu.Proto) {
 		return nil, 0, DropNone // echo to the public address: the router answers
@@ -49,7 +51,14 @@ func (e *Engine) newHairpin(p *header.Parsed, tu conntrack.Tuple, now int64) (*c
 			target, tag = x.Target, tagHairpinBound
 		} else {
 			if tu.Proto == header.ProtoTCP && !tcpSYN {
-				return nil, 0, DropNone // only a SYN opens a connection to a mapping
+				// Only a SYN opens a connection to a mapping. A segment
+				// to a port some inside endpoint holds is not the
+				// router's (its stack would answer with a reset): it is
+				// dropped, as from outside.
+				if e.ports.bound(tu.Proto, uint8(fam), tu.DstPort) {
+					return nil, 0, DropNoFlow
+				}
+				return nil, 0, DropNone
 			}
 			in, ok := e.ports.holdPublic(tu.Proto, uint8(fam), tu.DstPort, src)
 			if !ok {
@@ -103,6 +112,14 @@ func (e *Engine) forwardOf(proto uint8, fam int, port uint16) *Forward {
 		}
 	}
 	return nil
+}
+
+// bound reports whether public port pub of proto and family fam is bound
+// to an inside endpoint.
+func (m *portMap) bound(proto, fam uint8, pub uint16) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.byPublic[publicKey{port: pub, proto: proto, fam: fam}] != nil
 }
 
 // holdPublic takes one reference to the binding of public port pub (of
