@@ -15,6 +15,13 @@ const (
 	tagForward                   // inbound through a DNAT forward; holds nothing
 	tagExpected                  // inbound from an expectation; holds a binding of its target
 	tagMapped                    // inbound through a mapping its filtering admitted (RFC 4787 §5); holds a binding of its target
+	// Hairpinned flows (RFC 4787 §6 REQ-9, RFC 5382 §7.2 REQ-8): an inside
+	// host to a public endpoint that leads back inside. Both addresses are
+	// translated: the source through the host's own endpoint-independent
+	// mapping, the destination through a forward, an expectation or
+	// another inside endpoint's mapping.
+	tagHairpin      // to a forwarded port; holds a binding of its inside source
+	tagHairpinBound // to an expectation or a mapping; holds a binding of its source and one of its target
 )
 
 // Engine translates packets. It is safe for concurrent use by several
@@ -109,7 +116,9 @@ func (e *Engine) inside(a netip.Addr) bool {
 // too_big. now is the packet's arrival time.
 //
 // A packet from an inside address is outbound, one to a public address is
-// inbound; with NAT64 on, an IPv6 packet to the NAT64 prefix is outbound
+// inbound, one from an inside address to a public address is hairpinned
+// (translated both ways, back inside, RFC 4787 §6) or, when nothing inside
+// answers there, accepted unchanged for the router itself; with NAT64 on, an IPv6 packet to the NAT64 prefix is outbound
 // and an IPv4 packet to the pool inbound NAT64 (the packet changes family:
 // the result may start 20 bytes later in pkt's array, or be 20 bytes
 // longer). Any other packet is accepted unchanged.
@@ -194,9 +203,18 @@ func (e *Engine) process(pkt []byte, now int64, hint *conntrack.Hint, c *counts)
 	}
 	if f == nil {
 		var dr DropReason
-		if outbound {
+		switch {
+		case outbound && p.Dst == e.public[familyOf(p.Dst)]:
+			f, dir, dr = e.newHairpin(&p, tu, now)
+			if f == nil && dr == DropNone {
+				// Nothing inside answers at that public endpoint: the
+				// packet is for the router itself (its own services).
+				c.passed++
+				return Accept, p.Buf, DropNone
+			}
+		case outbound:
 			f, dir, dr = e.newOutbound(&p, tu, now)
-		} else {
+		default:
 			f, dir, dr = e.newInbound(&p, tu, now)
 		}
 		if f == nil {
@@ -368,6 +386,11 @@ func (e *Engine) flowRemoved(f *conntrack.Flow) {
 		e.ports.dropPeer(in, o.Dst)
 		e.ports.release(in)
 	case tagExpected, tagMapped:
+		e.ports.release(endpoint{addr: r.Src, port: r.SrcPort, proto: r.Proto})
+	case tagHairpin:
+		e.ports.release(endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto})
+	case tagHairpinBound:
+		e.ports.release(endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto})
 		e.ports.release(endpoint{addr: r.Src, port: r.SrcPort, proto: r.Proto})
 	}
 }

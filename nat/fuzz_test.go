@@ -3,6 +3,7 @@ package nat
 import (
 	"bytes"
 	"encoding/binary"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -71,6 +72,9 @@ func FuzzProcess(f *testing.F) {
 		cmd(1001, "EPRT !1!198.18.0.2!50000!\r\n"), cmd(1007, "NOOP\r\n"),
 		{src: srv, dst: pubCli, seq: 5009, ack: 1029, flags: fACK, sack: [][2]uint32{{1029, 1041}}},
 		{src: srv, dst: pubCli, seq: 5009, ack: 1001, flags: fACK | fPSH, payload: "227 (198,18,0,2,1,2)\r\n"},
+		// hairpinned: another inside host to the client's mappings
+		{src: ap("198.18.0.5:1234"), dst: pubCli, seq: 1, flags: fSYN},
+		{src: ap("198.18.0.5:1234"), dst: netip.AddrPortFrom(pubIP, 40001), seq: 1, ack: 1, flags: fACK},
 	} {
 		f.Add(s.build())
 	}

@@ -10,7 +10,12 @@ import (
 // packet of the error's direction, and the embedded packet, which travelled
 // the other way, back to what its sender sent or its receiver got. Path-MTU
 // discovery (fragmentation needed, packet too big) and traceroute (time
-// exceeded) work through the NAT this way. Errors about no known flow are
+// exceeded) work through the NAT this way, and so do errors about a
+// hairpinned flow (RFC 5508 §5 REQ-7: "All NAT devices ... MUST support the
+// traversal of hairpinned ICMP Error messages", the outer destination being
+// "the source IP address of the embedded IP packet after the translation"):
+// the inside host's error reaches the other inside host from the public
+// address, quoting what that host sent. Errors about no known flow are
 // dropped, so they never reveal inside addresses nor reach inside hosts
 // unsolicited.
 func (e *Engine) icmpError(p *header.Parsed, outbound bool, now int64) (Verdict, []byte, DropReason) {

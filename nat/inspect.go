@@ -15,7 +15,12 @@ type FlowInfo struct {
 	Created     time.Time
 	// Kind is how the flow was made: "snat", "forward", "expected", "nat64"
 	// (an IPv6 client's flow to an IPv4 host) or "nat64-expected" (an
-	// IPv4 server's data connection to an IPv6 client through NAT64).
+	// IPv4 server's data connection to an IPv6 client through NAT64),
+	// "hairpin" (an inside host to a forwarded port through the public
+	// address) or "hairpin-bound" (an inside host to an expected port or
+	// another inside endpoint's mapping through the public address) or
+	// "nat64-hairpin" (an IPv6 client to another's binding through a pool
+	// address, RFC 6146 §3.8).
 	Kind string
 	// FTP is set on FTP control flows; SeqDelta is the offset now applied
 	// to new data of each direction ([0] original, [1] reply) and
@@ -92,10 +97,16 @@ func flowKind(tag uint8) string {
 		return "expected"
 	case tagMapped:
 		return "mapped"
+	case tagHairpin:
+		return "hairpin"
+	case tagHairpinBound:
+		return "hairpin-bound"
 	case tag64:
 		return "nat64"
 	case tag64Expected:
 		return "nat64-expected"
+	case tag64Hairpin:
+		return "nat64-hairpin"
 	}
 	return "unknown"
 }

@@ -17,6 +17,7 @@ import (
 const (
 	tag64         uint8 = iota + 16 // outbound from an IPv6 client; holds a pool binding of its source
 	tag64Expected                   // inbound IPv4 from an expectation; holds a pool binding of its target
+	tag64Hairpin                    // a hairpinned IPv4 packet (RFC 6146 §3.8) to another IPv6 client's binding; holds a reference to that binding
 )
 
 // nat64 is the stateful NAT64 of RFC 6146: IPv6 clients reach IPv4 hosts at
@@ -185,11 +186,43 @@ func (n *nat64) refuse64(p *header.Parsed, outbound bool) DropReason {
 
 // process64 translates a packet for NAT64 (RFC 6146 §3.5): p has been
 // decoded and is outbound (IPv6 to the prefix) or inbound (IPv4 to the pool).
+//
+// An IPv6 packet whose translation is addressed to a pool address is a
+// hairpin packet (RFC 6146 §3.8: "If the destination IP address of the
+// translated packet is an IPv4 address assigned to the NAT64 itself, then
+// the packet is a hairpin packet"): "the outgoing 5-tuple becomes the
+// incoming 5-tuple", "the packet is treated as if it was received on the
+// outgoing interface" and processing continues at "Filtering and Updating
+// Binding and Session Information" (§3.5). So it is processed again, as
+// an inbound IPv4 packet from the sender's pool address and port: it goes
+// to the IPv6 host behind the destination's binding, from the sender's
+// IPv4 transport address embedded in the prefix, and the answers take the
+// same two steps back.
 func (e *Engine) process64(p *header.Parsed, outbound bool, now int64, c *counts) (Verdict, []byte, DropReason) {
 	if dr := e.n64.refuse64(p, outbound); dr != DropNone {
 		v, dr := e.Stats.drop(dr)
 		return v, nil, dr
 	}
+	v, out, dr := e.process64Once(p, outbound, false, now, c)
+	if v != Accept || !outbound || len(out) < header.IPv4MinimumSize || out[0]>>4 != 4 ||
+		!e.n64.pool.Contains(netip.AddrFrom4([4]byte(out[16:20]))) {
+		return v, out, dr
+	}
+	var q header.Parsed
+	if r := q.Decode(out); r != header.Ok {
+		e.Stats.Malformed[r&31].Add(1)
+		v, dr := e.Stats.drop(DropMalformed)
+		return v, nil, dr
+	}
+	// The packet is counted once, as translated, by the first pass.
+	var again counts
+	return e.process64Once(&q, false, true, now, &again)
+}
+
+// process64Once is one pass of process64. hairpin is set for an IPv4
+// packet that the first pass made (RFC 6146 §3.8). The address rules of
+// refuse64 were applied to the packet as it arrived, before the first pass.
+func (e *Engine) process64Once(p *header.Parsed, outbound, hairpin bool, now int64, c *counts) (Verdict, []byte, DropReason) {
 	if p.Fragment {
 		v, dr := e.Stats.drop(DropFragment)
 		return v, nil, dr
@@ -212,9 +245,12 @@ func (e *Engine) process64(p *header.Parsed, outbound bool, now int64, c *counts
 	f, dir := e.table.Lookup(tu, now)
 	if f == nil {
 		var dr DropReason
-		if outbound {
+		switch {
+		case outbound:
 			f, dir, dr = e.newOutbound64(p, tu, now)
-		} else {
+		case hairpin:
+			f, dir, dr = e.newHairpin64(p, tu, now)
+		default:
 			f, dir, dr = e.newInbound64(p, tu, now)
 		}
 		if f == nil {
@@ -291,6 +327,48 @@ func (e *Engine) newInbound64(p *header.Parsed, tu conntrack.Tuple, now int64) (
 		return g, dir, dr
 	}
 	e.Stats.DataFlows.Add(1)
+	return g, dir, dr
+}
+
+// newHairpin64 creates the flow of a hairpinned IPv4 packet (RFC 6146
+// §3.8), from an IPv6 client's pool transport address to a pool address:
+// like any inbound packet through an expectation, else to the IPv6
+// endpoint that holds the destination's binding. The binding is reached
+// whatever the filtering would say of an external IPv4 peer: the sender is
+// one of the NAT64's own IPv6 clients, which can reach the target directly
+// over IPv6 anyway (as for NAT44 hairpinning, RFC 4787 §6: forwarded to "an
+// external address X2':x2' that has an active mapping"). Only TCP (its
+// opening SYN) and UDP open such a flow. The flow's reply tuple is the
+// target's answer towards the sender's pool transport address embedded in
+// the prefix, so that answers hairpin back through the sender's own flow.
+func (e *Engine) newHairpin64(p *header.Parsed, tu conntrack.Tuple, now int64) (*conntrack.Flow, conntrack.Dir, DropReason) {
+	if f, dir, dr := e.newInbound64(p, tu, now); f != nil || dr != DropNoFlow {
+		return f, dir, dr
+	}
+	switch tu.Proto {
+	case header.ProtoUDP:
+	case header.ProtoTCP:
+		if p.TCPFlags&(conntrack.FlagSYN|conntrack.FlagACK|conntrack.FlagRST) != conntrack.FlagSYN {
+			return nil, 0, DropNoFlow
+		}
+	default:
+		return nil, 0, DropNoFlow
+	}
+	n := e.n64
+	m := n.ports[n.poolIndex(tu.Dst)]
+	in, ok := m.holdPublic(tu.Proto, 1, tu.DstPort, endpoint{})
+	if !ok {
+		return nil, 0, DropNoFlow
+	}
+	reply := conntrack.Tuple{Src: in.addr, Dst: xlat.Embed(n.prefix, tu.Src), SrcPort: in.port, DstPort: tu.SrcPort, Proto: proto6(tu.Proto)}
+	f := conntrack.NewFlow(tu, reply)
+	f.Tag = tag64Hairpin
+	g, dir, dr := e.insert(f, now)
+	if g != f {
+		m.release(in)
+		return g, dir, dr
+	}
+	e.Stats.Hairpinned.Add(1)
 	return g, dir, dr
 }
 
@@ -418,7 +496,7 @@ func (e *Engine) release64(f *conntrack.Flow) {
 	switch f.Tag {
 	case tag64:
 		n.ports[n.poolIndex(r.Dst)].release(endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto})
-	case tag64Expected:
+	case tag64Expected, tag64Hairpin:
 		n.ports[n.poolIndex(o.Dst)].release(endpoint{addr: r.Src, port: r.SrcPort, proto: r.Proto})
 	}
 }

@@ -498,9 +498,24 @@ func (e *Engine) restore(dec *decoded, now int64, st *LoadStats) {
 			st.Clash++
 			continue
 		}
+		// A hairpinned flow to an expectation or a mapping holds its
+		// target's binding too.
+		var target endpoint
+		if sf.rec.Tag == tagHairpinBound {
+			r := &sf.rec.Tuples[conntrack.Reply]
+			target = endpoint{addr: r.Src, port: r.SrcPort, proto: r.Proto}
+			if !m.bindRestored(target, sf.rec.Tuples[conntrack.Original].DstPort) {
+				m.release(in)
+				st.Clash++
+				continue
+			}
+		}
 		if err := e.table.Restore(f, now); err != nil {
 			if m != nil {
 				m.release(in)
+			}
+			if target.addr.IsValid() {
+				m.release(target)
 			}
 			count(st, err)
 			continue
@@ -614,6 +629,30 @@ func (e *Engine) fits(r *conntrack.FlowRecord) (m *portMap, in endpoint, ok bool
 		ok = o.Dst == e.public[familyOf(o.Dst)] && e.inside(p.Src) && p.Dst == o.Src && p.DstPort == o.SrcPort && o.DstPort != 0 &&
 			(r.Tag == tagExpected || o.Proto == header.ProtoUDP || o.Proto == header.ProtoTCP)
 		return e.ports, endpoint{addr: p.Src, port: p.SrcPort, proto: p.Proto}, ok
+	case tagHairpin, tagHairpinBound:
+		// An inside host to a public endpoint, back inside (newHairpin):
+		// through a forward (tagHairpin), else to an expected or mapped
+		// inside endpoint, whose binding restore takes as well.
+		pub := e.public[familyOf(o.Src)]
+		ok = e.inside(o.Src) && pub.IsValid() && o.Dst == pub && p.Dst == pub && e.inside(p.Src) &&
+			p.DstPort != 0 && o.DstPort != 0 && p.SrcPort != 0 && !isICMP(o.Proto) && p.Proto == o.Proto
+		fw := e.forwardOf(o.Proto, familyOf(pub), o.DstPort)
+		if r.Tag == tagHairpin {
+			ok = ok && fw != nil && fw.target(o.DstPort) == netip.AddrPortFrom(p.Src, p.SrcPort)
+		} else {
+			ok = ok && fw == nil && netip.AddrPortFrom(p.Src, p.SrcPort) != netip.AddrPortFrom(o.Src, o.SrcPort)
+		}
+		return e.ports, endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto}, ok
+	case tag64Hairpin:
+		// A hairpinned IPv4 packet from a pool transport address to
+		// another's binding, towards its IPv6 holder (newHairpin64).
+		n := e.n64
+		if n == nil || !o.Src.Is4() || !p.Src.Is6() || !n.pool.Contains(o.Src) || !n.pool.Contains(o.Dst) {
+			return nil, endpoint{}, false
+		}
+		ok = (o.Proto == header.ProtoTCP || o.Proto == header.ProtoUDP) && p.Proto == o.Proto &&
+			p.Dst == xlat.Embed(n.prefix, o.Src) && p.DstPort == o.SrcPort && o.DstPort != 0 && p.SrcPort != 0
+		return n.ports[n.poolIndex(o.Dst)], endpoint{addr: p.Src, port: p.SrcPort, proto: p.Proto}, ok
 	case tag64:
 		// An IPv6 client to the prefix; the IPv4 server embedded there,
 		// seen from a pool address (newOutbound64).
@@ -642,7 +681,7 @@ func (e *Engine) fits(r *conntrack.FlowRecord) (m *portMap, in endpoint, ok bool
 // publicPort returns the public (or NAT64 pool) port a flow holding a
 // binding uses.
 func (e *Engine) publicPort(r *conntrack.FlowRecord) uint16 {
-	if r.Tag == tagSNAT || r.Tag == tag64 {
+	if r.Tag == tagSNAT || r.Tag == tag64 || r.Tag == tagHairpin || r.Tag == tagHairpinBound {
 		return r.Tuples[conntrack.Reply].DstPort
 	}
 	return r.Tuples[conntrack.Original].DstPort

@@ -92,6 +92,7 @@ type Stats struct {
 	FlowsMade   atomic.Uint64
 	DataFlows   atomic.Uint64     // flows created from an expectation
 	SeqAdjusted atomic.Uint64     // segments whose SEQ, ACK or SACK moved
+	Hairpinned  atomic.Uint64     // hairpinned flows created (NAT64 ones included)
 	Xlat        [16]atomic.Uint64 // NAT64 translation failures by xlat.Reason
 	MSSClamped  atomic.Uint64     // NAT64 SYNs whose MSS option was lowered
 }
@@ -127,7 +128,7 @@ var algEventNames = map[alg.Event]string{
 // Summary is a plain copy of the counters, with the non-zero reasons named.
 type Summary struct {
 	In, Accepted, Passed, Translated, Rewrites, ICMPErrors uint64
-	FlowsMade, DataFlows, SeqAdjusted                      uint64
+	FlowsMade, DataFlows, SeqAdjusted, Hairpinned          uint64
 	Drops                                                  map[string]uint64
 	ALG                                                    map[string]uint64
 	DroppedTotal                                           uint64
@@ -139,7 +140,8 @@ func (s *Stats) Snapshot() Summary {
 		In: s.In.Load(), Accepted: s.Accepted.Load(), Passed: s.Passed.Load(),
 		Translated: s.Translated.Load(), Rewrites: s.Rewrites.Load(), ICMPErrors: s.ICMPErrors.Load(),
 		FlowsMade: s.FlowsMade.Load(), DataFlows: s.DataFlows.Load(), SeqAdjusted: s.SeqAdjusted.Load(),
-		Drops: map[string]uint64{}, ALG: map[string]uint64{},
+		Hairpinned: s.Hairpinned.Load(),
+		Drops:      map[string]uint64{}, ALG: map[string]uint64{},
 	}
 	for r := DropReason(1); r < numDropReasons; r++ {
 		if n := s.Dropped[r].Load(); n != 0 && r != DropMalformed {
@@ -194,5 +196,6 @@ func (s *Stats) WriteMetrics(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "# HELP natalg_nat64_mss_clamped_total NAT64 SYNs from the IPv4 side whose MSS option was lowered by the header size difference.\n# TYPE natalg_nat64_mss_clamped_total counter\nnatalg_nat64_mss_clamped_total %d\n", s.MSSClamped.Load())
+	fmt.Fprintf(w, "# HELP natalg_hairpinned_flows_total Flows from an inside host back inside through a public endpoint (RFC 4787 §6).\n# TYPE natalg_hairpinned_flows_total counter\nnatalg_hairpinned_flows_total %d\n", s.Hairpinned.Load())
 	fmt.Fprintf(w, "# HELP natalg_seq_adjusted_total Segments whose SEQ, ACK or SACK edges were shifted.\n# TYPE natalg_seq_adjusted_total counter\nnatalg_seq_adjusted_total %d\n", s.SeqAdjusted.Load())
 }

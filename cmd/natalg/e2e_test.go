@@ -544,7 +544,7 @@ func newE2EEnv(t *testing.T, r *e2eRun, mode string) *e2eEnv {
 	switch mode {
 	case "kernel":
 		e.kernelNAT(t)
-	case "natalg", "natalg-gso", "natalg-load":
+	case "natalg", "natalg-gso", "natalg-load", "natalg-hairpin":
 		e.startNatalg(t)
 	default:
 		t.Fatalf("unknown mode %q", mode)
@@ -570,11 +570,12 @@ func (e *e2eEnv) kernelNAT(t *testing.T) {
 // startNatalg installs natalg's rules and starts the daemon in the router.
 func (e *e2eEnv) startNatalg(t *testing.T) {
 	bin := e.run.natalg
-	out := mustIn(t, e.nsR, bin, "rules", "--inside-if", "r-in", "--outside-if", "r-out", "--queues", "0-1")
+	rules := []string{bin, "rules", "--inside-if", "r-in", "--outside-if", "r-out", "--queues", "0-1", "--public", public4, "--public", public6}
+	out := mustIn(t, e.nsR, rules...)
 	t.Logf("natalg rules (printed):\n%s", strings.TrimSpace(out))
-	mustIn(t, e.nsR, bin, "rules", "--inside-if", "r-in", "--outside-if", "r-out", "--queues", "0-1", "--apply")
+	mustIn(t, e.nsR, append(rules, "--apply")...)
 	t.Cleanup(func() {
-		if out, err := runIn(20*time.Second, e.nsR, bin, "rules", "--inside-if", "r-in", "--outside-if", "r-out", "--queues", "0-1", "--remove"); err != nil {
+		if out, err := runIn(20*time.Second, e.nsR, append(rules, "--remove")...); err != nil {
 			t.Errorf("natalg rules --remove: %v\n%s", err, out)
 		}
 	})
@@ -584,6 +585,7 @@ func (e *e2eEnv) startNatalg(t *testing.T) {
 		"--forward", "tcp:21=" + inHost4 + ":21", "--queues", "0-1",
 		"--metrics", e2eMetricsAddr, "--control", e.control, "--gso=" + strconv.FormatBool(e.mode == "natalg-gso")}
 	argv = append(argv, loadArgs(e.mode)...)
+	argv = append(argv, hairpinArgs(e.mode)...)
 	e.daemon = startBg(t, "natalg run", filepath.Join(e.dir, "natalg.log"), e.nsR, argv...)
 	// registered after startBg's own cleanup, so it runs first: the daemon
 	// must exit 0 on SIGTERM

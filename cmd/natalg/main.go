@@ -25,8 +25,10 @@ usage:
       the router daemon: translate packets diverted by iptables NFQUEUE, and
       with --nat64-* run NAT64 on a TUN device it creates (RFC 6146, with
       the RFC 6384 FTP gateway); --state saves and restores the NAT's state
-  natalg rules --inside-if IF --outside-if IF [--queues N-M] [--apply|--remove]
-      print (or install, or remove) the iptables rules natalg run needs
+  natalg rules --inside-if IF --outside-if IF [--queues N-M] [--public ADDR]...
+           [--apply|--remove]
+      print (or install, or remove) the iptables rules natalg run needs;
+      with --public, hairpinned packets (inside to a public address) too
   natalg flows [--control PATH]
       print a running daemon's flows and expectations, like conntrack -L
   natalg bench --scenario NAME --flows N [--cores C] [--json] [--plot FILE.png]

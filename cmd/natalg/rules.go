@@ -5,7 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
+	"os"
 	"os/exec"
+	"slices"
 	"strings"
 )
 
@@ -13,6 +16,7 @@ import (
 const (
 	chainIn  = "NATALG-IN"  // raw PREROUTING: inbound, before conntrack
 	chainOut = "NATALG-OUT" // mangle FORWARD: outbound, after routing
+	chainHP  = "NATALG-HP"  // raw PREROUTING: inside to a public address (hairpin)
 )
 
 // rulesText returns the iptables-restore input that diverts the NAT's
@@ -59,6 +63,60 @@ func removeText(inside, outside string) string {
 		outside, chainIn, chainIn, chainIn, inside, outside, chainOut, chainOut, chainOut)
 }
 
+// hairpinText returns the iptables-restore (v6 false) or ip6tables-restore
+// (v6 true) input that diverts hairpin packets to natalg: packets arriving
+// on the inside interface for one of the public addresses of that family
+// (RFC 4787 §6: "X1 sends traffic to X2':x2', it goes to the NAT, which
+// must relay the traffic from X1 to X2"). They are addressed to the router
+// itself, so routing would deliver them locally (INPUT) and they would never
+// reach the outbound rule in FORWARD; they are queued in raw PREROUTING,
+// before routing, so that the destination natalg translates them to (the
+// forwarded or mapped inside host) decides the route: back out the inside
+// interface. The replies of the inside host, to the client's public
+// endpoint, arrive the same way and take the same rule. The queues are the
+// outbound half, and --queue-bypass lets such packets reach the router's
+// own services unchanged while natalg is not running, as without the rule
+// (packets for the router's own services pass natalg unchanged too). With
+// no public address of the family, the chain is empty.
+func hairpinText(inside string, public []netip.Addr, v6 bool, lo, hi uint16) string {
+	if hi > lo {
+		lo = lo + (hi-lo)/2 + 1
+	}
+	target := fmt.Sprintf("NFQUEUE --queue-balance %d:%d --queue-bypass", lo, hi)
+	if lo == hi {
+		target = fmt.Sprintf("NFQUEUE --queue-num %d --queue-bypass", lo)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "*raw\n:%s - [0:0]\n-A PREROUTING -i %s -j %s\n", chainHP, inside, chainHP)
+	for _, a := range public {
+		if a.Is6() == v6 {
+			fmt.Fprintf(&b, "-A %s -d %s -j %s\n", chainHP, a, target)
+		}
+	}
+	b.WriteString("COMMIT\n")
+	return b.String()
+}
+
+// hairpinRemoveText undoes hairpinText. It is restored on its own, so that
+// a chain installed by an older natalg without it does not fail the removal
+// of the others.
+func hairpinRemoveText(inside string) string {
+	return fmt.Sprintf("*raw\n-D PREROUTING -i %s -j %s\n-F %s\n-X %s\nCOMMIT\n", inside, chainHP, chainHP, chainHP)
+}
+
+// acceptLocal sets net.ipv4.conf.IFACE.accept_local to 1: a hairpinned
+// IPv4 packet leaves natalg with the public address, a local address of
+// the router, as its source (RFC 4787 REQ-9a), and the kernel drops a
+// forwarded packet with a local source address as a martian unless the
+// arrival interface accepts them. (IPv6 has no such check.)
+func acceptLocal(iface string) error {
+	path := "/proc/sys/net/ipv4/conf/" + iface + "/accept_local"
+	if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
+		return fmt.Errorf("accept_local on %s: %w", iface, err)
+	}
+	return nil
+}
+
 // cmdRules implements "natalg rules".
 func cmdRules(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rules", flag.ContinueOnError)
@@ -68,6 +126,15 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	queues := fs.String("queues", "0", "NFQUEUE numbers natalg serves: N or N-M")
 	apply := fs.Bool("apply", false, "install the rules (iptables-restore and ip6tables-restore)")
 	remove := fs.Bool("remove", false, "remove the rules")
+	var public []netip.Addr
+	fs.Func("public", "public address natalg translates to (repeatable, as for natalg run): packets from the inside interface to it are queued too, for hairpinning", func(s string) error {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return fmt.Errorf("bad address %q", s)
+		}
+		public = append(public, a.Unmap())
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -92,23 +159,35 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	}
 	lo, hi := qs[0], qs[len(qs)-1]
 	text := rulesText(*inside, *outside, *queues, lo, hi)
+	hairpin := [2]string{hairpinText(*inside, public, false, lo, hi), hairpinText(*inside, public, true, lo, hi)}
 	if !*apply && !*remove {
 		fmt.Fprint(stdout, text)
+		fmt.Fprintf(stdout, "# hairpin, IPv4 (iptables-restore; needs net.ipv4.conf.%s.accept_local=1)\n%s", *inside, hairpin[0])
+		fmt.Fprintf(stdout, "# hairpin, IPv6 (ip6tables-restore)\n%s", hairpin[1])
 		return 0
 	}
 	// Removing first makes --apply idempotent; errors from rules that are
 	// not there are expected then.
-	for _, tool := range []string{"iptables-restore", "ip6tables-restore"} {
+	for i, tool := range []string{"iptables-restore", "ip6tables-restore"} {
 		restore(tool, removeText(*inside, *outside))
+		restore(tool, hairpinRemoveText(*inside))
 		if *apply {
-			if out, err := restore(tool, text); err != nil {
-				fmt.Fprintf(stderr, "natalg rules: %s: %v\n%s", tool, err, out)
-				return 1
+			for _, t := range []string{text, hairpin[i]} {
+				if out, err := restore(tool, t); err != nil {
+					fmt.Fprintf(stderr, "natalg rules: %s: %v\n%s", tool, err, out)
+					return 1
+				}
 			}
 		}
 	}
+	if *apply && slices.ContainsFunc(public, netip.Addr.Is4) {
+		if err := acceptLocal(*inside); err != nil {
+			fmt.Fprintf(stderr, "natalg rules: %v\n", err)
+			return 1
+		}
+	}
 	if *apply {
-		fmt.Fprintf(stdout, "installed (IPv4 and IPv6):\n%s", text)
+		fmt.Fprintf(stdout, "installed (IPv4 and IPv6):\n%s# hairpin, IPv4 (and net.ipv4.conf.%s.accept_local=1)\n%s# hairpin, IPv6\n%s", text, *inside, hairpin[0], hairpin[1])
 	} else {
 		fmt.Fprintln(stdout, "removed")
 	}
