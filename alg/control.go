@@ -120,8 +120,9 @@ type Segment struct {
 }
 
 // historyLen bounds a direction's rewrite history: like the ledger's
-// correction points, an entry stays until the receiver acknowledges the
-// rewritten text (Control.Acked), and no rewrite is made without room for it.
+// correction points, an entry stays until the receiver has acknowledged the
+// rewritten text (Control.Acked) and room is needed (Control.room), and no
+// rewrite is made without room for it.
 const historyLen = seqdelta.Capacity
 
 // rewrite is a rewrite done earlier, kept to repeat it on a retransmission.
@@ -786,8 +787,9 @@ func (c *Control) announce(out []byte, dir conntrack.Dir, seq uint32, line []byt
 		return append(out, line...), EvRewriteLimit, false
 	}
 	if !c.room(dir, led) {
-		// Never fold away a correction point a retransmission may still
-		// need: the announcement waits for no one, it passes as sent.
+		// Rather than fold away a correction point a retransmission may
+		// still need, the announcement passes as sent, with no
+		// expectation, until the receiver's ACK makes room.
 		return append(out, line...), EvLedgerFull, false
 	}
 	pub, ok := tr.MapData(dir, netip.AddrPortFrom(sender, a.Port))
