@@ -127,8 +127,9 @@ type Segment struct {
 }
 
 // historyLen bounds a direction's rewrite history: like the ledger's
-// correction points, an entry stays until the receiver acknowledges the
-// rewritten text (Control.Acked), and no rewrite is made without room for it.
+// correction points, an entry stays until the receiver has acknowledged the
+// rewritten text (Control.Acked) and room is needed (Control.room), and no
+// rewrite is made without room for it.
 const historyLen = seqdelta.Capacity
 
 // rewrite is a rewrite done earlier, kept to repeat it on a retransmission.
@@ -189,6 +190,13 @@ type stream struct {
 
 	history [historyLen]rewrite
 	hn      int // number of valid entries, newest last
+
+	// acked is the receiver's highest trusted acknowledgment (original
+	// sequence space), valid when ackedOK: the rewrites before it may be
+	// forgotten when room is needed. Not saved in state files: the next
+	// ACK brings it back.
+	acked   uint32
+	ackedOK bool
 
 	// TLS record framing (RFC 8446 §5.1, RFC 5246 §6.2) while this
 	// direction is encrypted: nothing is inspected, only record headers
@@ -804,8 +812,9 @@ func (c *Control) announce(out []byte, dir conntrack.Dir, seq uint32, line []byt
 		return append(out, line...), EvRewriteLimit, false
 	}
 	if !c.room(dir, led) {
-		// Never fold away a correction point a retransmission may still
-		// need: the announcement waits for no one, it passes as sent.
+		// Rather than fold away a correction point a retransmission may
+		// still need, the announcement passes as sent, with no
+		// expectation, until the receiver's ACK makes room.
 		return append(out, line...), EvLedgerFull, false
 	}
 	pub, ok := tr.MapData(dir, netip.AddrPortFrom(sender, a.Port))
@@ -866,6 +875,11 @@ func (s *stream) remember(start uint32, oldText, newText []byte) {
 // checked room; a full history (never reached) reuses the newest entry
 // rather than forget one a retransmission may need.
 func (s *stream) nextRewrite() *rewrite {
+	if s.hn == 0 {
+		// acknowledgments are followed only while rewrites are kept
+		// (Acked): an older one may be from far back in sequence space
+		s.ackedOK = false
+	}
 	if s.hn < historyLen {
 		s.hn++
 	}
@@ -875,40 +889,62 @@ func (s *stream) nextRewrite() *rewrite {
 // room reports whether one more rewrite of direction dir can be recorded:
 // a free correction point in led (the direction's ledger) and a free
 // history entry, besides the ones the NAT64 run in progress will take when
-// it is flushed.
+// it is flushed. When there is none, it first forgets the rewrites the
+// receiver has acknowledged whole (prune). Entries are forgotten only then,
+// not on every ACK: as long as a point is kept, even a retransmission of
+// acknowledged bytes (the ACK lost on the sender's side) is mapped and
+// rewritten exactly.
 func (c *Control) room(dir conntrack.Dir, led *seqdelta.Ledger) bool {
 	need := 1
 	if r := &c.n64.run; r.active && r.dir == dir {
 		need++
 	}
-	return led.Len()+need <= seqdelta.Capacity && c.dir[dir].hn+need <= historyLen
+	s := &c.dir[dir]
+	if led.Len()+need > seqdelta.Capacity || s.hn+need > historyLen {
+		c.prune(dir, led)
+	}
+	return led.Len()+need <= seqdelta.Capacity && s.hn+need <= historyLen
 }
 
-// Outstanding returns the number of rewrites of direction dir the receiver
-// has not yet acknowledged whole (history entries kept).
-func (c *Control) Outstanding(dir conntrack.Dir) int { return c.dir[dir].hn }
-
-// Acked tells the gateway that the receiver of direction dir acknowledged
-// every original byte before ack (its ACK field mapped back by the
-// direction's ledger, led): the rewrites wholly before ack are forgotten,
-// from the history and from led (seqdelta.Ledger.Prune), because the sender
-// never sends them again alone (RFC 9293 §3.10.7.4: a segment wholly below
-// RCV.NXT is a duplicate). An acknowledgment of bytes the gateway has not
-// seen pass (beyond the direction's next byte, or into a held line, which
-// was never forwarded) is ignored, so a forged ACK cannot make it forget a
-// rewrite. The caller holds the flow lock.
-func (c *Control) Acked(dir conntrack.Dir, ack uint32, led *seqdelta.Ledger) {
+// prune forgets the rewrites of direction dir whose replaced text ends at
+// or before the receiver's acknowledgment (Acked): from the history and from
+// led (seqdelta.Ledger.Prune). The sender never needs them again: a segment
+// it retransmits from before them is, for those bytes, below the receiver's
+// RCV.NXT, where "only the new parts are processed" (RFC 9293 §3.10.7.4).
+func (c *Control) prune(dir conntrack.Dir, led *seqdelta.Ledger) {
 	s := &c.dir[dir]
-	if !s.synced || before(s.next, ack) || len(s.held) > 0 && before(s.heldSeq, ack) {
+	if !s.ackedOK {
 		return
 	}
 	k := 0
-	for k < s.hn && !before(ack, s.history[k].start+s.history[k].size()) {
+	for k < s.hn && !before(s.acked, s.history[k].start+s.history[k].size()) {
 		k++
 	}
 	if k > 0 {
 		copy(s.history[:], s.history[k:s.hn])
 		s.hn -= k
 	}
-	led.Prune(ack)
+	led.Prune(s.acked)
+}
+
+// Outstanding returns the number of rewrites of direction dir remembered
+// (history entries), acknowledged or not.
+func (c *Control) Outstanding(dir conntrack.Dir) int { return c.dir[dir].hn }
+
+// Acked tells the gateway that the receiver of direction dir acknowledged
+// every original byte before ack (its ACK field mapped back by the
+// direction's ledger). The gateway keeps the highest such acknowledgment,
+// to forget the rewrites before it when it needs room (prune). An
+// acknowledgment of bytes the gateway has not seen pass (beyond the
+// direction's next byte, or into a held line, which was never forwarded)
+// is ignored, so a forged ACK cannot make it forget a rewrite. The caller
+// holds the flow lock and has checked the segment's checksum.
+func (c *Control) Acked(dir conntrack.Dir, ack uint32) {
+	s := &c.dir[dir]
+	if !s.synced || before(s.next, ack) || len(s.held) > 0 && before(s.heldSeq, ack) {
+		return
+	}
+	if !s.ackedOK || before(s.acked, ack) {
+		s.acked, s.ackedOK = ack, true
+	}
 }

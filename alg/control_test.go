@@ -212,7 +212,8 @@ func TestRewriteLimitPerSegment(t *testing.T) {
 // no mapping asked (so no expectation) and EvLedgerFull. Acknowledgments
 // the gateway cannot trust (beyond what the client sent, or into a held
 // line) free nothing; the server's real acknowledgment of two commands
-// frees two points and two history entries.
+// frees two points and two history entries when room is needed, and not
+// before: an acknowledged rewrite is still repeated exactly until then.
 func TestLedgerFullPassesUnchanged(t *testing.T) {
 	h := newHarness(t, &Config{}, 1460)
 	line := func(i int) string { return "PORT 198,18,0,2,78," + strconv.Itoa(32+i) + "\r\n" }
@@ -234,25 +235,34 @@ func TestLedgerFullPassesUnchanged(t *testing.T) {
 	}
 	seq += uint32(len(line(8)))
 	// an acknowledgment of bytes never sent is ignored
-	h.c.Acked(conntrack.Original, seq+1, &h.led[0])
-	if h.led[0].Len() != seqdelta.Capacity || h.c.Outstanding(conntrack.Original) != seqdelta.Capacity {
-		t.Fatalf("forged ACK freed points: %d, %d", h.led[0].Len(), h.c.Outstanding(conntrack.Original))
+	h.c.Acked(conntrack.Original, seq+1)
+	if r := h.client(seq, line(9)); r.Action != Pass || r.Events != EvLedgerFull {
+		t.Fatalf("after a forged ACK: %+v", r)
 	}
+	seq += uint32(len(line(9)))
 	// so is one reaching into a held line, whose bytes were never forwarded
 	if r := h.client(seq, "PORT 198,18,0,2,7"); r.Events&EvHeld == 0 {
 		t.Fatalf("partial line not held: %+v", r)
 	}
-	h.c.Acked(conntrack.Original, seq+3, &h.led[0])
-	if h.led[0].Len() != seqdelta.Capacity {
-		t.Fatal("ACK into a held line freed points")
+	h.c.Acked(conntrack.Original, seq+3)
+	if r := h.client(seq, "PORT 198,18,0,2,78,99\r\n"); r.Action != Pass || r.Events != EvLedgerFull {
+		t.Fatalf("after an ACK into a held line: %+v %q", r, r.Payload)
 	}
-	// the server acknowledges the first two commands
-	h.c.Acked(conntrack.Original, ends[1], &h.led[0])
-	if h.led[0].Len() != seqdelta.Capacity-2 || h.c.Outstanding(conntrack.Original) != seqdelta.Capacity-2 {
-		t.Fatalf("after the ACK: %d points, %d rewrites", h.led[0].Len(), h.c.Outstanding(conntrack.Original))
+	if h.led[0].Len() != seqdelta.Capacity || h.c.Outstanding(conntrack.Original) != seqdelta.Capacity {
+		t.Fatalf("untrusted ACKs freed points: %d, %d", h.led[0].Len(), h.c.Outstanding(conntrack.Original))
 	}
-	if r := h.client(seq, "PORT 198,18,0,2,78,99\r\n"); r.Action != Replace || string(r.Payload) != "PORT 198,19,100,100,78,99\r\n" {
+	seq += 23
+	// the server acknowledges the first two commands: kept until needed,
+	// so a retransmission of the first (its ACK lost) is still exact
+	h.c.Acked(conntrack.Original, ends[1])
+	if r := h.client(1000, line(0)); r.Action != Replace || string(r.Payload) != "PORT 198,19,100,100,78,32\r\n" {
+		t.Fatalf("retransmitted first after its ACK: %+v %q", r, r.Payload)
+	}
+	if r := h.client(seq, "PORT 198,18,0,2,78,98\r\n"); r.Action != Replace || string(r.Payload) != "PORT 198,19,100,100,78,98\r\n" {
 		t.Fatalf("after the ACK: %+v %q", r, r.Payload)
+	}
+	if h.led[0].Len() != seqdelta.Capacity-1 || h.c.Outstanding(conntrack.Original) != seqdelta.Capacity-1 {
+		t.Fatalf("after the ACK: %d points, %d rewrites", h.led[0].Len(), h.c.Outstanding(conntrack.Original))
 	}
 	// the third command is still remembered
 	if r := h.client(ends[1], line(2)); r.Action != Replace || string(r.Payload) != "PORT 198,19,100,100,78,34\r\n" {

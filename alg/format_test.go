@@ -2,6 +2,7 @@ package alg
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -102,8 +103,40 @@ func TestAppendEPSV(t *testing.T) {
 	}
 }
 
+func TestAppendLPRT(t *testing.T) {
+	cases := []struct {
+		addr string
+		port uint16
+		want string
+	}{
+		{"198.19.100.100", 50000, "4,4,198,19,100,100,2,195,80"},
+		{"0.0.0.0", 0, "4,4,0,0,0,0,2,0,0"},
+		{"2001:db8:19::100", 1, "6,16,32,1,13,184,0,25,0,0,0,0,0,0,0,0,1,0,2,0,1"},
+		{"::ffff:198.18.0.2", 21, "6,16,0,0,0,0,0,0,0,0,0,0,255,255,198,18,0,2,2,0,21"},
+		{"fe80::1%eth0", 65535, "6,16,254,128,0,0,0,0,0,0,0,0,0,0,0,0,0,1,2,255,255"},
+		{"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 65535, "6,16" + strings.Repeat(",255", 16) + ",2,255,255"},
+	}
+	for _, c := range cases {
+		addr := netip.MustParseAddr(c.addr)
+		if got := string(AppendLPRT([]byte("x"), addr, c.port)); got != "x"+c.want {
+			t.Errorf("AppendLPRT(%v, %d) = %q, want %q", addr, c.port, got, "x"+c.want)
+		}
+		if len(c.want) > maxLongText {
+			t.Errorf("%q is longer than maxLongText %d", c.want, maxLongText)
+		}
+		line := "LPRT " + c.want + "\r\n"
+		p, ok := ParseClientLine([]byte(line))
+		if !ok || p.Kind != KindLPRT || p.Addr != addr.WithZone("") || p.Port != c.port || line[p.Start:p.End] != c.want {
+			t.Errorf("%q does not parse back: %+v %v", line, p, ok)
+		}
+	}
+	if got := AppendLPRT([]byte("x"), netip.Addr{}, 21); string(got) != "x" {
+		t.Errorf("invalid address: %q", got)
+	}
+}
+
 func TestFormatAllocs(t *testing.T) {
-	buf := make([]byte, 0, 64)
+	buf := make([]byte, 0, 80)
 	v4 := netip.MustParseAddr("198.18.0.2")
 	v6 := netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255")
 	v6z := netip.MustParseAddr("fe80::1%eth0")
@@ -117,13 +150,15 @@ func TestFormatAllocs(t *testing.T) {
 		{"AppendEPRT v6 zone", func() { buf = AppendEPRT(buf[:0], '|', v6z, 65535) }},
 		{"AppendEPRT fallback", func() { buf = AppendEPRT(buf[:0], 'f', v6, 65535) }},
 		{"AppendEPSV", func() { buf = AppendEPSV(buf[:0], '|', 65535) }},
+		{"AppendLPRT v4", func() { buf = AppendLPRT(buf[:0], v4, 65535) }},
+		{"AppendLPRT v6", func() { buf = AppendLPRT(buf[:0], v6, 65535) }},
 	}
 	for _, c := range checks {
 		if n := testing.AllocsPerRun(100, c.f); n != 0 {
 			t.Errorf("%s: %v allocs", c.name, n)
 		}
 	}
-	if cap(buf) != 64 {
+	if cap(buf) != 80 {
 		t.Errorf("buffer reallocated")
 	}
 }

@@ -85,8 +85,8 @@ func (w *wire) send(d conntrack.Dir, n, limit int, retransmit bool) bool {
 	}
 	n = min(n, limit-off)
 	// The receiver has acknowledged everything delivered before this
-	// segment (so the gateway forgets the rewrites it has whole).
-	h.c.Acked(d, h.led[d].Ack(w.base[d]+uint32(len(w.tx[d]))), &h.led[d])
+	// segment (so the gateway may forget the rewrites it has whole).
+	h.c.Acked(d, h.led[d].Ack(w.base[d]+uint32(len(w.tx[d]))))
 	p := w.streams[d][off : off+n]
 	seq := w.base[d] + uint32(off)
 	r := h.c.Segment(&Segment{Dir: d, Seq: seq, Payload: p}, &h.led[d], h.nat)

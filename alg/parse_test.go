@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -706,5 +707,59 @@ func BenchmarkPrefixCouldBe(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		sinkB = PrefixCouldBe(p, true, 0)
+	}
+}
+
+// TestLPRTPrefixesRandom: random well-formed LPRT lines (both families,
+// leading zeros, trailing white space) parse to what was written, and no
+// prefix of them is reported as hopeless; cutting a field off or adding
+// one makes the whole line refused.
+func TestLPRTPrefixesRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(1639, 2))
+	field := func(v int) string {
+		s := strconv.Itoa(v)
+		for len(s) < 3 && r.IntN(4) == 0 {
+			s = "0" + s
+		}
+		return s
+	}
+	for i := 0; i < 2000; i++ {
+		var b [16]byte
+		n := 4
+		if r.IntN(2) == 0 {
+			n = 16
+		}
+		for k := range n {
+			b[k] = byte(r.IntN(256))
+		}
+		port := uint16(r.IntN(65536))
+		f := []string{field(map[int]int{4: 4, 16: 6}[n]), field(n)}
+		for _, x := range b[:n] {
+			f = append(f, field(int(x)))
+		}
+		f = append(f, field(2), field(int(port>>8)), field(int(port&255)))
+		arg := strings.Join(f, ",")
+		line := "LPRT " + arg + strings.Repeat(" ", r.IntN(2)) + "\r\n"
+		want, _ := netip.AddrFromSlice(b[:n])
+		a, ok := ParseClientLine([]byte(line))
+		if !ok || a.Kind != KindLPRT || a.Addr != want || a.Port != port || line[a.Start:a.End] != arg {
+			t.Fatalf("%q: %+v %v", line, a, ok)
+		}
+		content := strings.TrimSuffix(line, "\n")
+		for k := 0; k <= len(content); k++ {
+			if !PrefixCouldBe([]byte(content[:k]), true, 0) {
+				t.Fatalf("PrefixCouldBe(%q) = false for a prefix of %q", content[:k], line)
+			}
+		}
+		short := "LPRT " + strings.Join(f[:len(f)-1], ",") + "\r\n"
+		long := "LPRT " + arg + ",1\r\n"
+		for _, bad := range []string{short, long} {
+			if _, ok := ParseClientLine([]byte(bad)); ok {
+				t.Fatalf("%q accepted", bad)
+			}
+			if PrefixCouldBe([]byte(strings.TrimSuffix(bad, "\n")), true, 0) {
+				t.Fatalf("PrefixCouldBe(%q) = true for a complete malformed line", bad)
+			}
+		}
 	}
 }

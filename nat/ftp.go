@@ -130,12 +130,12 @@ func (e *Engine) processFTP(p *header.Parsed, f *conntrack.Flow, dir conntrack.D
 		a := back.Ack(p.Ack)
 		if fl&conntrack.FlagRST == 0 && x.ctl.Outstanding(dir.Other()) > 0 &&
 			(len(payload) > 0 || p.TCPChecksumValid()) {
-			// The other direction's rewrites the receiver now has whole
-			// are forgotten: their correction points and history entries
-			// make room for new ones (seqdelta.Ledger.Prune). Only an
-			// intact segment's ACK counts (a payload's checksum was
-			// verified above).
-			x.ctl.Acked(dir.Other(), a, back)
+			// What the receiver of the other direction has: the gateway
+			// forgets the rewrites before it when it needs room for new
+			// ones (their correction points, seqdelta.Ledger.Prune, and
+			// history entries). Only an intact segment's ACK counts (a
+			// payload's checksum was verified above).
+			x.ctl.Acked(dir.Other(), a)
 		}
 		if a != p.Ack {
 			p.SetTCPAck(a)
