@@ -58,7 +58,9 @@ func (e *Engine) icmpError(p *header.Parsed, outbound bool, now int64) (Verdict,
 	// The outer checksum covers the quoted packet (and, for ICMPv6, the
 	// pseudo-header): recompute it whole.
 	p.ComputeL4Checksum()
-	f.Touch(dir, 0, now, e.table.Timeouts())
+	// The flow is not refreshed: RFC 5508 §4.3 REQ-6, "a NAT device MUST
+	// NOT refresh or delete the NAT Session that pertains to the embedded
+	// payload", so forged errors cannot keep a session alive.
 	e.Stats.ICMPErrors.Add(1)
 	e.Stats.Accepted.Add(1)
 	return Accept, p.Buf, DropNone
@@ -69,7 +71,17 @@ func (e *Engine) icmpError(p *header.Parsed, outbound bool, now int64) (Verdict,
 // the flow in the error's direction. A quote that does not decode is
 // counted as malformed (DropMalformed); one of another IP version, without
 // its transport header, or of no known flow gives DropICMPErrorNoFlow.
+//
+// The error's own checksum is verified first (RFC 5508 §4.1 REQ-3: "if the
+// ICMP checksum fails to validate, the NAT SHOULD silently drop the ICMP
+// Error packet"), since the translation recomputes it whole and would
+// otherwise make a corrupted error valid; DropBadL4Checksum. The quoted
+// IPv4 header's checksum is verified by DecodeInner (REQ-3 a), and the
+// quoted transport checksum is not (REQ-3 c: quotes are usually cut short).
 func (e *Engine) quotedFlow(p, in *header.Parsed, now int64) (*conntrack.Flow, conntrack.Dir, DropReason) {
+	if !p.L4ChecksumValid() {
+		return nil, 0, DropBadL4Checksum
+	}
 	if r := in.DecodeInner(p.Buf[p.PayloadOff:]); r != header.Ok {
 		e.Stats.Malformed[r&31].Add(1)
 		return nil, 0, DropMalformed

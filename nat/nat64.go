@@ -483,7 +483,7 @@ func (e *Engine) icmpError64(p *header.Parsed, now int64) (Verdict, []byte, Drop
 		v, dr := e.Stats.drop(xlatDropReason(r))
 		return v, nil, dr
 	}
-	f.Touch(dir, 0, now, e.table.Timeouts())
+	// Not refreshed (RFC 5508 §4.3 REQ-6), as in icmpError.
 	e.Stats.ICMPErrors.Add(1)
 	e.Stats.Accepted.Add(1)
 	return Accept, out, DropNone
