@@ -327,8 +327,22 @@ func TestHairpinNAT64(t *testing.T) {
 		t.Fatalf("hairpinned datagram: v%d %q", o.Version, o.payload)
 	}
 	wantPath(t, "c1 to c2's binding", o, as6(t1), c2)
+	got := bytes.Clone(o.Buf) // as C2 got it
 	o = send64(t, e, udpPkt(c2, as6(t1), "hello c1", false))
 	wantPath(t, "c2's answer", o, as6(t2), c1)
+	// An ICMPv6 error from C2 about the datagram it got hairpins back to
+	// C1 too, quoting what C1 sent.
+	o = send64(t, e, icmpErr(c2.Addr(), as6(t1).Addr(), 1, 4, got))
+	if o.Version != 6 || o.Src != as6(t2).Addr() || o.Dst != c1.Addr() {
+		t.Fatalf("ICMPv6 error came out v%d %v -> %v, want %v -> %v", o.Version, o.Src, o.Dst, as6(t2).Addr(), c1.Addr())
+	}
+	var q header.Parsed
+	if r := q.DecodeInner(o.Buf[o.PayloadOff:]); r != header.Ok {
+		t.Fatal(r)
+	}
+	if s, d := netip.AddrPortFrom(q.Src, q.SrcPort), netip.AddrPortFrom(q.Dst, q.DstPort); s != c1 || d != as6(t2) {
+		t.Fatalf("quoted %v -> %v, want %v -> %v", s, d, c1, as6(t2))
+	}
 	// TCP to a binding C2 holds by its connection outside.
 	web := netip.AddrPortFrom(xlat.Embed(prefix, netip.MustParseAddr("198.18.64.2")), 80)
 	c2tcp := ap("[fd00:64::3]:5001")
@@ -353,8 +367,12 @@ func TestHairpinNAT64(t *testing.T) {
 	}
 	// A pool port nobody holds: dropped, as from outside.
 	free := netip.AddrPortFrom(t2.Addr(), 7777)
+	translated := e.Stats.Translated.Load()
 	if v, _, r := e.ProcessReason(udpPkt(c1, as6(free), "x", false), t0); v != Drop || r != DropNoFlow {
 		t.Fatalf("datagram to an unbound pool port: %v %v", v, r)
+	}
+	if n := e.Stats.Translated.Load(); n != translated {
+		t.Fatalf("the dropped datagram was counted as translated too (%d -> %d)", translated, n)
 	}
 	// Every binding goes with the flows.
 	e.Expire(t0.Add(24 * time.Hour))

@@ -131,20 +131,28 @@ func (n *nat64) match(p *header.Parsed) (outbound, ok bool) {
 // IPv4 transport address embedded in the prefix, and the answers take the
 // same two steps back.
 func (e *Engine) process64(p *header.Parsed, outbound bool, now int64, c *counts) (Verdict, []byte, DropReason) {
+	counted := c.translated
 	v, out, dr := e.process64Once(p, outbound, false, now, c)
 	if v != Accept || !outbound || len(out) < header.IPv4MinimumSize || out[0]>>4 != 4 ||
 		!e.n64.pool.Contains(netip.AddrFrom4([4]byte(out[16:20]))) {
 		return v, out, dr
 	}
+	counted = c.translated - counted
 	var q header.Parsed
 	if r := q.Decode(out); r != header.Ok {
+		c.translated -= counted
 		e.Stats.Malformed[r&31].Add(1)
 		v, dr := e.Stats.drop(DropMalformed)
 		return v, nil, dr
 	}
-	// The packet is counted once, as translated, by the first pass.
+	// The packet is counted once: as translated by the first pass, or as
+	// dropped by the second.
 	var again counts
-	return e.process64Once(&q, false, true, now, &again)
+	v, out, dr = e.process64Once(&q, false, true, now, &again)
+	if v != Accept {
+		c.translated -= counted
+	}
+	return v, out, dr
 }
 
 // process64Once is one pass of process64. hairpin is set for an IPv4
