@@ -19,18 +19,19 @@ type Config struct {
 	MaxHoldRetries int
 	// NAT64KeepEPRT makes the gateway of a NAT64 flow (IPv6 client, IPv4
 	// server) rewrite the client's EPRT |2|addr|port| into EPRT |1|pool|port|
-	// instead of PORT h1,h2,h3,h4,p1,p2. RFC 6384 §5.2 has the ALG send PORT,
+	// instead of PORT h1,h2,h3,h4,p1,p2. RFC 6384 §7.2 has the ALG send PORT,
 	// because an IPv4-only server that lacks EPSV (the reason the ALG is
 	// needed) most likely lacks EPRT too; PORT is the default.
 	NAT64KeepEPRT bool
-	// NAT64EPSVToPASV makes the gateway of a NAT64 flow send every EPSV of
-	// the client (bare, "EPSV 1" or "EPSV 2"; never "EPSV ALL") to the
-	// server as PASV and turn the 227 answering it into a 229 (RFC 6384
-	// §5.1). Without it the first EPSV goes as "PASV\r\nEPSV" to learn
-	// whether the server has EPSV: then EPSVs pass unchanged, or, when the
-	// server rejected it, the 227 to the PASV answers the client as a 229
-	// and later EPSVs go as PASV (RFC 6384 §5.1).
-	NAT64EPSVToPASV bool
+	// NAT64EPSVProbe makes the gateway of a NAT64 flow learn whether the
+	// server has EPSV instead of sending every EPSV (bare or "EPSV 2") as
+	// PASV with its 227 turned into a 229, the default (RFC 6384 §6: the
+	// ALG SHOULD translate all occurrences). The first EPSV goes as
+	// "PASV\r\nEPSV": then EPSVs pass unchanged when the server answered
+	// 229, or, when it rejected EPSV, the 227 to the PASV answers the
+	// client as a 229 and later EPSVs go as PASV. One 229 is no positive
+	// knowledge (RFC 6384 §1: servers that accept EPSV and then fail).
+	NAT64EPSVProbe bool
 }
 
 // Translator is what the gateway asks of the NAT when an announcing endpoint
@@ -56,6 +57,10 @@ const (
 	Replace
 	// Drop drops the segment; Result.Events says why.
 	Drop
+	// Reset forwards the segment as a reset (RST, no payload) at the
+	// original sequence number Result.Seq: the gateway tore the session
+	// down (RFC 6384 §12); the Control drops every later segment.
+	Reset
 )
 
 // Event bits report what the gateway did, for counters.
@@ -79,11 +84,14 @@ const (
 	EvDupHeld                            // a duplicate of held bytes: dropped
 	EvRewriteLimit                       // more announcements in one segment than may be rewritten: left unchanged (NAT64 in-band rewrites: the rest of the segment is cut, EvTruncated, and comes again)
 	EvTLSEnded                           // a direction left TLS (CCC, RFC 4217 §6): inspected again from a line start
-	EvEPSVToPASV                         // NAT64: an EPSV went to the server as PASV (or PASV+EPSV), or a 227 was turned into a 229 (RFC 6384 §5.1)
-	EvRefused                            // NAT64: a command the translation cannot carry (LPRT, LPSV, PORT) answered 5xx by the gateway
+	EvEPSVToPASV                         // NAT64: an EPSV went to the server as PASV (or PASV+EPSV), or a 227 was turned into a 229 (RFC 6384 §6)
+	EvRefused                            // NAT64: EPSV ALL (504) or EPSV with a protocol other than 2 (522) answered by the gateway, never passed (RFC 6384 §6)
 	EvALGS                               // NAT64: an ALGS command answered by the gateway (RFC 6384 §11)
 	EvReplySubstituted                   // NAT64: a server reply replaced or removed in-band
 	EvQueueFull                          // NAT64: no room to track another gateway answer: the command passed unchanged
+	EvTornDown                           // NAT64: a stand-in NOOP was answered with something else than 200: the session was torn down, or a segment of a torn-down session dropped (RFC 6384 §12)
+	EvTelnetRefused                      // NAT64: a Telnet option negotiation was removed, not relayed (RFC 6384 §5)
+	EvLedgerFull                         // seqdelta.Capacity rewrites of the direction not yet acknowledged: the announcement passed unchanged, no expectation
 	evEnd
 
 	// EvAll has every event bit set, so that counters can check they name each.
@@ -91,14 +99,11 @@ const (
 )
 
 // MaxRewritesPerSegment bounds the announcements rewritten in one segment.
-// The sequence ledger keeps seqdelta.Capacity correction points and maps a
-// segment's first byte by the newest point at or before it; more rewrites
-// than that in one segment would fold the segment's own start into the
-// ledger's base and shift it by the length changes of its own later
-// rewrites (a corrupted stream). Half the capacity leaves room for the
-// rewrites a retransmission repeats. Further announcements in the segment
-// pass unchanged, with no expectation (fail safe); no FTP client sends more
-// than one before its reply.
+// Each rewrite holds one of the seqdelta.Capacity correction points (and
+// history entries) of its direction until the receiver acknowledges it; half
+// the capacity keeps one segment of pipelined commands from taking them all.
+// Further announcements in the segment pass unchanged, with no expectation
+// (fail safe); no FTP client sends more than one before its reply.
 const MaxRewritesPerSegment = seqdelta.Capacity / 2
 
 // Result is the gateway's decision on one segment.
@@ -121,6 +126,9 @@ type Segment struct {
 	MSS     uint16 // MSS option of a SYN, else 0
 }
 
+// historyLen bounds a direction's rewrite history: like the ledger's
+// correction points, an entry stays until the receiver acknowledges the
+// rewritten text (Control.Acked), and no rewrite is made without room for it.
 const historyLen = seqdelta.Capacity
 
 // rewrite is a rewrite done earlier, kept to repeat it on a retransmission.
@@ -147,10 +155,14 @@ func (r *rewrite) size() uint32 {
 	return uint32(r.oldLen)
 }
 
-// maxAnnounceText bounds a replacement text ("|2|" + 45-char IPv6 +
-// "|65535|", or a reply of the NAT64 gateway) and the part of a replaced
-// text kept verbatim.
-const maxAnnounceText = 64
+// maxAnnounceText bounds a replacement text (an IPv6 LPRT long-host-port of
+// maxLongText bytes, "|2|" + 45-char IPv6 + "|65535|", or a reply of the
+// NAT64 gateway) and the part of a replaced text kept verbatim.
+const maxAnnounceText = 80
+
+// legacyAnnounceText is the part of a replaced text kept verbatim by
+// versions that bounded it at 64 bytes; their saved rewrites still load.
+const legacyAnnounceText = 64
 
 // fnv64 returns the FNV-1a hash of p.
 func fnv64(h uint64, p []byte) uint64 {
@@ -193,9 +205,9 @@ type stream struct {
 // client is the connection's initiator: direction Original carries commands,
 // Reply carries replies. When the original tuple is IPv6 and the reply
 // tuple IPv4 (an IPv6 client reaching an IPv4 server through NAT64), the
-// gateway is the FTP ALG of RFC 6384 instead: EPRT becomes PORT, EPSV is
-// served by PASV when the server lacks it, LPRT and LPSV are refused and
-// ALGS is answered, all in band. A Control is not safe for concurrent use;
+// gateway is the FTP ALG of RFC 6384 instead (nat64.go): EPRT becomes
+// PORT, EPSV goes as PASV, EPSV ALL and ALGS are answered by the gateway,
+// all in band. A Control is not safe for concurrent use;
 // the flow lock guards it.
 type Control struct {
 	cfg    *Config
@@ -204,6 +216,7 @@ type Control struct {
 	reply  int                // code of the multi-line reply in progress, 0 if none
 	auth   bool               // AUTH sent, reply awaited
 	segRew int                // announcements rewritten in the segment being processed
+	led    *seqdelta.Ledger   // ledger of the segment being processed (for room; set by Segment)
 	out    []byte             // output payload scratch, reused
 	merge  []byte             // held bytes + continuation scratch, reused
 	heldBf [2][MaxLine]byte
@@ -215,7 +228,7 @@ type Control struct {
 // original and reply tuples.
 func NewControl(cfg *Config, tuples [2]conntrack.Tuple) *Control {
 	c := &Control{cfg: cfg, flow: tuples}
-	// RFC 6384 §3: an IPv6 client reaching an IPv4 server through a NAT64
+	// RFC 6384 §5: an IPv6 client reaching an IPv4 server through a NAT64
 	// (RFC 6146) is seen as an IPv6 original tuple and an IPv4 reply tuple.
 	c.n64.on = tuples[0].Src.Is6() && !tuples[0].Src.Is4In6() && tuples[1].Src.Unmap().Is4()
 	c.dir[0].held = c.heldBf[0][:0]
@@ -235,8 +248,12 @@ func before(a, b uint32) bool { return int32(a-b) < 0 }
 // announced endpoints. The caller holds the flow lock and has verified the
 // segment's checksum.
 func (c *Control) Segment(seg *Segment, led *seqdelta.Ledger, tr Translator) Result {
+	if c.n64.dead {
+		return Result{Action: Drop, Events: EvTornDown}
+	}
 	s := &c.dir[seg.Dir]
 	c.segRew = 0
+	c.led = led
 	if seg.SYN {
 		s.synced, s.lineStart, s.next = true, true, seg.Seq+1
 		s.fromSYN = true
@@ -265,6 +282,10 @@ func (c *Control) Segment(seg *Segment, led *seqdelta.Ledger, tr Translator) Res
 	}
 	res := c.segment(seg, s, led, tr)
 	res.Events |= resumed
+	if c.n64.reset {
+		c.n64.reset = false
+		return Result{Action: Reset, Seq: seg.Seq, Events: res.Events | EvTornDown}
+	}
 	return res
 }
 
@@ -360,7 +381,7 @@ func (c *Control) segment(seg *Segment, s *stream, led *seqdelta.Ledger, tr Tran
 	if !changed {
 		return Result{Events: ev}
 	}
-	if len(out) == 0 && (ev&EvHeld != 0 || ev&(EvReplySubstituted|EvRetransRewrite) == 0) {
+	if len(out) == 0 && (ev&EvHeld != 0 || ev&(EvReplySubstituted|EvRetransRewrite|EvTelnetRefused) == 0) {
 		return Result{Action: Drop, Events: ev}
 	}
 	// An empty replacement (a reply the NAT64 gateway removed) goes out as
@@ -592,6 +613,17 @@ func (c *Control) scan(out []byte, seg *Segment, seq uint32, data []byte, led *s
 			out = append(out, rest...)
 			return out, ev, changed
 		}
+		if s.lineStart && c.n64.on && data[i] == telnetIAC {
+			// RFC 6384 §5: Telnet negotiations are not relayed
+			k, e, stop := c.telnet64(seg.Dir, seq+uint32(i), data[i:], led)
+			ev, changed, i = ev|e, changed || e != 0, i+k
+			if stop {
+				break
+			}
+			if k > 0 {
+				continue
+			}
+		}
 		nl := bytes.IndexByte(data[i:], '\n')
 		if !s.lineStart {
 			if nl < 0 {
@@ -655,18 +687,23 @@ func (c *Control) scan(out []byte, seg *Segment, seq uint32, data []byte, led *s
 }
 
 // maxGrowth bounds how much a rewrite can lengthen line: the longest
-// replacement ("|2|" + 39-character IPv6 + "|65535|" = 49 bytes) for a line
-// that may be an announcement, 0 for any other.
+// replacement (an IPv6 LPRT long-host-port, "6,16," + 16 * "255," +
+// "2,255,255" = 78 bytes; EPRT's "|2|" + 39-character IPv6 + "|65535|" is
+// 49) for a line that may be an announcement, 0 for any other.
 func maxGrowth(line []byte, client bool) int {
 	if len(line) == 0 {
 		return 0
 	}
 	switch c := line[0] | 0x20; {
-	case client && (c == 'p' || c == 'e'), !client && line[0] == '2':
-		return 49
+	case client && (c == 'p' || c == 'e' || c == 'l'), !client && line[0] == '2':
+		return maxLongText
 	}
 	return 0
 }
+
+// maxLongText is the length of the longest RFC 1639 long-host-port
+// AppendLPRT writes: "6,16," + 16 * "255," + "2,255,255".
+const maxLongText = 5 + 16*4 + 9
 
 // line handles one complete line (ending in LF) sent in direction dir at
 // original sequence number seq, appending it, rewritten or not, to out.
@@ -719,7 +756,7 @@ func (c *Control) line(out []byte, dir conntrack.Dir, seq uint32, line []byte, l
 		}
 		if c.n64.on {
 			// The server is the IPv4 side: its 227 and 229 need no
-			// mapping (RFC 6384 §5.1); only replies the gateway must
+			// mapping (RFC 6384 §6); only replies the gateway must
 			// answer or translate are touched.
 			return c.reply64(out, seq, line, a, first, final, member, led)
 		}
@@ -729,11 +766,11 @@ func (c *Control) line(out []byte, dir conntrack.Dir, seq uint32, line []byte, l
 		return append(out, line...), 0, false
 	}
 	switch a.Kind {
-	case KindPORT, KindEPRT:
+	case KindPORT, KindEPRT, KindLPRT:
 		if dir != conntrack.Original {
 			return append(out, line...), 0, false
 		}
-	case Kind227, Kind229:
+	case Kind227, Kind229, Kind228:
 		if dir != conntrack.Reply {
 			return append(out, line...), 0, false
 		}
@@ -766,6 +803,11 @@ func (c *Control) announce(out []byte, dir conntrack.Dir, seq uint32, line []byt
 	if c.segRew >= MaxRewritesPerSegment {
 		return append(out, line...), EvRewriteLimit, false
 	}
+	if !c.room(dir, led) {
+		// Never fold away a correction point a retransmission may still
+		// need: the announcement waits for no one, it passes as sent.
+		return append(out, line...), EvLedgerFull, false
+	}
 	pub, ok := tr.MapData(dir, netip.AddrPortFrom(sender, a.Port))
 	if !ok {
 		return append(out, line...), EvMapFailed, false
@@ -782,6 +824,10 @@ func (c *Control) announce(out []byte, dir conntrack.Dir, seq uint32, line []byt
 		text = AppendEPRT(buf[:0], a.Delim, pub.Addr().Unmap(), pub.Port())
 	case Kind229:
 		text = AppendEPSV(buf[:0], a.Delim, pub.Port())
+	case KindLPRT, Kind228:
+		// RFC 1639 §2: the long-host-port of the public endpoint, in the
+		// address family of the public address (4 for NAT44).
+		text = AppendLPRT(buf[:0], pub.Addr().Unmap(), pub.Port())
 	}
 	oldText := line[a.Start:a.End]
 	if bytes.Equal(oldText, text) {
@@ -816,13 +862,53 @@ func (s *stream) remember(start uint32, oldText, newText []byte) {
 	r.newLen = uint8(copy(r.newText[:], newText))
 }
 
-// nextRewrite returns the history entry for a new rewrite, forgetting the
-// oldest when the history is full.
+// nextRewrite returns the history entry for a new rewrite. The caller has
+// checked room; a full history (never reached) reuses the newest entry
+// rather than forget one a retransmission may need.
 func (s *stream) nextRewrite() *rewrite {
-	if s.hn == historyLen {
-		copy(s.history[:], s.history[1:])
-		s.hn--
+	if s.hn < historyLen {
+		s.hn++
 	}
-	s.hn++
 	return &s.history[s.hn-1]
+}
+
+// room reports whether one more rewrite of direction dir can be recorded:
+// a free correction point in led (the direction's ledger) and a free
+// history entry, besides the ones the NAT64 run in progress will take when
+// it is flushed.
+func (c *Control) room(dir conntrack.Dir, led *seqdelta.Ledger) bool {
+	need := 1
+	if r := &c.n64.run; r.active && r.dir == dir {
+		need++
+	}
+	return led.Len()+need <= seqdelta.Capacity && c.dir[dir].hn+need <= historyLen
+}
+
+// Outstanding returns the number of rewrites of direction dir the receiver
+// has not yet acknowledged whole (history entries kept).
+func (c *Control) Outstanding(dir conntrack.Dir) int { return c.dir[dir].hn }
+
+// Acked tells the gateway that the receiver of direction dir acknowledged
+// every original byte before ack (its ACK field mapped back by the
+// direction's ledger, led): the rewrites wholly before ack are forgotten,
+// from the history and from led (seqdelta.Ledger.Prune), because the sender
+// never sends them again alone (RFC 9293 §3.10.7.4: a segment wholly below
+// RCV.NXT is a duplicate). An acknowledgment of bytes the gateway has not
+// seen pass (beyond the direction's next byte, or into a held line, which
+// was never forwarded) is ignored, so a forged ACK cannot make it forget a
+// rewrite. The caller holds the flow lock.
+func (c *Control) Acked(dir conntrack.Dir, ack uint32, led *seqdelta.Ledger) {
+	s := &c.dir[dir]
+	if !s.synced || before(s.next, ack) || len(s.held) > 0 && before(s.heldSeq, ack) {
+		return
+	}
+	k := 0
+	for k < s.hn && !before(ack, s.history[k].start+s.history[k].size()) {
+		k++
+	}
+	if k > 0 {
+		copy(s.history[:], s.history[k:s.hn])
+		s.hn -= k
+	}
+	led.Prune(ack)
 }

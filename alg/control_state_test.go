@@ -102,7 +102,7 @@ func (s *session64) restart(cfg *Config) {
 // long 227 removed whole (replayed identically from its span and hash), the
 // rejection turned into a 229 from the kept port, later EPSVs as PASV.
 func TestControlStateNAT64EPSVProbe(t *testing.T) {
-	cfg := &Config{}
+	cfg := &Config{NAT64EPSVProbe: true}
 	s := newSession64(t, cfg)
 	s.restart(cfg) // greeting seen: tracked
 	s.client("EPSV\r\n").replaced("PASV\r\nEPSV\r\n")
@@ -135,7 +135,7 @@ func TestControlStateNAT64ALGS(t *testing.T) {
 	s := newSession64(t, cfg)
 	s.client("ALGS DISABLE64\r\n").replaced("NOOP\r\n")
 	s.restart(cfg)
-	s.server("200-NOOP\r\n").replaced("216 NONE NAT64 FTP ALG disabled\r\n")
+	s.server("200-NOOP\r\n").replaced(answers[ansALGSOff])
 	s.restart(cfg)
 	if st := s.c.State(); !st.NAT64.Off || st.Reply != 200 || st.NAT64.Mode == 0 {
 		t.Fatalf("saved state %+v", st)
@@ -147,7 +147,26 @@ func TestControlStateNAT64ALGS(t *testing.T) {
 	s.server("200 EPRT ok\r\n").pass()
 	s.client("ALGS ENABLE64\r\n").replaced("NOOP\r\n")
 	s.restart(cfg)
-	s.server("200 NOOP ok\r\n").replaced("216 EPSVEPRT NAT64 FTP ALG enabled\r\n")
+	s.server("200 NOOP ok\r\n").replaced(answers[ansALGSOn])
+}
+
+// A session the gateway tore down (RFC 6384 §12) stays down after a
+// restore.
+func TestControlStateNAT64TornDown(t *testing.T) {
+	cfg := &Config{}
+	s := newSession64(t, cfg)
+	s.client("EPSV ALL\r\n").replaced("NOOP\r\n")
+	s.restart(cfg)
+	if r := s.server("421 Bye\r\n").r; r.Action != Reset {
+		t.Fatalf("non-200 to the NOOP: %+v", r)
+	}
+	s.restart(cfg)
+	if st := s.c.State().NAT64; !st.Dead {
+		t.Fatalf("saved %+v", st)
+	}
+	if r := s.client("NOOP\r\n").r; r.Action != Drop || r.Events&EvTornDown == 0 {
+		t.Fatalf("after a restore: %+v", r)
+	}
 }
 
 func TestControlStateNAT64Refused(t *testing.T) {
@@ -157,11 +176,11 @@ func TestControlStateNAT64Refused(t *testing.T) {
 	}
 	bad64 := []NAT64State{
 		{EPSV: 3},
-		{Mode: 4},
+		{Mode: 5},
 		{Ans: uint8(len(answers))},
 		{Pending: make([]PendingState, MaxPending+1)},
 		{Pending: []PendingState{{Kind: 0, N: 0}}},
-		{Pending: []PendingState{{Kind: 6}}},
+		{Pending: []PendingState{{Kind: 5}}},
 		{Pending: []PendingState{{Kind: 2, N: 1}}},
 		{Pending: []PendingState{{Kind: 2, Ans: 1}}},
 		{Pending: []PendingState{{Kind: 1, Ans: uint8(len(answers))}}},
@@ -194,5 +213,15 @@ func TestControlStateNAT64Refused(t *testing.T) {
 	}
 	if _, err := RestoreControl(&Config{}, nat64Tuples(), ok); err != nil {
 		t.Errorf("valid state refused: %v", err)
+	}
+	// A state file of a version that kept 64 bytes of a long replaced text
+	// still loads.
+	ok.Dir[1].History[0].Old = long[:legacyAnnounceText]
+	if _, err := RestoreControl(&Config{}, nat64Tuples(), ok); err != nil {
+		t.Errorf("legacy state refused: %v", err)
+	}
+	ok.Dir[1].History[0].Old = long[:legacyAnnounceText-1]
+	if _, err := RestoreControl(&Config{}, nat64Tuples(), ok); !errors.Is(err, ErrBadState) {
+		t.Errorf("span with 63 bytes kept: %v", err)
 	}
 }

@@ -206,3 +206,56 @@ func TestRewriteLimitPerSegment(t *testing.T) {
 		t.Fatalf("next segment: %+v %q", r, r.Payload)
 	}
 }
+
+// TestLedgerFullPassesUnchanged: with seqdelta.Capacity rewrites of the
+// client not yet acknowledged, the next PORT passes exactly as sent, with
+// no mapping asked (so no expectation) and EvLedgerFull. Acknowledgments
+// the gateway cannot trust (beyond what the client sent, or into a held
+// line) free nothing; the server's real acknowledgment of two commands
+// frees two points and two history entries.
+func TestLedgerFullPassesUnchanged(t *testing.T) {
+	h := newHarness(t, &Config{}, 1460)
+	line := func(i int) string { return "PORT 198,18,0,2,78," + strconv.Itoa(32+i) + "\r\n" }
+	seq := uint32(1000)
+	ends := []uint32{}
+	for i := 0; i < seqdelta.Capacity; i++ {
+		if r := h.client(seq, line(i)); r.Action != Replace || r.Events&EvRewrite == 0 {
+			t.Fatalf("command %d: %+v", i, r)
+		}
+		seq += uint32(len(line(i)))
+		ends = append(ends, seq)
+	}
+	r := h.client(seq, line(8))
+	if r.Action != Pass || r.Events != EvLedgerFull {
+		t.Fatalf("ninth command: %+v", r)
+	}
+	if len(h.nat.asked) != seqdelta.Capacity {
+		t.Fatalf("%d mappings asked, want %d", len(h.nat.asked), seqdelta.Capacity)
+	}
+	seq += uint32(len(line(8)))
+	// an acknowledgment of bytes never sent is ignored
+	h.c.Acked(conntrack.Original, seq+1, &h.led[0])
+	if h.led[0].Len() != seqdelta.Capacity || h.c.Outstanding(conntrack.Original) != seqdelta.Capacity {
+		t.Fatalf("forged ACK freed points: %d, %d", h.led[0].Len(), h.c.Outstanding(conntrack.Original))
+	}
+	// so is one reaching into a held line, whose bytes were never forwarded
+	if r := h.client(seq, "PORT 198,18,0,2,7"); r.Events&EvHeld == 0 {
+		t.Fatalf("partial line not held: %+v", r)
+	}
+	h.c.Acked(conntrack.Original, seq+3, &h.led[0])
+	if h.led[0].Len() != seqdelta.Capacity {
+		t.Fatal("ACK into a held line freed points")
+	}
+	// the server acknowledges the first two commands
+	h.c.Acked(conntrack.Original, ends[1], &h.led[0])
+	if h.led[0].Len() != seqdelta.Capacity-2 || h.c.Outstanding(conntrack.Original) != seqdelta.Capacity-2 {
+		t.Fatalf("after the ACK: %d points, %d rewrites", h.led[0].Len(), h.c.Outstanding(conntrack.Original))
+	}
+	if r := h.client(seq, "PORT 198,18,0,2,78,99\r\n"); r.Action != Replace || string(r.Payload) != "PORT 198,19,100,100,78,99\r\n" {
+		t.Fatalf("after the ACK: %+v %q", r, r.Payload)
+	}
+	// the third command is still remembered
+	if r := h.client(ends[1], line(2)); r.Action != Replace || string(r.Payload) != "PORT 198,19,100,100,78,34\r\n" {
+		t.Fatalf("retransmitted third: %+v %q", r, r.Payload)
+	}
+}

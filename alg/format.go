@@ -102,3 +102,35 @@ func appendEPRTAddr(dst []byte, addr netip.Addr) []byte {
 	}
 	return dst
 }
+
+// AppendLPRT appends the RFC 1639 §2 long-host-port "af,hal,h1,...,pal,p1,p2"
+// for addr and port to dst and returns the extended slice: "4,4,a,b,c,d,2,
+// p1,p2" for an IPv4 address, "6,16,h1,...,h16,2,p1,p2" for an IPv6 one
+// (an IPv4-mapped address included, any zone dropped). The text is the
+// replacement for Announcement.Start:End of an LPRT command or a 228 reply.
+// For an invalid addr dst is returned unchanged. AppendLPRT does not
+// allocate when dst has room for 78 more bytes.
+func AppendLPRT(dst []byte, addr netip.Addr, port uint16) []byte {
+	var b [16]byte
+	var host []byte
+	switch {
+	case addr.Is4():
+		dst = append(dst, "4,4"...)
+		a4 := addr.As4()
+		host = b[:copy(b[:], a4[:])]
+	case addr.Is6():
+		dst = append(dst, "6,16"...)
+		b = addr.As16()
+		host = b[:]
+	default:
+		return dst
+	}
+	for _, o := range host {
+		dst = append(dst, ',')
+		dst = strconv.AppendUint(dst, uint64(o), 10)
+	}
+	dst = append(dst, ",2,"...)
+	dst = strconv.AppendUint(dst, uint64(port>>8), 10)
+	dst = append(dst, ',')
+	return strconv.AppendUint(dst, uint64(port&0xff), 10)
+}

@@ -12,40 +12,51 @@ import (
 // This file holds the FTP ALG for IPv6-to-IPv4 translation (NAT64, RFC
 // 6146) of RFC 6384: an IPv6-only client talks to an IPv4 server through
 // its RFC 6052 address. The client's IPv6 EPRT becomes a PORT (or EPRT |1|)
-// naming the NAT's pool endpoint; EPSV passes, or goes to the server as
-// PASV when the server lacks it, its 227 turned into a 229; LPRT and LPSV
-// are refused; ALGS is answered by the gateway.
+// naming the NAT's pool endpoint (§7.2); every EPSV goes to the server as
+// PASV, its 227 turned into a 229 (§6; Config.NAT64EPSVProbe learns instead
+// whether the server has EPSV); EPSV ALL and EPSV with a protocol other
+// than 2 are answered by the gateway (§6), and so is ALGS (§11). Every
+// other command, LPRT, LPSV and PORT included, passes unchanged, and so
+// does its reply (§10). Telnet option negotiation is removed (§5).
 //
 // The NAT cannot send segments of its own, so everything the gateway
 // answers is answered in band: the command is replaced on the way to the
-// server by one whose reply is harmless (NOOP, or PASV before EPSV), and
-// the server's reply to it is replaced on the way back by the gateway's
+// server by one whose reply is harmless (NOOP, §12, or PASV), and the
+// server's reply to it is replaced on the way back by the gateway's
 // answer, or removed. FTP replies come in command order (RFC 959 §4.2), so
 // the gateway counts the client's commands and keeps a small FIFO of what
-// to do with each outstanding reply.
+// to do with each outstanding reply. A stand-in NOOP answered with anything
+// but 200 tears the session down (§12): its reply becomes a reset to the
+// client (Result.Action Reset) and every later segment is dropped.
 
 // answer is a reply the gateway gives in place of the server's.
 type answer uint8
 
+// (The values are saved with a flow's state, NAT64State.Ans: keep them.)
 const (
-	ansALGSOn  answer = iota // ALGS: translation on (RFC 6384 §11)
-	ansALGSOff               // ALGS: translation off (RFC 6384 §11)
-	ansLPRT                  // LPRT refused (RFC 6384 §5.3)
-	ansLPSV                  // LPSV refused (RFC 6384 §5.3)
-	ansPORT                  // PORT from the IPv6 client refused (RFC 6384 §5.2)
-	ansEPSV229               // the 229 built from a 227 (text built, not a constant)
+	ansALGSOn    answer = iota // ALGS: EPSV and EPRT translated (RFC 6384 §11)
+	ansALGSOff                 // ALGS: nothing translated (RFC 6384 §11)
+	ansALGSEPSV                // ALGS: EPSV translated, EPRT kept as EPRT (Config.NAT64KeepEPRT)
+	ansALGSBad                 // ALGS without one of its three arguments (RFC 6384 §11)
+	ansEPSVAll                 // EPSV ALL (RFC 6384 §6)
+	ansEPSV229                 // the 229 built from a 227 (text built, not a constant)
+	ansEPSVProto               // EPSV with a protocol other than 2 (RFC 6384 §6)
 )
 
 // answers are the gateway's replies, each at most maxAnnounceText bytes.
-// The 216 status reply of ALGS carries "EPSVEPRT" (both the EPSV and the
-// EPRT translations are active) or "NONE" (RFC 6384 §11).
+// The 216 status reply of ALGS carries the translations in effect: EPSVEPRT
+// (EPSV to PASV and EPRT to PORT), EPSV (EPRT not turned into PORT) or NONE
+// (RFC 6384 §11 ABNF: "216" SP response-token [freetext]); its errors are
+// 504, invalid parameter. Only the reply codes are normative (RFC 6384
+// §5.1, last paragraph).
 var answers = [...]string{
-	ansALGSOn:  "216 EPSVEPRT NAT64 FTP ALG enabled\r\n",
-	ansALGSOff: "216 NONE NAT64 FTP ALG disabled\r\n",
-	ansLPRT:    "502 LPRT not supported through NAT64, use EPRT\r\n",
-	ansLPSV:    "502 LPSV not supported through NAT64, use EPSV\r\n",
-	ansPORT:    "501 PORT cannot name an IPv6 client, use EPRT\r\n",
-	ansEPSV229: "",
+	ansALGSOn:    "216 EPSVEPRT EPSV to PASV and EPRT to PORT translation on\r\n",
+	ansALGSOff:   "216 NONE translation off\r\n",
+	ansALGSEPSV:  "216 EPSV EPSV to PASV translation on\r\n",
+	ansALGSBad:   "504 ALGS takes STATUS64, ENABLE64 or DISABLE64\r\n",
+	ansEPSVAll:   "504 Command not implemented for that parameter\r\n",
+	ansEPSV229:   "",
+	ansEPSVProto: "522 Network protocol not supported, use (2)\r\n",
 }
 
 // pendKind says what the gateway does with the reply to one outstanding
@@ -54,11 +65,11 @@ type pendKind uint8
 
 const (
 	pendPlain     pendKind = iota // n ordinary commands: their replies pass
-	pendAnswer                    // a NOOP standing in for a command: its 2xx becomes answer ans
+	pendAnswer                    // a NOOP standing in for a command: its 200 becomes answer ans, anything else tears the session down
 	pendProbePASV                 // the PASV sent before a first EPSV: its reply is removed, a 227's port kept
 	pendProbeEPSV                 // that EPSV: a 229 passes; a rejection becomes a 229 from the kept port
 	pendTo229                     // a PASV standing in for EPSV: its 227 becomes a 229
-	pendEPSVAll                   // EPSV ALL: a 2xx means the server has EPSV
+	pendUnused                    // (was EPSV ALL passed; kept so saved kinds keep their values)
 )
 
 // pending is one entry of the FIFO of outstanding replies.
@@ -87,10 +98,11 @@ const (
 type replyMode uint8
 
 const (
-	modePass    replyMode = iota
-	modeReplace           // the first line becomes the gateway's answer, the others are removed
-	modeDelete            // every line is removed (a 227's port is kept)
-	modeTo229             // the 227 line becomes a 229, the others are removed
+	modePass     replyMode = iota
+	modeReplace            // the first line becomes the gateway's answer, the others are removed
+	modeDelete             // every line is removed (a 227's port is kept)
+	modeTo229              // the 227 line becomes a 229, the others are removed
+	modeTeardown           // a stand-in NOOP was not answered 200: the session is torn down
 )
 
 // nat64 is the RFC 6384 state of a control connection.
@@ -99,7 +111,8 @@ type nat64 struct {
 	lost     bool // replies can no longer be told apart: no in-band answers
 	off      bool // ALGS DISABLE64 received (RFC 6384 §11)
 	greeted  bool // the server's greeting (220) went by
-	epsvAll  bool // the server accepted EPSV ALL: it refuses PASV now (RFC 2428 §4)
+	dead     bool // torn down (RFC 6384 §12): every segment is dropped
+	reset    bool // the segment being processed becomes a reset to its receiver
 	epsv     epsvSupport
 	pasvPort uint16 // port of the 227 answering the gateway's probe PASV, 0 if none
 	q        [pendingCap]pending
@@ -124,7 +137,7 @@ type run struct {
 }
 
 // stop ends the in-band answers for good (TLS: the commands and replies are
-// no longer seen, RFC 4217 §4, RFC 6384 §9).
+// no longer seen, RFC 4217 §4, RFC 6384 §5).
 func (n *nat64) stop() {
 	n.lost, n.qn, n.mode = true, 0, modePass
 }
@@ -189,7 +202,7 @@ func (c *Control) canRewrite(dir conntrack.Dir, seq uint32, newLen int) bool {
 	if r.active && r.dir == dir && r.end == seq && r.newN+newLen <= maxAnnounceText {
 		return true
 	}
-	return c.segRew < MaxRewritesPerSegment
+	return c.segRew < MaxRewritesPerSegment && c.room(dir, c.led)
 }
 
 // runAdd replaces the original bytes old at seq by repl (at most
@@ -245,6 +258,11 @@ func (c *Control) replaceLine(out []byte, dir conntrack.Dir, seq uint32, line []
 func (c *Control) hold64(client bool, rest []byte) bool {
 	if !c.n64.on {
 		return false
+	}
+	if _, complete := telnetNegotiation(rest); !complete {
+		// a Telnet negotiation cut short: it is removed whole (RFC 6384
+		// §5)
+		return true
 	}
 	if client {
 		n := min(len(rest), 4)
@@ -341,12 +359,12 @@ func (c *Control) growth(line []byte, client bool) int {
 	return g
 }
 
-// parseALGS recognises "ALGS STATUS64", "ALGS ENABLE64" and "ALGS
-// DISABLE64" (RFC 6384 §11; verb and argument in any case, RFC 959 §5.3).
-// Any other ALGS argument is not the NAT64 ALG's and passes to the server.
+// parseALGS recognises an ALGS command (RFC 6384 §11; verb and argument in
+// any case, RFC 959 §5.3): arg is "STATUS64", "ENABLE64" or "DISABLE64",
+// or "" for a bare ALGS or any other argument (answered 504).
 func parseALGS(line []byte) (arg string, ok bool) {
 	s, ok := lineContent(line)
-	if !ok || len(s) < 5 || !eqFold(s[:4], "ALGS") || !isWS(s[4]) {
+	if !ok || len(s) < 4 || !eqFold(s[:4], "ALGS") || len(s) > 4 && !isWS(s[4]) {
 		return "", false
 	}
 	s = bytes.TrimRight(bytes.TrimLeft(s[4:], " \t"), " \t")
@@ -355,7 +373,43 @@ func parseALGS(line []byte) (arg string, ok bool) {
 			return a, true
 		}
 	}
-	return "", false
+	return "", true
+}
+
+// epsvArg classifies the argument of an EPSV command (RFC 2428 §3).
+type epsvArg uint8
+
+const (
+	epsvNone    epsvArg = iota // not an EPSV command
+	epsvPlain                  // EPSV or EPSV 2
+	epsvAllArg                 // EPSV ALL
+	epsvOtherNo                // EPSV with a number other than 2
+	epsvOther                  // any other argument: not the gateway's (RFC 6384 §10)
+)
+
+// parseEPSV classifies an EPSV command line by its argument (RFC 2428 §3,
+// RFC 6384 §6; verb and ALL in any case).
+func parseEPSV(line []byte) epsvArg {
+	s, ok := lineContent(line)
+	if !ok || len(s) < 4 || !eqFold(s[:4], "EPSV") || len(s) > 4 && !isWS(s[4]) {
+		return epsvNone
+	}
+	s = bytes.TrimRight(bytes.TrimLeft(s[4:], " \t"), " \t")
+	switch {
+	case len(s) == 0 || len(s) == 1 && s[0] == '2':
+		return epsvPlain
+	case eqFold(s, "ALL"):
+		return epsvAllArg
+	}
+	for _, b := range s {
+		if !isDigit(b) {
+			return epsvOther
+		}
+	}
+	if len(bytes.TrimLeft(s, "0")) == 1 && s[len(s)-1] == '2' {
+		return epsvPlain // "02"
+	}
+	return epsvOtherNo
 }
 
 // blank reports whether line holds only white space: no command, and
@@ -371,21 +425,24 @@ func blank(line []byte) bool {
 
 // command64 handles a complete command line of a NAT64 flow.
 //
-//   - ALGS STATUS64/ENABLE64/DISABLE64 (RFC 6384 §11): answered by the
-//     gateway with 216 and the state; DISABLE64 stops every translation
-//     below for the session, ENABLE64 starts them again.
-//   - EPRT |2|addr|port| with the client's own address (RFC 6384 §5.2):
+//   - ALGS (RFC 6384 §11): answered by the gateway: 216 and the
+//     translations in effect for STATUS64, ENABLE64 and DISABLE64 (which
+//     stops every translation below for the session, ENABLE64 starts them
+//     again), 504 for a bare ALGS or another argument.
+//   - EPRT |2|addr|port| with the client's own address (RFC 6384 §7.2):
 //     the NAT maps the endpoint and the command becomes PORT with the pool
 //     endpoint (or EPRT |1|, Config.NAT64KeepEPRT). Any other address is
-//     left unchanged (RFC 2577 §3 bounce rule, EvBounce).
-//   - PORT: an IPv4 address cannot be the IPv6 client's (RFC 6384 §5.2):
-//     refused with 501 rather than let the server connect to a third party.
-//   - LPRT, LPSV (RFC 1639): refused with 502 (RFC 6384 §5.3).
-//   - EPSV (RFC 6384 §5.1): see epsv64.
+//     left unchanged (RFC 6384 §7.2, RFC 2577 §3 bounce rule, EvBounce).
+//   - EPSV (RFC 6384 §6): see epsv64.
+//   - Anything else, LPRT, LPSV (RFC 6384 §1 leaves them out) and PORT
+//     included, passes unchanged with its reply (RFC 6384 §10), and opens
+//     nothing: no endpoint is mapped, no expectation made. A PORT of the
+//     IPv6 client cannot name its own address (RFC 2577 §3: EvBounce), and
+//     neither can an LPRT naming another host.
 //
-// Refusals and answers are in band: the line goes to the server as NOOP
-// and the reply to it is replaced (reply64). Without room in the FIFO, or
-// on a flow whose replies are not tracked, such commands pass unchanged.
+// Answers are in band: the line goes to the server as NOOP and the reply to
+// it is replaced (reply64). Without room in the FIFO, or on a flow whose
+// replies are not tracked, such commands pass unchanged (EvQueueFull).
 func (c *Control) command64(out []byte, seq uint32, line []byte, a Announcement, ok bool, led *seqdelta.Ledger, tr Translator) ([]byte, Event, bool) {
 	n := &c.n64
 	if blank(line) {
@@ -394,66 +451,72 @@ func (c *Control) command64(out []byte, seq uint32, line []byte, a Announcement,
 		n.stop()
 		return append(out, line...), 0, false
 	}
-	tracked := c.tracked()
 	algs, isALGS := parseALGS(line)
-	special := isALGS || !n.off && ok && (a.Kind == KindPORT || a.Kind == KindEPRT || a.Kind == KindLPRT || a.Kind == KindLPSV || a.Kind == KindEPSV)
+	epsv := epsvNone
+	if !n.off {
+		epsv = parseEPSV(line)
+	}
+	eprt := !n.off && ok && a.Kind == KindEPRT
+	special := isALGS || eprt || epsv != epsvNone && epsv != epsvOther
 	if special && !c.canRewrite(conntrack.Original, seq, maxAnnounceText) {
 		c.cut = true
 		return out, 0, false
 	}
-	if isALGS && tracked {
-		if !n.room(1) {
-			n.push(pending{kind: pendPlain})
-			return append(out, line...), EvQueueFull, false
+	switch {
+	case isALGS:
+		if c.tracked() && n.room(1) {
+			switch algs {
+			case "ENABLE64":
+				n.off = false
+			case "DISABLE64":
+				n.off = true
+			}
 		}
-		switch algs {
-		case "ENABLE64":
-			n.off = false
-		case "DISABLE64":
-			n.off = true
-		}
-		ans := ansALGSOn
-		if n.off {
+		ans := ansALGSBad
+		switch {
+		case algs == "":
+		case n.off:
 			ans = ansALGSOff
+		case c.cfg.NAT64KeepEPRT:
+			ans = ansALGSEPSV
+		default:
+			ans = ansALGSOn
 		}
-		n.push(pending{kind: pendAnswer, ans: ans})
-		return c.replaceLine(out, conntrack.Original, seq, line, "NOOP\r\n", led), EvALGS, true
-	}
-	if !special {
-		n.push(pending{kind: pendPlain})
-		return append(out, line...), 0, false
-	}
-	switch a.Kind {
-	case KindEPRT:
+		return c.answer(out, seq, line, ans, EvALGS, led)
+	case eprt:
 		n.push(pending{kind: pendPlain})
 		return c.eprt64(out, seq, line, a, led, tr)
-	case KindPORT:
-		return c.refuse(out, seq, line, ansPORT, EvBounce, led)
-	case KindLPRT:
-		return c.refuse(out, seq, line, ansLPRT, 0, led)
-	case KindLPSV:
-		return c.refuse(out, seq, line, ansLPSV, 0, led)
+	case epsv == epsvAllArg:
+		return c.answer(out, seq, line, ansEPSVAll, EvRefused, led)
+	case epsv == epsvOtherNo:
+		return c.answer(out, seq, line, ansEPSVProto, EvRefused, led)
+	case epsv == epsvPlain:
+		return c.epsv64(out, seq, line, led)
 	}
-	return c.epsv64(out, seq, line, a, led)
+	n.push(pending{kind: pendPlain})
+	var ev Event
+	if !n.off && ok && (a.Kind == KindPORT || a.Kind == KindLPRT) && a.Addr.IsValid() && a.Addr != c.flow[conntrack.Original].Src {
+		// passed unchanged, no mapping: what the server does with a
+		// third party's address is its business (RFC 2577 §3)
+		ev = EvBounce
+	}
+	return append(out, line...), ev, false
 }
 
-// refuse answers a command with the gateway's refusal ans, in band. When it
-// cannot, the command passes unchanged with the events passEv.
-func (c *Control) refuse(out []byte, seq uint32, line []byte, ans answer, passEv Event, led *seqdelta.Ledger) ([]byte, Event, bool) {
+// answer replaces a command by a stand-in NOOP whose 200 reply becomes the
+// gateway's answer ans (RFC 6384 §12). When it cannot (replies not
+// tracked, or the FIFO full), the command passes unchanged, EvQueueFull.
+func (c *Control) answer(out []byte, seq uint32, line []byte, ans answer, ev Event, led *seqdelta.Ledger) ([]byte, Event, bool) {
 	n := &c.n64
 	if !c.tracked() || !n.room(1) {
-		ev := passEv
-		if c.tracked() {
-			ev |= EvQueueFull
-		}
 		n.push(pending{kind: pendPlain})
-		return append(out, line...), ev, false
+		return append(out, line...), EvQueueFull, false
 	}
 	n.push(pending{kind: pendAnswer, ans: ans})
-	return c.replaceLine(out, conntrack.Original, seq, line, "NOOP\r\n", led), EvRefused, true
+	return c.replaceLine(out, conntrack.Original, seq, line, "NOOP\r\n", led), ev, true
 }
 
-// eprt64 translates the IPv6 client's EPRT (RFC 6384 §5.2, RFC 2428 §2).
+// eprt64 translates the IPv6 client's EPRT (RFC 6384 §7.2, RFC 2428 §2).
 func (c *Control) eprt64(out []byte, seq uint32, line []byte, a Announcement, led *seqdelta.Ledger, tr Translator) ([]byte, Event, bool) {
 	sender := c.flow[conntrack.Original].Src
 	if a.Addr != sender {
@@ -483,17 +546,17 @@ func (c *Control) eprt64(out []byte, seq uint32, line []byte, a Announcement, le
 	return append(out, line[a.End:]...), EvRewrite, true
 }
 
-// epsv64 handles the client's EPSV (RFC 2428 §3, RFC 6384 §5.1).
+// epsv64 handles the client's EPSV or EPSV 2 (RFC 2428 §3, RFC 6384 §6:
+// the server's side of the data connection is IPv4 whatever the client
+// asked).
 //
-// EPSV ALL passes unchanged: after it the server refuses PASV (RFC 2428
-// §4), so it is never translated; a 2xx to it shows the server has EPSV.
-// Any other EPSV (bare, "1" or "2": the server's side of the data
-// connection is IPv4 whatever the client asked) passes unchanged after an
-// accepted EPSV ALL, and otherwise goes:
+// By default it goes to the server as PASV and the 227 answering it comes
+// back as a 229 (RFC 6384 §6: the ALG SHOULD translate all occurrences;
+// one 229 from a server is no positive knowledge, §1 shows servers whose
+// EPSV fails later). With Config.NAT64EPSVProbe the gateway learns instead:
 //
-//   - as PASV, its 227 turned into a 229, when Config.NAT64EPSVToPASV asks
-//     or the server is known to reject EPSV;
 //   - unchanged when the server is known to have EPSV;
+//   - as PASV when it is known to reject it;
 //   - the first time, as "PASV\r\nEPSV": the PASV first, so that the
 //     server's last passive listener is the EPSV one when it has EPSV. The
 //     reply to the PASV is removed and a 227's port kept; a 229 to the EPSV
@@ -501,22 +564,16 @@ func (c *Control) eprt64(out []byte, seq uint32, line []byte, a Announcement, le
 //     port (EPSV unsupported: later EPSVs go as PASV).
 //
 // The 229 needs no expectation: the client connects to the server's
-// RFC 6052 address, the destination of its control connection.
-func (c *Control) epsv64(out []byte, seq uint32, line []byte, a Announcement, led *seqdelta.Ledger) ([]byte, Event, bool) {
+// RFC 6052 address, the destination of its control connection. The IPv4
+// address in the 227 is ignored (RFC 6384 §6: it SHOULD be).
+func (c *Control) epsv64(out []byte, seq uint32, line []byte, led *seqdelta.Ledger) ([]byte, Event, bool) {
 	n := &c.n64
-	if eqFold(line[a.Start:a.End], "ALL") {
-		if c.tracked() && n.room(1) {
-			n.push(pending{kind: pendEPSVAll})
-		} else {
-			n.push(pending{kind: pendPlain})
-		}
-		return append(out, line...), 0, false
-	}
-	if !c.tracked() || n.epsvAll || n.epsv == epsvYes && !c.cfg.NAT64EPSVToPASV {
+	probe := c.cfg.NAT64EPSVProbe
+	if !c.tracked() || probe && n.epsv == epsvYes {
 		n.push(pending{kind: pendPlain})
 		return append(out, line...), 0, false
 	}
-	if c.cfg.NAT64EPSVToPASV || n.epsv == epsvNo {
+	if !probe || n.epsv == epsvNo {
 		if !n.room(1) {
 			n.push(pending{kind: pendPlain})
 			return append(out, line...), EvQueueFull, false
@@ -549,7 +606,7 @@ func epsvRejected(code int) bool {
 }
 
 // append229 appends the 229 reply for port (RFC 2428 §3 wording, RFC 6384
-// §5.1).
+// §6).
 func append229(dst []byte, port uint16) []byte {
 	dst = append(dst, "229 Entering Extended Passive Mode (|||"...)
 	dst = strconv.AppendUint(dst, uint64(port), 10)
@@ -590,6 +647,11 @@ func (c *Control) reply64(out []byte, seq uint32, line []byte, a Announcement, f
 	switch mode {
 	case modePass:
 		return append(out, line...), 0, false
+	case modeTeardown:
+		// RFC 6384 §12: the reply to the stand-in NOOP is never relayed;
+		// the session is torn down
+		n.dead, n.reset = true, true
+		return out, EvTornDown, false
 	case modeReplace:
 		if first {
 			var b [maxAnnounceText]byte
@@ -627,8 +689,11 @@ func (n *nat64) start(p pending, code int) {
 	n.emitted = false
 	switch p.kind {
 	case pendAnswer:
-		if code >= 200 && code < 300 {
-			n.mode, n.ans = modeReplace, p.ans
+		// RFC 6384 §12: the 200 to the NOOP becomes the gateway's answer;
+		// anything else SHOULD tear the session down
+		n.mode, n.ans = modeTeardown, p.ans
+		if code == 200 {
+			n.mode = modeReplace
 		}
 	case pendProbePASV:
 		n.mode, n.pasvPort = modeDelete, 0
@@ -644,9 +709,75 @@ func (n *nat64) start(p pending, code int) {
 		if code == 227 {
 			n.mode = modeTo229
 		}
-	case pendEPSVAll:
-		if code >= 200 && code < 300 {
-			n.epsv, n.epsvAll = epsvYes, true
-		}
 	}
+}
+
+// Telnet command bytes (RFC 854): IAC introduces a command; WILL, WONT, DO
+// and DONT negotiate an option (three bytes with it); SB ... IAC SE is a
+// subnegotiation.
+const (
+	telnetIAC  = 255
+	telnetDONT = 254
+	telnetDO   = 253
+	telnetWONT = 252
+	telnetWILL = 251
+	telnetSB   = 250
+	telnetSE   = 240
+)
+
+// telnetNegotiation returns the length of the Telnet option negotiation at
+// the start of p (IAC WILL/WONT/DO/DONT option, or IAC SB ... IAC SE), 0 if
+// p starts with no negotiation (another Telnet command, such as IAC IP or
+// IAC DM of an ABOR, RFC 959 §4.1.3, or an escaped IAC IAC), and complete
+// false if p ends inside one.
+func telnetNegotiation(p []byte) (n int, complete bool) {
+	if len(p) < 2 {
+		return 0, len(p) == 0 || p[0] != telnetIAC
+	}
+	if p[0] != telnetIAC {
+		return 0, true
+	}
+	switch p[1] {
+	case telnetWILL, telnetWONT, telnetDO, telnetDONT:
+		if len(p) < 3 {
+			return 0, false
+		}
+		return 3, true
+	case telnetSB:
+		for i := 2; i+1 < len(p); i++ {
+			if p[i] == telnetIAC && p[i+1] == telnetSE {
+				return i + 2, true
+			}
+			if p[i] == telnetIAC && p[i+1] == telnetIAC {
+				i++ // an escaped 255 inside the subnegotiation
+			}
+		}
+		return 0, false
+	}
+	return 0, true
+}
+
+// telnet64 removes the Telnet option negotiations at the start of data, a
+// line start of direction dir at original sequence number seq: RFC 6384 §5
+// has the ALG refuse them without relaying, as an FTP server does (RFC 1123
+// §4.1.2.12), so that the peers never agree on options the gateway does
+// not implement. The refusal itself (WONT or DONT to the negotiator) cannot
+// be sent: the NAT originates no segment; the negotiator, without an
+// answer, stays in the default NVT mode, which is what a refusal means
+// (RFC 854). It returns the bytes consumed, the events, and stop when the
+// rest of the segment must wait (a rewrite limit: it comes again).
+func (c *Control) telnet64(dir conntrack.Dir, seq uint32, data []byte, led *seqdelta.Ledger) (consumed int, ev Event, stop bool) {
+	for consumed < len(data) {
+		k, _ := telnetNegotiation(data[consumed:])
+		if k == 0 {
+			break
+		}
+		if !c.canRewrite(dir, seq+uint32(consumed), 0) {
+			return consumed, ev | EvRewriteLimit | EvTruncated, true
+		}
+		c.runAdd(dir, seq+uint32(consumed), data[consumed:consumed+k], nil, led)
+		consumed += k
+		ev |= EvTelnetRefused
+	}
+	return consumed, ev, false
 }

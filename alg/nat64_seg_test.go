@@ -21,6 +21,7 @@ type wire struct {
 	streams [2][]byte
 	base    [2]uint32
 	tx      [2][]byte
+	reset   bool // the gateway tore the session down (RFC 6384 §12)
 }
 
 func newWire(t testing.TB, cfg *Config, mss uint16, client, server []byte, refuse bool) *wire {
@@ -71,6 +72,9 @@ func (w *wire) send(d conntrack.Dir, n, limit int, retransmit bool) bool {
 	t.Helper()
 	h := w.h
 	s := &h.c.dir[d]
+	if w.reset {
+		return false
+	}
 	off := w.taken(d)
 	if off < 0 || off > len(w.streams[d]) {
 		t.Fatalf("%v: next expected byte %d outside the stream", d, off)
@@ -80,6 +84,9 @@ func (w *wire) send(d conntrack.Dir, n, limit int, retransmit bool) bool {
 		return false
 	}
 	n = min(n, limit-off)
+	// The receiver has acknowledged everything delivered before this
+	// segment (so the gateway forgets the rewrites it has whole).
+	h.c.Acked(d, h.led[d].Ack(w.base[d]+uint32(len(w.tx[d]))), &h.led[d])
 	p := w.streams[d][off : off+n]
 	seq := w.base[d] + uint32(off)
 	r := h.c.Segment(&Segment{Dir: d, Seq: seq, Payload: p}, &h.led[d], h.nat)
@@ -89,6 +96,18 @@ func (w *wire) send(d conntrack.Dir, n, limit int, retransmit bool) bool {
 		acked := h.led[d].Ack(w.base[d] + uint32(len(w.tx[d])))
 		seq, p = acked, w.streams[d][acked-w.base[d]:s.next-w.base[d]]
 		r = h.c.Segment(&Segment{Dir: d, Seq: seq, Payload: p}, &h.led[d], h.nat)
+	}
+	if r.Action == Reset {
+		// the end: a reset at the segment's first byte, nothing of it
+		// delivered; the gateway drops everything after
+		if r.Seq != seq || r.Events&EvTornDown == 0 {
+			t.Fatalf("%v: reset %+v of a segment at %d", d, r, seq)
+		}
+		if r := h.c.Segment(&Segment{Dir: d.Other(), Seq: w.base[d.Other()] + uint32(w.taken(d.Other())), Payload: []byte("x")}, &h.led[d.Other()], h.nat); r.Action != Drop {
+			t.Fatalf("after the reset: %+v", r)
+		}
+		w.reset = true
+		return true
 	}
 	w.deliver(d, seq, p, r, true)
 	if w.taken(d) <= off {
@@ -123,6 +142,7 @@ type session struct {
 var sessions = []session{
 	{
 		name:  "epsv-rejected",
+		cfg:   Config{NAT64EPSVProbe: true},
 		ahead: 2,
 		script: [][2]string{
 			{"", "220-Welcome\r\n220 ready\r\n"},
@@ -133,54 +153,55 @@ var sessions = []session{
 			{"ALGS STATUS64\r\n", "200 NOOP ok\r\n"},
 			{"EPRT |2|fd00:64::2|50000|\r\n", "200 PORT ok\r\n"},
 			{"EPSV 2\r\n", "227 Entering Passive Mode (198,18,0,2,195,81)\r\n"},
-			{"LPSV\r\n", "200-NOOP\r\n200 ok\r\n"},
+			{"LPSV\r\n", "228 Entering Long Passive Mode (4,4,198,18,0,2,2,195,80)\r\n"},
 			{"ALGS DISABLE64\r\n", "200 NOOP ok\r\n"},
 			{"EPSV\r\n", "500 no\r\n"},
 			{"ALGS ENABLE64\r\n", "200 NOOP ok\r\n"},
-			{"PORT 198,18,0,9,4,1\r\n", "200 NOOP ok\r\n"},
+			{"PORT 198,18,0,9,4,1\r\n", "500 Illegal PORT\r\n"},
 			{"QUIT\r\n", "221 Bye\r\n"},
 		},
 		want: [2]string{
-			"USER anonymous\r\nPASS guest\r\nPASV\r\nEPSV\r\nLIST\r\nNOOP\r\nPORT 198,19,64,1,195,80\r\nPASV\r\nNOOP\r\nNOOP\r\nEPSV\r\nNOOP\r\nNOOP\r\nQUIT\r\n",
+			"USER anonymous\r\nPASS guest\r\nPASV\r\nEPSV\r\nLIST\r\nNOOP\r\nPORT 198,19,64,1,195,80\r\nPASV\r\nLPSV\r\nNOOP\r\nEPSV\r\nNOOP\r\nPORT 198,18,0,9,4,1\r\nQUIT\r\n",
 			"220-Welcome\r\n220 ready\r\n331 Password please\r\n230-Hello\r\n  there\r\n230 Logged in\r\n" +
 				"229 Entering Extended Passive Mode (|||50000|)\r\n150 Here it comes\r\n226 Done\r\n" + answers[ansALGSOn] +
-				"200 PORT ok\r\n229 Entering Extended Passive Mode (|||50001|)\r\n" + answers[ansLPSV] + answers[ansALGSOff] +
-				"500 no\r\n" + answers[ansALGSOn] + answers[ansPORT] + "221 Bye\r\n",
+				"200 PORT ok\r\n229 Entering Extended Passive Mode (|||50001|)\r\n228 Entering Long Passive Mode (4,4,198,18,0,2,2,195,80)\r\n" + answers[ansALGSOff] +
+				"500 no\r\n" + answers[ansALGSOn] + "500 Illegal PORT\r\n221 Bye\r\n",
 		},
 	},
 	{
 		name: "epsv-supported",
+		cfg:  Config{NAT64EPSVProbe: true},
 		script: [][2]string{
 			{"", "220 ready\r\n"},
 			{"EPSV\r\n", "227 Entering Passive Mode (198,18,0,2,195,80)\r\n229 Entering Extended Passive Mode (|||50001|)\r\n"},
 			{"RETR f\r\n", "150 go\r\n226 ok\r\n"},
 			{"EPSV\r\n", "229 Entering Extended Passive Mode (|||50002|)\r\n"},
-			{"LPRT 6,16,253,0,0,100,0,0,0,0,0,0,0,0,0,0,0,2,2,195,80\r\n", "200 NOOP ok\r\n"},
+			{"LPRT 6,16,253,0,0,100,0,0,0,0,0,0,0,0,0,0,0,2,2,195,80\r\n", "200 LPRT ok\r\n"},
 			{"EPRT |2|fd00:64::9|50000|\r\n", "500 Illegal EPRT\r\n"},
 			{"EPRT |2|fd00:64::2|50000|\r\n", "200 PORT ok\r\n"},
 		},
 		want: [2]string{
-			"PASV\r\nEPSV\r\nRETR f\r\nEPSV\r\nNOOP\r\nEPRT |2|fd00:64::9|50000|\r\nPORT 198,19,64,1,195,80\r\n",
+			"PASV\r\nEPSV\r\nRETR f\r\nEPSV\r\nLPRT 6,16,253,0,0,100,0,0,0,0,0,0,0,0,0,0,0,2,2,195,80\r\nEPRT |2|fd00:64::9|50000|\r\nPORT 198,19,64,1,195,80\r\n",
 			"220 ready\r\n229 Entering Extended Passive Mode (|||50001|)\r\n150 go\r\n226 ok\r\n229 Entering Extended Passive Mode (|||50002|)\r\n" +
-				answers[ansLPRT] + "500 Illegal EPRT\r\n200 PORT ok\r\n",
+				"200 LPRT ok\r\n500 Illegal EPRT\r\n200 PORT ok\r\n",
 		},
 	},
 	{
 		name: "epsv-to-pasv",
-		cfg:  Config{NAT64EPSVToPASV: true, NAT64KeepEPRT: true},
+		cfg:  Config{NAT64KeepEPRT: true},
 		script: [][2]string{
 			{"", "220 ready\r\n"},
 			{"epsv\r\n", "227-Entering Passive Mode\r\n227 (198,18,0,2,195,80)\r\n"},
 			{"PASV\r\n", "227 Entering Passive Mode (198,18,0,2,195,81)\r\n"},
-			{"EPSV 1\r\n", "425 No\r\n"},
-			{"EPRT |2|fd00:64::2|50000|\r\n", "200 EPRT ok\r\n"},
-			{"EPSV ALL\r\n", "200 ok\r\n"},
-			{"EPSV\r\n", "229 Entering Extended Passive Mode (|||50003|)\r\n"},
+			{"EPSV 1\r\n", "200 NOOP ok\r\n"},
+			{"\xff\xfd\x01EPRT |2|fd00:64::2|50000|\r\n", "\xff\xfb\x01200 EPRT ok\r\n"},
+			{"EPSV ALL\r\n", "200-NOOP\r\n200 ok\r\n"},
+			{"EPSV\r\n", "227 Entering Passive Mode (198,18,0,2,195,83)\r\n"},
 		},
 		want: [2]string{
-			"PASV\r\nPASV\r\nPASV\r\nEPRT |1|198.19.64.1|50000|\r\nEPSV ALL\r\nEPSV\r\n",
-			"220 ready\r\n229 Entering Extended Passive Mode (|||50000|)\r\n227 Entering Passive Mode (198,18,0,2,195,81)\r\n425 No\r\n" +
-				"200 EPRT ok\r\n200 ok\r\n229 Entering Extended Passive Mode (|||50003|)\r\n",
+			"PASV\r\nPASV\r\nNOOP\r\nEPRT |1|198.19.64.1|50000|\r\nNOOP\r\nPASV\r\n",
+			"220 ready\r\n229 Entering Extended Passive Mode (|||50000|)\r\n227 Entering Passive Mode (198,18,0,2,195,81)\r\n" + answers[ansEPSVProto] +
+				"200 EPRT ok\r\n" + answers[ansEPSVAll] + "229 Entering Extended Passive Mode (|||50003|)\r\n",
 		},
 	},
 }

@@ -29,9 +29,9 @@ const (
 	Kind229       // server: 229 reply to EPSV (RFC 2428 §3): (<d><d><d><port><d>)
 	KindAUTH      // client: AUTH <mechanism> (RFC 4217/2228); Start/End hold the mechanism
 	KindCCC       // client: CCC (RFC 4217 §6)
-	KindLPRT      // client: LPRT (RFC 1639); recognised so callers can refuse it
-	KindLPSV      // client: LPSV (RFC 1639); recognised so callers can refuse it
-	Kind228       // server: 228 reply to LPSV (RFC 1639); recognised so callers can refuse it
+	KindLPRT      // client: LPRT <long-host-port> (RFC 1639 §2), address family 4 or 6
+	KindLPSV      // client: LPSV (RFC 1639 §3)
+	Kind228       // server: 228 reply to LPSV (RFC 1639 §3): "(<long-host-port>)", address family 4 or 6
 	KindEPSV      // client: EPSV [1|2|ALL] (RFC 2428 §3); Start/End hold the argument
 	KindPASV      // client: PASV (RFC 959 §4.1.2)
 )
@@ -71,7 +71,9 @@ func (k Kind) String() string {
 //	229:   from the first delimiter to the last, inclusive: "|||50000|"
 //	AUTH:  the mechanism name ("TLS")
 //	EPSV:  the argument ("1", "2", "ALL"), empty (Start == End) if there is none
-//	LPRT, LPSV: the argument, possibly empty
+//	LPRT:  the long-host-port "af,hal,h1,...,pal,p1,p2" (exclusive of trailing spaces and CR LF)
+//	228:   the long-host-port only, as for 227
+//	LPSV:  the argument, possibly empty
 //
 // For all other kinds Start and End are 0.
 type Announcement struct {
@@ -113,7 +115,14 @@ type Announcement struct {
 //   - AUTH (RFC 2228 §3, RFC 4217 §4): one argument token (ASCII 33..126).
 //   - EPSV (RFC 2428 §3): no argument, or "1", "2" or "ALL" (any case).
 //   - CCC (RFC 4217 §6) and PASV (RFC 959 §4.1.2): no argument.
-//   - LPRT and LPSV (RFC 1639): any argument; they are only recognised.
+//   - LPRT (RFC 1639 §2): a long-host-port "af,hal,h1,...,pal,p1,p2":
+//     decimal fields of 1-3 digits (leading zeros allowed) with value
+//     0..255, separated by commas, nothing but white space after them; af 4
+//     with hal 4 (an IPv4 address) or af 6 with hal 16 (an IPv6 address,
+//     IPv4-mapped ones reported as parsed), and pal 2 (a TCP port, p1 the
+//     high byte). Other address families cannot be translated: ok is false.
+//     A port of 0 is reported with ok == true: the caller decides.
+//   - LPSV (RFC 1639 §3): any argument; it is only recognised.
 //
 // When the verb is one of these but the rest of the line is malformed, ok is
 // false and the returned Announcement has only Kind set, so that a caller
@@ -175,7 +184,13 @@ func ParseClientLine(line []byte) (Announcement, bool) {
 		if len(arg) != 0 {
 			return bad, false
 		}
-	case KindLPRT, KindLPSV:
+	case KindLPRT:
+		addr, port, end, ok := parseLong(s, i)
+		if !ok || end != e {
+			return bad, false
+		}
+		a.Addr, a.Port, a.Start, a.End = addr, port, i, end
+	case KindLPSV:
 		a.Start, a.End = i, e
 	}
 	return a, true
@@ -204,10 +219,15 @@ func ParseClientLine(line []byte) (Announcement, bool) {
 //     where d is a character in ASCII 33..126 other than a digit and port is
 //     1-5 digits with value 1..65535. Addr is invalid (the reply carries no
 //     address).
-//   - 228 (RFC 1639): Kind228 is set, nothing else is parsed.
+//   - 228 (RFC 1639 §3): the first run of comma-separated decimal fields
+//     after the code, neither preceded nor followed by a digit or comma,
+//     that is a long-host-port as LPRT takes it (af 4/hal 4 or af
+//     6/hal 16, pal 2). The suggested text is "228 Entering Long Passive
+//     Mode (af, hal, h1, ...)"; spaces after the commas are not accepted
+//     (servers write none; a run with them is not rewritten).
 //
-// A 227 or 229 reply in which no announcement is found is reported with
-// ok == true, the Reply code and Kind == KindNone.
+// A 227, 228 or 229 reply in which no announcement is found is reported
+// with ok == true, the Reply code and Kind == KindNone.
 func ParseServerLine(line []byte) (Announcement, bool) {
 	s, ok := lineContent(line)
 	if !ok || len(s) < 4 || !isDigit(s[0]) || !isDigit(s[1]) || !isDigit(s[2]) || (s[3] != ' ' && s[3] != '-') {
@@ -251,15 +271,25 @@ func ParseServerLine(line []byte) (Announcement, bool) {
 			break
 		}
 	case 228:
-		a.Kind = Kind228
+		for i := 4; i < len(s); i++ {
+			if !isDigit(s[i]) || isDigit(s[i-1]) || s[i-1] == ',' {
+				continue
+			}
+			addr, port, end, ok := parseLong(s, i)
+			if ok && (end == len(s) || s[end] != ',') {
+				a.Kind, a.Addr, a.Port, a.Start, a.End = Kind228, addr, port, i, end
+				break
+			}
+		}
 	}
 	return a, true
 }
 
 // PrefixCouldBe reports whether prefix, the beginning of a line whose LF has
 // not arrived yet, could still become a line for which ParseClientLine
-// (client == true: a well-formed PORT or EPRT) or ParseServerLine (client ==
-// false: a 227 or 229 announcement) returns an address announcement. It is
+// (client == true: a well-formed PORT, EPRT or LPRT) or ParseServerLine
+// (client == false: a 227, 228 or 229 announcement) returns an address
+// announcement. It is
 // used to decide whether a partial line must be held back until it is
 // complete. Verbs are matched case-insensitively (RFC 959 §5.3).
 //
@@ -268,11 +298,13 @@ func ParseServerLine(line []byte) (Announcement, bool) {
 // or > MaxLine mean MaxLine. A prefix longer than that is never held: the
 // result is false.
 //
-// Client prefixes are checked exactly against the PORT and EPRT grammars of
-// ParseClientLine ("PORT 1,2,3" is true, "PORT 1,2,x" and "PASV" are false).
-// For server lines, once "227 ", "227-", "229 " or "229-" has been seen the
-// free text may still carry the announcement later on, so the result is
-// true until the length limit is exceeded.
+// Client prefixes are checked against the PORT and EPRT grammars of
+// ParseClientLine exactly ("PORT 1,2,3" is true, "PORT 1,2,x" and "PASV"
+// are false), and against LPRT's with each completed field checked
+// (address family, lengths, values). For server lines, once "227 ", "228 ",
+// "229 " (or with '-') has been seen the free text may still carry the
+// announcement later on, so the result is true until the length limit is
+// exceeded.
 func PrefixCouldBe(prefix []byte, client bool, maxLine int) bool {
 	limit := MaxLine
 	if maxLine > 0 && maxLine < limit {
@@ -291,7 +323,8 @@ func clientPrefix(p []byte) bool {
 	n := min(len(p), 4)
 	port := eqFold(p[:n], "PORT"[:n])
 	eprt := eqFold(p[:n], "EPRT"[:n])
-	if !port && !eprt {
+	lprt := eqFold(p[:n], "LPRT"[:n])
+	if !port && !eprt && !lprt {
 		return false
 	}
 	if len(p) <= 4 {
@@ -311,8 +344,11 @@ func clientPrefix(p []byte) bool {
 		// must already be a complete argument.
 		rest, complete = rest[:len(rest)-1], true
 	}
-	if port {
+	switch {
+	case port:
 		return portArgPrefix(rest, complete)
+	case lprt:
+		return longArgPrefix(rest, complete)
 	}
 	return eprtArgPrefix(rest, complete)
 }
@@ -325,7 +361,7 @@ func serverPrefix(p []byte) bool {
 				return false
 			}
 		case 2:
-			if c != '7' && c != '9' {
+			if c != '7' && c != '8' && c != '9' {
 				return false
 			}
 		case 3:
@@ -372,6 +408,61 @@ func portArgPrefix(b []byte, complete bool) bool {
 		}
 	}
 	return !complete || (fields == 5 && digits > 0)
+}
+
+// longArgPrefix reports whether b is a prefix of an LPRT argument (a
+// long-host-port as parseLong takes it, and optional trailing white space);
+// with complete it must be a whole one.
+func longArgPrefix(b []byte, complete bool) bool {
+	var f [3]int // af, hal, pal as far as known
+	fields, digits, val, want := 0, 0, 0, 3
+	// check validates field k (just completed with value v).
+	check := func(k, v int) bool {
+		switch {
+		case k == 0:
+			f[0] = v
+			return v == 4 || v == 6
+		case k == 1:
+			f[1] = v
+			want = 2 + v + 1
+			return f[0] == 4 && v == 4 || f[0] == 6 && v == 16
+		case k == 2+f[1]:
+			want += 2
+			return v == 2
+		}
+		return true
+	}
+	for i, c := range b {
+		switch {
+		case isDigit(c):
+			digits++
+			val = val*10 + int(c-'0')
+			if digits > 3 || val > 255 {
+				return false
+			}
+		case c == ',':
+			if digits == 0 || !check(fields, val) || fields+1 >= want {
+				return false
+			}
+			fields, digits, val = fields+1, 0, 0
+		case isWS(c):
+			if digits == 0 || fields != want-1 || !check(fields, val) || want == 3 || fields == 2+f[1] {
+				return false
+			}
+			for _, c := range b[i:] {
+				if !isWS(c) {
+					return false
+				}
+			}
+			return true
+		default:
+			return false
+		}
+	}
+	if !complete {
+		return true
+	}
+	return digits > 0 && fields == want-1 && want > 3 && fields != 2+f[1] && check(fields, val)
 }
 
 // eprtArgPrefix reports whether b is a prefix of an EPRT argument (with
@@ -625,6 +716,64 @@ func parseSix(s []byte, i int) (addr netip.Addr, port uint16, end int, ok bool) 
 		f[k] = byte(v)
 	}
 	return netip.AddrFrom4([4]byte{f[0], f[1], f[2], f[3]}), uint16(f[4])<<8 | uint16(f[5]), i, true
+}
+
+// parseField parses one decimal field of 1-3 digits with value 0..255 at
+// s[i] (RFC 959 §4.1.2 host-port, RFC 1639 §2 long-host-port); a fourth
+// digit makes it invalid. next is the index after the digits.
+func parseField(s []byte, i int) (v int, next int, ok bool) {
+	n := 0
+	for i < len(s) && isDigit(s[i]) && n < 4 {
+		v = v*10 + int(s[i]-'0')
+		i++
+		n++
+	}
+	return v, i, n > 0 && n <= 3 && v <= 255
+}
+
+// parseLong parses the RFC 1639 §2 long-host-port "af,hal,h1,...,pal,p1,p2"
+// starting at s[i]: af 4 with hal 4 or af 6 with hal 16, pal 2, every field
+// 1-3 decimal digits with value 0..255. end is the index just after the
+// last digit.
+func parseLong(s []byte, i int) (addr netip.Addr, port uint16, end int, ok bool) {
+	var f [3 + 16 + 2]byte
+	n, want := 0, 3
+	for n < want {
+		if n > 0 {
+			if i >= len(s) || s[i] != ',' {
+				return netip.Addr{}, 0, 0, false
+			}
+			i++
+		}
+		v, next, ok := parseField(s, i)
+		if !ok {
+			return netip.Addr{}, 0, 0, false
+		}
+		i = next
+		f[n] = byte(v)
+		switch {
+		case n == 0 && v != 4 && v != 6:
+			return netip.Addr{}, 0, 0, false // address family (RFC 1639 §2)
+		case n == 1:
+			if f[0] == 4 && v != 4 || f[0] == 6 && v != 16 {
+				return netip.Addr{}, 0, 0, false // host-address-length
+			}
+			want = 2 + v + 1
+		case n == want-1 && want == 2+int(f[1])+1:
+			if v != 2 {
+				return netip.Addr{}, 0, 0, false // port-address-length
+			}
+			want += 2
+		}
+		n++
+	}
+	hal := int(f[1])
+	if hal == 4 {
+		addr = netip.AddrFrom4([4]byte(f[2:6]))
+	} else {
+		addr = netip.AddrFrom16([16]byte(f[2:18]))
+	}
+	return addr, uint16(f[3+hal])<<8 | uint16(f[4+hal]), i, true
 }
 
 // parseEPRT parses the EPRT argument "<d><af><d><addr><d><port><d>"

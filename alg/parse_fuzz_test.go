@@ -38,7 +38,32 @@ var (
 	refOctet   = `(25[0-5]|2[0-4]\d|[01]?\d?\d)`
 	ref227Re   = regexp.MustCompile(`(?:^|[^\d,])(` + strings.Repeat(refOctet+",", 5) + refOctet + `)(?:[^\d,]|$)`)
 	ref229Re   = regexp.MustCompile(`^\(([!-/:-~])([!-/:-~])([!-/:-~])(\d{1,5})([!-/:-~])\)`)
+	refRunRe   = regexp.MustCompile(`^\d+(?:,\d+)*`)
 )
+
+// refLong checks an RFC 1639 §2 long-host-port "af,hal,h1,...,pal,p1,p2"
+// split at its commas: every field 1-3 digits with value 0..255, af 4 with
+// hal 4 or af 6 with hal 16, pal 2, and exactly that many fields.
+func refLong(run string) (netip.Addr, uint16, bool) {
+	f := strings.Split(run, ",")
+	var v []int
+	for _, x := range f {
+		n, err := strconv.Atoi(x)
+		if err != nil || len(x) < 1 || len(x) > 3 || n > 255 {
+			return netip.Addr{}, 0, false
+		}
+		v = append(v, n)
+	}
+	if len(v) < 2 || !(v[0] == 4 && v[1] == 4 || v[0] == 6 && v[1] == 16) || len(v) != 2+v[1]+3 || v[2+v[1]] != 2 {
+		return netip.Addr{}, 0, false
+	}
+	var b []byte
+	for _, n := range v[2 : 2+v[1]] {
+		b = append(b, byte(n))
+	}
+	addr, _ := netip.AddrFromSlice(b)
+	return addr, uint16(v[3+v[1]]*256 + v[4+v[1]]), true
+}
 
 var refKinds = map[string]Kind{
 	"PORT": KindPORT, "EPRT": KindEPRT, "AUTH": KindAUTH, "CCC": KindCCC,
@@ -113,6 +138,15 @@ func refClient(line string) (Announcement, bool) {
 			return bad, false
 		}
 		return Announcement{Kind: kind, Addr: addr, Port: port, Delim: d, Start: start, End: end}, true
+	case KindLPRT:
+		if refRunRe.FindString(arg) != arg {
+			return bad, false
+		}
+		addr, port, ok := refLong(arg)
+		if !ok {
+			return bad, false
+		}
+		return Announcement{Kind: kind, Addr: addr, Port: port, Start: start, End: end}, true
 	case KindAUTH:
 		if !refAuthRe.MatchString(arg) {
 			return bad, false
@@ -172,7 +206,24 @@ func refServer(line string) (Announcement, bool) {
 			break
 		}
 	case 228:
-		a.Kind = Kind228
+		// the first run of digits and commas, neither preceded nor followed
+		// by a digit or comma, that is a long-host-port
+		for i := 0; i < len(text); i++ {
+			if text[i] < '0' || text[i] > '9' || i > 0 && (text[i-1] >= '0' && text[i-1] <= '9' || text[i-1] == ',') {
+				continue
+			}
+			run := refRunRe.FindString(text[i:])
+			if i+len(run) < len(text) && text[i+len(run)] == ',' {
+				continue
+			}
+			addr, port, ok := refLong(run)
+			if !ok {
+				continue
+			}
+			a.Kind, a.Addr, a.Port = Kind228, addr, port
+			a.Start, a.End = 4+i, 4+i+len(run)
+			break
+		}
 	}
 	return a, true
 }
@@ -234,6 +285,8 @@ func FuzzParseLine(f *testing.F) {
 				repl = AppendEPRT(nil, a.Delim, a.Addr, a.Port)
 			case Kind229:
 				repl = AppendEPSV(nil, a.Delim, a.Port)
+			case KindLPRT, Kind228:
+				repl = AppendLPRT(nil, a.Addr, a.Port)
 			default:
 				continue
 			}

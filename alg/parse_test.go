@@ -129,7 +129,25 @@ var clientCases = []lineCase{
 	{line: "epsv all\r\n", ok: true, kind: KindEPSV, span: "all"},
 	{line: "EPSV 3\r\n", kind: KindEPSV},
 	{line: "EPSV ALLX\r\n", kind: KindEPSV},
-	{line: "LPRT 4,4,198,18,0,2,2,195,80\r\n", ok: true, kind: KindLPRT, span: "4,4,198,18,0,2,2,195,80"},
+	// LPRT (RFC 1639 §2): af 4/hal 4 or af 6/hal 16, pal 2.
+	{line: "LPRT 4,4,198,18,0,2,2,195,80\r\n", ok: true, kind: KindLPRT, addr: "198.18.0.2", port: 50000, span: "4,4,198,18,0,2,2,195,80"},
+	{line: "lprt  004,4,198,018,0,2,02,195,80 \r\n", ok: true, kind: KindLPRT, addr: "198.18.0.2", port: 50000, span: "004,4,198,018,0,2,02,195,80"},
+	{line: "LPRT 4,4,198,18,0,2,2,0,0\r\n", ok: true, kind: KindLPRT, addr: "198.18.0.2", port: 0, span: "4,4,198,18,0,2,2,0,0"},
+	{line: "LPRT 6,16,32,1,13,184,0,0,0,0,0,0,0,0,0,0,0,2,2,195,80\r\n", ok: true, kind: KindLPRT, addr: "2001:db8::2", port: 50000,
+		span: "6,16,32,1,13,184,0,0,0,0,0,0,0,0,0,0,0,2,2,195,80"},
+	{line: "LPRT 6,16,0,0,0,0,0,0,0,0,0,0,255,255,198,18,0,2,2,195,80\r\n", ok: true, kind: KindLPRT, addr: "::ffff:198.18.0.2", port: 50000,
+		span: "6,16,0,0,0,0,0,0,0,0,0,0,255,255,198,18,0,2,2,195,80"},
+	{line: "LPRT 4,4,198,18,0,2,2,195\r\n", kind: KindLPRT},
+	{line: "LPRT 4,4,198,18,0,2,2,195,80,1\r\n", kind: KindLPRT},
+	{line: "LPRT 4,16,198,18,0,2,2,195,80\r\n", kind: KindLPRT},
+	{line: "LPRT 6,4,198,18,0,2,2,195,80\r\n", kind: KindLPRT},
+	{line: "LPRT 16,4,198,18,0,2,2,195,80\r\n", kind: KindLPRT},
+	{line: "LPRT 4,4,198,18,0,2,3,0,195,80\r\n", kind: KindLPRT},
+	{line: "LPRT 4,4,198,18,0,256,2,195,80\r\n", kind: KindLPRT},
+	{line: "LPRT 4,4,198,18,0,2,2,195,0080\r\n", kind: KindLPRT},
+	{line: "LPRT 4, 4,198,18,0,2,2,195,80\r\n", kind: KindLPRT},
+	{line: "LPRT 4,4,198,18,0,2,2,195,80 x\r\n", kind: KindLPRT},
+	{line: "LPRT\r\n", kind: KindLPRT},
 	{line: "LPSV\r\n", ok: true, kind: KindLPSV, span: ""},
 	{line: "PASVX\r\n"},
 	{line: "PW\r\n"},
@@ -185,7 +203,15 @@ var serverCases = []lineCase{
 	{line: "229 Entering Extended Passive Mode (|||)\r\n", ok: true, reply: 229},
 
 	// 228 (RFC 1639) and other replies.
-	{line: "228 Entering Long Passive Mode (4,4,1,2,3,4,2,0,21)\r\n", ok: true, reply: 228, kind: Kind228},
+	{line: "228 Entering Long Passive Mode (4,4,1,2,3,4,2,0,21)\r\n", ok: true, reply: 228, kind: Kind228, addr: "1.2.3.4", port: 21, span: "4,4,1,2,3,4,2,0,21"},
+	{line: "228 Entering Long Passive Mode (4,4,198,18,0,2,2,195,80)\r\n", ok: true, reply: 228, kind: Kind228, addr: "198.18.0.2", port: 50000, span: "4,4,198,18,0,2,2,195,80"},
+	{line: "228 Long 6,16,32,1,13,184,0,0,0,0,0,0,0,0,0,0,0,2,2,195,80\r\n", ok: true, reply: 228, kind: Kind228, addr: "2001:db8::2", port: 50000,
+		span: "6,16,32,1,13,184,0,0,0,0,0,0,0,0,0,0,0,2,2,195,80"},
+	{line: "228 x 1,2 then (4,4,1,2,3,4,2,0,21).\r\n", ok: true, reply: 228, kind: Kind228, addr: "1.2.3.4", port: 21, span: "4,4,1,2,3,4,2,0,21"},
+	{line: "228 Entering Long Passive Mode (4, 4, 1, 2, 3, 4, 2, 0, 21)\r\n", ok: true, reply: 228},
+	{line: "228 Entering Long Passive Mode (4,4,1,2,3,4,2,0,21,7)\r\n", ok: true, reply: 228},
+	{line: "228 Entering Long Passive Mode (5,4,1,2,3,4,2,0,21)\r\n", ok: true, reply: 228},
+	{line: "228-Entering Long Passive Mode (4,4,1,2,3,4,2,0,21)\r\n", ok: true, reply: 228, multi: true, kind: Kind228, addr: "1.2.3.4", port: 21, span: "4,4,1,2,3,4,2,0,21"},
 	{line: "234 AUTH TLS successful\r\n", ok: true, reply: 234},
 	{line: "200 OK\r\n", ok: true, reply: 200},
 	{line: "500 \r\n", ok: true, reply: 500},
@@ -220,7 +246,7 @@ func checkCase(t *testing.T, c lineCase, a Announcement, ok bool) {
 	if got := c.line[a.Start:a.End]; got != c.span {
 		t.Errorf("%q: span %q, want %q", c.line, got, c.span)
 	}
-	if c.span == "" && (a.Kind == KindNone || a.Kind == KindPASV || a.Kind == KindCCC || a.Kind == Kind228) && (a.Start != 0 || a.End != 0) {
+	if c.span == "" && (a.Kind == KindNone || a.Kind == KindPASV || a.Kind == KindCCC) && (a.Start != 0 || a.End != 0) {
 		t.Errorf("%q: span [%d:%d], want [0:0]", c.line, a.Start, a.End)
 	}
 }
@@ -463,7 +489,29 @@ func TestPrefixCouldBe(t *testing.T) {
 		{"227 Entering Passive Mode (198,18", false, 0, true},
 		{"229 Entering Extended Passive Mode (|||5", false, 0, true},
 		{"227 Entering Passive Mode (198,18,0,2,195,80)\r", false, 0, true},
-		{"228", false, 0, false},
+		{"228", false, 0, true},
+		{"228 Entering Long Passive Mode (4,4,", false, 0, true},
+		{"226", false, 0, false},
+		{"L", true, 0, true},
+		{"lpr", true, 0, true},
+		{"LPRT ", true, 0, true},
+		{"LPRT 4", true, 0, true},
+		{"LPRT 4,4,198,18,0,2,2,195", true, 0, true},
+		{"LPRT 4,4,198,18,0,2,2,195,80", true, 0, true},
+		{"LPRT 4,4,198,18,0,2,2,195,80 \r", true, 0, true},
+		{"LPRT 6,16,32,1,13,184,0,0,0,0,0,0,0,0,0,0,0,2,2,195,80\r", true, 0, true},
+		{"LPRT 4,4,198,18,0,2,2,195\r", true, 0, false},
+		{"LPRT 4,4,198,18,0,2,2\r", true, 0, false},
+		{"LPRT 4,4,198,18,0,2,2,195,80,", true, 0, false},
+		{"LPRT 5,", true, 0, false},
+		{"LPRT 4,16,", true, 0, false},
+		{"LPRT 6,4,", true, 0, false},
+		{"LPRT 4,4,1,2,3,4,3,", true, 0, false},
+		{"LPRT 4,4,1,2,3,4,2,1,1 x", true, 0, false},
+		{"LPRT 4,4,1,2,3,4 ", true, 0, false},
+		{"LPRT 4,4,1,2,3,4,2 ", true, 0, false},
+		{"LPRT 4,4,1,2,3,4,2,256", true, 0, false},
+		{"LPSV", true, 0, false},
 		{"23", false, 0, false},
 		{"230 ", false, 0, false},
 		{"200 PORT command successful", false, 0, false},
@@ -496,7 +544,7 @@ func TestPrefixCouldBeAllPrefixes(t *testing.T) {
 			parse = ParseClientLine
 		}
 		a, ok := parse(line)
-		announce := ok && (a.Kind == KindPORT || a.Kind == KindEPRT || a.Kind == Kind227 || a.Kind == Kind229)
+		announce := ok && (a.Kind == KindPORT || a.Kind == KindEPRT || a.Kind == Kind227 || a.Kind == Kind229 || a.Kind == KindLPRT || a.Kind == Kind228)
 		content := bytes.TrimSuffix(line, []byte("\n"))
 		if len(content) == 0 || bytes.IndexByte(content, '\n') >= 0 {
 			return

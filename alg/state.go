@@ -38,7 +38,7 @@ type NAT64State struct {
 	Lost     bool   // replies can no longer be told apart: no in-band answers
 	Off      bool   // ALGS DISABLE64 received
 	Greeted  bool   // the server's greeting went by
-	EPSVAll  bool   // the server accepted EPSV ALL
+	Dead     bool   // the session was torn down (RFC 6384 §12)
 	Emitted  bool   // the 229 of the reply in progress was written
 	EPSV     uint8  // what is known of the server's EPSV: unknown, yes, no
 	PasvPort uint16 // port of the 227 answering the gateway's probe PASV
@@ -132,7 +132,7 @@ func (c *Control) State() ControlState {
 	n := &c.n64
 	if n.on {
 		st.NAT64 = NAT64State{
-			Lost: n.lost, Off: n.off, Greeted: n.greeted, EPSVAll: n.epsvAll, Emitted: n.emitted,
+			Lost: n.lost, Off: n.off, Greeted: n.greeted, Dead: n.dead, Emitted: n.emitted,
 			EPSV: uint8(n.epsv), PasvPort: n.pasvPort, Mode: uint8(n.mode), Ans: uint8(n.ans),
 		}
 		for i := 0; i < int(n.qn) && i < pendingCap; i++ {
@@ -164,7 +164,7 @@ func RestoreControl(cfg *Config, tuples [2]conntrack.Tuple, st ControlState) (*C
 			if len(r.Old) == 0 || len(r.Old) > maxAnnounceText || len(r.New) > maxAnnounceText {
 				return nil, fmt.Errorf("%w: %v: rewrite %d of %d bytes into %d", ErrBadState, conntrack.Dir(d), i, len(r.Old), len(r.New))
 			}
-			if r.Span != 0 && (r.Span <= maxAnnounceText || r.Span > MaxSpan || len(r.Old) != maxAnnounceText) {
+			if r.Span != 0 && (r.Span <= uint32(len(r.Old)) || r.Span > MaxSpan || len(r.Old) != maxAnnounceText && len(r.Old) != legacyAnnounceText) {
 				return nil, fmt.Errorf("%w: %v: rewrite %d of %d bytes kept of %d", ErrBadState, conntrack.Dir(d), i, len(r.Old), r.Span)
 			}
 			if r.Span == 0 && r.OldSum != 0 {
@@ -198,25 +198,25 @@ func RestoreControl(cfg *Config, tuples [2]conntrack.Tuple, st ControlState) (*C
 // a NAT64 one (else st must be all zero).
 func (n *nat64) restore(on bool, st *NAT64State) error {
 	if !on {
-		if st.Lost || st.Off || st.Greeted || st.EPSVAll || st.Emitted || st.EPSV != 0 || st.PasvPort != 0 ||
+		if st.Lost || st.Off || st.Greeted || st.Dead || st.Emitted || st.EPSV != 0 || st.PasvPort != 0 ||
 			st.Mode != 0 || st.Ans != 0 || len(st.Pending) != 0 {
 			return fmt.Errorf("%w: NAT64 state on a flow that is not a NAT64 one", ErrBadState)
 		}
 		return nil
 	}
-	if st.EPSV > uint8(epsvNo) || st.Mode > uint8(modeTo229) || int(st.Ans) >= len(answers) || len(st.Pending) > pendingCap {
+	if st.EPSV > uint8(epsvNo) || st.Mode > uint8(modeTeardown) || int(st.Ans) >= len(answers) || len(st.Pending) > pendingCap {
 		return fmt.Errorf("%w: NAT64 EPSV %d, mode %d, answer %d, %d pending", ErrBadState, st.EPSV, st.Mode, st.Ans, len(st.Pending))
 	}
 	for i, p := range st.Pending {
 		plain := p.Kind == uint8(pendPlain)
-		if p.Kind > uint8(pendEPSVAll) || int(p.Ans) >= len(answers) || plain && p.N == 0 || !plain && p.N != 0 ||
+		if p.Kind >= uint8(pendUnused) || int(p.Ans) >= len(answers) || plain && p.N == 0 || !plain && p.N != 0 ||
 			p.Kind != uint8(pendAnswer) && p.Ans != 0 {
 			return fmt.Errorf("%w: NAT64 pending %d: kind %d, answer %d, %d commands", ErrBadState, i, p.Kind, p.Ans, p.N)
 		}
 		n.q[i] = pending{kind: pendKind(p.Kind), ans: answer(p.Ans), n: p.N}
 	}
 	n.qh, n.qn = 0, uint8(len(st.Pending))
-	n.lost, n.off, n.greeted, n.epsvAll, n.emitted = st.Lost, st.Off, st.Greeted, st.EPSVAll, st.Emitted
+	n.lost, n.off, n.greeted, n.dead, n.emitted = st.Lost, st.Off, st.Greeted, st.Dead, st.Emitted
 	n.epsv, n.pasvPort, n.mode, n.ans = epsvSupport(st.EPSV), st.PasvPort, replyMode(st.Mode), answer(st.Ans)
 	return nil
 }

@@ -94,19 +94,41 @@ func (f *Flow) kill() bool { return f.state.Or(deadBit)&deadBit == 0 }
 // protocols) at now, advancing the TCP state machine and extending the flow's
 // timeout. The common case (an established TCP flow, no SYN, FIN or RST)
 // takes no lock.
+//
+// A flow with a master (an FTP data connection) also keeps its master alive
+// at least as long as itself: RFC 6384 §12, "Wherever possible, control
+// channels SHOULD NOT time out while there is an active data channel",
+// which the issue asks of NAT44 as well. A long transfer over an idle
+// control connection thus never loses the control connection (and its
+// gateway state) under it.
 func (f *Flow) Touch(dir Dir, flags uint8, now int64, to *Timeouts) {
 	proto := f.Proto()
 	if proto != ProtoTCP {
 		f.extend(now, to.timeout(proto, TCPNone))
-		return
+	} else {
+		for {
+			old := f.state.Load()
+			s, fin := TCPState(old&0xff), uint8(old>>8)
+			ns, nfin := nextTCPState(s, dir, flags, fin)
+			nv := old&^stateMask | uint32(ns) | uint32(nfin)<<8
+			if nv == old || f.state.CompareAndSwap(old, nv) {
+				f.extend(now, to.timeout(proto, ns))
+				break
+			}
+		}
 	}
+	if m := f.Master; m != nil && !m.Expired(now) {
+		// (a master that has already timed out is not brought back)
+		m.holdUntil(f.expires.Load())
+	}
+}
+
+// holdUntil moves the flow's deadline to dl when that is later by at least
+// refreshGrain; it never brings it forward.
+func (f *Flow) holdUntil(dl int64) {
 	for {
-		old := f.state.Load()
-		s, fin := TCPState(old&0xff), uint8(old>>8)
-		ns, nfin := nextTCPState(s, dir, flags, fin)
-		nv := old&^stateMask | uint32(ns) | uint32(nfin)<<8
-		if nv == old || f.state.CompareAndSwap(old, nv) {
-			f.extend(now, to.timeout(proto, ns))
+		old := f.expires.Load()
+		if dl-old < refreshGrain || f.expires.CompareAndSwap(old, dl) {
 			return
 		}
 	}

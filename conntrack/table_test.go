@@ -123,7 +123,9 @@ func TestTCPStatesAndTimeouts(t *testing.T) {
 		{Reply, FlagSYN | FlagACK, TCPSynRecv, 4 * time.Minute},
 		{Original, FlagACK, TCPEstablished, 2*time.Hour + 4*time.Minute},
 		{Reply, FlagACK, TCPEstablished, 2*time.Hour + 4*time.Minute},
-		{Original, FlagFIN | FlagACK, TCPFinWait, 4 * time.Minute},
+		// RFC 5382 §5 REQ-5: half-closed is still the established phase
+		{Original, FlagFIN | FlagACK, TCPFinWait, 2*time.Hour + 4*time.Minute},
+		{Reply, FlagACK, TCPFinWait, 2*time.Hour + 4*time.Minute},
 		{Reply, FlagFIN | FlagACK, TCPClosing, 4 * time.Minute},
 		{Original, FlagSYN, TCPSynSent, 4 * time.Minute}, // port reuse
 		{Reply, FlagRST, TCPClosed, 4 * time.Minute},     // RFC 7857 §2.2
@@ -263,5 +265,129 @@ func BenchmarkLookup(b *testing.B) {
 		if f, _ := tb.Lookup(tu, 1); f == nil {
 			b.Fatal("miss")
 		}
+	}
+}
+
+// established drives f through a handshake at now.
+func established(f *Flow, now int64, to *Timeouts) {
+	f.Touch(Original, FlagSYN, now, to)
+	f.Touch(Reply, FlagSYN|FlagACK, now, to)
+	f.Touch(Original, FlagACK, now, to)
+}
+
+// TestHalfClosedOutlivesTransitory: RFC 5382 §5 REQ-5 puts FIN_WAIT and
+// CLOSE_WAIT in the established phase. A connection half-closed by one FIN
+// and then idle for more than 4 minutes of engine time stays; once the
+// other FIN is seen it goes after the transitory timeout.
+func TestHalfClosedOutlivesTransitory(t *testing.T) {
+	tb := NewTable(Config{})
+	to := tb.Timeouts()
+	f := snatFlow(40000)
+	tb.Insert(f, 0)
+	established(f, 0, to)
+	f.Touch(Original, FlagFIN|FlagACK, sec, to) // the client shuts down its sending side
+	idle := sec + int64(4*time.Minute) + 30*sec
+	if n := tb.Sweep(idle); n != 0 {
+		t.Fatalf("a half-closed connection idle for 4m30s was swept (%d flows)", n)
+	}
+	if g, d := tb.Lookup(f.Tuples[Reply], idle); g != f || d != Reply || f.State() != TCPFinWait {
+		t.Fatalf("half-closed flow after 4m30s: %v %v %v", g, d, f.State())
+	}
+	// The server goes on sending (CLOSE_WAIT on its side), an hour later.
+	later := int64(time.Hour)
+	f.Touch(Reply, FlagACK, later, to)
+	if got := f.Expires() - later; got != int64(to.TCPEstablished) {
+		t.Fatalf("half-closed timeout %v, want the established %v", time.Duration(got), to.TCPEstablished)
+	}
+	// Its FIN closes the connection: the transitory timeout applies.
+	f.Touch(Reply, FlagFIN|FlagACK, later, to)
+	if f.State() != TCPClosing || f.Expires()-later != int64(4*time.Minute) {
+		t.Fatalf("after both FINs: %v, %v", f.State(), time.Duration(f.Expires()-later))
+	}
+	if n := tb.Sweep(later + int64(4*time.Minute) - sec); n != 0 {
+		t.Fatal("closed connection swept before the transitory timeout")
+	}
+	if n := tb.Sweep(later + int64(4*time.Minute) + sec); n != 1 || tb.Len() != 0 {
+		t.Fatalf("closed connection not swept after the transitory timeout (%d)", n)
+	}
+}
+
+// TestRSTThenDataReestablishes: RFC 7857 §2.2 and RFC 6146 §3.5.2.2 (TRANS):
+// a RST gives the flow the transitory timeout without removing it, and a
+// later non-RST segment (the RST was spoofed or lost) returns it to
+// ESTABLISHED with the established timeout.
+func TestRSTThenDataReestablishes(t *testing.T) {
+	tb := NewTable(Config{})
+	to := tb.Timeouts()
+	f := snatFlow(40000)
+	tb.Insert(f, 0)
+	established(f, 0, to)
+	f.Touch(Reply, FlagRST, 10*sec, to)
+	if f.State() != TCPClosed || f.Expires() != 10*sec+int64(4*time.Minute) {
+		t.Fatalf("after RST: %v, expires %v", f.State(), time.Duration(f.Expires()))
+	}
+	if n := tb.Sweep(10*sec + int64(3*time.Minute)); n != 0 {
+		t.Fatal("flow removed less than 4 minutes after a RST")
+	}
+	at := 10*sec + int64(3*time.Minute)
+	f.Touch(Original, FlagACK, at, to)
+	if f.State() != TCPEstablished || f.Expires() != at+int64(to.TCPEstablished) {
+		t.Fatalf("data after RST: %v, timeout %v", f.State(), time.Duration(f.Expires()-at))
+	}
+	if n := tb.Sweep(at + int64(time.Hour)); n != 0 {
+		t.Fatal("re-established flow swept after an hour")
+	}
+	// A RST after one FIN, then data: back to half-closed, not 4 minutes.
+	f.Touch(Original, FlagFIN|FlagACK, at, to)
+	f.Touch(Reply, FlagRST, at, to)
+	f.Touch(Reply, FlagACK, at, to)
+	if f.State() != TCPFinWait || f.Expires() != at+int64(to.TCPEstablished) {
+		t.Fatalf("FIN, RST, data: %v, timeout %v", f.State(), time.Duration(f.Expires()-at))
+	}
+	// A RST alone, unanswered, ends the flow after the transitory timeout.
+	f.Touch(Reply, FlagRST, 2*at, to)
+	if n := tb.Sweep(2*at + int64(4*time.Minute) + sec); n != 1 {
+		t.Fatalf("reset flow not swept after the transitory timeout (%d)", n)
+	}
+}
+
+// TestControlOutlivesActiveData: RFC 6384 §12, a control connection does
+// not time out while a data connection it announced is active, even when
+// the data connection outlasts the control connection's own timeout.
+func TestControlOutlivesActiveData(t *testing.T) {
+	to := Timeouts{TCPEstablished: 10 * time.Minute, TCPTransitory: 4 * time.Minute, UDP: 1, ICMP: 1, Other: 1, Expectation: time.Minute}
+	tb := NewTable(Config{Timeouts: to})
+	ctl := snatFlow(40000)
+	tb.Insert(ctl, 0)
+	established(ctl, 0, tb.Timeouts())
+	o := Tuple{Src: remote, Dst: public, SrcPort: 20, DstPort: 50000, Proto: ProtoTCP}
+	r := Tuple{Src: inside, Dst: remote, SrcPort: 50000, DstPort: 20, Proto: ProtoTCP}
+	data := NewFlow(o, r)
+	data.Master = ctl
+	tb.Insert(data, 0)
+	established(data, 0, tb.Timeouts())
+	// An hour of transfer, a segment every minute; the control connection
+	// says nothing (its own timeout is 10 minutes).
+	for now := int64(0); now <= int64(time.Hour); now += int64(time.Minute) {
+		data.Touch(Reply, FlagACK, now, tb.Timeouts())
+		tb.Sweep(now)
+		if g, _ := tb.Lookup(ctl.Tuples[Original], now); g != ctl {
+			t.Fatalf("control connection timed out at %v with an active data connection", time.Duration(now))
+		}
+	}
+	// The transfer ends: the data connection closes, and the control
+	// connection, idle, times out after its own timeout.
+	end := int64(time.Hour)
+	data.Touch(Reply, FlagFIN|FlagACK, end, tb.Timeouts())
+	data.Touch(Original, FlagFIN|FlagACK, end, tb.Timeouts())
+	tb.Sweep(end + int64(5*time.Minute))
+	if g, _ := tb.Lookup(data.Tuples[Original], end+int64(5*time.Minute)); g != nil {
+		t.Fatal("closed data connection outlived its transitory timeout")
+	}
+	if g, _ := tb.Lookup(ctl.Tuples[Original], end+int64(5*time.Minute)); g != ctl {
+		t.Fatal("control connection gone before its own timeout")
+	}
+	if n := tb.Sweep(end + int64(11*time.Minute)); n != 1 || tb.Len() != 0 {
+		t.Fatalf("idle control connection not swept after its timeout (%d, %d left)", n, tb.Len())
 	}
 }

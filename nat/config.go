@@ -8,6 +8,7 @@ package nat
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -112,6 +113,54 @@ func (f *Forward) target(p uint16) netip.AddrPort {
 	return netip.AddrPortFrom(f.Target, f.TargetPort+(p-f.Port))
 }
 
+// Filtering is a NAT's filtering behaviour (RFC 4787 §5): which packets
+// from outside an endpoint-independent mapping X:x <-> X':x' lets in
+// towards the inside endpoint X:x when they belong to no flow yet.
+type Filtering uint8
+
+// Filtering behaviours. The mapping is endpoint-independent in all of them
+// (RFC 4787 REQ-1): only what comes in differs.
+const (
+	// FilterAddressDependent lets in packets from Y:any once X:x has sent
+	// to Y ("Address-Dependent Filtering"). The default: RFC 4787 REQ-8
+	// recommends it "If a more stringent filtering behavior is most
+	// important".
+	FilterAddressDependent Filtering = iota
+	// FilterEndpointIndependent lets in packets from any Z:z once X:x has
+	// sent to anyone ("Endpoint-Independent Filtering", recommended by
+	// REQ-8 "If application transparency is most important").
+	FilterEndpointIndependent
+	// FilterAddressPortDependent lets in only packets from a Y:y that X:x
+	// has sent to ("Address and Port-Dependent Filtering"): those belong to
+	// that flow already.
+	FilterAddressPortDependent
+)
+
+var filteringNames = [...]string{"adf", "eif", "apdf"}
+
+// String returns the short name ParseFiltering reads.
+func (f Filtering) String() string {
+	if int(f) < len(filteringNames) {
+		return filteringNames[f]
+	}
+	return "filtering(" + strconv.Itoa(int(f)) + ")"
+}
+
+// ParseFiltering reads "eif", "adf" or "apdf" (or the long names
+// "endpoint-independent", "address-dependent",
+// "address-and-port-dependent").
+func ParseFiltering(s string) (Filtering, error) {
+	switch strings.ToLower(s) {
+	case "adf", "address-dependent":
+		return FilterAddressDependent, nil
+	case "eif", "endpoint-independent":
+		return FilterEndpointIndependent, nil
+	case "apdf", "address-and-port-dependent", "address-port-dependent":
+		return FilterAddressPortDependent, nil
+	}
+	return 0, fmt.Errorf("filtering %q: want eif, adf or apdf", s)
+}
+
 // Config is the engine's configuration.
 type Config struct {
 	// Inside lists the prefixes whose hosts are masqueraded. A packet from
@@ -137,6 +186,13 @@ type Config struct {
 	// (by default a mid-stream segment creates a flow, like the kernel's
 	// nf_conntrack_tcp_loose, so connections survive a restart).
 	NoPickup bool
+	// Filtering is the filtering behaviour of NAT44/NAT66 mappings for UDP
+	// and TCP (RFC 4787 §5 REQ-8, RFC 5382 §4.3 REQ-3): which inbound
+	// packets without a flow of their own a mapping lets in. The zero value
+	// is address-dependent filtering. NAT64 sessions are not affected: an
+	// IPv4 host reaches an IPv6 client only through a session or an FTP
+	// expectation.
+	Filtering Filtering
 	// NAT64Prefix turns on stateful NAT64 (RFC 6146): IPv6 packets to an
 	// address in this RFC 6052 prefix (64:ff9b::/96, or a network-specific
 	// prefix of length 32, 40, 48, 56, 64 or 96) are translated to IPv4
@@ -146,6 +202,16 @@ type Config struct {
 	// client keeps one pool address (paired pooling, RFC 7857 §4). Packets
 	// to a pool address are inbound NAT64 packets.
 	NAT64Pool netip.Prefix
+	// NAT64KeepMSS leaves the MSS option of translated SYNs alone. By
+	// default the MSS an IPv4 host announces is lowered by 20 bytes on its
+	// way to the IPv6 side (see nat64MSSDelta), so that the IPv6 peer's
+	// full-sized segments still fit the IPv4 path once translated, and
+	// connections do not depend on Packet Too Big delivery alone.
+	NAT64KeepMSS bool
+	// Log, when set, receives the rare events an operator must hear of
+	// (RFC 6384 §12: a control session the FTP gateway tore down). The
+	// engine does no other I/O.
+	Log *slog.Logger
 }
 
 // validate checks c and fills defaults.
@@ -196,6 +262,9 @@ func (c *Config) validate() error {
 	}
 	if c.PortMax < c.PortMin {
 		return fmt.Errorf("nat: port range %d-%d is backwards", c.PortMin, c.PortMax)
+	}
+	if int(c.Filtering) >= len(filteringNames) {
+		return fmt.Errorf("nat: unknown filtering behaviour %d", c.Filtering)
 	}
 	if len(c.FTPPorts) == 0 && !c.DisableFTP {
 		c.FTPPorts = []uint16{21}

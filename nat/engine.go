@@ -14,6 +14,7 @@ const (
 	tagSNAT     uint8 = iota + 1 // outbound; holds a binding of its inside source
 	tagForward                   // inbound through a DNAT forward; holds nothing
 	tagExpected                  // inbound from an expectation; holds a binding of its target
+	tagMapped                    // inbound through a mapping its filtering admitted (RFC 4787 §5); holds a binding of its target
 	// Hairpinned flows (RFC 4787 §6 REQ-9, RFC 5382 §7.2 REQ-8): an inside
 	// host to a public endpoint that leads back inside. Both addresses are
 	// translated: the source through the host's own endpoint-independent
@@ -282,6 +283,8 @@ func (e *Engine) newOutbound(p *header.Parsed, tu conntrack.Tuple, now int64) (*
 	g, dir, dr := e.insert(f, now)
 	if g != f {
 		e.ports.release(in)
+	} else {
+		e.ports.addPeer(in, tu.Dst)
 	}
 	return g, dir, dr
 }
@@ -311,7 +314,7 @@ func (e *Engine) newInbound(p *header.Parsed, tu conntrack.Tuple, now int64) (*c
 	}
 	x := e.table.TakeExpectation(tu.Proto, tu.Src, tu.Dst, tu.DstPort, now)
 	if x == nil {
-		return nil, 0, DropNoFlow
+		return e.newMapped(tu, now)
 	}
 	t := x.Target
 	reply := conntrack.Tuple{Src: t.Addr(), Dst: tu.Src, SrcPort: t.Port(), DstPort: tu.SrcPort, Proto: tu.Proto}
@@ -379,8 +382,10 @@ func (e *Engine) flowRemoved(f *conntrack.Flow) {
 	o, r := f.Tuples[conntrack.Original], f.Tuples[conntrack.Reply]
 	switch f.Tag {
 	case tagSNAT:
-		e.ports.release(endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto})
-	case tagExpected:
+		in := endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto}
+		e.ports.dropPeer(in, o.Dst)
+		e.ports.release(in)
+	case tagExpected, tagMapped:
 		e.ports.release(endpoint{addr: r.Src, port: r.SrcPort, proto: r.Proto})
 	case tagHairpin:
 		e.ports.release(endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto})

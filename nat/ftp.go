@@ -86,6 +86,19 @@ func (e *Engine) processFTP(p *header.Parsed, f *conntrack.Flow, dir conntrack.D
 		case alg.Drop:
 			v, dr := e.Stats.drop(algDropReason(res.Events))
 			return v, nil, dr
+		case alg.Reset:
+			// RFC 6384 §12: the gateway tore the session down; the
+			// segment goes on as a reset, its payload never relayed
+			p.Buf = p.Buf[:p.PayloadOff]
+			p.SetIPLength(p.PayloadOff)
+			p.SetTCPFlags(p.TCPFlags&conntrack.FlagACK | conntrack.FlagRST)
+			seq, rewrote, fl = res.Seq, true, p.TCPFlags
+			f.Touch(dir, conntrack.FlagRST, now, e.table.Timeouts())
+			if e.cfg.Log != nil {
+				e.cfg.Log.Warn("nat64 ftp: the server did not answer 200 to a NOOP standing in for a command: control connection reset (RFC 6384 §12)",
+					"client", f.Tuples[conntrack.Original].Src, "client_port", f.Tuples[conntrack.Original].SrcPort,
+					"server", f.Tuples[conntrack.Reply].Src, "server_port", f.Tuples[conntrack.Reply].SrcPort)
+			}
 		case alg.Replace:
 			n := p.PayloadOff + len(res.Payload)
 			if n > cap(p.Buf) || n > 65535 {
@@ -97,6 +110,11 @@ func (e *Engine) processFTP(p *header.Parsed, f *conntrack.Flow, dir conntrack.D
 			p.SetIPLength(n)
 			seq = res.Seq
 			rewrote = true
+			if p.TCPFlags&header.TCPURG != 0 {
+				// the urgent pointer counts bytes of the old payload:
+				// cleared rather than wrong (RFC 6384 §5)
+				p.ClearTCPUrgent()
+			}
 			if res.Events&alg.EvRewrite != 0 || res.Events&alg.EvRetransRewrite != 0 {
 				e.Stats.Rewrites.Add(1)
 			}
@@ -109,7 +127,17 @@ func (e *Engine) processFTP(p *header.Parsed, f *conntrack.Flow, dir conntrack.D
 	}
 	if fl&conntrack.FlagACK != 0 {
 		back := &x.seq[dir.Other()]
-		if a := back.Ack(p.Ack); a != p.Ack {
+		a := back.Ack(p.Ack)
+		if fl&conntrack.FlagRST == 0 && x.ctl.Outstanding(dir.Other()) > 0 &&
+			(len(payload) > 0 || p.TCPChecksumValid()) {
+			// The other direction's rewrites the receiver now has whole
+			// are forgotten: their correction points and history entries
+			// make room for new ones (seqdelta.Ledger.Prune). Only an
+			// intact segment's ACK counts (a payload's checksum was
+			// verified above).
+			x.ctl.Acked(dir.Other(), a, back)
+		}
+		if a != p.Ack {
 			p.SetTCPAck(a)
 			adjusted = true
 		}
@@ -149,6 +177,8 @@ func algDropReason(ev alg.Event) DropReason {
 		return DropALGOutOfOrder
 	case ev&alg.EvRetransMismatch != 0:
 		return DropALGRetransMismatch
+	case ev&alg.EvTornDown != 0:
+		return DropALGTornDown
 	}
 	return DropALGHeld
 }

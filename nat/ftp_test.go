@@ -428,11 +428,16 @@ func TestFTPThousandsOfPorts(t *testing.T) {
 	e := snatEngine(t)
 	handshake(t, e)
 	seq := uint32(1001)
+	out := uint32(1001) // translated: each rewrite grows the line by 4
 	for i := 0; i < 3000; i++ {
 		p := 20000 + i
 		line := fmt.Sprintf("PORT 198,18,0,2,%d,%d\r\n", p>>8, p&0xff)
 		mustSend(t, e, cmd(seq, line))
 		seq += uint32(len(line))
+		out += uint32(len(line)) + 4
+		// the server acknowledges each command, which frees its
+		// correction point
+		mustSend(t, e, tcpSeg{src: srv, dst: pubCli, seq: 5009, ack: out, flags: fACK})
 	}
 	if n := e.Table().ExpectationCount(); n != 1 {
 		t.Fatalf("%d expectations pending, want 1", n)
@@ -469,5 +474,204 @@ func TestFTPRewritePastMaxPacket(t *testing.T) {
 	small = small[:len(small):len(small)]
 	if v, _, r := e2.ProcessReason(small, t0); v != Drop || r != DropTooBig {
 		t.Fatalf("no room: verdict %v %v", v, r)
+	}
+}
+
+// TestFTPLedgerFullNeverFolds: ten PORT commands the server does not
+// acknowledge. The first seqdelta.Capacity are rewritten; the ninth and
+// tenth pass exactly as sent, at the offset of all eight rewrites, counted
+// as ledger_full, with no expectation. A retransmission of the oldest
+// rewritten command is rewritten again and lands where the first copy did:
+// no correction point was folded away. Once the server acknowledges the
+// commands, a new one is rewritten again.
+func TestFTPLedgerFullNeverFolds(t *testing.T) {
+	e := snatEngine(t)
+	handshake(t, e)
+	line := func(i int) string {
+		p := 20000 + i
+		return fmt.Sprintf("PORT 198,18,0,2,%d,%d\r\n", p>>8, p&0xff) // 23 bytes
+	}
+	rewritten := func(i int) string {
+		p := 20000 + i
+		return fmt.Sprintf("PORT 198,19,100,100,%d,%d\r\n", p>>8, p&0xff) // 27 bytes
+	}
+	seq := uint32(1001)
+	for i := 0; i < 10; i++ {
+		o := mustSend(t, e, cmd(seq, line(i)))
+		want, wantSeq := rewritten(i), seq+uint32(4*i)
+		if i >= 8 {
+			want, wantSeq = line(i), seq+32
+		}
+		if o.payload != want || o.Seq != wantSeq {
+			t.Fatalf("command %d: seq %d %q, want %d %q", i, o.Seq, o.payload, wantSeq, want)
+		}
+		seq += uint32(len(line(i)))
+	}
+	if n := e.Stats.ALGEvents[bitIndex(alg.EvLedgerFull)].Load(); n != 2 {
+		t.Fatalf("ledger_full counted %d times, want 2", n)
+	}
+	// eight expectations made (one pending, seven replaced), none for the
+	// commands passed unchanged
+	if n := e.Table().Stats.ExpectationsEvicted.Load(); n != 7 {
+		t.Fatalf("%d expectations replaced, want 7", n)
+	}
+	// The oldest command, retransmitted: the same bytes at the same place.
+	if o := mustSend(t, e, cmd(1001, line(0))); o.payload != rewritten(0) || o.Seq != 1001 {
+		t.Fatalf("retransmitted oldest: seq %d %q", o.Seq, o.payload)
+	}
+	// The fourth, retransmitted together with the fifth.
+	o := mustSend(t, e, cmd(1001+3*23, line(3)+line(4)))
+	if o.payload != rewritten(3)+rewritten(4) || o.Seq != 1001+3*27 {
+		t.Fatalf("retransmitted fourth and fifth: seq %d %q", o.Seq, o.payload)
+	}
+	// The ninth, passed unchanged, retransmitted unchanged.
+	if o := mustSend(t, e, cmd(1001+8*23, line(8))); o.payload != line(8) || o.Seq != 1001+8*27 {
+		t.Fatalf("retransmitted ninth: seq %d %q", o.Seq, o.payload)
+	}
+	// A forged ACK beyond everything sent frees nothing.
+	mustSend(t, e, tcpSeg{src: srv, dst: pubCli, seq: 5009, ack: 1001 + 10*23 + 32 + 1000, flags: fACK})
+	if o := mustSend(t, e, cmd(seq, line(10))); o.payload != line(10) {
+		t.Fatalf("rewritten after a forged ACK: %q", o.payload)
+	}
+	seq += 23
+	// The server acknowledges the first three commands: three rewrites fit.
+	mustSend(t, e, tcpSeg{src: srv, dst: pubCli, seq: 5009, ack: 1001 + 3*27, flags: fACK})
+	if o := mustSend(t, e, cmd(seq, line(11))); o.payload != rewritten(11) || o.Seq != seq+32 {
+		t.Fatalf("after the ACK: seq %d %q", o.Seq, o.payload)
+	}
+	// The fourth is still remembered: its retransmission is exact.
+	if o := mustSend(t, e, cmd(1001+3*23, line(3))); o.payload != rewritten(3) || o.Seq != 1001+3*27 {
+		t.Fatalf("retransmitted fourth after the ACK: seq %d %q", o.Seq, o.payload)
+	}
+	// The server's ACK of the last command maps back exactly.
+	o = mustSend(t, e, tcpSeg{src: srv, dst: pubCli, seq: 5009, ack: seq + 23 + 36, flags: fACK})
+	if o.Ack != seq+23 {
+		t.Fatalf("ACK %d mapped to %d, want %d", seq+23+36, o.Ack, seq+23)
+	}
+}
+
+// LPRT (RFC 1639 §2), as inetutils-ftp sends it after a failed PORT: the
+// inside address is replaced by the public one, the port kept, the stream
+// shifted by the growth (+4), and the data connection expected as for PORT.
+func TestFTPLPRTSingleSegment(t *testing.T) {
+	e := snatEngine(t)
+	handshake(t, e)
+	in := "LPRT 4,4,198,18,0,2,2,195,80\r\n" // 30 bytes, 1001..1030
+	o := mustSend(t, e, cmd(1001, in))
+	if want := "LPRT 4,4,198,19,100,100,2,195,80\r\n"; o.payload != want || o.Seq != 1001 {
+		t.Fatalf("got seq %d %q, want 1001 %q", o.Seq, o.payload, want)
+	}
+	o = mustSend(t, e, tcpSeg{src: srv, dst: pubCli, seq: 5009, ack: 1035, flags: fACK | fPSH, payload: "200 LPRT ok\r\n"})
+	if o.Ack != 1031 {
+		t.Fatalf("server ACK 1035 mapped to %d, want 1031", o.Ack)
+	}
+	if o = mustSend(t, e, cmd(1031, "LIST\r\n")); o.Seq != 1035 {
+		t.Fatalf("LIST seq 1031 mapped to %d, want 1035", o.Seq)
+	}
+	checkDataConnection(t, e)
+}
+
+// An LPRT split after its address family waits for the rest, then goes out
+// rewritten from the held bytes' first sequence number.
+func TestFTPLPRTSplit(t *testing.T) {
+	e := snatEngine(t)
+	handshake(t, e)
+	mustDrop(t, e, cmd(1001, "LPRT 4,4,198,1"), DropALGHeld)
+	o := mustSend(t, e, cmd(1015, "8,0,2,2,195,80\r\n"))
+	if want := "LPRT 4,4,198,19,100,100,2,195,80\r\n"; o.payload != want || o.Seq != 1001 {
+		t.Fatalf("merged release: seq %d %q, want 1001 %q", o.Seq, o.payload, want)
+	}
+	checkDataConnection(t, e)
+}
+
+// LPRT is held to PORT's rules: another address (bounce, RFC 2577) or a
+// port below 1024 passes unchanged, counted, with no expectation; so does
+// an address family natalg cannot translate.
+func TestFTPLPRTRefused(t *testing.T) {
+	for _, c := range []struct {
+		line string
+		ev   alg.Event
+	}{
+		{"LPRT 4,4,198,18,0,99,2,195,80\r\n", alg.EvBounce},
+		{"LPRT 4,4,198,18,0,2,2,0,80\r\n", alg.EvLowPort},
+		{"LPRT 6,16,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1,2,195,80\r\n", alg.EvBounce},
+		{"LPRT 16,4,198,18,0,2,2,195,80\r\n", 0},
+	} {
+		e := snatEngine(t)
+		handshake(t, e)
+		if o := mustSend(t, e, cmd(1001, c.line)); o.payload != c.line || o.Seq != 1001 {
+			t.Fatalf("%q rewritten: seq %d %q", c.line, o.Seq, o.payload)
+		}
+		if c.ev != 0 && e.Stats.ALGEvents[bitIndex(c.ev)].Load() != 1 {
+			t.Fatalf("%q: event %v not counted", c.line, c.ev)
+		}
+		if e.Table().ExpectationCount() != 0 {
+			t.Fatalf("%q opened an expectation", c.line)
+		}
+		mustDrop(t, e, tcpSeg{src: ap("198.19.0.2:20"), dst: ap("198.19.100.100:50000"), seq: 1, flags: fSYN}, DropNoFlow)
+	}
+}
+
+// LPRT with an IPv6 address (af 6, hal 16) on an IPv6 NAT: the inside
+// address becomes the public one, written as sixteen decimal bytes.
+func TestFTPLPRTIPv6(t *testing.T) {
+	pub6 := netip.MustParseAddr("2001:db8:19::100")
+	e, err := New(Config{Inside: []netip.Prefix{netip.MustParsePrefix("fd00:18::/64")}, Public: []netip.Addr{pub6}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c6, s6 := ap("[fd00:18::2]:40000"), ap("[2001:db8:19::2]:21")
+	pc6 := netip.AddrPortFrom(pub6, 40000)
+	mustSend(t, e, tcpSeg{src: c6, dst: s6, seq: 1000, flags: fSYN, mss: 1440})
+	mustSend(t, e, tcpSeg{src: s6, dst: pc6, seq: 5000, ack: 1001, flags: fSYN | fACK, mss: 1440})
+	mustSend(t, e, tcpSeg{src: c6, dst: s6, seq: 1001, ack: 5001, flags: fACK})
+	in := "LPRT 6,16,253,0,0,24,0,0,0,0,0,0,0,0,0,0,0,2,2,195,80\r\n"
+	o := mustSend(t, e, tcpSeg{src: c6, dst: s6, seq: 1001, ack: 5001, flags: fACK | fPSH, payload: in})
+	want := "LPRT 6,16,32,1,13,184,0,25,0,0,0,0,0,0,0,0,1,0,2,195,80\r\n"
+	if o.payload != want || o.Seq != 1001 || o.Src != pub6 {
+		t.Fatalf("got %v seq %d %q, want %q", o.Src, o.Seq, o.payload, want)
+	}
+	// the stream after it is shifted by the length difference
+	o = mustSend(t, e, tcpSeg{src: c6, dst: s6, seq: 1001 + uint32(len(in)), ack: 5001, flags: fACK | fPSH, payload: "LIST\r\n"})
+	if d := int(o.Seq) - 1001 - len(in); d != len(want)-len(in) {
+		t.Fatalf("LIST shifted by %d, want %d", d, len(want)-len(in))
+	}
+	o = mustSend(t, e, tcpSeg{src: netip.AddrPortFrom(s6.Addr(), 20), dst: netip.AddrPortFrom(pub6, 50000), seq: 9000, flags: fSYN})
+	if o.Dst != c6.Addr() || o.DstPort != 50000 {
+		t.Fatalf("data SYN to %v:%d", o.Dst, o.DstPort)
+	}
+}
+
+// The 228 answer to LPSV (RFC 1639 §3) of a forwarded server: the inside
+// address becomes the public one, and the client's data connection to the
+// announced port is let in.
+func TestFTPDNAT228(t *testing.T) {
+	fw, _ := ParseForward("tcp:21=198.18.0.2:21")
+	e, err := New(Config{Inside: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16")}, Public: []netip.Addr{pubIP}, Forwards: []Forward{fw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := ap("198.19.0.7:50123")
+	pub21 := netip.AddrPortFrom(pubIP, 21)
+	server := ap("198.18.0.2:21")
+	mustSend(t, e, tcpSeg{src: client, dst: pub21, seq: 100, flags: fSYN})
+	mustSend(t, e, tcpSeg{src: server, dst: client, seq: 7000, ack: 101, flags: fSYN | fACK})
+	mustSend(t, e, tcpSeg{src: client, dst: pub21, seq: 101, ack: 7001, flags: fACK})
+	if o := mustSend(t, e, tcpSeg{src: client, dst: pub21, seq: 101, ack: 7001, flags: fACK | fPSH, payload: "LPSV\r\n"}); o.payload != "LPSV\r\n" {
+		t.Fatalf("LPSV changed: %q", o.payload)
+	}
+	in := "228 Entering Long Passive Mode (4,4,198,18,0,2,2,234,96)\r\n"
+	o := mustSend(t, e, tcpSeg{src: server, dst: client, seq: 7001, ack: 107, flags: fACK | fPSH, payload: in})
+	if want := "228 Entering Long Passive Mode (4,4,198,19,100,100,2,234,96)\r\n"; o.payload != want || o.Src != pubIP {
+		t.Fatalf("228 out %q from %v", o.payload, o.Src)
+	}
+	o = mustSend(t, e, tcpSeg{src: client, dst: pub21, seq: 107, ack: 7001 + uint32(len(in)) + 4, flags: fACK})
+	if o.Ack != 7001+uint32(len(in)) {
+		t.Fatalf("client ack mapped to %d", o.Ack)
+	}
+	mustDrop(t, e, tcpSeg{src: ap("198.19.0.66:50124"), dst: netip.AddrPortFrom(pubIP, 60000), seq: 1, flags: fSYN}, DropNoFlow)
+	o = mustSend(t, e, tcpSeg{src: ap("198.19.0.7:50124"), dst: netip.AddrPortFrom(pubIP, 60000), seq: 1, flags: fSYN})
+	if netip.AddrPortFrom(o.Dst, o.DstPort) != ap("198.18.0.2:60000") {
+		t.Fatalf("data connection to %v:%d", o.Dst, o.DstPort)
 	}
 }

@@ -80,7 +80,7 @@ func FuzzLoadState(f *testing.F) {
 	} {
 		e.Process(append(make([]byte, 0, 65535), s.build()...), t0)
 	}
-	e.Process(udpPkt(ap("[fd00:64::2]:5353"), ap("[64:ff9b::c612:4002]:53"), "query", false), t0)
+	e.Process(udpPkt(ap("[fd00:64::2]:5353"), ap("[2001:db8:64::c612:4002]:53"), "query", false), t0)
 	e.Process(icmpEcho(cli6.Addr(), srv6.Addr(), false, 99), t0)
 	var buf bytes.Buffer
 	if err := e.SaveState(&buf); err != nil {

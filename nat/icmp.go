@@ -52,6 +52,9 @@ func (e *Engine) icmpError(p *header.Parsed, outbound bool, now int64) (Verdict,
 	if in.DstPort != t.DstPort && (!isICMP(in.Proto) || in.DstPort != 0) {
 		in.SetDstPort(t.DstPort)
 	}
+	if x, ok := f.Ext.(*ftpFlow); ok && in.Proto == header.ProtoTCP {
+		x.unmapQuoted(&in, dir.Other())
+	}
 	// The outer checksum covers the quoted packet (and, for ICMPv6, the
 	// pseudo-header): recompute it whole.
 	p.ComputeL4Checksum()
@@ -80,4 +83,40 @@ func (e *Engine) quotedFlow(p, in *header.Parsed, now int64) (*conntrack.Flow, c
 		return nil, 0, DropICMPErrorNoFlow
 	}
 	return f, dir, DropNone
+}
+
+// unmapQuoted maps the sequence numbers of a quoted segment of an FTP
+// control flow, sent in direction q and shifted by the gateway's rewrites,
+// back to the ones its sender used: SEQ through q's ledger, and, when the
+// quote holds them, the ACK and SACK edges through the other direction's.
+// Stacks act only on an error whose quoted SEQ lies in SND.UNA =< SEG.SEQ <
+// SND.NXT (RFC 5927 §4.1, Linux among them), so an unmapped SEQ after a
+// rewrite that changed the length would make them drop a fragmentation
+// needed or packet too big error (RFC 1191, RFC 8201), and path-MTU
+// discovery would stall. The quoted TCP checksum is updated incrementally
+// when the quote holds it; the caller recomputes the ICMP checksum. The
+// quoted payload keeps the rewritten text: only the headers are the
+// sender's again.
+func (x *ftpFlow) unmapQuoted(in *header.Parsed, q conntrack.Dir) {
+	x.f.Lock()
+	defer x.f.Unlock()
+	fwd, back := &x.seq[q], &x.seq[q.Other()]
+	// Ack maps a forwarded sequence number back: a segment's first byte is
+	// never inside rewritten text, except where a rewrite starts (Ack's
+	// "inside" case returns that start, which is where the segment began).
+	if s := fwd.Ack(in.Seq); s != in.Seq {
+		in.SetTCPSeq(s)
+	}
+	if in.TCPFlags&conntrack.FlagACK == 0 {
+		return // the quote stops before the flags, or carries no ACK
+	}
+	if a := back.Seq(in.Ack); a != in.Ack {
+		in.SetTCPAck(a)
+	}
+	for i := 0; i < in.SACKBlocks; i++ {
+		l, r := in.SACKBlock(i)
+		if nl, nr := back.Seq(l), back.Seq(r); nl != l || nr != r {
+			in.SetSACKBlock(i, nl, nr)
+		}
+	}
 }

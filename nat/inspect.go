@@ -95,6 +95,8 @@ func flowKind(tag uint8) string {
 		return "forward"
 	case tagExpected:
 		return "expected"
+	case tagMapped:
+		return "mapped"
 	case tagHairpin:
 		return "hairpin"
 	case tagHairpinBound:

@@ -25,11 +25,14 @@ const (
 // address of Pool.
 type nat64 struct {
 	prefix netip.Prefix
-	pool   netip.Prefix
-	base   uint32       // first pool address, as a number
-	size   uint32       // pool addresses
-	ports  []*portMap   // one per pool address
-	addrs  []netip.Addr // the pool addresses
+	// wkp is set when prefix is the Well-Known Prefix 64:ff9b::/96: it
+	// may then only represent global IPv4 addresses (RFC 6052 §3.1).
+	wkp   bool
+	pool  netip.Prefix
+	base  uint32       // first pool address, as a number
+	size  uint32       // pool addresses
+	ports []*portMap   // one per pool address
+	addrs []netip.Addr // the pool addresses
 	// ids numbers the IPv4 packets this engine makes (RFC 7915 §5.1.1):
 	// its own counter, so an engine's output depends only on its input
 	// and a replay of a capture is reproducible.
@@ -57,6 +60,7 @@ func newNAT64(cfg *Config) (*nat64, error) {
 		}
 	}
 	n := &nat64{prefix: cfg.NAT64Prefix.Masked(), pool: pool, size: 1 << (32 - pool.Bits())}
+	n.wkp = n.prefix == WellKnownPrefix
 	b := pool.Addr().As4()
 	n.base = binary.BigEndian.Uint32(b[:])
 	n.ports = make([]*portMap, n.size)
@@ -116,6 +120,70 @@ func (n *nat64) match(p *header.Parsed) (outbound, ok bool) {
 	return false, n.pool.Contains(p.Dst)
 }
 
+// WellKnownPrefix is the RFC 6052 §2.1 Well-Known Prefix, 64:ff9b::/96.
+var WellKnownPrefix = netip.MustParsePrefix("64:ff9b::/96")
+
+// nonGlobal4 are the IPv4 special-purpose blocks of RFC 6890 §2.2.2 whose
+// Global attribute is False (Tables 1-9, 11-16; 192.88.99.0/24, Table 10,
+// is global). Multicast (224.0.0.0/4) is no unicast host either.
+var nonGlobal4 = [...]netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),          // "This host on this network"
+	netip.MustParsePrefix("10.0.0.0/8"),         // Private-Use (RFC 1918)
+	netip.MustParsePrefix("100.64.0.0/10"),      // Shared Address Space (RFC 6598)
+	netip.MustParsePrefix("127.0.0.0/8"),        // Loopback
+	netip.MustParsePrefix("169.254.0.0/16"),     // Link Local
+	netip.MustParsePrefix("172.16.0.0/12"),      // Private-Use
+	netip.MustParsePrefix("192.0.0.0/24"),       // IETF Protocol Assignments (DS-Lite's 192.0.0.0/29 within)
+	netip.MustParsePrefix("192.0.2.0/24"),       // TEST-NET-1
+	netip.MustParsePrefix("192.168.0.0/16"),     // Private-Use
+	netip.MustParsePrefix("198.18.0.0/15"),      // Benchmarking (RFC 2544)
+	netip.MustParsePrefix("198.51.100.0/24"),    // TEST-NET-2
+	netip.MustParsePrefix("203.0.113.0/24"),     // TEST-NET-3
+	netip.MustParsePrefix("224.0.0.0/4"),        // multicast
+	netip.MustParsePrefix("240.0.0.0/4"),        // Reserved for Future Use
+	netip.MustParsePrefix("255.255.255.255/32"), // Limited Broadcast
+}
+
+// Global4 reports whether a is a global IPv4 address: in none of the
+// RFC 6890 blocks whose Global attribute is False. Only such addresses may
+// be embedded in the Well-Known Prefix (RFC 6052 §3.1).
+func Global4(a netip.Addr) bool {
+	if !a.Is4() {
+		return false
+	}
+	for _, p := range nonGlobal4 {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	return true
+}
+
+// refuse64 applies the address rules that hold before any state is looked
+// at: an IPv6 packet whose source lies in the prefix is discarded (RFC 6146
+// §3.5: it would loop through the translator, §5), and with the
+// Well-Known Prefix no packet is translated in which an address would be
+// the prefix with a non-global IPv4 address (RFC 6052 §3.1): the IPv6
+// destination's embedded address outbound, the IPv4 source inbound (it
+// becomes the IPv6 source), for ICMP errors from routers too.
+func (n *nat64) refuse64(p *header.Parsed, outbound bool) DropReason {
+	if !outbound {
+		if n.wkp && !Global4(p.Src) {
+			return DropNAT64NonGlobal
+		}
+		return DropNone
+	}
+	if n.prefix.Contains(p.Src) {
+		return DropNAT64SrcInPrefix
+	}
+	if n.wkp {
+		if dst, ok := xlat.Extract(n.prefix, p.Dst); !ok || !Global4(dst) {
+			return DropNAT64NonGlobal
+		}
+	}
+	return DropNone
+}
+
 // process64 translates a packet for NAT64 (RFC 6146 §3.5): p has been
 // decoded and is outbound (IPv6 to the prefix) or inbound (IPv4 to the pool).
 //
@@ -131,6 +199,10 @@ func (n *nat64) match(p *header.Parsed) (outbound, ok bool) {
 // IPv4 transport address embedded in the prefix, and the answers take the
 // same two steps back.
 func (e *Engine) process64(p *header.Parsed, outbound bool, now int64, c *counts) (Verdict, []byte, DropReason) {
+	if dr := e.n64.refuse64(p, outbound); dr != DropNone {
+		v, dr := e.Stats.drop(dr)
+		return v, nil, dr
+	}
 	counted := c.translated
 	v, out, dr := e.process64Once(p, outbound, false, now, c)
 	if v != Accept || !outbound || len(out) < header.IPv4MinimumSize || out[0]>>4 != 4 ||
@@ -156,7 +228,8 @@ func (e *Engine) process64(p *header.Parsed, outbound bool, now int64, c *counts
 }
 
 // process64Once is one pass of process64. hairpin is set for an IPv4
-// packet that the first pass made (RFC 6146 §3.8).
+// packet that the first pass made (RFC 6146 §3.8). The address rules of
+// refuse64 were applied to the packet as it arrived, before the first pass.
 func (e *Engine) process64Once(p *header.Parsed, outbound, hairpin bool, now int64, c *counts) (Verdict, []byte, DropReason) {
 	if p.Fragment {
 		v, dr := e.Stats.drop(DropFragment)
@@ -342,8 +415,22 @@ func (e *Engine) translate64(p *header.Parsed, f *conntrack.Flow, dir conntrack.
 	if p.DstPort != t.SrcPort && (!isICMP(p.Proto) || p.DstPort != 0) {
 		p.SetDstPort(t.SrcPort)
 	}
+	if p.TCPFlags&header.TCPSYN != 0 && p.Version == 6 && p.MSS > nat64MSSDelta && !e.cfg.NAT64KeepMSS {
+		// A SYN from the IPv4 side, now IPv6: its MSS was computed for
+		// 40 bytes of IPv4 and TCP headers (RFC 9293 §3.7.1); segments
+		// of that size from the IPv6 side carry 60 (RFC 8200 §3) and
+		// would exceed the IPv4 side's MTU by 20 once translated back
+		// (RFC 7915 §5.1: the IPv4 header replaces the IPv6 one).
+		if p.ClampMSS(p.MSS - nat64MSSDelta) {
+			e.Stats.MSSClamped.Add(1)
+		}
+	}
 	return DropNone
 }
+
+// nat64MSSDelta is the size difference of the IPv6 (40 bytes, RFC 8200 §3)
+// and IPv4 (20 bytes without options, RFC 791 §3.1) headers.
+const nat64MSSDelta = 20
 
 // xlatDropReason maps a translation failure to a drop reason.
 func xlatDropReason(r xlat.Reason) DropReason {
@@ -386,6 +473,10 @@ func (e *Engine) icmpError64(p *header.Parsed, now int64) (Verdict, []byte, Drop
 		// An IPv6 router outside the prefix is hidden behind the flow's
 		// pool address (RFC 6146 §3.5.1.1 translates only what it can).
 	}
+	if x, ok := f.Ext.(*ftpFlow); ok && in.Proto == header.ProtoTCP {
+		// the quote's SEQ/ACK as the sender numbered them (ftp glue)
+		x.unmapQuoted(&in, dir.Other())
+	}
 	// The quoted packet becomes the reverse of what leaves: t.Src -> t.Dst.
 	inner := xlat.Inner{Src: t.Src, Dst: t.Dst, SrcPort: t.SrcPort, DstPort: t.DstPort}
 	var out []byte
@@ -420,7 +511,7 @@ func (e *Engine) release64(f *conntrack.Flow) {
 
 // mapData64 implements MapData for a NAT64 control flow: the IPv6 client's
 // announced endpoint gets a port on its pool address, and the IPv4 server
-// is expected to connect there (RFC 6384 §4, active mode).
+// is expected to connect there (RFC 6384 §7.2, stateful EPRT translation).
 func (x *ftpFlow) mapData64(dir conntrack.Dir, announced netip.AddrPort) (netip.AddrPort, bool) {
 	n := x.e.n64
 	a := announced.Addr()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natalg/natalg/alg"
 	"github.com/natalg/natalg/nat/header"
 )
 
@@ -146,7 +147,7 @@ func TestStateNAT64FTPActive(t *testing.T) {
 	if d.Version != 6 || d.Dst != cli6.Addr() || d.DstPort != 50000 || d.Src != srv6.Addr() || d.SrcPort != 20 {
 		t.Fatalf("data SYN in as v%d %v:%d -> %v:%d", d.Version, d.Src, d.SrcPort, d.Dst, d.DstPort)
 	}
-	w.send(tcpSeg{src: cli6Port(50000), dst: ap("[64:ff9b::c612:4002]:20"), seq: 3000, ack: 9001, flags: fSYN | fACK}.build())
+	w.send(tcpSeg{src: cli6Port(50000), dst: ap("[2001:db8:64::c612:4002]:20"), seq: 3000, ack: 9001, flags: fSYN | fACK}.build())
 	if e.Bindings() != e2.Bindings() || e.poolRefs() != e2.poolRefs() || e2.Table().ExpectationCount() != 0 {
 		t.Fatalf("with the data connection: %d/%d bindings, %d/%d references", e.Bindings(), e2.Bindings(), e.poolRefs(), e2.poolRefs())
 	}
@@ -182,7 +183,14 @@ func TestStateNAT64FTPActive(t *testing.T) {
 // text are saved); the EPSV's rejection becomes a 229 from the kept port,
 // and the next EPSV goes as PASV.
 func TestStateNAT64EPSVProbe(t *testing.T) {
-	e := nat64Engine(t)
+	probe := func(t *testing.T) *Engine {
+		e, err := New(Config{NAT64Prefix: pfx64, NAT64Pool: pool64, FTP: alg.Config{NAT64EPSVProbe: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	e := probe(t)
 	pub := open64(t, e)
 	cl := func(seq uint32, p string) []byte {
 		return tcpSeg{src: cli6, dst: srv6, seq: seq, ack: 5009, flags: fACK | fPSH, payload: p}.build()
@@ -193,7 +201,7 @@ func TestStateNAT64EPSVProbe(t *testing.T) {
 	if o := send64(t, e, cl(1001, "EPSV\r\n")); o.payload != "PASV\r\nEPSV\r\n" {
 		t.Fatalf("EPSV left as %q", o.payload)
 	}
-	e2, st, _ := saveLoad(t, e, mk64, t0)
+	e2, st, _ := saveLoad(t, e, probe, t0)
 	if st.Flows != 1 || st.FTP != 1 || st.Misfit != 0 {
 		t.Fatalf("load stats %+v", st)
 	}
@@ -209,7 +217,7 @@ func TestStateNAT64EPSVProbe(t *testing.T) {
 	if o.payload != "" || o.Seq != 5009 || o.Ack != 1007 {
 		t.Fatalf("probe 227: seq %d ack %d %q", o.Seq, o.Ack, o.payload)
 	}
-	e3, st, _ := saveLoad(t, e2, mk64, t0)
+	e3, st, _ := saveLoad(t, e2, probe, t0)
 	if st.Flows != 1 || st.FTP != 1 {
 		t.Fatalf("second load %+v", st)
 	}
@@ -235,7 +243,7 @@ func TestStateNAT64EPSVProbe(t *testing.T) {
 // and translate the answers the same.
 func TestStateNAT64UDPAndEcho(t *testing.T) {
 	e := nat64Engine(t)
-	dns6 := ap("[64:ff9b::c612:4002]:53")
+	dns6 := ap("[2001:db8:64::c612:4002]:53")
 	o := send64(t, e, udpPkt(ap("[fd00:64::2]:5353"), dns6, "query", false))
 	ping := send64(t, e, icmpEcho(netip.MustParseAddr("fd00:64::2"), srv6.Addr(), false, 99))
 	e2, st, _ := saveLoad(t, e, mk64, t0)
@@ -264,7 +272,7 @@ func TestStateNAT64ConfigChanged(t *testing.T) {
 		cfg  Config
 	}{
 		{"NAT64 off", Config{Inside: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16")}, Public: []netip.Addr{pubIP}}},
-		{"another prefix", Config{NAT64Prefix: netip.MustParsePrefix("2001:db8:64::/96"), NAT64Pool: pool64}},
+		{"another prefix", Config{NAT64Prefix: netip.MustParsePrefix("fd00:6464::/96"), NAT64Pool: pool64}},
 		{"another pool", Config{NAT64Prefix: pfx64, NAT64Pool: netip.MustParsePrefix("198.19.65.0/30")}},
 	} {
 		mk := func(t *testing.T) *Engine {

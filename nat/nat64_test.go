@@ -2,21 +2,27 @@ package nat
 
 import (
 	"bytes"
+	"log/slog"
+	"math/bits"
 	"net/netip"
 	"strings"
 	"testing"
 
+	"github.com/natalg/natalg/alg"
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/xlat"
 )
 
 // NAT64 test network: an IPv6-only client, an IPv4 server reached at its
-// RFC 6052 address under the well-known prefix, a pool of four addresses.
+// RFC 6052 address under a network-specific prefix (2001:db8:64::/96: the
+// well-known prefix may not embed 198.18.0.0/15, RFC 6052 §3.1), a pool of
+// four addresses.
 var (
-	pfx64   = netip.MustParsePrefix("64:ff9b::/96")
+	pfx64   = netip.MustParsePrefix("2001:db8:64::/96")
 	pool64  = netip.MustParsePrefix("198.19.64.0/30")
 	cli6    = ap("[fd00:64::2]:40000")
 	srv4    = ap("198.18.64.2:21")
-	srv6    = ap("[64:ff9b::c612:4002]:21") // 198.18.64.2
+	srv6    = ap("[2001:db8:64::c612:4002]:21") // 198.18.64.2
 	srv4Raw = netip.MustParseAddr("198.18.64.2")
 )
 
@@ -41,7 +47,7 @@ func send64(t *testing.T, e *Engine, pkt []byte) seen {
 
 func TestNAT64ConfigChecks(t *testing.T) {
 	for _, c := range []Config{
-		{NAT64Prefix: netip.MustParsePrefix("64:ff9b::/95"), NAT64Pool: pool64},
+		{NAT64Prefix: netip.MustParsePrefix("2001:db8:64::/95"), NAT64Pool: pool64},
 		{NAT64Prefix: pfx64, NAT64Pool: netip.MustParsePrefix("fd00::/64")},
 		{NAT64Prefix: pfx64},
 		{NAT64Prefix: pfx64, NAT64Pool: pool64, Public: []netip.Addr{netip.MustParseAddr("198.19.64.1")}},
@@ -59,7 +65,7 @@ func TestNAT64ConfigChecks(t *testing.T) {
 // dropped.
 func TestNAT64TCP(t *testing.T) {
 	e := nat64Engine(t)
-	web6 := ap("[64:ff9b::c612:4002]:80")
+	web6 := ap("[2001:db8:64::c612:4002]:80")
 	o := send64(t, e, tcpSeg{src: cli6, dst: web6, seq: 1000, flags: fSYN, mss: 1440}.build())
 	if o.Version != 4 || o.Dst != srv4Raw || o.DstPort != 80 || !pool64.Contains(o.Src) || o.SrcPort != 40000 || o.Seq != 1000 || o.MSS != 1440 {
 		t.Fatalf("SYN left as v%d %v:%d -> %v:%d seq %d mss %d", o.Version, o.Src, o.SrcPort, o.Dst, o.DstPort, o.Seq, o.MSS)
@@ -82,7 +88,7 @@ func TestNAT64TCP(t *testing.T) {
 	}
 	// Same client, same port, another server: the same public endpoint
 	// (endpoint-independent mapping, RFC 6146 §3.5.2.1).
-	o2 := send64(t, e, tcpSeg{src: cli6, dst: ap("[64:ff9b::c612:4003]:80"), seq: 1, flags: fSYN}.build())
+	o2 := send64(t, e, tcpSeg{src: cli6, dst: ap("[2001:db8:64::c612:4003]:80"), seq: 1, flags: fSYN}.build())
 	if netip.AddrPortFrom(o2.Src, o2.SrcPort) != pub {
 		t.Fatalf("second destination mapped to %v:%d, want %v", o2.Src, o2.SrcPort, pub)
 	}
@@ -104,7 +110,7 @@ func TestNAT64PairedPooling(t *testing.T) {
 		a = a.Next()
 		c := netip.AddrPortFrom(a, uint16(30000+i))
 		for j := range 3 {
-			o := send64(t, e, tcpSeg{src: c, dst: netip.AddrPortFrom(netip.MustParseAddr("64:ff9b::c612:4002"), uint16(80+j)), seq: 1, flags: fSYN}.build())
+			o := send64(t, e, tcpSeg{src: c, dst: netip.AddrPortFrom(netip.MustParseAddr("2001:db8:64::c612:4002"), uint16(80+j)), seq: 1, flags: fSYN}.build())
 			if p, ok := seen[c.Addr()]; ok && p != o.Src {
 				t.Fatalf("client %v on %v and %v", c.Addr(), p, o.Src)
 			}
@@ -122,7 +128,7 @@ func TestNAT64PairedPooling(t *testing.T) {
 // §5.2).
 func TestNAT64UDPAndEcho(t *testing.T) {
 	e := nat64Engine(t)
-	dns6 := ap("[64:ff9b::c612:4002]:53")
+	dns6 := ap("[2001:db8:64::c612:4002]:53")
 	o := send64(t, e, udpPkt(ap("[fd00:64::2]:5353"), dns6, "query", false))
 	if o.Version != 4 || o.Proto != header.ProtoUDP || o.Dst != srv4Raw || o.payload != "query" {
 		t.Fatalf("UDP left as v%d proto %d to %v %q", o.Version, o.Proto, o.Dst, o.payload)
@@ -147,7 +153,7 @@ func TestNAT64UDPAndEcho(t *testing.T) {
 func TestNAT64ICMPError(t *testing.T) {
 	e := nat64Engine(t)
 	c := ap("[fd00:64::2]:5353")
-	dst := ap("[64:ff9b::c612:4002]:33434")
+	dst := ap("[2001:db8:64::c612:4002]:33434")
 	sentV, sent := e.Process(udpPkt(c, dst, "probe", false), t0)
 	if sentV != Accept {
 		t.Fatal("probe dropped")
@@ -160,7 +166,7 @@ func TestNAT64ICMPError(t *testing.T) {
 		t.Fatalf("time exceeded dropped: %v", r)
 	}
 	o := decodeOut(t, got)
-	if o.Version != 6 || o.ICMPType != 3 || o.Src != netip.MustParseAddr("64:ff9b::c612:4001") || o.Dst != c.Addr() {
+	if o.Version != 6 || o.ICMPType != 3 || o.Src != netip.MustParseAddr("2001:db8:64::c612:4001") || o.Dst != c.Addr() {
 		t.Fatalf("error back as v%d type %d %v -> %v", o.Version, o.ICMPType, o.Src, o.Dst)
 	}
 	var q header.Parsed
@@ -234,10 +240,10 @@ func TestNAT64FTPActive(t *testing.T) {
 		t.Fatal("third party let in")
 	}
 	d := send64(t, e, tcpSeg{src: ap("198.18.64.2:20"), dst: netip.AddrPortFrom(o.Src, port), seq: 9000, flags: fSYN}.build())
-	if d.Version != 6 || d.Dst != cli6.Addr() || d.DstPort != 50000 || d.Src != netip.MustParseAddr("64:ff9b::c612:4002") || d.SrcPort != 20 {
+	if d.Version != 6 || d.Dst != cli6.Addr() || d.DstPort != 50000 || d.Src != netip.MustParseAddr("2001:db8:64::c612:4002") || d.SrcPort != 20 {
 		t.Fatalf("data SYN in as v%d %v:%d -> %v:%d", d.Version, d.Src, d.SrcPort, d.Dst, d.DstPort)
 	}
-	d = send64(t, e, tcpSeg{src: cli6Port(50000), dst: ap("[64:ff9b::c612:4002]:20"), seq: 3000, ack: 9001, flags: fSYN | fACK}.build())
+	d = send64(t, e, tcpSeg{src: cli6Port(50000), dst: ap("[2001:db8:64::c612:4002]:20"), seq: 3000, ack: 9001, flags: fSYN | fACK}.build())
 	if d.Version != 4 || d.Src != o.Src || d.SrcPort != port || d.Dst != srv4Raw {
 		t.Fatalf("data SYN+ACK out as v%d %v:%d -> %v", d.Version, d.Src, d.SrcPort, d.Dst)
 	}
@@ -257,7 +263,7 @@ func cli6Port(p uint16) netip.AddrPort { return netip.AddrPortFrom(cli6.Addr(), 
 // allocate nothing.
 func TestNAT64FastPathAllocatesNothing(t *testing.T) {
 	e := nat64Engine(t)
-	web6 := ap("[64:ff9b::c612:4002]:80")
+	web6 := ap("[2001:db8:64::c612:4002]:80")
 	o := send64(t, e, tcpSeg{src: cli6, dst: web6, seq: 1000, flags: fSYN}.build())
 	pub := netip.AddrPortFrom(o.Src, o.SrcPort)
 	send64(t, e, tcpSeg{src: ap("198.18.64.2:80"), dst: pub, seq: 7000, ack: 1001, flags: fSYN | fACK}.build())
@@ -286,7 +292,7 @@ func TestNAT64Reproducible(t *testing.T) {
 	for k := range outs {
 		e := nat64Engine(t)
 		for i := range 5 {
-			pkt := udpPkt(ap("[fd00:64::2]:5353"), ap("[64:ff9b::c612:4002]:53"), strings.Repeat("q", i+1), false)
+			pkt := udpPkt(ap("[fd00:64::2]:5353"), ap("[2001:db8:64::c612:4002]:53"), strings.Repeat("q", i+1), false)
 			v, out := e.Process(pkt, t0)
 			if v != Accept {
 				t.Fatal("dropped")
@@ -295,11 +301,180 @@ func TestNAT64Reproducible(t *testing.T) {
 		}
 		// another engine translating in between must not matter
 		o := nat64Engine(t)
-		o.Process(udpPkt(ap("[fd00:64::3]:1"), ap("[64:ff9b::c612:4002]:53"), "x", false), t0)
+		o.Process(udpPkt(ap("[fd00:64::3]:1"), ap("[2001:db8:64::c612:4002]:53"), "x", false), t0)
 	}
 	for i := range outs[0] {
 		if !bytes.Equal(outs[0][i], outs[1][i]) {
 			t.Fatalf("packet %d differs between engines:\n%x\n%x", i, outs[0][i], outs[1][i])
 		}
+	}
+}
+
+// TestNAT64WellKnownPrefixNonGlobal: with the Well-Known Prefix, a packet
+// whose IPv6 destination embeds a non-global IPv4 address (RFC 6890) is
+// dropped and counted, not translated (RFC 6052 §3.1); a global one is
+// translated. Inbound, an IPv4 packet from a non-global source (it would
+// become the prefix plus that address) is dropped too, even an ICMP error
+// about a live flow. A network-specific prefix embeds any address.
+func TestNAT64WellKnownPrefixNonGlobal(t *testing.T) {
+	e, err := New(Config{NAT64Prefix: WellKnownPrefix, NAT64Pool: pool64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := ap("[fd00:64::2]:5353")
+	for _, a := range []string{"198.18.64.2", "198.19.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "100.64.0.1", "127.0.0.1",
+		"169.254.1.1", "192.0.0.1", "192.0.2.1", "198.51.100.1", "203.0.113.9", "240.0.0.1", "0.1.2.3"} {
+		v4 := netip.MustParseAddr(a)
+		dst := netip.AddrPortFrom(xlat.Embed(WellKnownPrefix, v4), 53)
+		before := e.Stats.Dropped[DropNAT64NonGlobal].Load()
+		v, _, r := e.ProcessReason(udpPkt(cli, dst, "q", false), t0)
+		if v != Drop || r != DropNAT64NonGlobal {
+			t.Errorf("to %v (%v): %v %v, want dropped as %v", dst, a, v, r, DropNAT64NonGlobal)
+		}
+		if e.Stats.Dropped[DropNAT64NonGlobal].Load() != before+1 {
+			t.Errorf("to %v: not counted", dst)
+		}
+	}
+	if e.Table().Len() != 0 || e.Bindings() != 0 {
+		t.Fatalf("refused packets left %d flows, %d bindings", e.Table().Len(), e.Bindings())
+	}
+	// 192.88.99.0/24 (6to4 relay anycast) is global (RFC 6890 Table 10)
+	global := netip.MustParseAddr("192.88.99.1")
+	dst := netip.AddrPortFrom(netip.MustParseAddr("64:ff9b::c058:6301"), 53)
+	o := send64(t, e, udpPkt(cli, dst, "query", false))
+	if o.Version != 4 || o.Dst != global {
+		t.Fatalf("to a global address: v%d to %v", o.Version, o.Dst)
+	}
+	b := send64(t, e, udpPkt(netip.AddrPortFrom(global, 53), netip.AddrPortFrom(o.Src, o.SrcPort), "answer", true))
+	if b.Version != 6 || b.Src != dst.Addr() {
+		t.Fatalf("answer: v%d from %v", b.Version, b.Src)
+	}
+	// an ICMP error about that flow from a router at a non-global address
+	_, sent := e.Process(udpPkt(cli, dst, "probe", false), t0)
+	v, _, r := e.ProcessReason(icmpErr(netip.MustParseAddr("198.18.64.1"), o.Src, 11, 0, bytes.Clone(sent[:28])), t0)
+	if v != Drop || r != DropNAT64NonGlobal {
+		t.Errorf("ICMP error from a non-global router: %v %v, want dropped as %v", v, r, DropNAT64NonGlobal)
+	}
+	// a non-global source to the pool, with no flow: the same reason
+	v, _, r = e.ProcessReason(udpPkt(ap("10.0.0.1:53"), netip.AddrPortFrom(o.Src, o.SrcPort), "x", true), t0)
+	if v != Drop || r != DropNAT64NonGlobal {
+		t.Errorf("from 10.0.0.1 to the pool: %v %v", v, r)
+	}
+	// a network-specific prefix may embed 198.18.64.2 (TestNAT64TCP and
+	// the others use one)
+	n := nat64Engine(t)
+	if o := send64(t, n, udpPkt(cli, ap("[2001:db8:64::c612:4002]:53"), "q", false)); o.Dst != srv4Raw {
+		t.Fatalf("network-specific prefix: to %v", o.Dst)
+	}
+}
+
+// TestNAT64SourceInPrefix: an IPv6 packet whose source lies in the NAT64
+// prefix is discarded and counted, whatever its destination (RFC 6146 §3.5:
+// it would loop through the translator), with either kind of prefix.
+func TestNAT64SourceInPrefix(t *testing.T) {
+	wk, err := New(Config{NAT64Prefix: WellKnownPrefix, NAT64Pool: pool64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		e        *Engine
+		src, dst netip.AddrPort
+	}{
+		{nat64Engine(t), ap("[2001:db8:64::c612:4003]:5353"), ap("[2001:db8:64::c612:4002]:53")},
+		{nat64Engine(t), ap("[2001:db8:64::1]:40000"), srv6},
+		{wk, ap("[64:ff9b::c058:6302]:5353"), ap("[64:ff9b::c058:6301]:53")},
+	} {
+		v, _, r := c.e.ProcessReason(udpPkt(c.src, c.dst, "q", false), t0)
+		if v != Drop || r != DropNAT64SrcInPrefix || c.e.Stats.Dropped[DropNAT64SrcInPrefix].Load() == 0 {
+			t.Errorf("%v -> %v: %v %v, want dropped (and counted) as %v", c.src, c.dst, v, r, DropNAT64SrcInPrefix)
+		}
+		v, _, r = c.e.ProcessReason(tcpSeg{src: c.src, dst: c.dst, seq: 1, flags: fSYN}.build(), t0)
+		if v != Drop || r != DropNAT64SrcInPrefix {
+			t.Errorf("TCP SYN %v -> %v: %v %v", c.src, c.dst, v, r)
+		}
+		if c.e.Table().Len() != 0 {
+			t.Errorf("%v -> %v: a flow was made", c.src, c.dst)
+		}
+	}
+}
+
+// TestGlobal4 checks the RFC 6890 Global column on block edges.
+func TestGlobal4(t *testing.T) {
+	for a, want := range map[string]bool{
+		"198.17.255.255": true, "198.18.0.0": false, "198.19.255.255": false, "198.20.0.0": true,
+		"100.63.255.255": true, "100.64.0.0": false, "100.127.255.255": false, "100.128.0.0": true,
+		"172.15.255.255": true, "172.31.255.255": false, "172.32.0.0": true,
+		"192.0.0.255": false, "192.0.1.0": true, "192.88.99.1": true, "11.0.0.1": true,
+		"223.255.255.255": true, "224.0.0.1": false, "255.255.255.255": false,
+	} {
+		if got := Global4(netip.MustParseAddr(a)); got != want {
+			t.Errorf("Global4(%s) = %v, want %v", a, got, want)
+		}
+	}
+	if Global4(netip.MustParseAddr("2001:db8::1")) {
+		t.Error("an IPv6 address is no global IPv4 address")
+	}
+}
+
+// TestNAT64MSSClamp: the SYN-ACK of an IPv4 server announcing MSS 1460
+// reaches the IPv6 client announcing 1440 (the 20 bytes IPv6's header adds,
+// RFC 8200 §3 against RFC 791 §3.1), with a valid checksum; the client's
+// SYN keeps its MSS (sized for IPv6 headers already). NAT64KeepMSS leaves
+// both alone.
+func TestNAT64MSSClamp(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		e, err := New(Config{NAT64Prefix: pfx64, NAT64Pool: pool64, NAT64KeepMSS: keep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		web6 := ap("[2001:db8:64::c612:4002]:80")
+		o := send64(t, e, tcpSeg{src: cli6, dst: web6, seq: 1, flags: fSYN, mss: 1440}.build())
+		if o.Version != 4 || o.MSS != 1440 {
+			t.Fatalf("keep=%v: client SYN left as v%d with MSS %d, want 1440", keep, o.Version, o.MSS)
+		}
+		b := send64(t, e, tcpSeg{src: ap("198.18.64.2:80"), dst: netip.AddrPortFrom(o.Src, o.SrcPort), seq: 7, ack: 2, flags: fSYN | fACK, mss: 1460}.build())
+		want := uint16(1440)
+		if keep {
+			want = 1460
+		}
+		if b.Version != 6 || b.MSS != want {
+			t.Errorf("keep=%v: server SYN-ACK reached the client as v%d with MSS %d, want %d", keep, b.Version, b.MSS, want)
+		}
+		if !b.TCPChecksumValid() {
+			t.Errorf("keep=%v: bad TCP checksum on the clamped SYN-ACK", keep)
+		}
+		if got := e.Stats.MSSClamped.Load(); got != map[bool]uint64{false: 1, true: 0}[keep] {
+			t.Errorf("keep=%v: %d clamped", keep, got)
+		}
+	}
+}
+
+// TestNAT64FTPTornDown: EPSV ALL goes to the server as NOOP (RFC 6384 §6),
+// the URG bit of the rewritten segment cleared (§5); the server answers the
+// NOOP with 500: the client gets no part of it but a reset at the sequence
+// number it expects, the event is logged, and later segments of the
+// session are dropped and counted (§12).
+func TestNAT64FTPTornDown(t *testing.T) {
+	e := nat64Engine(t)
+	var logged bytes.Buffer
+	e.cfg.Log = slog.New(slog.NewTextHandler(&logged, nil))
+	pub := open64(t, e)
+	c := send64(t, e, tcpSeg{src: cli6, dst: srv6, seq: 1001, ack: 5009, flags: fACK | fPSH | header.TCPURG, payload: "EPSV ALL\r\n"}.build())
+	if c.Version != 4 || c.payload != "NOOP\r\n" || c.TCPFlags&header.TCPURG != 0 || c.TCP().Urgent() != 0 {
+		t.Fatalf("EPSV ALL left as v%d %q flags %#x urgent %d", c.Version, c.payload, c.TCPFlags, c.TCP().Urgent())
+	}
+	r := send64(t, e, tcpSeg{src: srv4, dst: pub, seq: 5009, ack: 1007, flags: fACK | fPSH, payload: "500 NOOP not understood\r\n"}.build())
+	if r.Version != 6 || r.Dst != cli6.Addr() || r.TCPFlags != header.TCPRST|header.TCPACK || r.payload != "" || r.Seq != 5009 || r.Ack != 1011 {
+		t.Fatalf("the reply to the NOOP reached the client as v%d flags %#x seq %d ack %d %q", r.Version, r.TCPFlags, r.Seq, r.Ack, r.payload)
+	}
+	if !strings.Contains(logged.String(), "RFC 6384 §12") {
+		t.Errorf("nothing logged: %q", logged.String())
+	}
+	v, _, dr := e.ProcessReason(tcpSeg{src: srv4, dst: pub, seq: 5009, ack: 1007, flags: fACK | fPSH, payload: "500 NOOP not understood\r\n"}.build(), t0)
+	if v != Drop || dr != DropALGTornDown || e.Stats.Dropped[DropALGTornDown].Load() != 1 {
+		t.Errorf("retransmitted reply: %v %v", v, dr)
+	}
+	if n := e.Stats.ALGEvents[bits.TrailingZeros32(uint32(alg.EvTornDown))].Load(); n != 2 {
+		t.Errorf("%d torn-down events, want 2", n)
 	}
 }

@@ -27,6 +27,16 @@ type binding struct {
 	inside endpoint
 	public uint16
 	refs   int32
+	// sent counts the outbound flows (tagSNAT) of the inside endpoint: the
+	// flows that make the mapping one the endpoint itself opened, through
+	// which filtering may let other remote endpoints in.
+	sent int32
+}
+
+// peerKey is an inside endpoint and a remote address it has sent to.
+type peerKey struct {
+	inside endpoint
+	remote netip.Addr
 }
 
 // portMap allocates public ports. A public port belongs to one inside
@@ -37,6 +47,10 @@ type portMap struct {
 	byInside map[endpoint]*binding
 	byPublic map[publicKey]*binding
 	reserved map[publicKey]bool // forwarded public ports
+	// peers counts the outbound flows of each inside endpoint to each
+	// remote address: address-dependent filtering (RFC 4787 §5) admits a
+	// packet from Y only when X:x "has sent packets to Y:any previously".
+	peers    map[peerKey]int32
 	min, max uint16
 	cursor   uint32
 }
@@ -46,6 +60,7 @@ func newPortMap(min, max uint16) *portMap {
 		byInside: make(map[endpoint]*binding),
 		byPublic: make(map[publicKey]*binding),
 		reserved: make(map[publicKey]bool),
+		peers:    make(map[peerKey]int32),
 		min:      min, max: max,
 	}
 }
@@ -115,4 +130,66 @@ func (m *portMap) bindings() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.byInside)
+}
+
+// addPeer records an outbound flow of inside, which holds a binding, to
+// remote.
+func (m *portMap) addPeer(inside endpoint, remote netip.Addr) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b := m.byInside[inside]
+	if b == nil {
+		return
+	}
+	b.sent++
+	m.peers[peerKey{inside: inside, remote: remote}]++
+}
+
+// dropPeer forgets an outbound flow of inside to remote; call it before
+// the flow's binding is released.
+func (m *portMap) dropPeer(inside endpoint, remote netip.Addr) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := peerKey{inside: inside, remote: remote}
+	n, ok := m.peers[k]
+	if !ok {
+		return
+	}
+	if n <= 1 {
+		delete(m.peers, k)
+	} else {
+		m.peers[k] = n - 1
+	}
+	if b := m.byInside[inside]; b != nil {
+		b.sent--
+	}
+}
+
+// admit applies filtering mode (RFC 4787 §5) to a packet from remote to
+// public port pub that belongs to no flow. It returns the inside endpoint
+// of the mapping and takes a reference to its binding when the packet may
+// open a flow: under endpoint-independent filtering when the inside
+// endpoint has an outbound flow to anyone, under address-dependent
+// filtering when it has one to remote. found reports whether pub is the
+// mapping of an endpoint with outbound flows at all (otherwise there is no
+// mapping to filter). Bindings that only
+// FTP expectations or data connections hold admit nothing.
+func (m *portMap) admit(pub publicKey, remote netip.Addr, mode Filtering) (in endpoint, found, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b := m.byPublic[pub]
+	if b == nil || b.sent <= 0 {
+		return endpoint{}, false, false
+	}
+	switch mode {
+	case FilterEndpointIndependent:
+	case FilterAddressDependent:
+		if m.peers[peerKey{inside: b.inside, remote: remote}] <= 0 {
+			return endpoint{}, true, false
+		}
+	default:
+		return endpoint{}, true, false
+	}
+	b.refs++
+	return b.inside, true, true
 }

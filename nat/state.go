@@ -30,7 +30,8 @@ package nat
 //	  n + old text, uint8 n + new text, uint32 span, uint64 hash of the
 //	  old text)),
 //	  NAT64 gateway state (RFC 6384; zero on other flows): uint8 flags (1
-//	  lost, 2 DISABLE64, 4 greeted, 8 EPSV ALL accepted, 16 229 emitted),
+//	  lost, 2 DISABLE64, 4 greeted, 8 unused (once EPSV ALL accepted), 16
+//	  229 emitted, 32 torn down),
 //	  uint8 EPSV support, uint16 probe PASV port, uint8 reply mode, uint8
 //	  answer, uint8 n <= 8 pending replies × (uint8 kind, uint8 answer,
 //	  uint16 commands)
@@ -258,7 +259,10 @@ func (e *Engine) saveExt(sw *stateWriter, f *conntrack.Flow) {
 		}
 	}
 	n := &ctl.NAT64
-	sw.u8(bitsOf(n.Lost, n.Off, n.Greeted, n.EPSVAll, n.Emitted))
+	// bit 8 meant "the server accepted EPSV ALL" before the gateway
+	// answered EPSV ALL itself (RFC 6384 §6); it is written 0, read and
+	// ignored
+	sw.u8(bitsOf(n.Lost, n.Off, n.Greeted, false, n.Emitted, n.Dead))
 	sw.u8(n.EPSV)
 	sw.u16(n.PasvPort)
 	sw.u8(n.Mode)
@@ -433,11 +437,11 @@ func (d *stateReader) ftpState(f *savedFlow) {
 	}
 	n := &f.ctl.NAT64
 	fl := d.u8()
-	if fl >= 32 {
+	if fl >= 64 {
 		d.fail("NAT64 flags %#x", fl)
 		return
 	}
-	n.Lost, n.Off, n.Greeted, n.EPSVAll, n.Emitted = fl&1 != 0, fl&2 != 0, fl&4 != 0, fl&8 != 0, fl&16 != 0
+	n.Lost, n.Off, n.Greeted, n.Emitted, n.Dead = fl&1 != 0, fl&2 != 0, fl&4 != 0, fl&16 != 0, fl&32 != 0
 	n.EPSV = d.u8()
 	n.PasvPort = d.u16()
 	n.Mode = d.u8()
@@ -515,6 +519,10 @@ func (e *Engine) restore(dec *decoded, now int64, st *LoadStats) {
 			}
 			count(st, err)
 			continue
+		}
+		if sf.rec.Tag == tagSNAT {
+			// address-dependent filtering knows whom the endpoint sent to
+			m.addPeer(in, sf.rec.Tuples[conntrack.Original].Dst)
 		}
 		made[i] = f
 		st.Flows++
@@ -617,8 +625,9 @@ func (e *Engine) fits(r *conntrack.FlowRecord) (m *portMap, in endpoint, ok bool
 			}
 		}
 		return nil, endpoint{}, false
-	case tagExpected:
-		ok = o.Dst == e.public[familyOf(o.Dst)] && e.inside(p.Src) && p.Dst == o.Src && p.DstPort == o.SrcPort && o.DstPort != 0
+	case tagExpected, tagMapped:
+		ok = o.Dst == e.public[familyOf(o.Dst)] && e.inside(p.Src) && p.Dst == o.Src && p.DstPort == o.SrcPort && o.DstPort != 0 &&
+			(r.Tag == tagExpected || o.Proto == header.ProtoUDP || o.Proto == header.ProtoTCP)
 		return e.ports, endpoint{addr: p.Src, port: p.SrcPort, proto: p.Proto}, ok
 	case tagHairpin, tagHairpinBound:
 		// An inside host to a public endpoint, back inside (newHairpin):

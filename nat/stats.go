@@ -51,6 +51,10 @@ const (
 	DropBadUDPZeroChecksum             // IPv6 UDP with checksum 0 (RFC 8200 §8.1)
 	DropNoPickup                       // TCP non-SYN with no flow, pickup disabled
 	DropNAT64Untranslatable            // NAT64: no RFC 7915 translation (see the xlat counters)
+	DropFiltered                       // inbound to a mapping whose filtering (RFC 4787 §5) refuses its source
+	DropNAT64NonGlobal                 // NAT64: the well-known prefix with a non-global IPv4 address (RFC 6052 §3.1)
+	DropNAT64SrcInPrefix               // NAT64: an IPv6 source inside the NAT64 prefix (RFC 6146 §3.5)
+	DropALGTornDown                    // a segment of an FTP control session the NAT64 gateway tore down (RFC 6384 §12)
 	numDropReasons
 )
 
@@ -58,7 +62,8 @@ var dropNames = [numDropReasons]string{
 	"none", "malformed", "fragment", "unsupported_protocol", "no_flow", "table_full",
 	"ports_exhausted", "clash", "bad_l4_checksum", "alg_map_failed", "alg_held",
 	"alg_out_of_order", "alg_retrans_mismatch", "too_big", "icmp_error_no_flow",
-	"udp6_zero_checksum", "no_pickup", "nat64_untranslatable",
+	"udp6_zero_checksum", "no_pickup", "nat64_untranslatable", "filtered",
+	"nat64_non_global", "nat64_src_in_prefix", "alg_torn_down",
 }
 
 func (r DropReason) String() string {
@@ -89,6 +94,7 @@ type Stats struct {
 	SeqAdjusted atomic.Uint64     // segments whose SEQ, ACK or SACK moved
 	Hairpinned  atomic.Uint64     // hairpinned flows created (NAT64 ones included)
 	Xlat        [16]atomic.Uint64 // NAT64 translation failures by xlat.Reason
+	MSSClamped  atomic.Uint64     // NAT64 SYNs whose MSS option was lowered
 }
 
 func (s *Stats) xlat(r xlat.Reason) { s.Xlat[r&15].Add(1) }
@@ -116,6 +122,7 @@ var algEventNames = map[alg.Event]string{
 	alg.EvTruncated: "release_truncated", alg.EvDupHeld: "duplicate_held",
 	alg.EvRewriteLimit: "rewrite_limit", alg.EvTLSEnded: "tls_ended",
 	alg.EvEPSVToPASV: "nat64_epsv_to_pasv", alg.EvRefused: "nat64_refused", alg.EvALGS: "nat64_algs", alg.EvReplySubstituted: "nat64_reply_substituted", alg.EvQueueFull: "nat64_queue_full",
+	alg.EvTornDown: "nat64_torn_down", alg.EvTelnetRefused: "nat64_telnet_refused", alg.EvLedgerFull: "ledger_full",
 }
 
 // Summary is a plain copy of the counters, with the non-zero reasons named.
@@ -188,6 +195,7 @@ func (s *Stats) WriteMetrics(w io.Writer) {
 			fmt.Fprintf(w, "natalg_nat64_xlat_failures_total{reason=%q} %d\n", xlat.Reason(i).String(), n)
 		}
 	}
+	fmt.Fprintf(w, "# HELP natalg_nat64_mss_clamped_total NAT64 SYNs from the IPv4 side whose MSS option was lowered by the header size difference.\n# TYPE natalg_nat64_mss_clamped_total counter\nnatalg_nat64_mss_clamped_total %d\n", s.MSSClamped.Load())
 	fmt.Fprintf(w, "# HELP natalg_hairpinned_flows_total Flows from an inside host back inside through a public endpoint (RFC 4787 §6).\n# TYPE natalg_hairpinned_flows_total counter\nnatalg_hairpinned_flows_total %d\n", s.Hairpinned.Load())
 	fmt.Fprintf(w, "# HELP natalg_seq_adjusted_total Segments whose SEQ, ACK or SACK edges were shifted.\n# TYPE natalg_seq_adjusted_total counter\nnatalg_seq_adjusted_total %d\n", s.SeqAdjusted.Load())
 }

@@ -7,13 +7,23 @@
 // acknowledgment numbers and SACK edges flowing back must be shifted the other
 // way (RFC 9293 §3.4, RFC 2018 §3). The Linux kernel keeps one correction point
 // per direction (nf_conntrack_seqadj); a retransmission of data sent before an
-// earlier rewrite then gets the wrong offset. A Ledger keeps several points, so
-// retransmissions of older data map exactly as long as they fall within the
-// last Capacity rewrites.
+// earlier rewrite then gets the wrong offset. A Ledger keeps a point for every
+// rewrite the receiver has not yet acknowledged whole, at most Capacity of
+// them, so every retransmission the sender can still make maps exactly.
+//
+// A point leaves the ledger only when the receiver's acknowledgment has
+// passed it (Prune): the sender never again sends bytes that all lie before
+// it, and a retransmission that starts before it and runs past it lands,
+// with the newest pruned point's offset, entirely below the receiver's
+// RCV.NXT for its bytes before the point (RFC 9293 §3.10.7.4: such bytes are
+// trimmed as duplicates) and exactly in place for its bytes after it. A full
+// ledger records nothing more (Record returns false): the caller must leave
+// further announcements unrewritten until acknowledgments make room. No
+// point is ever folded away while it may still be needed.
 package seqdelta
 
-// Capacity is the number of correction points a Ledger remembers. Older points
-// are folded into the ledger's base offset.
+// Capacity is the number of correction points a Ledger holds: rewrites not
+// yet acknowledged by the receiver. Record refuses a point beyond it.
 const Capacity = 8
 
 // Point is one correction: a rewrite replaced the original bytes [Start, Pos)
@@ -33,7 +43,8 @@ type Ledger struct {
 	points [Capacity]Point
 	n      uint8
 	// base is the offset that applies before the oldest remembered point
-	// (non-zero only once points have been evicted).
+	// (non-zero only once points have been pruned, or, in a ledger restored
+	// from an older state file, folded).
 	base int32
 }
 
@@ -56,29 +67,55 @@ func (l *Ledger) Offset() int32 {
 	return l.points[l.n-1].Offset
 }
 
+// Full reports whether the ledger holds Capacity points: Record would refuse
+// a new one until Prune makes room.
+func (l *Ledger) Full() bool { return int(l.n) == Capacity }
+
 // Record notes that a rewrite of the original bytes [start, end) changed the
-// length of the stream by delta bytes (positive when the text grew). A point at the same position as an existing one is ignored, so a
-// retransmitted rewritten segment that is rewritten identically records
-// nothing new; a point older than the newest one is ignored as well, because
-// rewrites are only made on in-order data. A zero delta records nothing.
-func (l *Ledger) Record(start, end uint32, delta int32) {
+// length of the stream by delta bytes (positive when the text grew). A point
+// at the same position as an existing one is ignored, so a retransmitted
+// rewritten segment that is rewritten identically records nothing new; a
+// point older than the newest one is ignored as well, because rewrites are
+// only made on in-order data. A zero delta records nothing. It returns false,
+// recording nothing, when a new point is needed and the ledger is Full: the
+// caller must not send the rewrite (check Full before rewriting).
+func (l *Ledger) Record(start, end uint32, delta int32) bool {
 	if delta == 0 {
-		return
+		return true
 	}
 	if l.n > 0 {
 		last := l.points[l.n-1]
 		if !before(last.Pos, end) { // end <= last.Pos
-			return
+			return true
 		}
 	}
-	p := Point{Start: start, Pos: end, Offset: l.Offset() + delta}
-	if int(l.n) == Capacity {
-		l.base = l.points[0].Offset
-		copy(l.points[:], l.points[1:])
-		l.n--
+	if l.Full() {
+		return false
 	}
-	l.points[l.n] = p
+	l.points[l.n] = Point{Start: start, Pos: end, Offset: l.Offset() + delta}
 	l.n++
+	return true
+}
+
+// Prune forgets the points the receiver has acknowledged: ack is the
+// receiver's cumulative acknowledgment mapped back into the sender's
+// original space (Ack of the ACK field, RFC 9293 §3.4), so every original
+// byte before ack has been received. A point whose rewritten text ends at
+// or before ack is removed and its offset becomes the base: the sender can
+// no longer send a byte before it that the receiver still needs. The caller
+// passes only acknowledgments of bytes the sender really sent.
+func (l *Ledger) Prune(ack uint32) {
+	k := 0
+	for k < int(l.n) && !before(ack, l.points[k].Pos) { // Pos <= ack
+		k++
+	}
+	if k == 0 {
+		return
+	}
+	l.base = l.points[k-1].Offset
+	copy(l.points[:], l.points[k:l.n])
+	l.n -= uint8(k)
+	clear(l.points[l.n:])
 }
 
 // Seq maps a sequence number from the sender's original space to the space the

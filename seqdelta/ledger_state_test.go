@@ -7,9 +7,11 @@ import (
 
 func TestStateRoundTrip(t *testing.T) {
 	var l Ledger
-	for i := uint32(0); i < Capacity+3; i++ {
+	for i := uint32(0); i < Capacity; i++ {
 		l.Record(1000+100*i, 1020+100*i, 4)
 	}
+	l.Prune(1250) // base 12, as after acknowledgments
+	l.Record(2000, 2020, -3)
 	m, err := l.State().Ledger()
 	if err != nil {
 		t.Fatal(err)
@@ -21,6 +23,9 @@ func TestStateRoundTrip(t *testing.T) {
 		if m.Seq(s) != l.Seq(s) || m.Ack(s) != l.Ack(s) {
 			t.Fatalf("%d maps differently", s)
 		}
+	}
+	if l.Len() != Capacity-2 || l.Offset() != 4*Capacity-3 {
+		t.Fatalf("len %d offset %d", l.Len(), l.Offset())
 	}
 	var z Ledger
 	if m, err := z.State().Ledger(); err != nil || m != z {

@@ -132,22 +132,59 @@ func TestLedgerKeepsSeveralPoints(t *testing.T) {
 	}
 }
 
-func TestLedgerEviction(t *testing.T) {
+// TestLedgerFullRefuses: a full ledger records no more points and never
+// folds one away; Prune makes room once the receiver has acknowledged the
+// oldest rewrites, and data after the pruned points still maps exactly.
+func TestLedgerFullRefuses(t *testing.T) {
 	var l Ledger
-	for i := 0; i < Capacity+3; i++ {
+	for i := 0; i < Capacity; i++ {
 		s := uint32(1000 * (i + 1))
-		l.Record(s, s+10, 1)
+		if !l.Record(s, s+10, 1) {
+			t.Fatalf("point %d refused", i)
+		}
 	}
+	if !l.Full() {
+		t.Fatal("not full")
+	}
+	before := l
+	if l.Record(1000*(Capacity+1), 1000*(Capacity+1)+10, 1) {
+		t.Fatal("a point beyond Capacity was recorded")
+	}
+	if l != before {
+		t.Fatal("a refused point changed the ledger")
+	}
+	// Every point is still exact: data before the oldest maps to itself.
+	if got := l.Seq(500); got != 500 {
+		t.Fatalf("Seq before all points = %d, want 500", got)
+	}
+	if got := l.Seq(1500); got != 1501 {
+		t.Fatalf("Seq after the oldest point = %d, want 1501", got)
+	}
+	// An acknowledgment inside the second rewrite frees only the first.
+	l.Prune(2005)
+	if l.Len() != Capacity-1 || l.Full() {
+		t.Fatalf("after Prune(2005): len %d", l.Len())
+	}
+	if got := l.Seq(1500); got != 1501 {
+		t.Fatalf("Seq after the pruned point = %d, want 1501", got)
+	}
+	if got := l.Seq(2010); got != 2012 {
+		t.Fatalf("Seq after the second point = %d, want 2012", got)
+	}
+	if got := l.Ack(1501); got != 1500 {
+		t.Fatalf("Ack(1501) = %d, want 1500", got)
+	}
+	if !l.Record(1000*(Capacity+1), 1000*(Capacity+1)+10, 1) {
+		t.Fatal("no room after Prune")
+	}
+	// An old acknowledgment prunes nothing.
+	l.Prune(1500)
 	if l.Len() != Capacity {
-		t.Fatalf("len %d", l.Len())
+		t.Fatalf("old ack pruned: len %d", l.Len())
 	}
-	// Everything after the newest point is exact.
-	if got := l.Seq(1000*(Capacity+3) + 50); got != 1000*(Capacity+3)+50+uint32(Capacity+3) {
-		t.Fatalf("Seq after all = %d", got)
-	}
-	// Data older than the oldest remembered point gets the base offset (3).
-	if got := l.Seq(500); got != 503 {
-		t.Fatalf("Seq before evicted points = %d, want 503", got)
+	l.Prune(1000 * (Capacity + 2))
+	if l.Len() != 0 || l.Offset() != Capacity+1 {
+		t.Fatalf("all acknowledged: len %d offset %d", l.Len(), l.Offset())
 	}
 }
 
@@ -206,10 +243,12 @@ func insideRewrite(n *naive, isn, s uint32) bool {
 }
 
 // FuzzLedger checks Seq and Ack against the naive model and that Ack(Seq(x))
-// returns x for every x outside rewritten text.
+// returns x for every x outside rewritten text; then it runs a long history
+// of rewrites and acknowledgments (checkBounded).
 func FuzzLedger(f *testing.F) {
 	f.Add(uint32(0), uint64(1))
 	f.Add(uint32(0xffffff00), uint64(42))
+	f.Add(uint32(7), uint64(0x1234567))
 	f.Fuzz(func(t *testing.T, isn uint32, seed uint64) {
 		r := rand.New(rand.NewPCG(seed, seed>>7))
 		checkAgainstNaive(t, isn, r)
@@ -233,7 +272,84 @@ func FuzzLedger(f *testing.F) {
 				t.Fatalf("Ack(Seq(%d)) = %d", x, l.Ack(l.Seq(x)))
 			}
 		}
+		checkBounded(t, isn, r)
 	})
+}
+
+// TestLedgerBoundedMatchesNaive runs checkBounded over random histories.
+func TestLedgerBoundedMatchesNaive(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for iter := 0; iter < 500; iter++ {
+		checkBounded(t, r.Uint32(), r)
+	}
+}
+
+// checkBounded runs many more rewrites than Capacity, interleaved with
+// acknowledgments, against the naive model, which keeps every rewrite the
+// ledger accepted. It checks that Record refuses exactly when Capacity
+// unacknowledged points are held, that the ledger never holds more, and
+// that every sequence number the sender may still send (at or after the
+// highest acknowledgment) and every acknowledgment the receiver may still
+// send (at or after the translated highest acknowledgment) maps as the
+// naive model says.
+func checkBounded(t *testing.T, isn uint32, r *rand.Rand) {
+	t.Helper()
+	var l Ledger
+	var ref naive
+	pos := isn   // end of the data sent so far
+	acked := isn // highest acknowledgment, original space
+	for step := 0; step < 60; step++ {
+		switch r.IntN(3) {
+		case 0, 1: // a rewrite
+			pos += uint32(r.IntN(100))
+			length := uint32(1 + r.IntN(40))
+			delta := int32(r.IntN(21) - 10)
+			if delta == 0 {
+				delta = 1
+			}
+			if int32(length)+delta < 0 {
+				delta = -int32(length)
+			}
+			full := l.Full()
+			ok := l.Record(pos, pos+length, delta)
+			if ok == full {
+				t.Fatalf("Record with %d points held returned %v", l.Len(), ok)
+			}
+			if ok {
+				ref.record(pos, pos+length, delta)
+			}
+			pos += length
+		case 2: // the receiver acknowledges some of what was sent
+			if pos == acked {
+				continue
+			}
+			acked += uint32(r.IntN(int(pos-acked) + 1))
+			l.Prune(acked)
+		}
+		if l.Len() > Capacity {
+			t.Fatalf("%d points held", l.Len())
+		}
+		for i := 0; i < l.Len(); i++ {
+			if p := l.Point(i); !before(acked, p.Pos) {
+				t.Fatalf("point %+v kept after ack %d", p, acked)
+			}
+		}
+		for i := 0; i < 10; i++ {
+			s := acked + uint32(r.IntN(int(pos-acked)+50))
+			if insideRewrite(&ref, isn, s) {
+				continue
+			}
+			if got, want := l.Seq(s), ref.seq(isn, s); got != want {
+				t.Fatalf("isn %d acked %d: Seq(%d) = %d, naive %d", isn, acked, s, got, want)
+			}
+			lo := ref.seq(isn, acked)
+			hi := ref.seq(isn, pos+50)
+			a := lo + uint32(r.IntN(int(hi-lo)+1))
+			if got, want := l.Ack(a), ref.ack(isn, a); got != want {
+				t.Fatalf("isn %d acked %d: Ack(%d) = %d, naive %d", isn, acked, a, got, want)
+			}
+		}
+	}
 }
 
 func BenchmarkLedgerSeq(b *testing.B) {

@@ -15,7 +15,8 @@ package main
 //     expected for it, the outside host cannot reach public port 5005, the
 //     daemon's live heap does not grow by 1 MiB, and another client's
 //     active-mode download meanwhile arrives intact.
-//   - flow-flood: natalg run --max-flows 2000 --timeout-tcp-transitory 3s;
+//   - flow-flood: natalg run --max-flows 2000 --timeout-tcp-transitory 3s
+//     --allow-nonconforming-timeouts;
 //     while a rate-limited active-mode download (64 MiB at 4 MiB/s) runs,
 //     the inside host opens 12 000 TCP flows in 6 s (testdata/e2e/
 //     synflood.py: SYNs the outside host ignores). New flows are refused
@@ -228,7 +229,7 @@ const (
 // new flows while a download runs; owner is the test that owns the
 // environment.
 func (e *e2eEnv) flowFlood(owner, t *testing.T) {
-	e.restartNatalg(owner, t, "--max-flows", strconv.Itoa(floodMaxFlows), "--timeout-tcp-transitory", "3s")
+	e.restartNatalg(owner, t, "--max-flows", strconv.Itoa(floodMaxFlows), "--timeout-tcp-transitory", "3s", "--allow-nonconforming-timeouts")
 	defer e.restartNatalg(owner, t)
 	s := e.startFTPD(t, "vsftpd", e.nsOut, 4)
 	e.evidence(t, s)

@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/natalg/natalg/conntrack"
@@ -132,9 +134,17 @@ func cmdFlows(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer c.Close()
+	// A reader that stops early (natalg flows | head) closes the pipe: the
+	// output ends there, quietly and with status 0, as for a pipe that
+	// took all of it. With SIGPIPE ignored, the write fails with EPIPE
+	// instead of killing the command by the signal.
+	signal.Ignore(syscall.SIGPIPE)
 	c.SetDeadline(time.Now().Add(15 * time.Second))
 	fmt.Fprintln(c, "flows")
 	if _, err := io.Copy(stdout, c); err != nil {
+		if errors.Is(err, syscall.EPIPE) {
+			return 0
+		}
 		fmt.Fprintf(stderr, "natalg flows: %v\n", err)
 		return 1
 	}

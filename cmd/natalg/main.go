@@ -42,12 +42,24 @@ NAT flags (shared by the subcommands that translate):
   --ftp-port PORT     FTP control port to inspect (repeatable; default 21)
   --allow-low-ports   let FTP announce data ports below 1024
   --no-ftp            turn the FTP gateway off
-  --max-flows N       flow table size (default 1048576)
-  --nat64-prefix P    NAT64: IPv6 packets to this RFC 6052 prefix (64:ff9b::/96)
-                      are translated to IPv4 (with --nat64-pool)
+  --max-flows N       flow table size (default 1048576, at least 1)
+  --filtering MODE    inbound UDP/TCP through a mapping (RFC 4787 REQ-8):
+                      eif, adf (default) or apdf
+  --timeout-tcp-established D, --timeout-tcp-transitory D, --timeout-udp D,
+  --timeout-icmp D, --timeout-expect D
+                      idle timeouts (defaults 2h4m, 4m, 5m, 60s, 5m); values
+                      below the RFC minimums (2h4m, 4m, 2m, 60s, 30s) are
+                      refused unless --allow-nonconforming-timeouts is given
+  --nat64-prefix P    NAT64: IPv6 packets to this RFC 6052 prefix are translated
+                      to IPv4 (with --nat64-pool); the well-known 64:ff9b::/96
+                      reaches global IPv4 addresses only (RFC 6052 §3.1)
   --nat64-pool P      NAT64: the IPv4 pool IPv6 clients are translated to
   --nat64-ftp-eprt    NAT64 FTP: send EPRT |1| to the server instead of PORT
-  --nat64-ftp-pasv    NAT64 FTP: always send EPSV as PASV (229 made from 227)
+  --nat64-ftp-epsv-probe
+                      NAT64 FTP: learn whether the server has EPSV instead of
+                      sending every EPSV as PASV (229 made from 227)
+  --nat64-mss-clamp=false
+                      NAT64: keep the MSS of SYNs from the IPv4 side
 `
 
 func main() {

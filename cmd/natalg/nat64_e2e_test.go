@@ -1,16 +1,17 @@
 package main
 
 // NAT64 end-to-end suite: an IPv6-only client reaches an IPv4-only FTP
-// server through natalg run's NAT64 datapath (RFC 6146 with the RFC 6052
-// well-known prefix; the FTP gateway of RFC 6384), in three network
-// namespaces:
+// server through natalg run's NAT64 datapath (RFC 6146 with an RFC 6052
+// network-specific prefix: the well-known prefix may not embed the
+// non-global 198.18.0.0/15, RFC 6052 §3.1; the FTP gateway of RFC 6384),
+// in three network namespaces:
 //
 //	[client ns] i-eth <--veth--> r-in [router ns] r-out <--veth--> o-eth [server ns]
 //	 fd00:64::2/64          fd00:64::1/64  198.18.64.1/24          198.18.64.2/24 (vsftpd)
-//	 default via fd00:64::1     TUN nat64: 64:ff9b::/96,           198.18.64.3/24 (noepsvftp.py)
+//	 default via fd00:64::1     TUN nat64: 2001:db8:64::/96,           198.18.64.3/24 (noepsvftp.py)
 //	                            198.19.64.0/24 (the pool)          198.19.64.0/24 via 198.18.64.1
 //
-// The client has no IPv4 address: it dials the server as 64:ff9b::c612:4002
+// The client has no IPv4 address: it dials the server as 2001:db8:64::c612:4002
 // (198.18.64.2 in the prefix). natalg run, with the NAT64 flags alone, makes
 // the TUN device and its routes in the router namespace and removes them
 // when it stops.
@@ -43,12 +44,12 @@ const (
 	n64RouterOut = "198.18.64.1"
 	n64Server    = "198.18.64.2" // vsftpd
 	n64NoEPSV    = "198.18.64.3" // noepsvftp.py
-	n64Prefix    = "64:ff9b::/96"
+	n64Prefix    = "2001:db8:64::/96"
 	n64Pool      = "198.19.64.0/24"
 	n64Dev       = "nat64"
 	// the IPv4 hosts as the client sees them (RFC 6052 §2.2, /96)
-	n64ServerV6 = "64:ff9b::c612:4002"
-	n64NoEPSVV6 = "64:ff9b::c612:4003"
+	n64ServerV6 = "2001:db8:64::c612:4002"
+	n64NoEPSVV6 = "2001:db8:64::c612:4003"
 )
 
 // nat64Tools are what the NAT64 suite runs (no ProFTPD, iptables or
@@ -380,6 +381,82 @@ func TestNAT64E2E(t *testing.T) {
 		}
 	})
 
+	// RFC 6384 §6: EPSV ALL is answered 504 by the gateway and never
+	// reaches the server; EPSV 1 is answered 522; EPSV after them still
+	// works, as PASV at the server.
+	t.Run("epsv-all", func(t *testing.T) {
+		s := e.startFTPD(t, "vsftpd", e.nsOut, 4)
+		e.evidence(t, s)
+		script := filepath.Join(e.dir, "epsvall.py")
+		writeFile(t, script, 0o644, `import ftplib, sys
+f = ftplib.FTP()
+f.connect(sys.argv[1], 21, timeout=10)
+f.login()
+for cmd in ("EPSV ALL", "EPSV 1", "EPSV"):
+    try:
+        r = f.sendcmd(cmd)
+    except ftplib.all_errors as e:
+        r = str(e)
+    print(cmd + " => " + r, flush=True)
+f.quit()
+`)
+		out, err := runIn(30*time.Second, e.nsIn, "/usr/bin/python3", script, n64ServerV6)
+		t.Logf("client:\n%s", out)
+		if err != nil {
+			t.Fatalf("client: %v", err)
+		}
+		for _, want := range []string{"EPSV ALL => 504", "EPSV 1 => 522", "EPSV => 229 "} {
+			if !strings.Contains(out, want) {
+				t.Errorf("the client did not get %q", want)
+			}
+		}
+		log := s.serverLog()
+		if strings.Contains(log, "EPSV ALL") || strings.Contains(log, "EPSV 1") {
+			t.Errorf("EPSV ALL or EPSV 1 reached the server:\n%s", tail(log, 20))
+		}
+		if !strings.Contains(log, `"NOOP"`) || !strings.Contains(log, `"PASV"`) {
+			t.Errorf("the server did not get the stand-in NOOP and PASV:\n%s", tail(log, 20))
+		}
+	})
+
+	// RFC 6052 §3.1: a natalg run with the Well-Known Prefix drops, and
+	// counts, packets to 64:ff9b::198.18.64.2 (198.18.0.0/15 is not
+	// global, RFC 6890): nothing reaches the server, while the same
+	// server answers through the network-specific prefix above.
+	t.Run("well-known-prefix-non-global", func(t *testing.T) {
+		const wkDev, wkPool, wkMetrics = "nat64wk", "198.19.65.0/24", "127.0.0.1:9164"
+		d := startBg(t, "natalg run (well-known prefix)", filepath.Join(e.dir, "natalg-wkp.log"), e.nsR, r.natalg, "run",
+			"--nat64-prefix", "64:ff9b::/96", "--nat64-pool", wkPool, "--nat64-dev", wkDev, "--metrics", wkMetrics, "--control", "")
+		t.Cleanup(func() { _ = d.stop(10 * time.Second) })
+		if !waitFor(100, 100*time.Millisecond, func() bool { return d.exited() || strings.Contains(d.output(), "msg=ready") }) || d.exited() {
+			t.Fatalf("natalg run with 64:ff9b::/96 not ready within 10 s:\n%s", tail(d.output(), 20))
+		}
+		mustIn(t, e.nsOut, "ip", "route", "replace", wkPool, "via", n64RouterOut)
+		t.Cleanup(func() { _, _ = runIn(10*time.Second, e.nsOut, "ip", "route", "del", wkPool) })
+		out, _ := runIn(30*time.Second, e.nsIn, "/usr/bin/python3", filepath.Join(e.run.scripts, "icmp6probe.py"),
+			"--dst", "64:ff9b::c612:4002", "echo", "--count", "3")
+		t.Logf("echo to 64:ff9b::198.18.64.2: %s", lastLine(out))
+		if strings.Contains(lastLine(out), `"ok": true`) || !strings.Contains(lastLine(out), `"sent": 3`) {
+			t.Errorf("echo requests to 64:ff9b::198.18.64.2 were answered")
+		}
+		m, err := runIn(10*time.Second, e.nsR, "curl", "-sS", "--max-time", "5", "http://"+wkMetrics+"/metrics")
+		if err != nil {
+			t.Fatalf("metrics: %v\n%s", err, m)
+		}
+		drops := regexp.MustCompile(`natalg_drops_total\{reason="nat64_non_global"\} (\d+)`).FindStringSubmatch(m)
+		accepted := regexp.MustCompile(`natalg_packets_total\{verdict="accept"\} (\d+)`).FindStringSubmatch(m)
+		t.Logf("non-global drops %v, accepted %v", drops, accepted)
+		if drops == nil || drops[1] == "0" {
+			t.Errorf("no packet counted as nat64_non_global")
+		}
+		if accepted == nil || accepted[1] != "0" {
+			t.Errorf("natalg with the well-known prefix translated packets: %v", accepted)
+		}
+		if err := d.stop(10 * time.Second); err != nil {
+			t.Errorf("natalg run (well-known prefix) on SIGTERM: %v\n%s", err, tail(d.output(), 20))
+		}
+	})
+
 	// natalg flows while an EPRT session waits between EPRT and RETR.
 	t.Run("flows", func(t *testing.T) {
 		s := e.startFTPD(t, "vsftpd", e.nsOut, 4)
@@ -451,7 +528,7 @@ func TestNAT64E2E(t *testing.T) {
 			// hop limit 2: 1 after the router's IPv6 forwarding, TTL 1
 			// after translation, expired by its IPv4 forwarding; the
 			// ICMPv4 error comes from 198.18.64.1, so from
-			// 64:ff9b::c612:4001 once translated
+			// 2001:db8:64::c612:4001 once translated
 			res, err := probe("--dst", n64ServerV6, "echo", "--count", "2", "--hop-limit", "2")
 			if err != nil {
 				t.Errorf("hop limit 2 to %s: no ICMPv6 error back: %v", n64ServerV6, err)

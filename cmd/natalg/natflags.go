@@ -22,12 +22,17 @@ type natFlags struct {
 	noFTP         bool
 	maxFlows      int
 	timeouts      conntrack.Timeouts
+	// nonconforming lets timeouts below the RFC minimums through.
+	nonconforming bool
+	filtering     filteringFlag
 	// nat64Prefix and nat64Pool turn on stateful NAT64 (RFC 6146).
 	nat64Prefix prefixFlag
 	nat64Pool   prefixFlag
-	// nat64KeepEPRT and nat64EPSVToPASV are the RFC 6384 gateway's options.
-	nat64KeepEPRT   bool
-	nat64EPSVToPASV bool
+	// nat64KeepEPRT and nat64EPSVProbe are the RFC 6384 gateway's options.
+	nat64KeepEPRT  bool
+	nat64EPSVProbe bool
+	// nat64MSSClamp lowers the MSS of SYNs from the IPv4 side by 20.
+	nat64MSSClamp bool
 }
 
 func (f *natFlags) register(fs *flag.FlagSet) {
@@ -37,18 +42,21 @@ func (f *natFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.ftpPorts, "ftp-port", "FTP control port (repeatable; default 21)")
 	fs.BoolVar(&f.allowLowPorts, "allow-low-ports", false, "let FTP announce data ports below 1024")
 	fs.BoolVar(&f.noFTP, "no-ftp", false, "turn the FTP gateway off")
-	fs.IntVar(&f.maxFlows, "max-flows", 0, "flow table size (default 1048576)")
+	fs.IntVar(&f.maxFlows, "max-flows", conntrack.DefaultMaxFlows, "flow table size, at least 1")
 	d := conntrack.DefaultTimeouts
-	fs.DurationVar(&f.timeouts.TCPEstablished, "timeout-tcp-established", d.TCPEstablished, "idle timeout of established TCP (RFC 5382: at least 2h4m)")
-	fs.DurationVar(&f.timeouts.TCPTransitory, "timeout-tcp-transitory", d.TCPTransitory, "idle timeout of TCP being opened or closed, or reset (RFC 5382, RFC 7857: at least 4m)")
-	fs.DurationVar(&f.timeouts.UDP, "timeout-udp", d.UDP, "idle timeout of UDP (RFC 4787: at least 2m)")
-	fs.DurationVar(&f.timeouts.ICMP, "timeout-icmp", d.ICMP, "idle timeout of ICMP echo (RFC 5508: at least 60s)")
-	fs.DurationVar(&f.timeouts.Expectation, "timeout-expect", d.Expectation, "how long an FTP expectation waits for its connection")
+	fs.DurationVar(&f.timeouts.TCPEstablished, "timeout-tcp-established", d.TCPEstablished, "idle timeout of established and half-closed TCP (RFC 5382 REQ-5: at least 2h4m)")
+	fs.DurationVar(&f.timeouts.TCPTransitory, "timeout-tcp-transitory", d.TCPTransitory, "idle timeout of TCP being opened, closed (both FINs seen) or reset (RFC 5382 REQ-5, RFC 7857 §2.2: at least 4m)")
+	fs.DurationVar(&f.timeouts.UDP, "timeout-udp", d.UDP, "idle timeout of UDP (RFC 4787 REQ-5: at least 2m)")
+	fs.DurationVar(&f.timeouts.ICMP, "timeout-icmp", d.ICMP, "idle timeout of ICMP echo (RFC 5508 REQ-2: at least 60s)")
+	fs.DurationVar(&f.timeouts.Expectation, "timeout-expect", d.Expectation, "how long an FTP expectation waits for its connection (RFC 6384 §12: at least 30s recommended)")
+	fs.BoolVar(&f.nonconforming, "allow-nonconforming-timeouts", false, "accept timeouts below the RFC minimums above (for tests, or RFC 7857 §2.1's shorter partially-open timeout)")
+	fs.Var(&f.filtering, "filtering", "filtering of inbound UDP and TCP through a mapping (RFC 4787 REQ-8): eif (endpoint-independent), adf (address-dependent) or apdf (address-and-port-dependent)")
 	f.timeouts.Other = d.Other
-	fs.Var(&f.nat64Prefix, "nat64-prefix", "NAT64 (RFC 6146): translate IPv6 packets to this RFC 6052 prefix, e.g. 64:ff9b::/96, to IPv4 (needs --nat64-pool)")
+	fs.Var(&f.nat64Prefix, "nat64-prefix", "NAT64 (RFC 6146): translate IPv6 packets to this RFC 6052 prefix to IPv4 (needs --nat64-pool): 64:ff9b::/96 reaches global IPv4 addresses only (RFC 6052 §3.1), a network-specific prefix such as 2001:db8:64::/96 any")
 	fs.Var(&f.nat64Pool, "nat64-pool", "NAT64: IPv4 pool the IPv6 clients are translated to, e.g. 198.19.64.0/24 (needs --nat64-prefix)")
 	fs.BoolVar(&f.nat64KeepEPRT, "nat64-ftp-eprt", false, "NAT64 FTP gateway (RFC 6384): send an IPv6 client's EPRT |2| to the IPv4 server as EPRT |1| instead of PORT")
-	fs.BoolVar(&f.nat64EPSVToPASV, "nat64-ftp-pasv", false, "NAT64 FTP gateway (RFC 6384): always send an IPv6 client's EPSV to the IPv4 server as PASV and answer with a 229 made from its 227 (default: probe whether the server has EPSV)")
+	fs.BoolVar(&f.nat64MSSClamp, "nat64-mss-clamp", true, "NAT64: lower the MSS option of SYNs from the IPv4 side by 20 bytes, the IPv6 header's extra size, so full-sized segments fit without relying on Packet Too Big (--nat64-mss-clamp=false leaves it)")
+	fs.BoolVar(&f.nat64EPSVProbe, "nat64-ftp-epsv-probe", false, "NAT64 FTP gateway (RFC 6384 §6): learn whether the IPv4 server has EPSV (the first EPSV goes as PASV then EPSV; later ones pass when it answered 229) instead of sending every EPSV as PASV with a 229 made from its 227, the default")
 }
 
 // nat44 reports whether the NAT44/NAT66 flags (--public, --inside,
@@ -92,15 +100,66 @@ func (f *natFlags) config() (nat.Config, error) {
 	}
 	c.FTP.AllowLowPorts = f.allowLowPorts
 	c.FTP.NAT64KeepEPRT = f.nat64KeepEPRT
-	c.FTP.NAT64EPSVToPASV = f.nat64EPSVToPASV
+	c.FTP.NAT64EPSVProbe = f.nat64EPSVProbe
+	c.NAT64KeepMSS = !f.nat64MSSClamp
+	c.Filtering = f.filtering.f
+	if f.maxFlows < 1 {
+		// 0 used to mean the default silently; say what is meant instead.
+		return nat.Config{}, fmt.Errorf("--max-flows %d: the flow table holds at least 1 flow (the default is %d)", f.maxFlows, conntrack.DefaultMaxFlows)
+	}
 	c.Conntrack.MaxFlows = f.maxFlows
-	for _, v := range []time.Duration{f.timeouts.TCPEstablished, f.timeouts.TCPTransitory, f.timeouts.UDP, f.timeouts.ICMP, f.timeouts.Expectation} {
-		if v <= 0 {
-			return nat.Config{}, fmt.Errorf("timeouts must be positive")
-		}
+	if err := checkTimeouts(&f.timeouts, f.nonconforming); err != nil {
+		return nat.Config{}, err
 	}
 	c.Conntrack.Timeouts = f.timeouts
 	return c, nil
+}
+
+// timeoutMinimums are the smallest timeouts the RFCs allow, by flag.
+var timeoutMinimums = []struct {
+	flag string
+	min  time.Duration
+	get  func(*conntrack.Timeouts) time.Duration
+	why  string
+}{
+	{"timeout-tcp-established", 2*time.Hour + 4*time.Minute, func(t *conntrack.Timeouts) time.Duration { return t.TCPEstablished },
+		`RFC 5382 §5 REQ-5: the "established connection idle-timeout" MUST NOT be less than 2 hours 4 minutes`},
+	{"timeout-tcp-transitory", 4 * time.Minute, func(t *conntrack.Timeouts) time.Duration { return t.TCPTransitory },
+		`RFC 5382 §5 REQ-5: the "transitory connection idle-timeout" MUST NOT be less than 4 minutes`},
+	{"timeout-udp", 2 * time.Minute, func(t *conntrack.Timeouts) time.Duration { return t.UDP },
+		`RFC 4787 §4.3 REQ-5: a NAT UDP mapping timer MUST NOT expire in less than two minutes`},
+	{"timeout-icmp", 60 * time.Second, func(t *conntrack.Timeouts) time.Duration { return t.ICMP },
+		`RFC 5508 §3.2 REQ-2: an ICMP Query session timer MUST NOT expire in less than 60 seconds`},
+	{"timeout-expect", 30 * time.Second, func(t *conntrack.Timeouts) time.Duration { return t.Expectation },
+		`RFC 6384 §12: a timeout of at least 30 seconds is RECOMMENDED for data channel mappings waiting for initial packets`},
+}
+
+// checkTimeouts refuses a timeout that is not positive, and one below its
+// RFC minimum unless nonconforming is set.
+func checkTimeouts(t *conntrack.Timeouts, nonconforming bool) error {
+	for _, m := range timeoutMinimums {
+		v := m.get(t)
+		if v <= 0 {
+			return fmt.Errorf("--%s %v: timeouts must be positive", m.flag, v)
+		}
+		if v < m.min && !nonconforming {
+			return fmt.Errorf("--%s %v is below %v (%s); pass --allow-nonconforming-timeouts to use it anyway", m.flag, v, m.min, m.why)
+		}
+	}
+	return nil
+}
+
+// filteringFlag is --filtering.
+type filteringFlag struct{ f nat.Filtering }
+
+func (f *filteringFlag) String() string { return f.f.String() }
+func (f *filteringFlag) Set(s string) error {
+	v, err := nat.ParseFiltering(s)
+	if err != nil {
+		return err
+	}
+	f.f = v
+	return nil
 }
 
 // parseInterspersed parses flags that may come before, between or after

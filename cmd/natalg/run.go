@@ -67,6 +67,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "natalg run: %v\n", err)
 		return 2
 	}
+	cfg.Log = log
 	useNFQ := nf.nat44()
 	if !useNFQ {
 		queuesSet := false

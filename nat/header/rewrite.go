@@ -1,6 +1,7 @@
 package header
 
 import (
+	"math/bits"
 	"net/netip"
 
 	"github.com/natalg/natalg/nat/checksum"
@@ -334,4 +335,79 @@ func (p *Parsed) ComputeL4Checksum() bool {
 		return false
 	}
 	return true
+}
+
+// ClearTCPUrgent clears the URG control bit and the Urgent Pointer, updating
+// the TCP checksum incrementally (RFC 9293 §3.1 fields). A gateway that
+// changed a segment's payload cannot keep the pointer's meaning; RFC 6384
+// §5 allows it to clear the bit instead. It returns false if there is no
+// whole TCP header.
+func (p *Parsed) ClearTCPUrgent() bool {
+	t := p.TCP()
+	if !has(t, tcpUrgent, 2) {
+		return false
+	}
+	if w := get16(t, tcpDataOff); w&uint16(TCPURG) != 0 {
+		t.set16(tcpDataOff, w&^uint16(TCPURG))
+	}
+	t.set16(tcpUrgent, 0)
+	p.TCPFlags &^= TCPURG
+	return true
+}
+
+// SetTCPFlags replaces the TCP control bits (byte 13, RFC 9293 §3.1),
+// updating the checksum incrementally. It returns false if there is no
+// whole TCP header.
+func (p *Parsed) SetTCPFlags(f uint8) bool {
+	t := p.TCP()
+	if !has(t, tcpUrgent, 2) {
+		return false
+	}
+	w := get16(t, tcpDataOff)
+	t.set16(tcpDataOff, w&0xff00|uint16(f))
+	p.TCPFlags = f
+	return true
+}
+
+// ClampMSS lowers the MSS option of a SYN segment to at most limit (RFC 9293
+// §3.7.1), updating the checksum incrementally and p.MSS. It reports
+// whether the option was changed; a segment without the option, or with
+// one at most limit, is left alone.
+func (p *Parsed) ClampMSS(limit uint16) bool {
+	if p.TCPFlags&TCPSYN == 0 || p.MSS == 0 || p.MSS <= limit || p.L4Off == 0 {
+		return false
+	}
+	t := p.TCP()
+	if !has(t, TCPMinimumSize, 0) {
+		return false
+	}
+	opts := t.Options()
+	for i := 0; i < len(opts); {
+		switch opts[i] {
+		case TCPOptEOL:
+			return false
+		case TCPOptNOP:
+			i++
+			continue
+		}
+		if i+1 >= len(opts) || opts[i+1] < 2 {
+			return false
+		}
+		if opts[i] == TCPOptMSS && opts[i+1] == 4 && i+4 <= len(opts) {
+			off := TCPMinimumSize + i + 2
+			if off%2 == 0 {
+				t.set16(off, limit)
+			} else {
+				// a value across two checksum words (after one NOP):
+				// its bytes count swapped in the one's complement sum
+				old := get16(t, off)
+				put16(t, off, limit)
+				t.SetChecksum(checksum.Update16(t.Checksum(), bits.ReverseBytes16(old), bits.ReverseBytes16(limit)))
+			}
+			p.MSS = limit
+			return true
+		}
+		i += int(opts[i+1])
+	}
+	return false
 }
