@@ -169,10 +169,10 @@ func TestHairpinUDP(t *testing.T) {
 	// reset the inside connection).
 	mustSend(t, e, tcpSeg{src: ap("198.18.0.3:5001"), dst: ap("198.19.0.2:443"), seq: 1, flags: fSYN})
 	mustDrop(t, e, tcpSeg{src: ap("198.18.0.2:40000"), dst: netip.AddrPortFrom(pubIP, 5001), seq: 5, ack: 9, flags: fACK}, DropNoFlow)
-	// A host's own mapping is not a hairpin target.
-	v, out, _ := e.ProcessReason(udpPkt(x1, x1pub, "self", false), t0)
-	if v != Accept || decodeOut(t, out).Dst != pubIP || e.Stats.Hairpinned.Load() != 2 {
-		t.Fatal("a datagram to the sender's own mapping was hairpinned")
+	// A host's own mapping is not a hairpin target (the flow would have
+	// the same tuple both ways), nor is it the router's port.
+	if v, _, r := e.ProcessReason(udpPkt(x1, x1pub, "self", false), t0); v != Drop || r != DropNoFlow || e.Stats.Hairpinned.Load() != 2 {
+		t.Fatalf("a datagram to the sender's own mapping: %v %v, %d hairpinned", v, r, e.Stats.Hairpinned.Load())
 	}
 	// The mapping hairpin holds X2's binding: it outlives X2's own flow
 	// only as long as the hairpinned flow lives.
@@ -220,6 +220,10 @@ func TestHairpinFTPPassive(t *testing.T) {
 	if o.Ack != 5009+uint32(len(in)) {
 		t.Fatalf("client ACK mapped to %d, want %d", o.Ack, 5009+len(in))
 	}
+	// Another inside host cannot take the data port announced to the
+	// client (it would reach the server from the public address, which the
+	// server checks the data connection against).
+	mustDrop(t, e, tcpSeg{src: ap("198.18.0.4:40001"), dst: netip.AddrPortFrom(pubIP, 60000), seq: 1, flags: fSYN}, DropNoFlow)
 	// The data connection to the announced public endpoint hairpins too.
 	dataCli, dataPub := netip.AddrPortFrom(hpClient, 40001), netip.AddrPortFrom(pubIP, 60000)
 	dataSrv := netip.AddrPortFrom(hpServer, 60000)
@@ -440,6 +444,11 @@ func TestStateHairpin(t *testing.T) {
 		t.Fatalf("NAT64 load stats %+v, %d bindings, want %d flows and %d bindings", st, e2.Bindings(), flows, binds)
 	}
 	wantPath(t, "restored NAT64 hairpin answer", send64(t, e2, udpPkt(c2, t1, "hello c1", false)), t2, c1)
+	// C2's restored mapping is still active: a new hairpin reaches it.
+	o = send64(t, e2, udpPkt(ap("[fd00:64::2]:6001"), t2, "again", false))
+	if s, d := endpoints(o); d != c2 || s.Port() != 6001 {
+		t.Fatalf("new hairpin after the restore: %v -> %v, want to %v", s, d, c2)
+	}
 }
 
 // TestHairpinICMPError: an ICMP error from the hairpin's target about a

@@ -307,6 +307,8 @@ func (e *Engine) newOutbound64(p *header.Parsed, tu conntrack.Tuple, now int64) 
 	g, dir, dr := e.insert(f, now)
 	if g != f {
 		n.ports[i].release(in)
+	} else {
+		n.ports[i].sentThrough(in, 1) // an active mapping, for hairpinning
 	}
 	return g, dir, dr
 }
@@ -364,7 +366,7 @@ func (e *Engine) newHairpin64(p *header.Parsed, tu conntrack.Tuple, now int64) (
 	}
 	n := e.n64
 	m := n.ports[n.poolIndex(tu.Dst)]
-	in, ok := m.holdPublic(tu.Proto, 1, tu.DstPort, endpoint{})
+	in, _, ok := m.holdPublic(tu.Proto, 1, tu.DstPort, endpoint{})
 	if !ok {
 		return nil, 0, DropNoFlow
 	}
@@ -503,7 +505,9 @@ func (e *Engine) release64(f *conntrack.Flow) {
 	n := e.n64
 	switch f.Tag {
 	case tag64:
-		n.ports[n.poolIndex(r.Dst)].release(endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto})
+		m, in := n.ports[n.poolIndex(r.Dst)], endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto}
+		m.sentThrough(in, -1)
+		m.release(in)
 	case tag64Expected, tag64Hairpin:
 		n.ports[n.poolIndex(o.Dst)].release(endpoint{addr: r.Src, port: r.SrcPort, proto: r.Proto})
 	}
