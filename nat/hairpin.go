@@ -60,8 +60,13 @@ func (e *Engine) newHairpin(p *header.Parsed, tu conntrack.Tuple, now int64) (*c
 				}
 				return nil, 0, DropNone
 			}
-			in, ok := e.ports.holdPublic(tu.Proto, uint8(fam), tu.DstPort, src)
+			in, found, ok := e.ports.holdPublic(tu.Proto, uint8(fam), tu.DstPort, src)
 			if !ok {
+				if found {
+					// held, but only by FTP expectations or data
+					// connections: not reachable that way (see holdPublic)
+					return nil, 0, DropNoFlow
+				}
 				return nil, 0, DropNone
 			}
 			target, tag = netip.AddrPortFrom(in.addr, in.port), tagHairpinBound
@@ -123,16 +128,34 @@ func (m *portMap) bound(proto, fam uint8, pub uint16) bool {
 }
 
 // holdPublic takes one reference to the binding of public port pub (of
-// proto and family fam) and returns its inside endpoint. It fails when the
-// port is not bound, or is bound to not, the sender itself (a packet to its
-// own mapping would have identical tuples in both directions).
-func (m *portMap) holdPublic(proto, fam uint8, pub uint16, not endpoint) (endpoint, bool) {
+// proto and family fam) and returns its inside endpoint, when that endpoint
+// has sent through the mapping: an "active mapping" of RFC 4787 §6. found
+// reports whether the port is bound at all. A binding held only by FTP
+// expectations or data connections is not reachable this way (as admit
+// has it for packets from outside): another inside host would otherwise
+// take a data port announced to someone else, from the public address that
+// the server checks the data connection against. Nor is the sender's own
+// mapping (a packet to it would have identical tuples in both directions).
+func (m *portMap) holdPublic(proto, fam uint8, pub uint16, not endpoint) (in endpoint, found, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	b := m.byPublic[publicKey{port: pub, proto: proto, fam: fam}]
-	if b == nil || b.inside == not {
-		return endpoint{}, false
+	if b == nil {
+		return endpoint{}, false, false
+	}
+	if b.inside == not || b.sent <= 0 {
+		return endpoint{}, true, false
 	}
 	b.refs++
-	return b.inside, true
+	return b.inside, true, true
+}
+
+// sentThrough counts delta outbound flows of inside through its mapping
+// (NAT64 pool bindings, which keep no peers: what holdPublic needs).
+func (m *portMap) sentThrough(inside endpoint, delta int32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if b := m.byInside[inside]; b != nil {
+		b.sent += delta
+	}
 }

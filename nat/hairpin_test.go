@@ -169,10 +169,10 @@ func TestHairpinUDP(t *testing.T) {
 	// reset the inside connection).
 	mustSend(t, e, tcpSeg{src: ap("198.18.0.3:5001"), dst: ap("198.19.0.2:443"), seq: 1, flags: fSYN})
 	mustDrop(t, e, tcpSeg{src: ap("198.18.0.2:40000"), dst: netip.AddrPortFrom(pubIP, 5001), seq: 5, ack: 9, flags: fACK}, DropNoFlow)
-	// A host's own mapping is not a hairpin target.
-	v, out, _ := e.ProcessReason(udpPkt(x1, x1pub, "self", false), t0)
-	if v != Accept || decodeOut(t, out).Dst != pubIP || e.Stats.Hairpinned.Load() != 2 {
-		t.Fatal("a datagram to the sender's own mapping was hairpinned")
+	// A host's own mapping is not a hairpin target (the flow would have
+	// the same tuple both ways), nor is it the router's port.
+	if v, _, r := e.ProcessReason(udpPkt(x1, x1pub, "self", false), t0); v != Drop || r != DropNoFlow || e.Stats.Hairpinned.Load() != 2 {
+		t.Fatalf("a datagram to the sender's own mapping: %v %v, %d hairpinned", v, r, e.Stats.Hairpinned.Load())
 	}
 	// The mapping hairpin holds X2's binding: it outlives X2's own flow
 	// only as long as the hairpinned flow lives.
@@ -220,6 +220,10 @@ func TestHairpinFTPPassive(t *testing.T) {
 	if o.Ack != 5009+uint32(len(in)) {
 		t.Fatalf("client ACK mapped to %d, want %d", o.Ack, 5009+len(in))
 	}
+	// Another inside host cannot take the data port announced to the
+	// client (it would reach the server from the public address, which the
+	// server checks the data connection against).
+	mustDrop(t, e, tcpSeg{src: ap("198.18.0.4:40001"), dst: netip.AddrPortFrom(pubIP, 60000), seq: 1, flags: fSYN}, DropNoFlow)
 	// The data connection to the announced public endpoint hairpins too.
 	dataCli, dataPub := netip.AddrPortFrom(hpClient, 40001), netip.AddrPortFrom(pubIP, 60000)
 	dataSrv := netip.AddrPortFrom(hpServer, 60000)
@@ -327,8 +331,22 @@ func TestHairpinNAT64(t *testing.T) {
 		t.Fatalf("hairpinned datagram: v%d %q", o.Version, o.payload)
 	}
 	wantPath(t, "c1 to c2's binding", o, as6(t1), c2)
+	got := bytes.Clone(o.Buf) // as C2 got it
 	o = send64(t, e, udpPkt(c2, as6(t1), "hello c1", false))
 	wantPath(t, "c2's answer", o, as6(t2), c1)
+	// An ICMPv6 error from C2 about the datagram it got hairpins back to
+	// C1 too, quoting what C1 sent.
+	o = send64(t, e, icmpErr(c2.Addr(), as6(t1).Addr(), 1, 4, got))
+	if o.Version != 6 || o.Src != as6(t2).Addr() || o.Dst != c1.Addr() {
+		t.Fatalf("ICMPv6 error came out v%d %v -> %v, want %v -> %v", o.Version, o.Src, o.Dst, as6(t2).Addr(), c1.Addr())
+	}
+	var q header.Parsed
+	if r := q.DecodeInner(o.Buf[o.PayloadOff:]); r != header.Ok {
+		t.Fatal(r)
+	}
+	if s, d := netip.AddrPortFrom(q.Src, q.SrcPort), netip.AddrPortFrom(q.Dst, q.DstPort); s != c1 || d != as6(t2) {
+		t.Fatalf("quoted %v -> %v, want %v -> %v", s, d, c1, as6(t2))
+	}
 	// TCP to a binding C2 holds by its connection outside.
 	web := netip.AddrPortFrom(xlat.Embed(prefix, netip.MustParseAddr("198.18.64.2")), 80)
 	c2tcp := ap("[fd00:64::3]:5001")
@@ -353,8 +371,12 @@ func TestHairpinNAT64(t *testing.T) {
 	}
 	// A pool port nobody holds: dropped, as from outside.
 	free := netip.AddrPortFrom(t2.Addr(), 7777)
+	translated := e.Stats.Translated.Load()
 	if v, _, r := e.ProcessReason(udpPkt(c1, as6(free), "x", false), t0); v != Drop || r != DropNoFlow {
 		t.Fatalf("datagram to an unbound pool port: %v %v", v, r)
+	}
+	if n := e.Stats.Translated.Load(); n != translated {
+		t.Fatalf("the dropped datagram was counted as translated too (%d -> %d)", translated, n)
 	}
 	// Every binding goes with the flows.
 	e.Expire(t0.Add(24 * time.Hour))
@@ -422,6 +444,11 @@ func TestStateHairpin(t *testing.T) {
 		t.Fatalf("NAT64 load stats %+v, %d bindings, want %d flows and %d bindings", st, e2.Bindings(), flows, binds)
 	}
 	wantPath(t, "restored NAT64 hairpin answer", send64(t, e2, udpPkt(c2, t1, "hello c1", false)), t2, c1)
+	// C2's restored mapping is still active: a new hairpin reaches it.
+	o = send64(t, e2, udpPkt(ap("[fd00:64::2]:6001"), t2, "again", false))
+	if s, d := endpoints(o); d != c2 || s.Port() != 6001 {
+		t.Fatalf("new hairpin after the restore: %v -> %v, want to %v", s, d, c2)
+	}
 }
 
 // TestHairpinICMPError: an ICMP error from the hairpin's target about a

@@ -203,20 +203,28 @@ func (e *Engine) process64(p *header.Parsed, outbound bool, now int64, c *counts
 		v, dr := e.Stats.drop(dr)
 		return v, nil, dr
 	}
+	counted := c.translated
 	v, out, dr := e.process64Once(p, outbound, false, now, c)
 	if v != Accept || !outbound || len(out) < header.IPv4MinimumSize || out[0]>>4 != 4 ||
 		!e.n64.pool.Contains(netip.AddrFrom4([4]byte(out[16:20]))) {
 		return v, out, dr
 	}
+	counted = c.translated - counted
 	var q header.Parsed
 	if r := q.Decode(out); r != header.Ok {
+		c.translated -= counted
 		e.Stats.Malformed[r&31].Add(1)
 		v, dr := e.Stats.drop(DropMalformed)
 		return v, nil, dr
 	}
-	// The packet is counted once, as translated, by the first pass.
+	// The packet is counted once: as translated by the first pass, or as
+	// dropped by the second.
 	var again counts
-	return e.process64Once(&q, false, true, now, &again)
+	v, out, dr = e.process64Once(&q, false, true, now, &again)
+	if v != Accept {
+		c.translated -= counted
+	}
+	return v, out, dr
 }
 
 // process64Once is one pass of process64. hairpin is set for an IPv4
@@ -299,6 +307,8 @@ func (e *Engine) newOutbound64(p *header.Parsed, tu conntrack.Tuple, now int64) 
 	g, dir, dr := e.insert(f, now)
 	if g != f {
 		n.ports[i].release(in)
+	} else {
+		n.ports[i].sentThrough(in, 1) // an active mapping, for hairpinning
 	}
 	return g, dir, dr
 }
@@ -356,7 +366,7 @@ func (e *Engine) newHairpin64(p *header.Parsed, tu conntrack.Tuple, now int64) (
 	}
 	n := e.n64
 	m := n.ports[n.poolIndex(tu.Dst)]
-	in, ok := m.holdPublic(tu.Proto, 1, tu.DstPort, endpoint{})
+	in, _, ok := m.holdPublic(tu.Proto, 1, tu.DstPort, endpoint{})
 	if !ok {
 		return nil, 0, DropNoFlow
 	}
@@ -495,7 +505,9 @@ func (e *Engine) release64(f *conntrack.Flow) {
 	n := e.n64
 	switch f.Tag {
 	case tag64:
-		n.ports[n.poolIndex(r.Dst)].release(endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto})
+		m, in := n.ports[n.poolIndex(r.Dst)], endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto}
+		m.sentThrough(in, -1)
+		m.release(in)
 	case tag64Expected, tag64Hairpin:
 		n.ports[n.poolIndex(o.Dst)].release(endpoint{addr: r.Src, port: r.SrcPort, proto: r.Proto})
 	}

@@ -524,6 +524,9 @@ func (e *Engine) restore(dec *decoded, now int64, st *LoadStats) {
 			// address-dependent filtering knows whom the endpoint sent to
 			m.addPeer(in, sf.rec.Tuples[conntrack.Original].Dst)
 		}
+		if sf.rec.Tag == tag64 {
+			m.sentThrough(in, 1) // an active mapping, for hairpinning
+		}
 		made[i] = f
 		st.Flows++
 		if ext != nil {

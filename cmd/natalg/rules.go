@@ -78,6 +78,12 @@ func removeText(inside, outside string) string {
 // own services unchanged while natalg is not running, as without the rule
 // (packets for the router's own services pass natalg unchanged too). With
 // no public address of the family, the chain is empty.
+//
+// Unlike the other flows, a hairpinned one is not seen consistently by the
+// kernel's conntrack, when it is loaded: natalg translates before conntrack
+// and the two directions carry different addresses there, so conntrack
+// makes two one-way entries, and a stateful filter FORWARD must let
+// inside-to-inside traffic through before its state rules.
 func hairpinText(inside string, public []netip.Addr, v6 bool, lo, hi uint16) string {
 	if hi > lo {
 		lo = lo + (hi-lo)/2 + 1
