@@ -118,8 +118,12 @@ func (f *Flow) Touch(dir Dir, flags uint8, now int64, to *Timeouts) {
 		}
 	}
 	if m := f.Master; m != nil && !m.Expired(now) {
-		// (a master that has already timed out is not brought back)
-		m.holdUntil(f.expires.Load())
+		// A master that has already timed out is not brought back, nor one
+		// closed in both directions or reset: that control connection is
+		// over, it does not time out under an active transfer.
+		if s := m.State(); s != TCPClosing && s != TCPClosed {
+			m.holdUntil(f.expires.Load())
+		}
 	}
 }
 
