@@ -141,6 +141,13 @@ func TestTCPStatesAndTimeouts(t *testing.T) {
 	if picked.State() != TCPEstablished {
 		t.Fatalf("mid-stream pickup state %v", picked.State())
 	}
+	// Picked up at a FIN (a late retransmission after the flow went): the
+	// transitory timeout, not the established one.
+	late := snatFlow(3)
+	late.Touch(Reply, FlagFIN|FlagACK, 0, to)
+	if late.State() != TCPClosing || late.Expires() != int64(4*time.Minute) {
+		t.Fatalf("pickup at a FIN: %v, expires %v", late.State(), time.Duration(late.Expires()))
+	}
 	u := NewFlow(Tuple{Proto: ProtoUDP}, Tuple{Proto: ProtoUDP, SrcPort: 1})
 	u.Touch(Original, 0, 0, to)
 	if u.Expires() != int64(5*time.Minute) {
