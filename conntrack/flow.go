@@ -96,11 +96,11 @@ func (f *Flow) kill() bool { return f.state.Or(deadBit)&deadBit == 0 }
 // takes no lock.
 //
 // A flow with a master (an FTP data connection) also keeps its master alive
-// at least as long as itself: RFC 6384 §12, "Wherever possible, control
-// channels SHOULD NOT time out while there is an active data channel",
-// which the issue asks of NAT44 as well. A long transfer over an idle
-// control connection thus never loses the control connection (and its
-// gateway state) under it.
+// at least as long as itself (to within refreshGrain): RFC 6384 §12,
+// "Wherever possible, control channels SHOULD NOT time out while there is
+// an active data channel", applied to NAT44 flows as to NAT64 ones. A long
+// transfer over an idle control connection thus never loses the control
+// connection (and its gateway state) under it.
 func (f *Flow) Touch(dir Dir, flags uint8, now int64, to *Timeouts) {
 	proto := f.Proto()
 	if proto != ProtoTCP {
@@ -118,8 +118,12 @@ func (f *Flow) Touch(dir Dir, flags uint8, now int64, to *Timeouts) {
 		}
 	}
 	if m := f.Master; m != nil && !m.Expired(now) {
-		// (a master that has already timed out is not brought back)
-		m.holdUntil(f.expires.Load())
+		// A master that has already timed out is not brought back, nor one
+		// closed in both directions or reset: that control connection is
+		// over, it does not time out under an active transfer.
+		if s := m.State(); s != TCPClosing && s != TCPClosed {
+			m.holdUntil(f.expires.Load())
+		}
 	}
 }
 

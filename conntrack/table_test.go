@@ -141,6 +141,13 @@ func TestTCPStatesAndTimeouts(t *testing.T) {
 	if picked.State() != TCPEstablished {
 		t.Fatalf("mid-stream pickup state %v", picked.State())
 	}
+	// Picked up at a FIN (a late retransmission after the flow went): the
+	// transitory timeout, not the established one.
+	late := snatFlow(3)
+	late.Touch(Reply, FlagFIN|FlagACK, 0, to)
+	if late.State() != TCPClosing || late.Expires() != int64(4*time.Minute) {
+		t.Fatalf("pickup at a FIN: %v, expires %v", late.State(), time.Duration(late.Expires()))
+	}
 	u := NewFlow(Tuple{Proto: ProtoUDP}, Tuple{Proto: ProtoUDP, SrcPort: 1})
 	u.Touch(Original, 0, 0, to)
 	if u.Expires() != int64(5*time.Minute) {
@@ -389,5 +396,23 @@ func TestControlOutlivesActiveData(t *testing.T) {
 	}
 	if n := tb.Sweep(end + int64(11*time.Minute)); n != 1 || tb.Len() != 0 {
 		t.Fatalf("idle control connection not swept after its timeout (%d, %d left)", n, tb.Len())
+	}
+
+	// A control connection closed first (QUIT while the data connection's
+	// last segments are on their way) is not held by them: it goes after
+	// the transitory timeout.
+	ctl = snatFlow(40001)
+	tb.Insert(ctl, 0)
+	established(ctl, 0, tb.Timeouts())
+	data = NewFlow(Tuple{Src: remote, Dst: public, SrcPort: 20, DstPort: 50001, Proto: ProtoTCP},
+		Tuple{Src: inside, Dst: remote, SrcPort: 50001, DstPort: 20, Proto: ProtoTCP})
+	data.Master = ctl
+	tb.Insert(data, 0)
+	established(data, 0, tb.Timeouts())
+	ctl.Touch(Original, FlagFIN|FlagACK, sec, tb.Timeouts())
+	ctl.Touch(Reply, FlagFIN|FlagACK, sec, tb.Timeouts())
+	data.Touch(Reply, FlagFIN|FlagACK, 2*sec, tb.Timeouts()) // half-closed: established timeout
+	if got := ctl.Expires(); got != sec+int64(to.TCPTransitory) {
+		t.Fatalf("closed control connection held to %v by its data connection", time.Duration(got))
 	}
 }

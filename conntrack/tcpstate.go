@@ -88,7 +88,9 @@ var DefaultTimeouts = Timeouts{
 //     the established timeout; FINs in both directions move to CLOSING
 //     ("The lifetime is set to TCP_TRANS");
 //   - a SYN in the original direction on a new, closed or closing tuple
-//     (re)opens it (port reuse).
+//     (re)opens it (port reuse);
+//   - a flow picked up mid-stream (no SYN seen) is ESTABLISHED on an ACK,
+//     but CLOSING on a FIN.
 func nextTCPState(s TCPState, dir Dir, flags uint8, finSeen uint8) (TCPState, uint8) {
 	switch {
 	case flags&FlagRST != 0:
@@ -107,6 +109,13 @@ func nextTCPState(s TCPState, dir Dir, flags uint8, finSeen uint8) (TCPState, ui
 		return s, finSeen
 	case flags&FlagFIN != 0:
 		finSeen |= 1 << dir
+		if s == TCPNone {
+			// A flow picked up at a FIN (a late retransmission after the
+			// flow was removed, or a restart mid-close) shows nothing of an
+			// open connection: it gets the transitory timeout, not 2 hours
+			// (RFC 6146 §3.5.2.2 creates no session for it at all).
+			return TCPClosing, finSeen
+		}
 		return finState(finSeen), finSeen
 	case s == TCPClosed:
 		// RFC 6146 §3.5.2.2, TRANS: packets keep flowing, so the peer did

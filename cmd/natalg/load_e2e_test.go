@@ -115,7 +115,8 @@ func TestE2ELoad(t *testing.T) {
 			m = e.metrics(t)
 			return m["natalg_flows"] == 0 && m["natalg_bindings"] == 0
 		}) {
-			t.Fatalf("table did not drain: %v flows, %v bindings", m["natalg_flows"], m["natalg_bindings"])
+			flows, _ := runIn(10*time.Second, e.nsR, e.run.natalg, "flows", "--control", e.control)
+			t.Fatalf("table did not drain: %v flows, %v bindings:\n%s", m["natalg_flows"], m["natalg_bindings"], flows)
 		}
 		return m
 	}

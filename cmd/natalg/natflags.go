@@ -49,8 +49,8 @@ func (f *natFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.timeouts.UDP, "timeout-udp", d.UDP, "idle timeout of UDP (RFC 4787 REQ-5: at least 2m)")
 	fs.DurationVar(&f.timeouts.ICMP, "timeout-icmp", d.ICMP, "idle timeout of ICMP echo (RFC 5508 REQ-2: at least 60s)")
 	fs.DurationVar(&f.timeouts.Expectation, "timeout-expect", d.Expectation, "how long an FTP expectation waits for its connection (RFC 6384 §12: at least 30s recommended)")
-	fs.BoolVar(&f.nonconforming, "allow-nonconforming-timeouts", false, "accept timeouts below the RFC minimums above (for tests, or RFC 7857 §2.1's shorter partially-open timeout)")
-	fs.Var(&f.filtering, "filtering", "filtering of inbound UDP and TCP through a mapping (RFC 4787 REQ-8): eif (endpoint-independent), adf (address-dependent) or apdf (address-and-port-dependent)")
+	fs.BoolVar(&f.nonconforming, "allow-nonconforming-timeouts", false, "accept --timeout-* values below their RFC minimums (for tests, or RFC 7857 §2.1's shorter partially-open timeout)")
+	fs.Var(&f.filtering, "filtering", "filtering of inbound UDP and TCP through a mapping (RFC 4787 REQ-8): eif (endpoint-independent), adf (address-dependent) or apdf (address-and-port-dependent); default adf")
 	f.timeouts.Other = d.Other
 	fs.Var(&f.nat64Prefix, "nat64-prefix", "NAT64 (RFC 6146): translate IPv6 packets to this RFC 6052 prefix to IPv4 (needs --nat64-pool): 64:ff9b::/96 reaches global IPv4 addresses only (RFC 6052 §3.1), a network-specific prefix such as 2001:db8:64::/96 any")
 	fs.Var(&f.nat64Pool, "nat64-pool", "NAT64: IPv4 pool the IPv6 clients are translated to, e.g. 198.19.64.0/24 (needs --nat64-prefix)")
