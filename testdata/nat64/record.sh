@@ -26,7 +26,7 @@
 #   golden.pcap  natalg replay --nat64-prefix ... --nat64-pool ... in.pcap
 #   args         the replay's flags
 #   replay.txt   natalg replay's summary
-# Cases: nat64-eprt (curl -6 -P -: EPRT |2|, rewritten to EPRT |1|),
+# Cases: nat64-eprt (curl -6 -P -: EPRT |2|, rewritten to PORT),
 # nat64-epsv (curl -6: EPSV, sent to the server as PASV, RFC 6384 §6).
 # cmd/internal/pcapreplay's TestNAT64Golden replays each in.pcap and wants
 # golden.pcap byte for byte.
