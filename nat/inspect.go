@@ -94,6 +94,8 @@ func flowKind(tag uint8) string {
 		return "nat64"
 	case tag64Expected:
 		return "nat64-expected"
+	case tag64Static:
+		return "nat64-static"
 	}
 	return "unknown"
 }
