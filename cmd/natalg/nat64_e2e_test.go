@@ -457,6 +457,43 @@ f.quit()
 		}
 	})
 
+	// A static binding (--nat64-forward, RFC 6146 §3.1) publishes an
+	// IPv6-only vsftpd (in the client namespace) on a pool address for
+	// IPv4 clients (in the server namespace); FTP works in that direction
+	// (RFC 6384 mirrored: PASV sent as EPSV, its 229 returned as a 227
+	// with the pool address; PORT sent as EPRT |2|). A natalg run of its
+	// own, with its own prefix, pool and device.
+	t.Run("static-binding", func(t *testing.T) {
+		const fwDev, fwPrefix, fwPool, fwAddr = "nat64fw", "2001:db8:65::/96", "198.19.65.0/24", "198.19.65.1"
+		d := startBg(t, "natalg run (static binding)", filepath.Join(e.dir, "natalg-fw.log"), e.nsR, r.natalg, "run",
+			"--nat64-prefix", fwPrefix, "--nat64-pool", fwPool, "--nat64-dev", fwDev, "--metrics", "", "--control", "",
+			"--nat64-forward", "tcp:"+fwAddr+":21=["+n64Client+"]:21")
+		t.Cleanup(func() { _ = d.stop(10 * time.Second) })
+		if !waitFor(100, 100*time.Millisecond, func() bool { return d.exited() || strings.Contains(d.output(), "msg=ready") }) || d.exited() {
+			t.Fatalf("natalg run --nat64-forward not ready within 10 s:\n%s", tail(d.output(), 20))
+		}
+		mustIn(t, e.nsOut, "ip", "route", "replace", fwPool, "via", n64RouterOut)
+		t.Cleanup(func() { _, _ = runIn(10*time.Second, e.nsOut, "ip", "route", "del", fwPool) })
+		s := e.startFTPD(t, "vsftpd", e.nsIn, 6)
+		e.evidence(t, s)
+		e.transfers(t, s, e.nsOut, fwAddr, []xfer{
+			{client: "curl", mode: "pasv", file: e.run.small}, {client: "curl", mode: "pasv", put: true, file: e.run.up},
+			{client: "curl", mode: "epsv", file: e.run.small},
+			{client: "curl", mode: "port", file: e.run.small},
+			{client: "ftplib", mode: "passive", file: e.run.small},
+		})
+		log := s.serverLog()
+		if !strings.Contains(log, `"EPSV"`) || strings.Contains(log, `"PASV"`) {
+			t.Errorf("vsftpd should get EPSV for the client's PASV, never PASV:\n%s", tail(log, 20))
+		}
+		if !strings.Contains(log, `"EPRT |2|2001:`) {
+			t.Errorf("vsftpd got no EPRT |2| with the client's RFC 6052 address for its PORT:\n%s", tail(log, 20))
+		}
+		if err := d.stop(10 * time.Second); err != nil {
+			t.Errorf("natalg run --nat64-forward on SIGTERM: %v\n%s", err, tail(d.output(), 20))
+		}
+	})
+
 	// natalg flows while an EPRT session waits between EPRT and RETR.
 	t.Run("flows", func(t *testing.T) {
 		s := e.startFTPD(t, "vsftpd", e.nsOut, 4)
