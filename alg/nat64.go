@@ -48,7 +48,8 @@ const (
 // (EPSV to PASV and EPRT to PORT), EPSV (EPRT not turned into PORT) or NONE
 // (RFC 6384 §11 ABNF: "216" SP response-token [freetext]); its errors are
 // 504, invalid parameter. Only the reply codes are normative (RFC 6384
-// §5.1, last paragraph).
+// §5.1, last paragraph: "Requirements language only applies to the
+// response number").
 var answers = [...]string{
 	ansALGSOn:    "216 EPSVEPRT EPSV to PASV and EPRT to PORT translation on\r\n",
 	ansALGSOff:   "216 NONE translation off\r\n",

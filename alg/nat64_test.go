@@ -333,6 +333,14 @@ func TestNAT64ALGS(t *testing.T) {
 		!strings.HasPrefix(answers[ansALGSEPSV], "216 EPSV ") || !strings.HasPrefix(answers[ansALGSBad], "504 ") {
 		t.Fatal("ALGS replies do not follow RFC 6384 §11")
 	}
+	// RFC 6384 §5.1: the ALG itself generates 7-bit ASCII only
+	for i, a := range answers {
+		for _, b := range []byte(a) {
+			if b >= 0x80 {
+				t.Fatalf("answer %d %q is not 7-bit ASCII", i, a)
+			}
+		}
+	}
 	s.client("algs disable64\r\n").replaced("NOOP\r\n").events(EvALGS)
 	s.server("200 NOOP ok.\r\n").replaced(answers[ansALGSOff])
 	// nothing is translated now

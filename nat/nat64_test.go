@@ -185,7 +185,7 @@ func TestNAT64ICMPError(t *testing.T) {
 }
 
 // TestNAT64FTPActive: an IPv6 client's EPRT |2| through NAT64 becomes an
-// IPv4 announcement of its pool endpoint (RFC 6384 §4), the sequence
+// IPv4 announcement of its pool endpoint (RFC 6384 §7.2), the sequence
 // numbers move by the length change, and the IPv4 server's data connection
 // is let in, as IPv6 from the server's embedded address to the client's
 // announced port.
@@ -644,5 +644,24 @@ func TestNAT64StaticFTP(t *testing.T) {
 	c = send64(t, e, tcpSeg{src: cli4, dst: pub, seq: 1037, ack: 5116, flags: fACK | fPSH, payload: "PORT 198,18,7,10,195,82\r\n"}.build())
 	if c.payload != "PORT 198,18,7,10,195,82\r\n" {
 		t.Fatalf("a third party's PORT reached the server as %q", c.payload)
+	}
+}
+
+// TestNAT64OnlyPrefixAndPool: NAT64 processes only IPv6 packets to the
+// prefix and IPv4 packets to the pool (RFC 6146 §3.5); others pass
+// untranslated.
+func TestNAT64OnlyPrefixAndPool(t *testing.T) {
+	e := nat64Engine(t)
+	for _, pkt := range [][]byte{
+		udpPkt(ap("[fd00:64::2]:5353"), ap("[fd00:65::1]:53"), "q", false),
+		udpPkt(ap("198.18.64.2:53"), ap("198.18.9.9:5353"), "a", true),
+	} {
+		v, out, r := e.ProcessReason(pkt, t0)
+		if v != Accept || r != DropNone || !bytes.Equal(out, pkt) {
+			t.Errorf("%v %v: want it passed unchanged", v, r)
+		}
+	}
+	if e.Table().Len() != 0 || e.Stats.Passed.Load() != 2 {
+		t.Errorf("%d flows, %d passed", e.Table().Len(), e.Stats.Passed.Load())
 	}
 }

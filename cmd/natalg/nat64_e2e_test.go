@@ -327,9 +327,9 @@ func TestNAT64E2E(t *testing.T) {
 	}
 	e := newNAT64Env(t, r)
 
-	// vsftpd (IPv4 only) answers EPSV itself; EPRT |2| from the client
-	// must reach it as PORT (or EPRT |1|) with a pool address (RFC 6384
-	// §3).
+	// vsftpd (IPv4 only) gets PASV for EPSV (RFC 6384 §6); EPRT |2| from
+	// the client must reach it as PORT (or EPRT |1|) with a pool address
+	// (RFC 6384 §7.2).
 	t.Run("vsftpd", func(t *testing.T) {
 		s := e.startFTPD(t, "vsftpd", e.nsOut, 4)
 		e.evidence(t, s)
@@ -366,7 +366,7 @@ func TestNAT64E2E(t *testing.T) {
 	})
 
 	// The server refuses EPSV: natalg must send PASV for the client's EPSV
-	// and answer it with a 229 made from the server's 227 (RFC 6384 §4).
+	// and answer it with a 229 made from the server's 227 (RFC 6384 §6).
 	t.Run("noepsv-rfc6384", func(t *testing.T) {
 		s := e.startNoEPSV(t, n64NoEPSV)
 		e.evidence(t, s)
