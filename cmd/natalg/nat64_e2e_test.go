@@ -102,6 +102,8 @@ func TestNAT64Flags(t *testing.T) {
 		{[]string{"--nat64-prefix", n64Prefix, "--nat64-pool", n64Pool, "--public", "198.19.100.100"}, "nothing to translate"},
 		{[]string{"--nat64-prefix", n64Prefix, "--nat64-pool", n64Pool, "--inside", "198.18.0.0/16"}, "--public is required"},
 		{[]string{}, "--public is required"},
+		{[]string{"--nat64-prefix", n64Prefix, "--nat64-pool", n64Pool, "--nat64-forward", "tcp:21=[fd00:64::2]:21", "--nat64-forward", "udp:198.19.64.9:53=[fd00:64::3]:53"}, ""},
+		{[]string{"--inside", "198.18.0.0/16", "--public", "198.19.100.100", "--nat64-forward", "tcp:21=[fd00:64::2]:21"}, "needs --nat64-prefix"},
 	} {
 		fs := flag.NewFlagSet("t", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
@@ -111,6 +113,9 @@ func TestNAT64Flags(t *testing.T) {
 			t.Errorf("%v: parse: %v", c.args, err)
 			continue
 		}
+		if c.err == "" && strings.Contains(strings.Join(c.args, " "), "--nat64-forward") && len(nf.nat64Forwards) != 2 {
+			t.Errorf("%v: %d NAT64 forwards", c.args, len(nf.nat64Forwards))
+		}
 		cfg, err := nf.config()
 		switch {
 		case c.err == "" && err != nil:
@@ -119,6 +124,15 @@ func TestNAT64Flags(t *testing.T) {
 			t.Errorf("%v: error %v, want one with %q", c.args, err, c.err)
 		case c.err == "" && cfg.NAT64Prefix.String() != n64Prefix:
 			t.Errorf("%v: NAT64Prefix %v", c.args, cfg.NAT64Prefix)
+		}
+	}
+	for _, bad := range []string{"tcp:21=fd00:64::2", "sctp:21=[fd00:64::2]:21", "tcp:21=[198.18.0.1]:21"} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		var nf natFlags
+		nf.register(fs)
+		if err := fs.Parse([]string{"--nat64-forward", bad}); err == nil {
+			t.Errorf("--nat64-forward %s accepted", bad)
 		}
 	}
 	var stderr strings.Builder
