@@ -239,6 +239,9 @@ func NewControl(cfg *Config, tuples [2]conntrack.Tuple) *Control {
 	// RFC 6384 §5: an IPv6 client reaching an IPv4 server through a NAT64
 	// (RFC 6146) is seen as an IPv6 original tuple and an IPv4 reply tuple.
 	c.n64.on = tuples[0].Src.Is6() && !tuples[0].Src.Is4In6() && tuples[1].Src.Unmap().Is4()
+	// the other way: an IPv4 client reaching an IPv6 server published by
+	// a static NAT64 binding (RFC 6384 in reverse, rev64.go)
+	c.n64.rev = tuples[0].Src.Unmap().Is4() && tuples[1].Src.Is6() && !tuples[1].Src.Is4In6()
 	c.dir[0].held = c.heldBf[0][:0]
 	c.dir[1].held = c.heldBf[1][:0]
 	return c
@@ -621,7 +624,7 @@ func (c *Control) scan(out []byte, seg *Segment, seq uint32, data []byte, led *s
 			out = append(out, rest...)
 			return out, ev, changed
 		}
-		if s.lineStart && c.n64.on && data[i] == telnetIAC {
+		if s.lineStart && (c.n64.on || c.n64.rev) && data[i] == telnetIAC {
 			// RFC 6384 §5: Telnet negotiations are not relayed
 			k, e, stop := c.telnet64(seg.Dir, seq+uint32(i), data[i:], led)
 			ev, changed, i = ev|e, changed || e != 0, i+k
@@ -723,12 +726,15 @@ func (c *Control) line(out []byte, dir conntrack.Dir, seq uint32, line []byte, l
 		if ok && a.Kind == KindAUTH {
 			c.auth = true
 		}
+		if c.n64.rev {
+			return c.commandRev(out, seq, line, a, ok, led)
+		}
 		if c.n64.on {
 			return c.command64(out, seq, line, a, ok, led, tr)
 		}
 	} else {
 		a, ok = ParseServerLine(line)
-		if !ok && c.n64.on {
+		if !ok && (c.n64.on || c.n64.rev) {
 			// a reply line too long to parse still counts (RFC 959 §4.2)
 			if code, multi, isReply := replyHead(line); isReply {
 				a, ok = Announcement{Reply: code, Multiline: multi}, true
@@ -762,11 +768,11 @@ func (c *Control) line(out []byte, dir conntrack.Dir, seq uint32, line []byte, l
 		} else if c.reply != 0 {
 			eligible = false // continuation text of a multi-line reply
 		}
-		if c.n64.on {
+		if c.n64.on || c.n64.rev {
 			// The server is the IPv4 side: its 227 and 229 need no
 			// mapping (RFC 6384 §6); only replies the gateway must
 			// answer or translate are touched.
-			return c.reply64(out, seq, line, a, first, final, member, led)
+			return c.reply64(out, seq, line, a, first, final, member, led, tr)
 		}
 		ok = eligible
 	}

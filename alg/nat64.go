@@ -48,7 +48,8 @@ const (
 // (EPSV to PASV and EPRT to PORT), EPSV (EPRT not turned into PORT) or NONE
 // (RFC 6384 §11 ABNF: "216" SP response-token [freetext]); its errors are
 // 504, invalid parameter. Only the reply codes are normative (RFC 6384
-// §5.1, last paragraph).
+// §5.1, last paragraph: "Requirements language only applies to the
+// response number").
 var answers = [...]string{
 	ansALGSOn:    "216 EPSVEPRT EPSV to PASV and EPRT to PORT translation on\r\n",
 	ansALGSOff:   "216 NONE translation off\r\n",
@@ -70,6 +71,7 @@ const (
 	pendProbeEPSV                 // that EPSV: a 229 passes; a rejection becomes a 229 from the kept port
 	pendTo229                     // a PASV standing in for EPSV: its 227 becomes a 229
 	pendUnused                    // (was EPSV ALL passed; kept so saved kinds keep their values)
+	pendTo227                     // an EPSV standing in for an IPv4 client's PASV: its 229 becomes a 227 (rev64.go)
 )
 
 // pending is one entry of the FIFO of outstanding replies.
@@ -103,11 +105,13 @@ const (
 	modeDelete             // every line is removed (a 227's port is kept)
 	modeTo229              // the 227 line becomes a 229, the others are removed
 	modeTeardown           // a stand-in NOOP was not answered 200: the session is torn down
+	modeTo227              // the 229 line becomes a 227 with the mapped endpoint, the others are removed (rev64.go)
 )
 
 // nat64 is the RFC 6384 state of a control connection.
 type nat64 struct {
 	on       bool // an IPv6 client and an IPv4 server (the tuples' families differ)
+	rev      bool // an IPv4 client and an IPv6 server (a static NAT64 binding, rev64.go)
 	lost     bool // replies can no longer be told apart: no in-band answers
 	off      bool // ALGS DISABLE64 received (RFC 6384 §11)
 	greeted  bool // the server's greeting (220) went by
@@ -146,7 +150,7 @@ func (n *nat64) stop() {
 // directions were seen from their SYN (a flow picked up mid-stream has
 // replies outstanding that were never seen) and nothing was lost since.
 func (c *Control) tracked() bool {
-	return c.n64.on && !c.n64.lost && c.dir[0].fromSYN && c.dir[1].fromSYN
+	return (c.n64.on || c.n64.rev) && !c.n64.lost && c.dir[0].fromSYN && c.dir[1].fromSYN
 }
 
 // room reports whether k special entries, and an ordinary command after
@@ -256,13 +260,16 @@ func (c *Control) replaceLine(out []byte, dir conntrack.Dir, seq uint32, line []
 // rewrites, or any reply line while the reply to come or in progress is one
 // the gateway acts on.
 func (c *Control) hold64(client bool, rest []byte) bool {
-	if !c.n64.on {
+	if !c.n64.on && !c.n64.rev {
 		return false
 	}
 	if _, complete := telnetNegotiation(rest); !complete {
 		// a Telnet negotiation cut short: it is removed whole (RFC 6384
 		// §5)
 		return true
+	}
+	if client && c.n64.rev {
+		return false // PORT, EPRT and PASV are in PrefixCouldBe's set
 	}
 	if client {
 		n := min(len(rest), 4)
@@ -620,7 +627,7 @@ func append229(dst []byte, port uint16) []byte {
 // The first completion reply is the server's greeting. Each later one
 // (code 2xx-5xx; 1xx are preliminary) answers the oldest outstanding
 // command, whose FIFO entry says what to do with its lines.
-func (c *Control) reply64(out []byte, seq uint32, line []byte, a Announcement, first, final, member bool, led *seqdelta.Ledger) ([]byte, Event, bool) {
+func (c *Control) reply64(out []byte, seq uint32, line []byte, a Announcement, first, final, member bool, led *seqdelta.Ledger, tr Translator) ([]byte, Event, bool) {
 	n := &c.n64
 	if !c.tracked() || !member {
 		return append(out, line...), 0, false
@@ -646,7 +653,14 @@ func (c *Control) reply64(out []byte, seq uint32, line []byte, a Announcement, f
 	var ev Event
 	switch mode {
 	case modePass:
+		if c.n64.rev && first && a.Kind == Kind229 {
+			// the IPv6 server's 229 to the IPv4 client's own EPSV: its
+			// port is mapped on the pool address (rev64.go)
+			return c.announce(out, conntrack.Reply, seq, line, a, led, tr)
+		}
 		return append(out, line...), 0, false
+	case modeTo227:
+		return c.to227(out, seq, line, a, final, led, tr)
 	case modeTeardown:
 		// RFC 6384 §12: the reply to the stand-in NOOP is never relayed;
 		// the session is torn down
@@ -708,6 +722,10 @@ func (n *nat64) start(p pending, code int) {
 	case pendTo229:
 		if code == 227 {
 			n.mode = modeTo229
+		}
+	case pendTo227:
+		if code == 229 {
+			n.mode = modeTo227
 		}
 	}
 }

@@ -23,6 +23,8 @@ func FuzzNAT64Control(f *testing.F) {
 		[]byte("220 hi\r\n227 (198,18,0,2,195,80)\r\n229 ok (|||50000|)\r\n229 ok (|||50001|)\r\n200 ok\r\n234 go\r\n\x16\x03\x01\x00\x02hi"), uint16(5), uint8(2))
 	f.Add([]byte("\xff\xfb\x18USER a\r\n\xff\xfa\x18\x00x\xff\xf0EPSV ALL\r\nEPSV 1\r\n\xff\xf4\xff\xf2ABOR\r\nALGS\r\n"),
 		[]byte("220 hi\r\n\xff\xfd\x01331 pw\r\n200 NOOP\r\n500 NOOP?\r\n226 ok\r\n200 N\r\n"), uint16(3), uint8(0))
+	f.Add([]byte("USER a\r\nPASV\r\nPORT 198,18,7,9,195,80\r\nEPSV\r\nEPRT |1|198.18.7.9|50000|\r\nPASV\r\n"),
+		[]byte("220 hi\r\n331 pw\r\n229 ok (|||50000|)\r\n200 ok\r\n229 ok (|||50001|)\r\n200 ok\r\n500 no\r\n"), uint16(9), uint8(32))
 	f.Fuzz(func(t *testing.T, client, server []byte, cut uint16, flags uint8) {
 		if len(client) > 4096 || len(server) > 4096 {
 			return
@@ -32,7 +34,11 @@ func FuzzNAT64Control(f *testing.F) {
 		if flags&16 != 0 {
 			mss = 100
 		}
-		w := newWire(t, cfg, mss, client, server, flags&8 != 0)
+		tuples := nat64Tuples()
+		if flags&32 != 0 {
+			tuples = rev64Tuples() // an IPv4 client, an IPv6 server (rev64.go)
+		}
+		w := newWireTuples(t, cfg, tuples, mss, client, server, flags&8 != 0)
 		step := [2]int{int(cut%251) + 1, int(cut/251%199) + 1}
 		for {
 			sent := false

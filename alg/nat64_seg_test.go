@@ -25,7 +25,21 @@ type wire struct {
 }
 
 func newWire(t testing.TB, cfg *Config, mss uint16, client, server []byte, refuse bool) *wire {
-	h := &harness{c: NewControl(cfg, nat64Tuples()), nat: &fakeNAT{public: netip.MustParseAddr("198.19.64.1"), refuse: refuse}}
+	return newWireTuples(t, cfg, nat64Tuples(), mss, client, server, refuse)
+}
+
+// rev64Tuples: an IPv4 client 198.18.7.9 reaching the IPv6 server
+// fd00:64::21 published on 198.19.64.1:21 by a static NAT64 binding, which
+// sees the client at 2001:db8:64::c612:709 (rev64.go).
+func rev64Tuples() [2]conntrack.Tuple {
+	return [2]conntrack.Tuple{
+		{Src: netip.MustParseAddr("198.18.7.9"), Dst: netip.MustParseAddr("198.19.64.1"), SrcPort: 40000, DstPort: 21, Proto: 6},
+		{Src: netip.MustParseAddr("fd00:64::21"), Dst: netip.MustParseAddr("2001:db8:64::c612:709"), SrcPort: 21, DstPort: 40000, Proto: 6},
+	}
+}
+
+func newWireTuples(t testing.TB, cfg *Config, tuples [2]conntrack.Tuple, mss uint16, client, server []byte, refuse bool) *wire {
+	h := &harness{c: NewControl(cfg, tuples), nat: &fakeNAT{public: netip.MustParseAddr("198.19.64.1"), refuse: refuse}}
 	h.seg(conntrack.Original, 999, "", true, false)
 	h.c.Segment(&Segment{Dir: conntrack.Reply, Seq: 4999, SYN: true, MSS: mss}, &h.led[1], h.nat)
 	return &wire{t: t, h: h, streams: [2][]byte{client, server}, base: [2]uint32{1000, 5000}}

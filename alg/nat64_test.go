@@ -333,6 +333,14 @@ func TestNAT64ALGS(t *testing.T) {
 		!strings.HasPrefix(answers[ansALGSEPSV], "216 EPSV ") || !strings.HasPrefix(answers[ansALGSBad], "504 ") {
 		t.Fatal("ALGS replies do not follow RFC 6384 §11")
 	}
+	// RFC 6384 §5.1: the ALG itself generates 7-bit ASCII only
+	for i, a := range answers {
+		for _, b := range []byte(a) {
+			if b >= 0x80 {
+				t.Fatalf("answer %d %q is not 7-bit ASCII", i, a)
+			}
+		}
+	}
 	s.client("algs disable64\r\n").replaced("NOOP\r\n").events(EvALGS)
 	s.server("200 NOOP ok.\r\n").replaced(answers[ansALGSOff])
 	// nothing is translated now
@@ -531,4 +539,44 @@ func TestNAT64SplitPlainLines(t *testing.T) {
 	long := "214 " + strings.Repeat("x", 2*MaxLine) + "\r\n"
 	s.server(long).pass()
 	s.server("200 NOOP ok\r\n").replaced(answers[ansALGSOn])
+}
+
+// TestRev64: an IPv4 client of an IPv6 server published by a static NAT64
+// binding: PASV goes as EPSV and its 229 comes back as a 227 with the
+// mapped pool endpoint (also when the 229 ends a multi-line reply); a
+// rejected EPSV gives the client its error; the client's EPSV passes with
+// its 229's port mapped; PORT and EPRT |1| with the client's address become
+// EPRT |2| with its RFC 6052 address; another address passes (bounce).
+func TestRev64(t *testing.T) {
+	h := &harness{c: NewControl(&Config{}, rev64Tuples()), nat: &fakeNAT{public: netip.MustParseAddr("198.19.64.1")}}
+	if !h.c.n64.rev || h.c.n64.on {
+		t.Fatal("reverse NAT64 flow not detected")
+	}
+	h.seg(conntrack.Original, 999, "", true, false)
+	h.c.Segment(&Segment{Dir: conntrack.Reply, Seq: 4999, SYN: true, MSS: 1440}, &h.led[1], h.nat)
+	s := &session64{harness: h, t: t, cseq: 1000, sseq: 5000}
+	s.server("220 ready\r\n").pass()
+	s.client("PASV\r\n").replaced("EPSV\r\n").events(EvEPSVToPASV).again()
+	s.server("229 Entering Extended Passive Mode (|||50000|)\r\n").replaced("227 Entering Passive Mode (198,19,64,1,195,80)\r\n").events(EvRewrite).again()
+	if len(s.nat.asked) != 1 || s.nat.asked[0] != netip.MustParseAddrPort("[fd00:64::21]:50000") {
+		t.Fatalf("asked %v", s.nat.asked)
+	}
+	s.client("pasv\r\n").replaced("EPSV\r\n")
+	s.server("229-Entering\r\n229 Extended Passive Mode (|||50001|)\r\n").replaced("227 Entering Passive Mode (198,19,64,1,195,81)\r\n")
+	s.client("PASV\r\n").replaced("EPSV\r\n")
+	s.server("500 EPSV not understood\r\n").pass()
+	s.client("EPSV\r\n").pass()
+	s.server("229 Entering Extended Passive Mode (|||50003|)\r\n").pass().events(EvRewrite) // the port kept: only the expectation
+	if len(s.nat.asked) != 3 {
+		t.Fatalf("the 229 to EPSV was not mapped: asked %v", s.nat.asked)
+	}
+	s.client("PORT 198,18,7,9,195,84\r\n").replaced("EPRT |2|2001:0db8:0064:0000:0000:0000:c612:0709|50004|\r\n").events(EvRewrite).again()
+	s.server("200 ok\r\n").pass()
+	s.client("EPRT |1|198.18.7.9|50005|\r\n").replaced("EPRT |2|2001:0db8:0064:0000:0000:0000:c612:0709|50005|\r\n")
+	s.server("200 ok\r\n").pass()
+	s.client("PORT 198,18,7,10,195,84\r\n").pass().events(EvBounce)
+	s.server("500 no\r\n").pass()
+	s.client("PORT 198,18,7,9,0,21\r\n").pass().events(EvLowPort)
+	s.server("500 no\r\n").pass()
+	s.client("PASV\r\n").replaced("EPSV\r\n")
 }

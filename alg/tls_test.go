@@ -248,7 +248,7 @@ func TestTLSStartsInsideThe234Segment(t *testing.T) {
 // arbitrary places never panic and are never mapped unless the direction
 // left TLS first; (2) the same bytes wrapped as the bodies of valid records
 // are never inspected at all. Both on a NAT44 flow and on a NAT64 one (RFC
-// 6384 §9: the NAT64 gateway stops at AUTH too).
+// 6384 §5: the NAT64 gateway stops at AUTH too).
 func FuzzTLSTracker(f *testing.F) {
 	f.Add([]byte("\x16\x03\x01\x00\x02hi\x15\x03\x03\x00\x02xxPORT 198,18,0,2,195,80\r\n"), uint16(7))
 	f.Add([]byte("PORT 198,18,0,2,195,80\r\n"), uint16(3))

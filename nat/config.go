@@ -161,6 +161,69 @@ func ParseFiltering(s string) (Filtering, error) {
 	return 0, fmt.Errorf("filtering %q: want eif, adf or apdf", s)
 }
 
+// Forward64 is a static NAT64 binding, as Jool's "bib add" (RFC 6146 §3.1:
+// a manually configured BIB entry): the IPv6 server Target is published on
+// the IPv4 pool address Pool.Addr() at port Pool.Port(), where IPv4 clients
+// reach it, seen by it from their RFC 6052 addresses. The IPv6 host's own
+// outbound sessions from Target use the same pool address and port
+// (endpoint-independent mapping, RFC 6146 §3.5.1.1). An invalid Pool
+// address means the pool address the host gets anyway (paired pooling).
+type Forward64 struct {
+	Proto  uint8
+	Pool   netip.AddrPort
+	Target netip.AddrPort
+}
+
+// ParseForward64 parses "tcp:2121=[fd00:64::2]:21" (published on the pool
+// address the IPv6 host gets) or "tcp:198.19.64.1:21=[fd00:64::2]:21" (on
+// that pool address); the protocol is tcp or udp.
+func ParseForward64(s string) (Forward64, error) {
+	var f Forward64
+	proto, rest, ok := strings.Cut(s, ":")
+	if !ok {
+		return f, fmt.Errorf("NAT64 forward %q: want PROTO:[POOLADDR:]PORT=[IPV6]:PORT", s)
+	}
+	switch strings.ToLower(proto) {
+	case "tcp":
+		f.Proto = conntrack.ProtoTCP
+	case "udp":
+		f.Proto = conntrack.ProtoUDP
+	default:
+		return f, fmt.Errorf("NAT64 forward %q: protocol %q is not tcp or udp", s, proto)
+	}
+	pub, target, ok := strings.Cut(rest, "=")
+	if !ok {
+		return f, fmt.Errorf("NAT64 forward %q: missing '=' before the target", s)
+	}
+	if ap, err := netip.ParseAddrPort(pub); err == nil {
+		if !ap.Addr().Is4() || ap.Port() == 0 {
+			return f, fmt.Errorf("NAT64 forward %q: want an IPv4 pool address and a port before '='", s)
+		}
+		f.Pool = ap
+	} else {
+		p, err := parsePort(pub)
+		if err != nil {
+			return f, fmt.Errorf("NAT64 forward %q: %w", s, err)
+		}
+		f.Pool = netip.AddrPortFrom(netip.Addr{}, p)
+	}
+	t, err := netip.ParseAddrPort(target)
+	if err != nil || !t.Addr().Is6() || t.Addr().Is4In6() || t.Addr().Zone() != "" || t.Port() == 0 {
+		return f, fmt.Errorf("NAT64 forward %q: target %q is not [IPV6]:PORT", s, target)
+	}
+	f.Target = t
+	return f, nil
+}
+
+// String formats the forward as ParseForward64 reads it.
+func (f Forward64) String() string {
+	pub := strconv.Itoa(int(f.Pool.Port()))
+	if f.Pool.Addr().IsValid() {
+		pub = f.Pool.String()
+	}
+	return conntrack.ProtoName(f.Proto) + ":" + pub + "=" + f.Target.String()
+}
+
 // Config is the engine's configuration.
 type Config struct {
 	// Inside lists the prefixes whose hosts are masqueraded. A packet from
@@ -208,6 +271,8 @@ type Config struct {
 	// full-sized segments still fit the IPv4 path once translated, and
 	// connections do not depend on Packet Too Big delivery alone.
 	NAT64KeepMSS bool
+	// NAT64Forwards are the static NAT64 bindings.
+	NAT64Forwards []Forward64
 	// Log, when set, receives the rare events an operator must hear of
 	// (RFC 6384 §12: a control session the FTP gateway tore down). The
 	// engine does no other I/O.

@@ -53,6 +53,7 @@ func New(cfg Config) (*Engine, error) {
 	cfg.Inside = slices.Clone(cfg.Inside)
 	cfg.Public = slices.Clone(cfg.Public)
 	cfg.Forwards = slices.Clone(cfg.Forwards)
+	cfg.NAT64Forwards = slices.Clone(cfg.NAT64Forwards)
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}

@@ -107,6 +107,8 @@ func flowKind(tag uint8) string {
 		return "nat64-expected"
 	case tag64Hairpin:
 		return "nat64-hairpin"
+	case tag64Static:
+		return "nat64-static"
 	}
 	return "unknown"
 }

@@ -18,6 +18,7 @@ const (
 	tag64         uint8 = iota + 16 // outbound from an IPv6 client; holds a pool binding of its source
 	tag64Expected                   // inbound IPv4 from an expectation; holds a pool binding of its target
 	tag64Hairpin                    // a hairpinned IPv4 packet (RFC 6146 §3.8) to another IPv6 client's binding; holds a reference to that binding
+	tag64Static                     // inbound IPv4 to a static binding (Forward64); holds a reference to it
 )
 
 // nat64 is the stateful NAT64 of RFC 6146: IPv6 clients reach IPv4 hosts at
@@ -33,10 +34,22 @@ type nat64 struct {
 	size  uint32       // pool addresses
 	ports []*portMap   // one per pool address
 	addrs []netip.Addr // the pool addresses
+	// static maps an IPv6 host with static bindings to its pool address
+	// index, fwd a published pool endpoint to its binding (nil without
+	// Config.NAT64Forwards).
+	static map[netip.Addr]uint32
+	fwd    map[fwdKey64]netip.AddrPort
 	// ids numbers the IPv4 packets this engine makes (RFC 7915 §5.1.1):
 	// its own counter, so an engine's output depends only on its input
 	// and a replay of a capture is reproducible.
 	ids xlat.IDs
+}
+
+// fwdKey64 names a published pool endpoint of a static binding.
+type fwdKey64 struct {
+	proto uint8
+	index uint32 // pool address index
+	port  uint16
 }
 
 // maxPool bounds the pool: every pool address has a port map of its own.
@@ -71,7 +84,45 @@ func newNAT64(cfg *Config) (*nat64, error) {
 		binary.BigEndian.PutUint32(a[:], n.base+uint32(i))
 		n.addrs[i] = netip.AddrFrom4(a)
 	}
+	for _, fw := range cfg.NAT64Forwards {
+		if err := n.addStatic(fw); err != nil {
+			return nil, err
+		}
+	}
 	return n, nil
+}
+
+// addStatic installs a static binding (RFC 6146 §3.1): its pool port is
+// pinned to the IPv6 endpoint, and every session of the IPv6 host leaves
+// from the same pool address (RFC 6146 §3.5.1.1).
+func (n *nat64) addStatic(fw Forward64) error {
+	t := fw.Target
+	if !t.Addr().Is6() || t.Addr().Is4In6() || n.prefix.Contains(t.Addr()) || t.Port() == 0 ||
+		fw.Proto != header.ProtoTCP && fw.Proto != header.ProtoUDP {
+		return fmt.Errorf("nat: NAT64 forward %v: want a TCP or UDP IPv6 endpoint outside the prefix %v", fw, n.prefix)
+	}
+	i, ok := n.static[t.Addr()]
+	if !ok {
+		i = n.pick(t.Addr())
+	}
+	if a := fw.Pool.Addr(); a.IsValid() {
+		if !n.pool.Contains(a) {
+			return fmt.Errorf("nat: NAT64 forward %v: %v is not in the pool %v", fw, a, n.pool)
+		}
+		if ok && n.poolIndex(a) != i {
+			return fmt.Errorf("nat: NAT64 forward %v: %v is published on %v already (one pool address per IPv6 host)", fw, t.Addr(), n.addrs[i])
+		}
+		i = n.poolIndex(a)
+	}
+	if !n.ports[i].pin(endpoint{addr: t.Addr(), port: t.Port(), proto: fw.Proto}, fw.Pool.Port()) {
+		return fmt.Errorf("nat: NAT64 forward %v: port %d of %v is taken, or %v is bound already", fw, fw.Pool.Port(), n.addrs[i], t)
+	}
+	if n.static == nil {
+		n.static, n.fwd = map[netip.Addr]uint32{}, map[fwdKey64]netip.AddrPort{}
+	}
+	n.static[t.Addr()] = i
+	n.fwd[fwdKey64{proto: fw.Proto, index: i, port: fw.Pool.Port()}] = t
+	return nil
 }
 
 // poolIndex returns the index of pool address a, which must be in the pool.
@@ -84,6 +135,9 @@ func (n *nat64) poolIndex(a netip.Addr) uint32 {
 // client (paired pooling, RFC 7857 §4 and RFC 6146 §3.5.1.1), spread over
 // the pool by a hash of the address.
 func (n *nat64) pick(c netip.Addr) uint32 {
+	if i, ok := n.static[c]; ok {
+		return i // the pool address of its static bindings
+	}
 	b := c.As16()
 	h := binary.BigEndian.Uint64(b[:8])*0x9e3779b97f4a7c15 ^ binary.BigEndian.Uint64(b[8:])
 	// The finaliser of SplitMix64: every input bit reaches every output bit.
@@ -319,6 +373,9 @@ func (e *Engine) newOutbound64(p *header.Parsed, tu conntrack.Tuple, now int64) 
 // IPv4 host open a connection only where filtering allows, and natalg keeps
 // no static bindings.
 func (e *Engine) newInbound64(p *header.Parsed, tu conntrack.Tuple, now int64) (*conntrack.Flow, conntrack.Dir, DropReason) {
+	if t, ok := e.n64.fwd[fwdKey64{proto: tu.Proto, index: e.n64.poolIndex(tu.Dst), port: tu.DstPort}]; ok {
+		return e.newStatic64(p, tu, t, now)
+	}
 	if tu.Proto != header.ProtoTCP || p.TCPFlags&(conntrack.FlagSYN|conntrack.FlagACK|conntrack.FlagRST) != conntrack.FlagSYN {
 		return nil, 0, DropNoFlow
 	}
@@ -379,6 +436,30 @@ func (e *Engine) newHairpin64(p *header.Parsed, tu conntrack.Tuple, now int64) (
 		return g, dir, dr
 	}
 	e.Stats.Hairpinned.Add(1)
+	return g, dir, dr
+}
+
+// newStatic64 creates the flow of an IPv4 client's packet to the published
+// endpoint of a static binding (RFC 6146 §3.5.1 for UDP, §3.5.2.2 for TCP:
+// the BIB entry exists, the session is made): towards the IPv6 server
+// target, from the client's RFC 6052 address.
+func (e *Engine) newStatic64(p *header.Parsed, tu conntrack.Tuple, target netip.AddrPort, now int64) (*conntrack.Flow, conntrack.Dir, DropReason) {
+	if dr := e.mayCreate(p); dr != DropNone {
+		return nil, 0, dr
+	}
+	n := e.n64
+	i := n.poolIndex(tu.Dst)
+	in := endpoint{addr: target.Addr(), port: target.Port(), proto: tu.Proto}
+	if _, ok := n.ports[i].acquire(in); !ok {
+		return nil, 0, DropPortsExhausted // unreachable: the binding is pinned
+	}
+	reply := conntrack.Tuple{Src: target.Addr(), Dst: xlat.Embed(n.prefix, tu.Src), SrcPort: target.Port(), DstPort: tu.SrcPort, Proto: tu.Proto}
+	f := conntrack.NewFlow(tu, reply)
+	f.Tag = tag64Static
+	g, dir, dr := e.insert(f, now)
+	if g != f {
+		n.ports[i].release(in)
+	}
 	return g, dir, dr
 }
 
@@ -508,7 +589,7 @@ func (e *Engine) release64(f *conntrack.Flow) {
 		m, in := n.ports[n.poolIndex(r.Dst)], endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto}
 		m.sentThrough(in, -1)
 		m.release(in)
-	case tag64Expected, tag64Hairpin:
+	case tag64Expected, tag64Hairpin, tag64Static:
 		n.ports[n.poolIndex(o.Dst)].release(endpoint{addr: r.Src, port: r.SrcPort, proto: r.Proto})
 	}
 }
@@ -517,6 +598,9 @@ func (e *Engine) release64(f *conntrack.Flow) {
 // announced endpoint gets a port on its pool address, and the IPv4 server
 // is expected to connect there (RFC 6384 §7.2, stateful EPRT translation).
 func (x *ftpFlow) mapData64(dir conntrack.Dir, announced netip.AddrPort) (netip.AddrPort, bool) {
+	if x.f.Tag == tag64Static {
+		return x.mapStatic64(dir, announced)
+	}
 	n := x.e.n64
 	a := announced.Addr()
 	if dir != conntrack.Original || !a.Is6() || a != x.f.Tuples[dir].Src {
@@ -532,6 +616,39 @@ func (x *ftpFlow) mapData64(dir conntrack.Dir, announced netip.AddrPort) (netip.
 	exp := &conntrack.Expectation{
 		Proto:   conntrack.ProtoTCP,
 		Src:     x.f.Tuples[conntrack.Reply].Src, // the IPv4 server
+		Dst:     pub,
+		DstPort: port,
+		Target:  announced,
+		Master:  x.f,
+	}
+	if err := x.e.table.Expect(exp, x.now); err != nil {
+		n.ports[i].release(in)
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(pub, port), true
+}
+
+// mapStatic64 implements MapData for an FTP control flow of an IPv4 client
+// to an IPv6 server published by a static binding (alg/rev64.go): the
+// server's passive endpoint gets a port on the binding's pool address, and
+// the IPv4 client is expected to connect there (RFC 6384 §6 in the other
+// direction).
+func (x *ftpFlow) mapStatic64(dir conntrack.Dir, announced netip.AddrPort) (netip.AddrPort, bool) {
+	n := x.e.n64
+	a := announced.Addr()
+	if dir != conntrack.Reply || a != x.f.Tuples[conntrack.Reply].Src {
+		return netip.AddrPort{}, false
+	}
+	pub := x.f.Tuples[conntrack.Original].Dst
+	i := n.poolIndex(pub)
+	in := endpoint{addr: a, port: announced.Port(), proto: conntrack.ProtoTCP}
+	port, ok := n.ports[i].acquire(in)
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	exp := &conntrack.Expectation{
+		Proto:   conntrack.ProtoTCP,
+		Src:     x.f.Tuples[conntrack.Original].Src, // the IPv4 client
 		Dst:     pub,
 		DstPort: port,
 		Target:  announced,

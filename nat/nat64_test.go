@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/natalg/natalg/alg"
 	"github.com/natalg/natalg/nat/header"
@@ -184,7 +185,7 @@ func TestNAT64ICMPError(t *testing.T) {
 }
 
 // TestNAT64FTPActive: an IPv6 client's EPRT |2| through NAT64 becomes an
-// IPv4 announcement of its pool endpoint (RFC 6384 §4), the sequence
+// IPv4 announcement of its pool endpoint (RFC 6384 §7.2), the sequence
 // numbers move by the length change, and the IPv4 server's data connection
 // is let in, as IPv6 from the server's embedded address to the client's
 // announced port.
@@ -476,5 +477,191 @@ func TestNAT64FTPTornDown(t *testing.T) {
 	}
 	if n := e.Stats.ALGEvents[bits.TrailingZeros32(uint32(alg.EvTornDown))].Load(); n != 2 {
 		t.Errorf("%d torn-down events, want 2", n)
+	}
+}
+
+// static64Engine publishes the IPv6 server [fd00:64::21]:21 on pool port
+// 2121 of the pool address it gets, and its UDP port 53 on 198.19.64.3:53.
+func static64Engine(t *testing.T) *Engine {
+	t.Helper()
+	var fws []Forward64
+	for _, s := range []string{"tcp:2121=[fd00:64::21]:21", "udp:198.19.64.3:53=[fd00:64::53]:53"} {
+		fw, err := ParseForward64(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fw.String() != s {
+			t.Fatalf("ParseForward64(%q).String() = %q", s, fw.String())
+		}
+		fws = append(fws, fw)
+	}
+	e, err := New(Config{NAT64Prefix: pfx64, NAT64Pool: pool64, NAT64Forwards: fws})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestNAT64StaticBinding: an IPv4 client reaches a published IPv6 server
+// (RFC 6146 §3.1, a manually configured BIB entry, as Jool's bib add): its
+// SYN arrives as IPv6 from the client's RFC 6052 address, the answer goes
+// back from the pool endpoint; the server's own outbound sessions from the
+// bound port leave from the same pool endpoint (endpoint-independent
+// mapping); UDP too; the binding outlives its sessions.
+func TestNAT64StaticBinding(t *testing.T) {
+	e := static64Engine(t)
+	srv := ap("[fd00:64::21]:21")
+	pool := e.n64.addrs[e.n64.pick(srv.Addr())]
+	cli4 := ap("198.18.7.9:40000")
+	cliAs6 := netip.AddrPortFrom(netip.MustParseAddr("2001:db8:64::c612:709"), 40000)
+	in := send64(t, e, tcpSeg{src: cli4, dst: netip.AddrPortFrom(pool, 2121), seq: 1, flags: fSYN, mss: 1460}.build())
+	if in.Version != 6 || in.Src != cliAs6.Addr() || in.SrcPort != 40000 || in.Dst != srv.Addr() || in.DstPort != 21 {
+		t.Fatalf("SYN to %v:2121 reached v%d %v:%d -> %v:%d", pool, in.Version, in.Src, in.SrcPort, in.Dst, in.DstPort)
+	}
+	out := send64(t, e, tcpSeg{src: srv, dst: cliAs6, seq: 9, ack: 2, flags: fSYN | fACK, mss: 1440}.build())
+	if out.Version != 4 || out.Src != pool || out.SrcPort != 2121 || out.Dst != cli4.Addr() || out.DstPort != 40000 {
+		t.Fatalf("SYN-ACK left as v%d %v:%d -> %v:%d", out.Version, out.Src, out.SrcPort, out.Dst, out.DstPort)
+	}
+	// the server's own session from port 21 to another IPv4 host
+	o := send64(t, e, tcpSeg{src: srv, dst: ap("[2001:db8:64::c612:4002]:80"), seq: 1, flags: fSYN}.build())
+	if o.Src != pool || o.SrcPort != 2121 {
+		t.Fatalf("the server's outbound session left from %v:%d, want %v:2121", o.Src, o.SrcPort, pool)
+	}
+	// a dynamic client cannot take the published port
+	d := send64(t, e, tcpSeg{src: ap("[fd00:64::99]:2121"), dst: ap("[2001:db8:64::c612:4002]:80"), seq: 1, flags: fSYN}.build())
+	if d.Src == pool && d.SrcPort == 2121 {
+		t.Fatal("a dynamic binding took the published port")
+	}
+	// UDP on an explicit pool address
+	u := send64(t, e, udpPkt(cli4, ap("198.19.64.3:53"), "query", false))
+	if u.Version != 6 || u.Dst != netip.MustParseAddr("fd00:64::53") || u.DstPort != 53 || u.payload != "query" {
+		t.Fatalf("UDP to 198.19.64.3:53 reached v%d %v:%d %q", u.Version, u.Dst, u.DstPort, u.payload)
+	}
+	// another port of the pool address: nothing published
+	if v, _, r := e.ProcessReason(tcpSeg{src: cli4, dst: netip.AddrPortFrom(pool, 2122), seq: 1, flags: fSYN}.build(), t0); v != Drop || r != DropNoFlow {
+		t.Errorf("SYN to an unpublished port: %v %v", v, r)
+	}
+	// the sessions end; the binding stays
+	e.Expire(t0.Add(48 * time.Hour))
+	if e.Bindings() != 2 {
+		t.Errorf("%d bindings after the sessions ended, want the 2 static ones", e.Bindings())
+	}
+	if in := send64(t, e, tcpSeg{src: cli4, dst: netip.AddrPortFrom(pool, 2121), seq: 1, flags: fSYN}.build()); in.Dst != srv.Addr() {
+		t.Errorf("after the sessions ended: to %v", in.Dst)
+	}
+}
+
+// TestNAT64StaticBindingConfig: bad or clashing static bindings are
+// refused.
+func TestNAT64StaticBindingConfig(t *testing.T) {
+	for _, s := range []string{"tcp:21=fd00:64::2", "icmp:21=[fd00:64::2]:21", "tcp:21=[198.18.0.1]:21", "tcp:0=[fd00:64::2]:21",
+		"tcp:2001:db8::1:21=[fd00:64::2]:21", "tcp:21=[fd00:64::2]:0", "tcp:21"} {
+		if _, err := ParseForward64(s); err == nil {
+			t.Errorf("ParseForward64(%q) accepted", s)
+		}
+	}
+	for _, fws := range [][]string{
+		{"tcp:21=[fd00:64::2]:21", "tcp:21=[fd00:64::3]:21"},                         // one pool port twice (fd00:64::2 and ::3 share an address? then clash; else ok)
+		{"tcp:198.19.65.1:21=[fd00:64::2]:21"},                                       // outside the pool
+		{"tcp:198.19.64.1:21=[fd00:64::2]:21", "tcp:198.19.64.2:22=[fd00:64::2]:22"}, // one host, two pool addresses
+		{"tcp:21=[2001:db8:64::1]:21"},                                               // inside the prefix
+		{"tcp:21=[fd00:64::2]:21", "tcp:22=[fd00:64::2]:21"},                         // one endpoint twice
+	} {
+		var cfg []Forward64
+		for _, s := range fws {
+			fw, err := ParseForward64(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg = append(cfg, fw)
+		}
+		if fws[0] == "tcp:21=[fd00:64::2]:21" && fws[1] == "tcp:21=[fd00:64::3]:21" {
+			n := nat64Engine(t).n64
+			if n.pick(netip.MustParseAddr("fd00:64::2")) != n.pick(netip.MustParseAddr("fd00:64::3")) {
+				continue // different pool addresses: no clash
+			}
+		}
+		if _, err := New(Config{NAT64Prefix: pfx64, NAT64Pool: pool64, NAT64Forwards: cfg}); err == nil {
+			t.Errorf("%v accepted", fws)
+		}
+	}
+}
+
+// TestNAT64StaticFTP: FTP of an IPv4 client with a published IPv6 server
+// (RFC 6384 in that direction): PASV goes as EPSV and the 229 comes back
+// as a 227 naming the pool address and a mapped port, whose expectation
+// admits the client's data connection to the server's port; the client's
+// own EPSV passes and its 229 gets the mapped port; PORT becomes EPRT |2|
+// with the client's RFC 6052 address.
+func TestNAT64StaticFTP(t *testing.T) {
+	e := static64Engine(t)
+	srv := ap("[fd00:64::21]:21")
+	pool := e.n64.addrs[e.n64.pick(srv.Addr())]
+	pub := netip.AddrPortFrom(pool, 2121)
+	cli4 := ap("198.18.7.9:40000")
+	cliAs6 := netip.AddrPortFrom(netip.MustParseAddr("2001:db8:64::c612:709"), 40000)
+	send64(t, e, tcpSeg{src: cli4, dst: pub, seq: 1000, flags: fSYN}.build())
+	send64(t, e, tcpSeg{src: srv, dst: cliAs6, seq: 5000, ack: 1001, flags: fSYN | fACK}.build())
+	send64(t, e, tcpSeg{src: cli4, dst: pub, seq: 1001, ack: 5001, flags: fACK}.build())
+	send64(t, e, tcpSeg{src: srv, dst: cliAs6, seq: 5001, ack: 1001, flags: fACK | fPSH, payload: "220 hi\r\n"}.build())
+	c := send64(t, e, tcpSeg{src: cli4, dst: pub, seq: 1001, ack: 5009, flags: fACK | fPSH, payload: "PASV\r\n"}.build())
+	if c.Version != 6 || c.payload != "EPSV\r\n" {
+		t.Fatalf("PASV reached the server as %q", c.payload)
+	}
+	r229 := "229 Entering Extended Passive Mode (|||50000|)\r\n"
+	r := send64(t, e, tcpSeg{src: srv, dst: cliAs6, seq: 5009, ack: 1007, flags: fACK | fPSH, payload: r229}.build())
+	want227 := "227 Entering Passive Mode (" + strings.ReplaceAll(pool.String(), ".", ",") + ",195,80)\r\n"
+	if r.Version != 4 || r.payload != want227 {
+		t.Fatalf("229 reached the client as %q, want %q", r.payload, want227)
+	}
+	if e.Table().ExpectationCount() != 1 {
+		t.Fatalf("%d expectations", e.Table().ExpectationCount())
+	}
+	dt := send64(t, e, tcpSeg{src: ap("198.18.7.9:40001"), dst: netip.AddrPortFrom(pool, 50000), seq: 1, flags: fSYN}.build())
+	if dt.Version != 6 || dt.Dst != srv.Addr() || dt.DstPort != 50000 || dt.Src != cliAs6.Addr() || dt.SrcPort != 40001 {
+		t.Fatalf("data SYN reached v%d %v:%d -> %v:%d", dt.Version, dt.Src, dt.SrcPort, dt.Dst, dt.DstPort)
+	}
+	// the client's own EPSV: passes; its 229 gets the mapped port
+	rs := int32(len(want227) - len(r229))
+	c = send64(t, e, tcpSeg{src: cli4, dst: pub, seq: 1007, ack: uint32(int32(5009+len(r229)) + rs), flags: fACK | fPSH, payload: "EPSV\r\n"}.build())
+	if c.payload != "EPSV\r\n" {
+		t.Fatalf("EPSV reached the server as %q", c.payload)
+	}
+	r2 := "229 Entering Extended Passive Mode (|||50001|)\r\n"
+	sseq := uint32(5009 + len(r229))
+	r = send64(t, e, tcpSeg{src: srv, dst: cliAs6, seq: sseq, ack: 1013, flags: fACK | fPSH, payload: r2}.build())
+	sseq += uint32(len(r2))
+	if r.payload != "229 Entering Extended Passive Mode (|||50001|)\r\n" || e.Table().ExpectationCount() != 1 {
+		t.Fatalf("229 to EPSV reached the client as %q; %d expectations", r.payload, e.Table().ExpectationCount())
+	}
+	// PORT with the client's own address: EPRT |2| with its RFC 6052 address
+	c = send64(t, e, tcpSeg{src: cli4, dst: pub, seq: 1013, ack: 5108, flags: fACK | fPSH, payload: "PORT 198,18,7,9,195,82\r\n"}.build())
+	if want := "EPRT |2|2001:0db8:0064:0000:0000:0000:c612:0709|50002|\r\n"; c.payload != want {
+		t.Fatalf("PORT reached the server as %q, want %q", c.payload, want)
+	}
+	// a third party's PORT passes unchanged
+	send64(t, e, tcpSeg{src: srv, dst: cliAs6, seq: sseq, ack: 1037 + 15, flags: fACK | fPSH, payload: "200 ok\r\n"}.build())
+	c = send64(t, e, tcpSeg{src: cli4, dst: pub, seq: 1037, ack: 5116, flags: fACK | fPSH, payload: "PORT 198,18,7,10,195,82\r\n"}.build())
+	if c.payload != "PORT 198,18,7,10,195,82\r\n" {
+		t.Fatalf("a third party's PORT reached the server as %q", c.payload)
+	}
+}
+
+// TestNAT64OnlyPrefixAndPool: NAT64 processes only IPv6 packets to the
+// prefix and IPv4 packets to the pool (RFC 6146 §3.5); others pass
+// untranslated.
+func TestNAT64OnlyPrefixAndPool(t *testing.T) {
+	e := nat64Engine(t)
+	for _, pkt := range [][]byte{
+		udpPkt(ap("[fd00:64::2]:5353"), ap("[fd00:65::1]:53"), "q", false),
+		udpPkt(ap("198.18.64.2:53"), ap("198.18.9.9:5353"), "a", true),
+	} {
+		v, out, r := e.ProcessReason(pkt, t0)
+		if v != Accept || r != DropNone || !bytes.Equal(out, pkt) {
+			t.Errorf("%v %v: want it passed unchanged", v, r)
+		}
+	}
+	if e.Table().Len() != 0 || e.Stats.Passed.Load() != 2 {
+		t.Errorf("%d flows, %d passed", e.Table().Len(), e.Stats.Passed.Load())
 	}
 }

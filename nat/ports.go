@@ -193,3 +193,20 @@ func (m *portMap) admit(pub publicKey, remote netip.Addr, mode Filtering) (in en
 	b.refs++
 	return b.inside, true, true
 }
+
+// pin binds inside to public port pub for good: a static binding (RFC 6146
+// §3.1, a manually configured BIB entry) whose reference is never dropped,
+// so that the port stays the endpoint's whether or not a session uses it.
+// It fails when pub is 0, or is bound or forwarded already.
+func (m *portMap) pin(inside endpoint, pub uint16) bool {
+	k := publicKey{port: pub, proto: inside.proto, fam: uint8(familyOf(inside.addr))}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if pub == 0 || m.reserved[k] || m.byPublic[k] != nil || m.byInside[inside] != nil {
+		return false
+	}
+	b := &binding{inside: inside, public: pub, refs: 1}
+	m.byInside[inside] = b
+	m.byPublic[k] = b
+	return true
+}

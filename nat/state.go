@@ -577,8 +577,19 @@ func (e *Engine) expectFits(x *conntrack.Expectation, version uint16) (*portMap,
 	if x.Dst.Is4() && t.Is6() && !t.Is4In6() {
 		n := e.n64
 		mf := x.Master.Tuples
-		if n == nil || version < 2 || !n.pool.Contains(x.Dst) || !x.Src.Is4() || x.Master.Tag != tag64 ||
-			mf[conntrack.Reply].Dst != x.Dst || mf[conntrack.Reply].Src != x.Src || mf[conntrack.Original].Src != t {
+		if n == nil || version < 2 || !n.pool.Contains(x.Dst) || !x.Src.Is4() {
+			return nil, false
+		}
+		switch x.Master.Tag {
+		case tag64: // active mode of an IPv6 client (mapData64)
+			if mf[conntrack.Reply].Dst != x.Dst || mf[conntrack.Reply].Src != x.Src || mf[conntrack.Original].Src != t {
+				return nil, false
+			}
+		case tag64Static: // passive mode of an IPv6 server (mapStatic64)
+			if mf[conntrack.Original].Dst != x.Dst || mf[conntrack.Original].Src != x.Src || mf[conntrack.Reply].Src != t {
+				return nil, false
+			}
+		default:
 			return nil, false
 		}
 		return n.ports[n.poolIndex(x.Dst)], true
@@ -676,6 +687,17 @@ func (e *Engine) fits(r *conntrack.FlowRecord) (m *portMap, in endpoint, ok bool
 		}
 		ok = o.Proto == header.ProtoTCP && p.Dst == xlat.Embed(n.prefix, o.Src) && p.DstPort == o.SrcPort &&
 			o.DstPort != 0 && p.SrcPort != 0
+		return n.ports[n.poolIndex(o.Dst)], endpoint{addr: p.Src, port: p.SrcPort, proto: p.Proto}, ok
+	case tag64Static:
+		// An IPv4 client to a static binding's pool endpoint, towards its
+		// IPv6 server from the client's embedded address (newStatic64).
+		n := e.n64
+		if n == nil || !o.Src.Is4() || !p.Src.Is6() || !n.pool.Contains(o.Dst) {
+			return nil, endpoint{}, false
+		}
+		t, found := n.fwd[fwdKey64{proto: o.Proto, index: n.poolIndex(o.Dst), port: o.DstPort}]
+		ok = found && t == netip.AddrPortFrom(p.Src, p.SrcPort) && p.Proto == o.Proto &&
+			p.Dst == xlat.Embed(n.prefix, o.Src) && p.DstPort == o.SrcPort
 		return n.ports[n.poolIndex(o.Dst)], endpoint{addr: p.Src, port: p.SrcPort, proto: p.Proto}, ok
 	}
 	return nil, endpoint{}, false // a kind of flow this version does not restore

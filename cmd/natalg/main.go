@@ -54,6 +54,10 @@ NAT flags (shared by the subcommands that translate):
                       to IPv4 (with --nat64-pool); the well-known 64:ff9b::/96
                       reaches global IPv4 addresses only (RFC 6052 §3.1)
   --nat64-pool P      NAT64: the IPv4 pool IPv6 clients are translated to
+  --nat64-forward SPEC
+                      NAT64 static binding, e.g. tcp:21=[fd00:64::2]:21 or
+                      tcp:198.19.64.1:2121=[fd00:64::2]:21: IPv4 clients reach
+                      the IPv6 server on a pool address (repeatable)
   --nat64-ftp-eprt    NAT64 FTP: send EPRT |1| to the server instead of PORT
   --nat64-ftp-epsv-probe
                       NAT64 FTP: learn whether the server has EPSV instead of

@@ -102,6 +102,8 @@ func TestNAT64Flags(t *testing.T) {
 		{[]string{"--nat64-prefix", n64Prefix, "--nat64-pool", n64Pool, "--public", "198.19.100.100"}, "nothing to translate"},
 		{[]string{"--nat64-prefix", n64Prefix, "--nat64-pool", n64Pool, "--inside", "198.18.0.0/16"}, "--public is required"},
 		{[]string{}, "--public is required"},
+		{[]string{"--nat64-prefix", n64Prefix, "--nat64-pool", n64Pool, "--nat64-forward", "tcp:21=[fd00:64::2]:21", "--nat64-forward", "udp:198.19.64.9:53=[fd00:64::3]:53"}, ""},
+		{[]string{"--inside", "198.18.0.0/16", "--public", "198.19.100.100", "--nat64-forward", "tcp:21=[fd00:64::2]:21"}, "needs --nat64-prefix"},
 	} {
 		fs := flag.NewFlagSet("t", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
@@ -111,6 +113,9 @@ func TestNAT64Flags(t *testing.T) {
 			t.Errorf("%v: parse: %v", c.args, err)
 			continue
 		}
+		if c.err == "" && strings.Contains(strings.Join(c.args, " "), "--nat64-forward") && len(nf.nat64Forwards) != 2 {
+			t.Errorf("%v: %d NAT64 forwards", c.args, len(nf.nat64Forwards))
+		}
 		cfg, err := nf.config()
 		switch {
 		case c.err == "" && err != nil:
@@ -119,6 +124,15 @@ func TestNAT64Flags(t *testing.T) {
 			t.Errorf("%v: error %v, want one with %q", c.args, err, c.err)
 		case c.err == "" && cfg.NAT64Prefix.String() != n64Prefix:
 			t.Errorf("%v: NAT64Prefix %v", c.args, cfg.NAT64Prefix)
+		}
+	}
+	for _, bad := range []string{"tcp:21=fd00:64::2", "sctp:21=[fd00:64::2]:21", "tcp:21=[198.18.0.1]:21"} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		var nf natFlags
+		nf.register(fs)
+		if err := fs.Parse([]string{"--nat64-forward", bad}); err == nil {
+			t.Errorf("--nat64-forward %s accepted", bad)
 		}
 	}
 	var stderr strings.Builder
@@ -327,9 +341,9 @@ func TestNAT64E2E(t *testing.T) {
 	}
 	e := newNAT64Env(t, r)
 
-	// vsftpd (IPv4 only) answers EPSV itself; EPRT |2| from the client
-	// must reach it as PORT (or EPRT |1|) with a pool address (RFC 6384
-	// §3).
+	// vsftpd (IPv4 only) gets PASV for EPSV (RFC 6384 §6); EPRT |2| from
+	// the client must reach it as PORT (or EPRT |1|) with a pool address
+	// (RFC 6384 §7.2).
 	t.Run("vsftpd", func(t *testing.T) {
 		s := e.startFTPD(t, "vsftpd", e.nsOut, 4)
 		e.evidence(t, s)
@@ -366,7 +380,7 @@ func TestNAT64E2E(t *testing.T) {
 	})
 
 	// The server refuses EPSV: natalg must send PASV for the client's EPSV
-	// and answer it with a 229 made from the server's 227 (RFC 6384 §4).
+	// and answer it with a 229 made from the server's 227 (RFC 6384 §6).
 	t.Run("noepsv-rfc6384", func(t *testing.T) {
 		s := e.startNoEPSV(t, n64NoEPSV)
 		e.evidence(t, s)
@@ -454,6 +468,43 @@ f.quit()
 		}
 		if err := d.stop(10 * time.Second); err != nil {
 			t.Errorf("natalg run (well-known prefix) on SIGTERM: %v\n%s", err, tail(d.output(), 20))
+		}
+	})
+
+	// A static binding (--nat64-forward, RFC 6146 §3.1) publishes an
+	// IPv6-only vsftpd (in the client namespace) on a pool address for
+	// IPv4 clients (in the server namespace); FTP works in that direction
+	// (RFC 6384 mirrored: PASV sent as EPSV, its 229 returned as a 227
+	// with the pool address; PORT sent as EPRT |2|). A natalg run of its
+	// own, with its own prefix, pool and device.
+	t.Run("static-binding", func(t *testing.T) {
+		const fwDev, fwPrefix, fwPool, fwAddr = "nat64fw", "2001:db8:65::/96", "198.19.65.0/24", "198.19.65.1"
+		d := startBg(t, "natalg run (static binding)", filepath.Join(e.dir, "natalg-fw.log"), e.nsR, r.natalg, "run",
+			"--nat64-prefix", fwPrefix, "--nat64-pool", fwPool, "--nat64-dev", fwDev, "--metrics", "", "--control", "",
+			"--nat64-forward", "tcp:"+fwAddr+":21=["+n64Client+"]:21")
+		t.Cleanup(func() { _ = d.stop(10 * time.Second) })
+		if !waitFor(100, 100*time.Millisecond, func() bool { return d.exited() || strings.Contains(d.output(), "msg=ready") }) || d.exited() {
+			t.Fatalf("natalg run --nat64-forward not ready within 10 s:\n%s", tail(d.output(), 20))
+		}
+		mustIn(t, e.nsOut, "ip", "route", "replace", fwPool, "via", n64RouterOut)
+		t.Cleanup(func() { _, _ = runIn(10*time.Second, e.nsOut, "ip", "route", "del", fwPool) })
+		s := e.startFTPD(t, "vsftpd", e.nsIn, 6)
+		e.evidence(t, s)
+		e.transfers(t, s, e.nsOut, fwAddr, []xfer{
+			{client: "curl", mode: "pasv", file: e.run.small}, {client: "curl", mode: "pasv", put: true, file: e.run.up},
+			{client: "curl", mode: "epsv", file: e.run.small},
+			{client: "curl", mode: "port", file: e.run.small},
+			{client: "ftplib", mode: "passive", file: e.run.small},
+		})
+		log := s.serverLog()
+		if !strings.Contains(log, `"EPSV"`) || strings.Contains(log, `"PASV"`) {
+			t.Errorf("vsftpd should get EPSV for the client's PASV, never PASV:\n%s", tail(log, 20))
+		}
+		if !strings.Contains(log, `"EPRT |2|2001:`) {
+			t.Errorf("vsftpd got no EPRT |2| with the client's RFC 6052 address for its PORT:\n%s", tail(log, 20))
+		}
+		if err := d.stop(10 * time.Second); err != nil {
+			t.Errorf("natalg run --nat64-forward on SIGTERM: %v\n%s", err, tail(d.output(), 20))
 		}
 	})
 

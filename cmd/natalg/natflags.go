@@ -33,6 +33,8 @@ type natFlags struct {
 	nat64EPSVProbe bool
 	// nat64MSSClamp lowers the MSS of SYNs from the IPv4 side by 20.
 	nat64MSSClamp bool
+	// nat64Forwards are static NAT64 bindings (RFC 6146 §3.1).
+	nat64Forwards forward64List
 }
 
 func (f *natFlags) register(fs *flag.FlagSet) {
@@ -55,6 +57,7 @@ func (f *natFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.nat64Prefix, "nat64-prefix", "NAT64 (RFC 6146): translate IPv6 packets to this RFC 6052 prefix to IPv4 (needs --nat64-pool): 64:ff9b::/96 reaches global IPv4 addresses only (RFC 6052 §3.1), a network-specific prefix such as 2001:db8:64::/96 any")
 	fs.Var(&f.nat64Pool, "nat64-pool", "NAT64: IPv4 pool the IPv6 clients are translated to, e.g. 198.19.64.0/24 (needs --nat64-prefix)")
 	fs.BoolVar(&f.nat64KeepEPRT, "nat64-ftp-eprt", false, "NAT64 FTP gateway (RFC 6384): send an IPv6 client's EPRT |2| to the IPv4 server as EPRT |1| instead of PORT")
+	fs.Var(&f.nat64Forwards, "nat64-forward", "NAT64 static binding PROTO:[POOLADDR:]PORT=[IPV6]:PORT, e.g. tcp:21=[fd00:64::2]:21: publishes an IPv6 server on a pool address (by default the one the host gets) for IPv4 clients, FTP included (repeatable)")
 	fs.BoolVar(&f.nat64MSSClamp, "nat64-mss-clamp", true, "NAT64: lower the MSS option of SYNs from the IPv4 side by 20 bytes, the IPv6 header's extra size, so full-sized segments fit without relying on Packet Too Big (--nat64-mss-clamp=false leaves it)")
 	fs.BoolVar(&f.nat64EPSVProbe, "nat64-ftp-epsv-probe", false, "NAT64 FTP gateway (RFC 6384 §6): learn whether the IPv4 server has EPSV (the first EPSV goes as PASV then EPSV; later ones pass when it answered 229) instead of sending every EPSV as PASV with a 229 made from its 227, the default")
 }
@@ -107,6 +110,10 @@ func (f *natFlags) config() (nat.Config, error) {
 		// 0 used to mean the default silently; say what is meant instead.
 		return nat.Config{}, fmt.Errorf("--max-flows %d: the flow table holds at least 1 flow (the default is %d)", f.maxFlows, conntrack.DefaultMaxFlows)
 	}
+	if len(f.nat64Forwards) > 0 && !f.nat64() {
+		return nat.Config{}, fmt.Errorf("--nat64-forward needs --nat64-prefix and --nat64-pool")
+	}
+	c.NAT64Forwards = f.nat64Forwards
 	c.Conntrack.MaxFlows = f.maxFlows
 	if err := checkTimeouts(&f.timeouts, f.nonconforming); err != nil {
 		return nat.Config{}, err
@@ -238,6 +245,24 @@ func (l *forwardList) String() string {
 }
 func (l *forwardList) Set(s string) error {
 	f, err := nat.ParseForward(s)
+	if err != nil {
+		return err
+	}
+	*l = append(*l, f)
+	return nil
+}
+
+type forward64List []nat.Forward64
+
+func (l *forward64List) String() string {
+	var s []string
+	for _, f := range *l {
+		s = append(s, f.String())
+	}
+	return strings.Join(s, ",")
+}
+func (l *forward64List) Set(s string) error {
+	f, err := nat.ParseForward64(s)
 	if err != nil {
 		return err
 	}

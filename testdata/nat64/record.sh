@@ -11,7 +11,9 @@
 #
 #   [client ns] i-eth <--veth--> r-in [router ns] r-out <--veth--> o-eth [server ns]
 #    fd00:64::2/64         fd00:64::1/64 198.18.64.1/24          198.18.64.2/24 vsftpd
-#                          TUN nat64: 64:ff9b::/96, 198.19.64.0/24
+#                          TUN nat64: 2001:db8:64::/96, 198.19.64.0/24
+# (a network-specific prefix: the well-known 64:ff9b::/96 may not embed the
+# non-global 198.18.64.2, RFC 6052 §3.1, and natalg refuses it)
 #
 # Per case (a fresh natalg each time, so the capture starts with the
 # engine's first packet, as a replay does):
@@ -24,8 +26,8 @@
 #   golden.pcap  natalg replay --nat64-prefix ... --nat64-pool ... in.pcap
 #   args         the replay's flags
 #   replay.txt   natalg replay's summary
-# Cases: nat64-eprt (curl -6 -P -: EPRT |2|, rewritten to EPRT |1|),
-# nat64-epsv (curl -6: EPSV, passed).
+# Cases: nat64-eprt (curl -6 -P -: EPRT |2|, rewritten to PORT),
+# nat64-epsv (curl -6: EPSV, sent to the server as PASV, RFC 6384 §6).
 # cmd/internal/pcapreplay's TestNAT64Golden replays each in.pcap and wants
 # golden.pcap byte for byte.
 LIB_NAME=nat64-record
@@ -37,11 +39,11 @@ FILTER=${2:-}
 mkdir -p "$OUTDIR"
 OUTDIR=$(cd "$OUTDIR" && pwd)
 
-PREFIX64=64:ff9b::/96
+PREFIX64=2001:db8:64::/96
 POOL=198.19.64.0/24
 CLIENT=fd00:64::2
 SERVER=198.18.64.2
-SERVER6=64:ff9b::c612:4002
+SERVER6=2001:db8:64::c612:4002
 ARGS="--nat64-prefix $PREFIX64 --nat64-pool $POOL"
 
 nat64_topology_up() {
