@@ -53,7 +53,19 @@ func (x *ftpFlow) MapData(dir conntrack.Dir, announced netip.AddrPort) (netip.Ad
 		Target:  netip.AddrPortFrom(a, announced.Port()),
 		Master:  x.f,
 	}
+	if sink := x.e.cfg.Expectations; sink != nil {
+		// The kernel holds the expectation before the rewritten segment,
+		// and so the peer's connection, can leave.
+		exp.Expires = x.now + int64(x.e.table.Timeouts().Expectation)
+		if err := sink.ExpectationInstalled(exp); err != nil {
+			x.e.ports.release(in)
+			return netip.AddrPort{}, false
+		}
+	}
 	if err := x.e.table.Expect(exp, x.now); err != nil {
+		if sink := x.e.cfg.Expectations; sink != nil {
+			sink.ExpectationRemoved(exp)
+		}
 		x.e.ports.release(in)
 		return netip.AddrPort{}, false
 	}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os/exec"
 	"strings"
+
+	"github.com/natalg/natalg/cmd/internal/kerneldp"
 )
 
 // Chains natalg owns in the kernel's tables.
@@ -24,11 +26,18 @@ const (
 //   - outbound (inside interface to outside interface) in mangle FORWARD,
 //     after routing and after conntrack has seen the untranslated packet.
 //
-// So the kernel's conntrack sees every flow from the inside, consistently
-// in both directions and in the inside host's sequence space (natalg maps
-// ACKs back before conntrack sees them): it neither NATs these flows (no
-// NAT rules apply to them) nor marks shifted sequence numbers invalid. No
-// --queue-bypass: without natalg the traffic stops (fail-closed).
+// Only packets carrying the queue mark (kerneldp.MarkQueue) are queued: natalg
+// run's nftables table (inet natalg, chains just before these hooks) sets it
+// on FTP control packets in split mode and on every packet of the NAT in
+// full mode. The rules also mark every packet by interface (MarkInbound,
+// MarkOutbound), which is how the table's kernel NAT knows the interfaces.
+//
+// So the kernel's conntrack sees every queued flow from the inside,
+// consistently in both directions and in the inside host's sequence space
+// (natalg maps ACKs back before conntrack sees them): it neither NATs these
+// flows (the table's NAT chains accept queued packets untouched) nor marks
+// shifted sequence numbers invalid. No --queue-bypass: without natalg the
+// queued traffic stops (fail-closed).
 func rulesText(inside, outside, queues string, lo, hi uint16) string {
 	// With two queues or more, inbound and outbound get disjoint halves of
 	// the range: a flow's data and its ACKs then always have separate
@@ -46,10 +55,13 @@ func rulesText(inside, outside, queues string, lo, hi uint16) string {
 		}
 		return fmt.Sprintf("NFQUEUE --queue-balance %d:%d", a, b)
 	}
+	q := fmt.Sprintf("-m mark --mark %#x/%#x", kerneldp.MarkQueue, kerneldp.MarkQueue)
 	var b strings.Builder
 	fmt.Fprintf(&b, "# natalg rules: inside %s, outside %s, queues %s\n", inside, outside, queues)
-	fmt.Fprintf(&b, "*raw\n:%s - [0:0]\n-A PREROUTING -i %s -j %s\n-A %s -j %s\nCOMMIT\n", chainIn, outside, chainIn, chainIn, target(inLo, inHi))
-	fmt.Fprintf(&b, "*mangle\n:%s - [0:0]\n-A FORWARD -i %s -o %s -j %s\n-A %s -j %s\nCOMMIT\n", chainOut, inside, outside, chainOut, chainOut, target(outLo, outHi))
+	fmt.Fprintf(&b, "*raw\n:%s - [0:0]\n-A PREROUTING -i %s -j %s\n-A %s -j MARK --or-mark %#x\n-A %s %s -j %s\nCOMMIT\n",
+		chainIn, outside, chainIn, chainIn, kerneldp.MarkInbound, chainIn, q, target(inLo, inHi))
+	fmt.Fprintf(&b, "*mangle\n:%s - [0:0]\n-A FORWARD -i %s -o %s -j %s\n-A %s -j MARK --or-mark %#x\n-A %s %s -j %s\nCOMMIT\n",
+		chainOut, inside, outside, chainOut, chainOut, kerneldp.MarkOutbound, chainOut, q, target(outLo, outHi))
 	return b.String()
 }
 
@@ -67,7 +79,7 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	outside := fs.String("outside-if", "", "interface towards the outside")
 	queues := fs.String("queues", "0", "NFQUEUE numbers natalg serves: N or N-M")
 	apply := fs.Bool("apply", false, "install the rules (iptables-restore and ip6tables-restore)")
-	remove := fs.Bool("remove", false, "remove the rules")
+	remove := fs.Bool("remove", false, "remove the rules, and natalg run's nftables table (inet natalg)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -110,7 +122,11 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	if *apply {
 		fmt.Fprintf(stdout, "installed (IPv4 and IPv6):\n%s", text)
 	} else {
-		fmt.Fprintln(stdout, "removed")
+		if err := kerneldp.Remove(); err != nil {
+			fmt.Fprintf(stderr, "natalg rules: remove table inet %s: %v\n", kerneldp.TableName, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "removed (and table inet %s)\n", kerneldp.TableName)
 	}
 	return 0
 }
