@@ -45,12 +45,14 @@ import (
 
 func TestHostileInputE2E(t *testing.T) {
 	r := newNatalgRun(t)
-	t.Run("natalg", func(t *testing.T) {
-		mt := t
-		e := newE2EEnv(t, r, "natalg")
-		t.Run("line-that-never-ends", e.endlessLine)
-		t.Run("flow-flood", func(t *testing.T) { e.flowFlood(mt, t) })
-	})
+	for _, mode := range e2eNatalgModes {
+		t.Run(mode, func(t *testing.T) {
+			mt := t
+			e := newE2EEnv(t, r, mode)
+			t.Run("line-that-never-ends", e.endlessLine)
+			t.Run("flow-flood", func(t *testing.T) { e.flowFlood(mt, t) })
+		})
+	}
 }
 
 const (
