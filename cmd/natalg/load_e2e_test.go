@@ -3,8 +3,8 @@ package main
 import (
 	"encoding/json"
 	"path/filepath"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
