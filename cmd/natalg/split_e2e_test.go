@@ -72,15 +72,9 @@ func (e *e2eEnv) dataNeverQueued(t *testing.T) {
 		{"dnat6-active", e.nsIn, 6, e.nsOut, public6, "eprt", false},
 		{"dnat6-passive", e.nsIn, 6, e.nsOut, public6, "epsv", true},
 	}
-	servers := map[string]*ftpd{}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			key := fmt.Sprintf("%s-%d", c.serverNS, c.fam)
-			s := servers[key]
-			if s == nil {
-				s = e.startFTPD(t, "vsftpd", c.serverNS, c.fam)
-				servers[key] = s
-			}
+			s := e.startFTPD(t, "vsftpd", c.serverNS, c.fam)
 			e.evidence(t, s)
 			q0, m0 := e.queueSequence(t), e.metrics(t)
 			t0 := time.Now()
@@ -233,12 +227,14 @@ func (e *e2eEnv) expectationGoneWithControl(t *testing.T) {
 	}
 }
 
-// kernelFlowsSurviveRestart: natalg stops (cleanly) in the middle of a
-// rate-limited passive download: the data connection, a kernel flow, keeps
-// moving while no natalg runs; FTP control fails closed meanwhile; the
-// transfer ends intact once natalg is back (its control connection picked
-// up again).
+// kernelFlowsSurviveRestart: natalg stops (cleanly, saving its state) in
+// the middle of a rate-limited passive download: the data connection, a
+// kernel flow, keeps moving while no natalg runs; FTP control fails closed
+// meanwhile; the transfer ends intact once natalg is back (its control
+// connection restored from --state).
 func (e *e2eEnv) kernelFlowsSurviveRestart(owner, t *testing.T) {
+	flags := []string{"--forward", "tcp:21=[" + inHost6 + "]:21", "--timeout-tcp-transitory", "3s", "--state", filepath.Join(e.dir, "split.state")}
+	e.restartNatalg(owner, t, flags...)
 	s := e.startFTPD(t, "vsftpd", e.nsOut, 4)
 	e.evidence(t, s)
 	done := make(chan error, 1)
@@ -272,7 +268,7 @@ func (e *e2eEnv) kernelFlowsSurviveRestart(owner, t *testing.T) {
 	if out, err := runIn(8*time.Second, e.nsIn, "curl", "-sS", "--connect-timeout", "3", "-o", "/dev/null", "ftp://"+outHost4+"/"); err == nil {
 		t.Errorf("an FTP control connection got through while natalg was down: %s", out)
 	}
-	e.restartNatalg(owner, t, "--forward", "tcp:21=["+inHost6+"]:21", "--timeout-tcp-transitory", "3s")
+	e.restartNatalg(owner, t, flags...)
 	if err := <-done; err != nil {
 		t.Fatalf("the download across natalg's restart: %v", err)
 	}
