@@ -15,9 +15,9 @@ import (
 // it must not call back into the engine.
 type ExpectationSink interface {
 	// ExpectationInstalled is called before the segment announcing x
-	// leaves, with x.Expires set. An error refuses the announcement: the
-	// gateway then maps nothing and drops the segment (EvMapFailed), and
-	// the sender's retransmission tries again.
+	// leaves, with x.Expires set. On an error the announcement is still
+	// rewritten and x still kept by the engine (so it is removed as usual):
+	// the sink failed to admit the connection, which then fails (closed).
 	ExpectationInstalled(x *conntrack.Expectation) error
 	// ExpectationRemoved is called once when x goes unused: it lapsed, was
 	// evicted or replaced, or its control connection is gone. It is called
