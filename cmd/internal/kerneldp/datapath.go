@@ -24,7 +24,7 @@ import (
 // Stats count what happened to the expectations natalg put in the kernel.
 type Stats struct {
 	Installed     atomic.Uint64 // elements added before their announcement left
-	InstallFailed atomic.Uint64 // additions the kernel refused (the announcement was dropped)
+	InstallFailed atomic.Uint64 // additions the kernel refused (the announcement still left: its data connection fails)
 	Used          atomic.Uint64 // a data connection came through (seen in a conntrack event)
 	Expired       atomic.Uint64 // lapsed unused
 	Withdrawn     atomic.Uint64 // removed unused before their time: control connection gone, evicted, replaced
