@@ -39,16 +39,8 @@ const (
 // shifted sequence numbers invalid. No --queue-bypass: without natalg the
 // queued traffic stops (fail-closed).
 func rulesText(inside, outside, queues string, lo, hi uint16) string {
-	// With two queues or more, inbound and outbound get disjoint halves of
-	// the range: a flow's data and its ACKs then always have separate
-	// readers and are translated in parallel. Within each half the
-	// kernel's balancing puts one direction of a flow on one queue, so its
-	// verdicts stay in order.
-	inLo, inHi, outLo, outHi := lo, hi, lo, hi
-	if hi > lo {
-		mid := lo + (hi-lo)/2
-		inHi, outLo = mid, mid+1
-	}
+	in, out := queueHalves(lo, hi)
+	inLo, inHi, outLo, outHi := in.First, in.Last, out.First, out.Last
 	target := func(a, b uint16) string {
 		if a == b {
 			return fmt.Sprintf("NFQUEUE --queue-num %d", a)
@@ -63,6 +55,20 @@ func rulesText(inside, outside, queues string, lo, hi uint16) string {
 	fmt.Fprintf(&b, "*mangle\n:%s - [0:0]\n-A FORWARD -i %s -o %s -j %s\n-A %s -j MARK --or-mark %#x\n-A %s %s -j %s\nCOMMIT\n",
 		chainOut, inside, outside, chainOut, chainOut, kerneldp.MarkOutbound, chainOut, q, target(outLo, outHi))
 	return b.String()
+}
+
+// queueHalves splits the queues lo-hi: with two queues or more, inbound
+// and outbound get disjoint halves of the range, so a flow's data and its
+// ACKs always have separate readers and are translated in parallel. Within
+// each half the kernel's balancing puts one direction of a flow on one
+// queue, so its verdicts stay in order.
+func queueHalves(lo, hi uint16) (in, out kerneldp.Queues) {
+	in, out = kerneldp.Queues{First: lo, Last: hi}, kerneldp.Queues{First: lo, Last: hi}
+	if hi > lo {
+		mid := lo + (hi-lo)/2
+		in.Last, out.First = mid, mid+1
+	}
+	return in, out
 }
 
 // removeText undoes rulesText (for iptables-restore --noflush).
@@ -80,6 +86,7 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	queues := fs.String("queues", "0", "NFQUEUE numbers natalg serves: N or N-M")
 	apply := fs.Bool("apply", false, "install the rules (iptables-restore and ip6tables-restore)")
 	remove := fs.Bool("remove", false, "remove the rules, and natalg run's nftables table (inet natalg)")
+	backend := fs.String("queue-backend", "auto", "how packets are queued: xt (iptables NFQUEUE rules), nft (table inet natalg_queue, nft's queue expression), auto (nft where the kernel has it)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -97,6 +104,12 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "natalg rules: --apply or --remove, not both")
 		return 2
 	}
+	switch *backend {
+	case "auto", "xt", "nft":
+	default:
+		fmt.Fprintf(stderr, "natalg rules: --queue-backend %q: want auto, xt or nft\n", *backend)
+		return 2
+	}
 	qs, err := parseQueues(*queues)
 	if err != nil {
 		fmt.Fprintf(stderr, "natalg rules: --queues: %v\n", err)
@@ -108,20 +121,39 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, text)
 		return 0
 	}
-	// Removing first makes --apply idempotent; errors from rules that are
-	// not there are expected then.
+	if *apply && *backend == "auto" {
+		*backend = "xt"
+		if kerneldp.QueueSupported() {
+			*backend = "nft"
+		}
+	}
+	// Removing first makes --apply idempotent (and switches backends);
+	// errors from rules that are not there are expected then.
 	for _, tool := range []string{"iptables-restore", "ip6tables-restore"} {
 		restore(tool, removeText(*inside, *outside))
-		if *apply {
+		if *apply && *backend == "xt" {
 			if out, err := restore(tool, text); err != nil {
 				fmt.Fprintf(stderr, "natalg rules: %s: %v\n%s", tool, err, out)
 				return 1
 			}
 		}
 	}
-	if *apply {
+	if err := kerneldp.RemoveQueueTable(); err != nil {
+		fmt.Fprintf(stderr, "natalg rules: remove table inet %s: %v\n", kerneldp.QueueTableName, err)
+		return 1
+	}
+	switch {
+	case *apply && *backend == "nft":
+		in, out := queueHalves(lo, hi)
+		if err := kerneldp.ApplyQueueTable(*inside, *outside, in, out); err != nil {
+			fmt.Fprintf(stderr, "natalg rules: %v (use --queue-backend xt)\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "installed table inet %s (nft queue expression): inbound on %s to queues %d-%d, outbound %s -> %s to queues %d-%d\n",
+			kerneldp.QueueTableName, *outside, in.First, in.Last, *inside, *outside, out.First, out.Last)
+	case *apply:
 		fmt.Fprintf(stdout, "installed (IPv4 and IPv6):\n%s", text)
-	} else {
+	default:
 		if err := kerneldp.Remove(); err != nil {
 			fmt.Fprintf(stderr, "natalg rules: remove table inet %s: %v\n", kerneldp.TableName, err)
 			return 1

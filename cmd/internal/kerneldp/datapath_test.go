@@ -199,3 +199,39 @@ func TestDatapathLive(t *testing.T) {
 		t.Fatalf("Close(true) left the table:\n%s", table)
 	}
 }
+
+// TestQueueTable: where the kernel has nft's queue expression, "natalg
+// rules" can install table inet natalg_queue; where it lacks it (this
+// project's CI VM), ApplyQueueTable fails and leaves nothing behind, and
+// QueueSupported says so, so that --queue-backend auto picks xt.
+func TestQueueTable(t *testing.T) {
+	inNewNetns(t)
+	err := ApplyQueueTable("r-in", "r-out", Queues{0, 0}, Queues{1, 1})
+	list := func() string {
+		out, _ := exec.Command("nft", "list", "table", "inet", QueueTableName).CombinedOutput()
+		return string(out)
+	}
+	if !QueueSupported() {
+		if err == nil {
+			t.Fatal("ApplyQueueTable succeeded where QueueSupported says the kernel has no nft queue")
+		}
+		if l := list(); strings.Contains(l, "chain") {
+			t.Fatalf("a failed ApplyQueueTable left a table:\n%s", l)
+		}
+		t.Logf("no nft queue on this kernel: %v", err)
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := list()
+	for _, want := range []string{`iifname "r-out" meta mark set meta mark | 0x40000000`, "queue to 0", "queue to 1",
+		`iifname "r-in" oifname "r-out" meta mark set meta mark | 0x20000000`} {
+		if !strings.Contains(l, want) {
+			t.Errorf("table lacks %q:\n%s", want, l)
+		}
+	}
+	if err := RemoveQueueTable(); err != nil || strings.Contains(list(), "chain") {
+		t.Fatalf("RemoveQueueTable: %v\n%s", err, list())
+	}
+}
