@@ -52,7 +52,9 @@ func ApplyQueueTable(inside, outside string, in, out Queues) error {
 	filter := nftables.ChainTypeFilter
 	chIn := cc.AddChain(&nftables.Chain{Name: "inbound", Table: t, Type: filter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw})
 	chOut := cc.AddChain(&nftables.Chain{Name: "outbound", Table: t, Type: filter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityMangle})
-	rule := func(c *nftables.Chain, e ...[]expr.Any) { cc.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: cat(e...)}) }
+	rule := func(c *nftables.Chain, e ...[]expr.Any) {
+		cc.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: cat(e...)})
+	}
 	rule(chIn, matchIfname(true, outside), setMark(MarkInbound))
 	rule(chIn, matchIfname(true, outside), testMark(MarkQueue, true), queueTo(in))
 	rule(chOut, matchIfname(true, inside), matchIfname(false, outside), setMark(MarkOutbound))
