@@ -15,7 +15,7 @@ FUZZTIME  ?= 30s
 # the end-to-end suite (namespaces, the kernel's NAT and FTP helper, vsftpd,
 # curl, lftp, Python's ftplib, tcpdump). ProFTPD, the second server, conflicts
 # with vsftpd in Debian: testdata/e2e/deps.sh unpacks it beside it.
-APT_PKGS  := iproute2 iptables vsftpd curl lftp tcpdump ethtool conntrack wireshark-common procps python3
+APT_PKGS  := iproute2 iptables nftables vsftpd curl lftp tcpdump ethtool conntrack wireshark-common procps python3 iperf3
 
 .PHONY: all build deps vet test test-unit demo fuzz record clean bench bench-plot bench-go bench-targets bench-live
 
@@ -71,8 +71,10 @@ demo: deps build
 		NATALG=$(CURDIR)/$(BIN) bash testdata/e2e/demo.sh; \
 	else echo; echo "(the live router part needs root: sudo make demo)"; fi
 
-# bench-live: a 64 MiB FTP download through natalg run and through the
-# kernel's nf_nat_ftp, alternating, 3 rounds each; medians and the ratio.
+# bench-live: natalg run (split and full datapaths) against the kernel's NAT
+# and nf_nat_ftp, alternating, ROUNDS rounds: a MIB MiB FTP download with
+# offloads on and off, iperf3 TCP, iperf3 UDP with 1200- and 64-byte
+# datagrams; medians and the ratios to the kernel.
 bench-live: deps build
 	NATALG=$(CURDIR)/$(BIN) bash testdata/e2e/bench-live.sh $(ROUNDS) $(MIB)
 

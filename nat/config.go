@@ -237,6 +237,14 @@ type Config struct {
 	// PortMin and PortMax bound the public ports chosen when an inside port
 	// cannot be preserved (default 1024-65535).
 	PortMin, PortMax uint16
+	// StrictPorts keeps every public port in [PortMin, PortMax]: an inside
+	// port outside the range is not preserved. Split mode sets it, so that
+	// natalg's ports and the kernel's masquerade range never meet.
+	StrictPorts bool
+	// Expectations, when set, is told of every NAT44/NAT66 FTP expectation
+	// as the engine installs and removes it (split mode: the kernel carries
+	// the data connection). See ExpectationSink.
+	Expectations ExpectationSink
 	// FTPPorts are the FTP control ports the gateway inspects (default 21).
 	FTPPorts []uint16
 	// FTP is the FTP gateway's policy.

@@ -58,6 +58,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, ports: newPortMap(cfg.PortMin, cfg.PortMax)}
+	e.ports.strict = cfg.StrictPorts
 	for _, a := range cfg.Public {
 		e.public[familyOf(a)] = a
 	}
@@ -401,6 +402,9 @@ func (e *Engine) expectationRemoved(x *conntrack.Expectation) {
 	if e.n64 != nil && x.Dst.Is4() && x.Target.Addr().Is6() {
 		e.n64.ports[e.n64.poolIndex(x.Dst)].release(endpoint{addr: x.Target.Addr(), port: x.Target.Port(), proto: x.Proto})
 		return
+	}
+	if e.cfg.Expectations != nil {
+		e.cfg.Expectations.ExpectationRemoved(x)
 	}
 	e.ports.release(endpoint{addr: x.Target.Addr(), port: x.Target.Port(), proto: x.Proto})
 }

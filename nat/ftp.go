@@ -53,7 +53,20 @@ func (x *ftpFlow) MapData(dir conntrack.Dir, announced netip.AddrPort) (netip.Ad
 		Target:  netip.AddrPortFrom(a, announced.Port()),
 		Master:  x.f,
 	}
+	if sink := x.e.cfg.Expectations; sink != nil {
+		// The kernel holds the expectation before the rewritten segment,
+		// and so the peer's connection, can leave. A refusal still rewrites
+		// the announcement (the sink counts it): the peer's connection then
+		// finds nothing and fails, where dropping the segment would let its
+		// retransmission out unrewritten (the gateway has consumed the
+		// bytes), the inside address with it.
+		exp.Expires = x.now + int64(x.e.table.Timeouts().Expectation)
+		_ = sink.ExpectationInstalled(exp)
+	}
 	if err := x.e.table.Expect(exp, x.now); err != nil {
+		if sink := x.e.cfg.Expectations; sink != nil {
+			sink.ExpectationRemoved(exp)
+		}
 		x.e.ports.release(in)
 		return netip.AddrPort{}, false
 	}

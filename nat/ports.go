@@ -53,6 +53,8 @@ type portMap struct {
 	peers    map[peerKey]int32
 	min, max uint16
 	cursor   uint32
+	// strict: only ports in [min, max], even when the inside port is free
+	strict bool
 }
 
 func newPortMap(min, max uint16) *portMap {
@@ -88,7 +90,7 @@ func (m *portMap) acquire(inside endpoint) (uint16, bool) {
 		return m.byPublic[k] == nil && !m.reserved[k]
 	}
 	port, found := inside.port, false
-	if port != 0 && free(port) {
+	if port != 0 && (!m.strict || port >= m.min && port <= m.max) && free(port) {
 		found = true
 	} else {
 		n := uint32(m.max) - uint32(m.min) + 1

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/natalg/natalg/cmd/internal/kerneldp"
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat"
 )
@@ -35,7 +36,9 @@ func listenControl(path string) (net.Listener, error) {
 }
 
 // serveControl answers "flows" requests until ctx is done.
-func serveControl(ctx context.Context, ln net.Listener, eng *nat.Engine, log *slog.Logger) {
+// kexp, when not nil, lists the expectations as the kernel holds them
+// (split mode).
+func serveControl(ctx context.Context, ln net.Listener, eng *nat.Engine, log *slog.Logger, kexp func() ([]kerneldp.Element, error)) {
 	go func() { <-ctx.Done(); ln.Close() }()
 	for {
 		c, err := ln.Accept()
@@ -53,6 +56,9 @@ func serveControl(ctx context.Context, ln net.Listener, eng *nat.Engine, log *sl
 			switch strings.TrimSpace(req) {
 			case "flows":
 				writeFlows(c, eng, time.Now())
+				if kexp != nil {
+					writeKernelExpectations(c, kexp)
+				}
 			default:
 				fmt.Fprintf(c, "error: unknown request %q\n", strings.TrimSpace(req))
 			}
@@ -81,6 +87,24 @@ func writeFlows(w io.Writer, eng *nat.Engine, now time.Time) {
 		fmt.Fprintln(w, l)
 	}
 	fmt.Fprintf(w, "# %d flows, %d expectations\n", len(lines), len(exps))
+}
+
+// writeKernelExpectations prints the elements of natalg's expectation maps
+// in the kernel (split mode): what the kernel will admit and where to.
+func writeKernelExpectations(w io.Writer, kexp func() ([]kerneldp.Element, error)) {
+	els, err := kexp()
+	if err != nil {
+		fmt.Fprintf(w, "# kernel expectations: %v\n", err)
+	}
+	var lines []string
+	for _, el := range els {
+		lines = append(lines, fmt.Sprintf("kernel-expect tcp from %s to %s -> %s timeout=%ds", el.Peer, el.Public, el.Target, int(el.Expires.Seconds())))
+	}
+	sort.Strings(lines)
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
+	fmt.Fprintf(w, "# %d expectations in the kernel (table inet %s)\n", len(lines), kerneldp.TableName)
 }
 
 // formatFlow: "tcp ESTABLISHED timeout=7439 snat 198.18.0.2:40000 -> 198.19.0.2:21 => 198.19.100.100:40000 -> 198.19.0.2:21 [ftp seq_delta=+4 ack_delta=0 corrections=1/0]".

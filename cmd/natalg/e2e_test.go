@@ -476,7 +476,7 @@ func killNetnsPids(ns string) {
 // e2eEnv is one topology with one NAT on the router.
 type e2eEnv struct {
 	run              *e2eRun
-	mode             string // "kernel" or "natalg"
+	mode             string // "kernel", or "natalg" with "-gso", "-load", "-full" (see newE2EEnv)
 	lossy            bool   // the loss rules are installed
 	dir              string
 	nsIn, nsR, nsOut string
@@ -486,6 +486,11 @@ type e2eEnv struct {
 	capInP, capOutP  *bgProc
 }
 
+// newE2EEnv builds the topology for mode: "kernel" (the kernel's NAT and
+// FTP helper) or a natalg mode. A natalg mode runs natalg run's default
+// split datapath (only FTP control connections queued), unless it has
+// "-full" (--datapath full, every packet queued); "-gso" turns the veths'
+// offloads on and natalg run --gso; "-load" is the load suite's settings.
 func newE2EEnv(t *testing.T, r *e2eRun, mode string) *e2eEnv {
 	id := fmt.Sprintf("%s%d-%s", e2ePrefix, os.Getpid(), mode)
 	e := &e2eEnv{
@@ -513,7 +518,7 @@ func newE2EEnv(t *testing.T, r *e2eRun, mode string) *e2eEnv {
 	// wire-sized packets with full checksums (testdata/record.sh), except
 	// in natalg-gso mode: offloads on and natalg run --gso
 	offl := "off"
-	if mode == "natalg-gso" {
+	if strings.Contains(mode, "-gso") {
 		offl = "on"
 	}
 	for _, d := range [][2]string{{e.nsIn, "i-eth"}, {e.nsR, "r-in"}, {e.nsR, "r-out"}, {e.nsOut, "o-eth"}} {
@@ -544,7 +549,7 @@ func newE2EEnv(t *testing.T, r *e2eRun, mode string) *e2eEnv {
 	switch mode {
 	case "kernel":
 		e.kernelNAT(t)
-	case "natalg", "natalg-gso", "natalg-load", "natalg-hairpin":
+	case "natalg", "natalg-gso", "natalg-load", "natalg-hairpin", "natalg-full", "natalg-full-gso", "natalg-load-full":
 		e.startNatalg(t)
 	default:
 		t.Fatalf("unknown mode %q", mode)
@@ -583,7 +588,8 @@ func (e *e2eEnv) startNatalg(t *testing.T) {
 	argv := []string{bin, "run",
 		"--inside", inside4, "--inside", inside6, "--public", public4, "--public", public6,
 		"--forward", "tcp:21=" + inHost4 + ":21", "--queues", "0-1",
-		"--metrics", e2eMetricsAddr, "--control", e.control, "--gso=" + strconv.FormatBool(e.mode == "natalg-gso")}
+		"--metrics", e2eMetricsAddr, "--control", e.control, "--gso=" + strconv.FormatBool(strings.Contains(e.mode, "-gso")),
+		"--datapath", e.datapath()}
 	argv = append(argv, loadArgs(e.mode)...)
 	argv = append(argv, hairpinArgs(e.mode)...)
 	e.daemon = startBg(t, "natalg run", filepath.Join(e.dir, "natalg.log"), e.nsR, argv...)
@@ -629,6 +635,18 @@ func (e *e2eEnv) startNatalg(t *testing.T) {
 		t.Fatalf("natalg run not ready within 10 s (exited=%v, err=%v):\n%s", e.daemon.exited(), e.daemon.err, tail(e.daemon.output(), 40))
 	}
 }
+
+// datapath is natalg run's --datapath in this mode.
+func (e *e2eEnv) datapath() string {
+	if strings.Contains(e.mode, "-full") {
+		return "full"
+	}
+	return "split"
+}
+
+// e2eNatalgModes are the natalg modes of the suites that run both
+// datapaths: the default split one and full.
+var e2eNatalgModes = []string{"natalg", "natalg-full"}
 
 func (e *e2eEnv) startCaptures(t *testing.T) {
 	e.capIn = filepath.Join(e.dir, "ctl-inside.pcap")
@@ -994,7 +1012,7 @@ func TestE2E(t *testing.T) {
 	t.Run("kernel", func(t *testing.T) {
 		e2eScenarios(t, newE2EEnv(t, r, "kernel"), true)
 	})
-	for _, mode := range []string{"natalg", "natalg-gso"} {
+	for _, mode := range []string{"natalg", "natalg-gso", "natalg-full", "natalg-full-gso"} {
 		t.Run(mode, func(t *testing.T) {
 			if r.natalg == "" && r.natalgMissingWhy == "" {
 				r.buildNatalg(t)
@@ -1005,7 +1023,7 @@ func TestE2E(t *testing.T) {
 				}
 				t.Skip(r.natalgMissingWhy)
 			}
-			e2eScenarios(t, newE2EEnv(t, r, mode), mode == "natalg")
+			e2eScenarios(t, newE2EEnv(t, r, mode), !strings.Contains(mode, "-gso"))
 		})
 	}
 }

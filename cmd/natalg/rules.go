@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+
+	"github.com/natalg/natalg/cmd/internal/kerneldp"
 )
 
 // Chains natalg owns in the kernel's tables.
@@ -28,33 +30,49 @@ const (
 //   - outbound (inside interface to outside interface) in mangle FORWARD,
 //     after routing and after conntrack has seen the untranslated packet.
 //
-// So the kernel's conntrack sees every flow from the inside, consistently
-// in both directions and in the inside host's sequence space (natalg maps
-// ACKs back before conntrack sees them): it neither NATs these flows (no
-// NAT rules apply to them) nor marks shifted sequence numbers invalid. No
-// --queue-bypass: without natalg the traffic stops (fail-closed).
+// Only packets carrying the queue mark (kerneldp.MarkQueue) are queued: natalg
+// run's nftables table (inet natalg, chains just before these hooks) sets it
+// on FTP control packets in split mode and on every packet of the NAT in
+// full mode. The rules also mark every packet by interface (MarkInbound,
+// MarkOutbound), which is how the table's kernel NAT knows the interfaces.
+//
+// So the kernel's conntrack sees every queued flow from the inside,
+// consistently in both directions and in the inside host's sequence space
+// (natalg maps ACKs back before conntrack sees them): it neither NATs these
+// flows (the table's NAT chains accept queued packets untouched) nor marks
+// shifted sequence numbers invalid. No --queue-bypass: without natalg the
+// queued traffic stops (fail-closed).
 func rulesText(inside, outside, queues string, lo, hi uint16) string {
-	// With two queues or more, inbound and outbound get disjoint halves of
-	// the range: a flow's data and its ACKs then always have separate
-	// readers and are translated in parallel. Within each half the
-	// kernel's balancing puts one direction of a flow on one queue, so its
-	// verdicts stay in order.
-	inLo, inHi, outLo, outHi := lo, hi, lo, hi
-	if hi > lo {
-		mid := lo + (hi-lo)/2
-		inHi, outLo = mid, mid+1
-	}
+	in, out := queueHalves(lo, hi)
+	inLo, inHi, outLo, outHi := in.First, in.Last, out.First, out.Last
 	target := func(a, b uint16) string {
 		if a == b {
 			return fmt.Sprintf("NFQUEUE --queue-num %d", a)
 		}
 		return fmt.Sprintf("NFQUEUE --queue-balance %d:%d", a, b)
 	}
+	q := fmt.Sprintf("-m mark --mark %#x/%#x", kerneldp.MarkQueue, kerneldp.MarkQueue)
 	var b strings.Builder
 	fmt.Fprintf(&b, "# natalg rules: inside %s, outside %s, queues %s\n", inside, outside, queues)
-	fmt.Fprintf(&b, "*raw\n:%s - [0:0]\n-A PREROUTING -i %s -j %s\n-A %s -j %s\nCOMMIT\n", chainIn, outside, chainIn, chainIn, target(inLo, inHi))
-	fmt.Fprintf(&b, "*mangle\n:%s - [0:0]\n-A FORWARD -i %s -o %s -j %s\n-A %s -j %s\nCOMMIT\n", chainOut, inside, outside, chainOut, chainOut, target(outLo, outHi))
+	fmt.Fprintf(&b, "*raw\n:%s - [0:0]\n-A PREROUTING -i %s -j %s\n-A %s -j MARK --or-mark %#x\n-A %s %s -j %s\nCOMMIT\n",
+		chainIn, outside, chainIn, chainIn, kerneldp.MarkInbound, chainIn, q, target(inLo, inHi))
+	fmt.Fprintf(&b, "*mangle\n:%s - [0:0]\n-A FORWARD -i %s -o %s -j %s\n-A %s -j MARK --or-mark %#x\n-A %s %s -j %s\nCOMMIT\n",
+		chainOut, inside, outside, chainOut, chainOut, kerneldp.MarkOutbound, chainOut, q, target(outLo, outHi))
 	return b.String()
+}
+
+// queueHalves splits the queues lo-hi: with two queues or more, inbound
+// and outbound get disjoint halves of the range, so a flow's data and its
+// ACKs always have separate readers and are translated in parallel. Within
+// each half the kernel's balancing puts one direction of a flow on one
+// queue, so its verdicts stay in order.
+func queueHalves(lo, hi uint16) (in, out kerneldp.Queues) {
+	in, out = kerneldp.Queues{First: lo, Last: hi}, kerneldp.Queues{First: lo, Last: hi}
+	if hi > lo {
+		mid := lo + (hi-lo)/2
+		in.Last, out.First = mid, mid+1
+	}
+	return in, out
 }
 
 // removeText undoes rulesText (for iptables-restore --noflush).
@@ -131,7 +149,8 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	outside := fs.String("outside-if", "", "interface towards the outside")
 	queues := fs.String("queues", "0", "NFQUEUE numbers natalg serves: N or N-M")
 	apply := fs.Bool("apply", false, "install the rules (iptables-restore and ip6tables-restore)")
-	remove := fs.Bool("remove", false, "remove the rules")
+	remove := fs.Bool("remove", false, "remove the rules, and natalg run's nftables table (inet natalg)")
+	backend := fs.String("queue-backend", "auto", "how packets are queued: xt (iptables NFQUEUE rules), nft (table inet natalg_queue, nft's queue expression), auto (nft where the kernel has it)")
 	var public []netip.Addr
 	fs.Func("public", "public address natalg translates to (repeatable, as for natalg run): packets from the inside interface to it are queued too, for hairpinning", func(s string) error {
 		a, err := netip.ParseAddr(s)
@@ -158,6 +177,12 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "natalg rules: --apply or --remove, not both")
 		return 2
 	}
+	switch *backend {
+	case "auto", "xt", "nft":
+	default:
+		fmt.Fprintf(stderr, "natalg rules: --queue-backend %q: want auto, xt or nft\n", *backend)
+		return 2
+	}
 	qs, err := parseQueues(*queues)
 	if err != nil {
 		fmt.Fprintf(stderr, "natalg rules: --queues: %v\n", err)
@@ -172,19 +197,37 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "# hairpin, IPv6 (ip6tables-restore)\n%s", hairpin[1])
 		return 0
 	}
-	// Removing first makes --apply idempotent; errors from rules that are
-	// not there are expected then.
+	if *apply && *backend == "auto" {
+		*backend = "xt"
+		if kerneldp.QueueSupported() {
+			*backend = "nft"
+		}
+	}
+	// Removing first makes --apply idempotent (and switches backends);
+	// errors from rules that are not there are expected then. The hairpin
+	// rules are xt rules with either backend: they queue every packet from
+	// the inside to a public address, which natalg translates whole in
+	// both datapaths.
 	for i, tool := range []string{"iptables-restore", "ip6tables-restore"} {
 		restore(tool, removeText(*inside, *outside))
 		restore(tool, hairpinRemoveText(*inside))
-		if *apply {
-			for _, t := range []string{text, hairpin[i]} {
-				if out, err := restore(tool, t); err != nil {
-					fmt.Fprintf(stderr, "natalg rules: %s: %v\n%s", tool, err, out)
-					return 1
-				}
+		if !*apply {
+			continue
+		}
+		texts := []string{hairpin[i]}
+		if *backend == "xt" {
+			texts = append(texts, text)
+		}
+		for _, t := range texts {
+			if out, err := restore(tool, t); err != nil {
+				fmt.Fprintf(stderr, "natalg rules: %s: %v\n%s", tool, err, out)
+				return 1
 			}
 		}
+	}
+	if err := kerneldp.RemoveQueueTable(); err != nil {
+		fmt.Fprintf(stderr, "natalg rules: remove table inet %s: %v\n", kerneldp.QueueTableName, err)
+		return 1
 	}
 	if *apply && slices.ContainsFunc(public, netip.Addr.Is4) {
 		if err := acceptLocal(*inside); err != nil {
@@ -192,10 +235,24 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	if *apply {
-		fmt.Fprintf(stdout, "installed (IPv4 and IPv6):\n%s# hairpin, IPv4 (and net.ipv4.conf.%s.accept_local=1)\n%s# hairpin, IPv6\n%s", text, *inside, hairpin[0], hairpin[1])
-	} else {
-		fmt.Fprintln(stdout, "removed")
+	hairpinNote := fmt.Sprintf("# hairpin, IPv4 (and net.ipv4.conf.%s.accept_local=1)\n%s# hairpin, IPv6\n%s", *inside, hairpin[0], hairpin[1])
+	switch {
+	case *apply && *backend == "nft":
+		in, out := queueHalves(lo, hi)
+		if err := kerneldp.ApplyQueueTable(*inside, *outside, in, out); err != nil {
+			fmt.Fprintf(stderr, "natalg rules: %v (use --queue-backend xt)\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "installed table inet %s (nft queue expression): inbound on %s to queues %d-%d, outbound %s -> %s to queues %d-%d\n%s",
+			kerneldp.QueueTableName, *outside, in.First, in.Last, *inside, *outside, out.First, out.Last, hairpinNote)
+	case *apply:
+		fmt.Fprintf(stdout, "installed (IPv4 and IPv6):\n%s%s", text, hairpinNote)
+	default:
+		if err := kerneldp.Remove(); err != nil {
+			fmt.Fprintf(stderr, "natalg rules: remove table inet %s: %v\n", kerneldp.TableName, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "removed (and table inet %s)\n", kerneldp.TableName)
 	}
 	return 0
 }

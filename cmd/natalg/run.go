@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/natalg/natalg/cmd/internal/kerneldp"
 	"github.com/natalg/natalg/cmd/internal/nfq"
 	"github.com/natalg/natalg/nat"
 )
@@ -45,6 +46,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := fs.String("pprof", "", "address for Go profiling (net/http/pprof); empty: off")
 	stateFile := fs.String("state", "", "file the NAT's state is saved to on SIGINT/SIGTERM and restored from on start (then removed); empty: off")
+	datapath := fs.String("datapath", "split", "split: only FTP control connections are queued to natalg, the kernel translates every other flow and the FTP data connections; full: every packet of the NAT goes through natalg")
+	enginePorts := fs.String("ports", "", "natalg's public ports MIN-MAX (default: 49152-65535 in split mode, 1024-65535 in full mode)")
+	kernelPorts := fs.String("kernel-ports", "1024-49151", "split mode: the ports the kernel masquerades TCP and UDP source ports of 1024 and above into (must not overlap --ports)")
 	var n64 nat64Flags
 	n64.register(fs)
 	if _, err := parseWithConfig(fs, args); err != nil {
@@ -82,6 +86,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "natalg run: %v\n", err)
 		return 2
 	}
+	var kcfg kerneldp.Config
+	if useNFQ {
+		if kcfg, err = kernelConfig(&nf, &cfg, *datapath, *enginePorts, *kernelPorts); err != nil {
+			fmt.Fprintf(stderr, "natalg run: %v\n", err)
+			return 2
+		}
+	}
 	eng, err := nat.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "natalg run: %v\n", err)
@@ -100,6 +111,22 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			}
 		}()
 	}
+	var kdp *kerneldp.Datapath
+	if useNFQ {
+		// Before the queues open: the table marks what is queued.
+		if kdp, err = kerneldp.Open(kcfg, log); err != nil {
+			fmt.Fprintf(stderr, "natalg run: %v\n", err)
+			return 1
+		}
+		defer func() {
+			if err := kdp.Close(false); err != nil {
+				log.Error("kernel datapath close", "err", err)
+			}
+		}()
+		if !kcfg.Full {
+			eng.SetExpectationSink(kdp)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	var st nfq.Stats
@@ -113,6 +140,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		h := metricsHandler(eng, &st, qs)
 		if dp != nil {
 			h = withMetrics(h, dp.writeMetrics)
+		}
+		if kdp != nil && !kcfg.Full {
+			h = withMetrics(h, kdp.WriteMetrics)
 		}
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 		wg.Add(1)
@@ -139,10 +169,30 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); serveControl(ctx, ln, eng, log) }()
+		var kexp func() ([]kerneldp.Element, error)
+		if kdp != nil && !kcfg.Full {
+			kexp = kdp.Elements
+		}
+		go func() { defer wg.Done(); serveControl(ctx, ln, eng, log, kexp) }()
 		defer os.Remove(*control)
 	}
 	loadStateFile(eng, *stateFile, log) // after every early return, before any packet
+	if kdp != nil && !kcfg.Full {
+		// The restored control sessions' expectations, in the table Open
+		// just replaced: each once.
+		if n, err := kdp.Sync(eng); err != nil {
+			log.Error("kernel: restored expectations not all installed", "installed", n, "err", err)
+		} else if n > 0 {
+			log.Info("kernel: restored expectations installed", "n", n)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := kdp.Watch(ctx, eng); err != nil {
+				log.Warn("kernel: conntrack events stopped; expectations now lapse by their timeout", "err", err)
+			}
+		}()
+	}
 	// Expiry runs beside the packet workers, one shard at a time.
 	wg.Add(1)
 	go func() {
@@ -165,7 +215,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		if !useNFQ {
 			qv = "none"
 		}
-		args := []any{"queues", qv, "inside", fmt.Sprint(cfg.Inside), "public", fmt.Sprint(cfg.Public),
+		args := []any{"datapath", *datapath, "queues", qv, "inside", fmt.Sprint(cfg.Inside), "public", fmt.Sprint(cfg.Public),
 			"forwards", nf.forwards.String(), "gso", *gso, "metrics", *metrics, "control", *control}
 		if dp != nil {
 			args = append(args, "nat64_prefix", cfg.NAT64Prefix.String(), "nat64_pool", cfg.NAT64Pool.String(), "nat64_dev", dp.dev.Name())
@@ -209,6 +259,62 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	log.Info("stopped", "packets", st.Received.Load(), "accepted", st.Accepted.Load(), "dropped", st.Dropped.Load(),
 		"rewrites", s.Rewrites, "flows", eng.Table().Len())
 	return 0
+}
+
+// kernelConfig reads --datapath, --ports and --kernel-ports: it sets cfg's
+// port range (strict in split mode, where the kernel masquerades below it)
+// and returns the kernel table's configuration.
+func kernelConfig(nf *natFlags, cfg *nat.Config, datapath, enginePorts, kernelPorts string) (kerneldp.Config, error) {
+	k := kerneldp.Config{Inside: cfg.Inside, Public: cfg.Public, Forwards: cfg.Forwards}
+	switch datapath {
+	case "split":
+	case "full":
+		k.Full = true
+	default:
+		return k, fmt.Errorf("--datapath: %q is not split or full", datapath)
+	}
+	def := "49152-65535"
+	if k.Full {
+		def = "1024-65535"
+	}
+	if enginePorts == "" {
+		enginePorts = def
+	}
+	var err error
+	if k.EnginePorts, err = parsePortRange(enginePorts); err != nil {
+		return k, fmt.Errorf("--ports: %w", err)
+	}
+	if k.KernelPorts, err = parsePortRange(kernelPorts); err != nil {
+		return k, fmt.Errorf("--kernel-ports: %w", err)
+	}
+	cfg.PortMin, cfg.PortMax = k.EnginePorts[0], k.EnginePorts[1]
+	if !k.Full {
+		cfg.StrictPorts = true
+		if !nf.noFTP {
+			k.FTPPorts = nf.ftpPorts
+			if len(k.FTPPorts) == 0 {
+				k.FTPPorts = []uint16{21}
+			}
+		}
+		if k.EnginePorts[0] < 1024 {
+			return k, fmt.Errorf("--ports %s: natalg's range starts at 1024 or above", enginePorts)
+		}
+		if k.EnginePorts[0] <= k.KernelPorts[1] && k.KernelPorts[0] <= k.EnginePorts[1] {
+			return k, fmt.Errorf("--ports %s and --kernel-ports %s overlap: the kernel and natalg would hand out the same public port", enginePorts, kernelPorts)
+		}
+	}
+	return k, nil
+}
+
+// parsePortRange reads "MIN-MAX".
+func parsePortRange(s string) ([2]uint16, error) {
+	lo, hi, ok := strings.Cut(s, "-")
+	a, err1 := strconv.ParseUint(lo, 10, 16)
+	b, err2 := strconv.ParseUint(hi, 10, 16)
+	if !ok || err1 != nil || err2 != nil || a == 0 || b < a {
+		return [2]uint16{}, fmt.Errorf("want MIN-MAX, got %q", s)
+	}
+	return [2]uint16{uint16(a), uint16(b)}, nil
 }
 
 // withMetrics appends more series to the /metrics page of h.

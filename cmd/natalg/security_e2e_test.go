@@ -16,9 +16,11 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,25 +33,27 @@ const thirdParty4 = "198.18.0.99" // a second inside address: the bounce target
 
 func TestSecurityE2E(t *testing.T) {
 	r := newNatalgRun(t)
-	t.Run("natalg", func(t *testing.T) {
-		mt := t
-		e := newE2EEnv(t, r, "natalg")
-		mustIn(t, e.nsIn, "ip", "addr", "add", thirdParty4+"/16", "dev", "i-eth")
-		e.pinholes(t)
-		// the probe sees a pinhole when there is one: with the low-port
-		// check off, the same PORT 22 opens public port 22 to the inside
-		// host's port 22 (what the kernel's helper does by default)
-		t.Run("low-port-22-allowed", func(t *testing.T) {
-			e.restartNatalg(mt, t, "--allow-low-ports")
-			defer e.restartNatalg(mt, t)
-			s := e.startFTPD(t, "vsftpd", e.nsOut, 4)
-			e.evidence(t, s)
-			e.pinhole(t, attack{name: "low-port-22-allowed", kind: "lowport", listen: []string{inHost4 + ":22"},
-				open: []int{22}, expects: 1, made: 1})
+	for _, mode := range e2eNatalgModes {
+		t.Run(mode, func(t *testing.T) {
+			mt := t
+			e := newE2EEnv(t, r, mode)
+			mustIn(t, e.nsIn, "ip", "addr", "add", thirdParty4+"/16", "dev", "i-eth")
+			e.pinholes(t)
+			// the probe sees a pinhole when there is one: with the low-port
+			// check off, the same PORT 22 opens public port 22 to the inside
+			// host's port 22 (what the kernel's helper does by default)
+			t.Run("low-port-22-allowed", func(t *testing.T) {
+				e.restartNatalg(mt, t, "--allow-low-ports")
+				defer e.restartNatalg(mt, t)
+				s := e.startFTPD(t, "vsftpd", e.nsOut, 4)
+				e.evidence(t, s)
+				e.pinhole(t, attack{name: "low-port-22-allowed", kind: "lowport", listen: []string{inHost4 + ":22"},
+					open: []int{22}, expects: 1, made: 1})
+			})
+			t.Run("ccc", e.ccc)
+			t.Run("ftps", func(t *testing.T) { e.ftps(mt, t) })
 		})
-		t.Run("ccc", e.ccc)
-		t.Run("ftps", func(t *testing.T) { e.ftps(mt, t) })
-	})
+	}
 	// the kernel's helper, for contrast: logged, not asserted
 	t.Run("kernel", func(t *testing.T) {
 		e := newE2EEnv(t, r, "kernel")
@@ -180,23 +184,57 @@ func (e *e2eEnv) pinhole(t *testing.T, a attack) {
 			t.Fatalf("natalg flows: %v\n%s", err, out)
 		}
 		flows = out
+		var kexps []string
 		for _, l := range strings.Split(out, "\n") {
 			if strings.HasPrefix(l, "expect ") {
 				exps = append(exps, l)
+			}
+			if strings.HasPrefix(l, "kernel-expect ") {
+				kexps = append(kexps, l)
 			}
 		}
 		if g := e.metrics(t)["natalg_expectations"]; g != float64(a.expects) {
 			t.Errorf("%s: natalg_expectations = %v while the session is open, want %d", a.name, g, a.expects)
 		}
+		if e.datapath() == "split" {
+			// what the kernel admits: exactly natalg's expectations
+			if len(kexps) != a.expects {
+				t.Errorf("%s: %d expectations in the kernel while the session is open, want %d:\n%s", a.name, len(kexps), a.expects, out)
+			}
+			for _, x := range exps {
+				if m := expectLineRE.FindStringSubmatch(x); m != nil && !slices.Contains(kexps, "kernel-expect tcp from "+m[1]+" to "+m[2]+" -> "+m[3]+" timeout="+m[4]) &&
+					!slices.ContainsFunc(kexps, func(k string) bool {
+						return strings.HasPrefix(k, "kernel-expect tcp from "+m[1]+" to "+m[2]+" -> "+m[3]+" ")
+					}) {
+					t.Errorf("%s: natalg's %q is not in the kernel:\n%s", a.name, x, out)
+				}
+			}
+		}
+	}
+	// The public port each announced inside port got (split mode keeps
+	// natalg's ports in its own range, so it is not the inside port).
+	publicOf := map[int]int{}
+	for _, x := range exps {
+		if m := expectLineRE.FindStringSubmatch(x); m != nil {
+			pub, _ := netip.ParseAddrPort(m[2])
+			in, _ := netip.ParseAddrPort(m[3])
+			publicOf[int(in.Port())] = int(pub.Port())
+		}
+	}
+	public := func(p int) int {
+		if q, ok := publicOf[p]; ok {
+			return q
+		}
+		return p
 	}
 	t.Logf("expectations while the attacker's control connection is open (%d):\n%s", len(exps), strings.Join(exps, "\n"))
 
 	// the outside host tries each port
 	reached := map[int]bool{}
 	for _, p := range append(append([]int{}, a.closed...), a.open...) {
-		ok, d := e.outsideConnect(p)
+		ok, d := e.outsideConnect(public(p))
 		reached[p] = ok
-		t.Logf("outside %s -> %s:%d: connected=%v (%v)", outHost4, public4, p, ok, d.Round(time.Millisecond))
+		t.Logf("outside %s -> %s:%d (inside port %d): connected=%v (%v)", outHost4, public4, public(p), p, ok, d.Round(time.Millisecond))
 	}
 
 	writeFile(t, filepath.Join(pause, "go"), 0o644, "")
@@ -277,11 +315,19 @@ func (e *e2eEnv) pinhole(t *testing.T, a attack) {
 		t.Errorf("%s: %d of %d PORT commands answered 200, want %d", a.name, res.OKReplies, a.count, rewritten)
 	}
 	live := strconv.Itoa(a.live)
-	expRE := regexp.MustCompile(`^expect tcp from ` + regexp.QuoteMeta(outHost4) + ` to ` + regexp.QuoteMeta(public4) + `:` + live + ` -> ` + regexp.QuoteMeta(inHost4) + `:` + live + ` `)
+	pubLive := live
+	if e.datapath() == "split" {
+		pubLive = `\d+` // natalg's own range
+	}
+	expRE := regexp.MustCompile(`^expect tcp from ` + regexp.QuoteMeta(outHost4) + ` to ` + regexp.QuoteMeta(public4) + `:` + pubLive + ` -> ` + regexp.QuoteMeta(inHost4) + `:` + live + ` `)
 	if len(exps) != 1 || !expRE.MatchString(exps[0]) {
 		t.Errorf("%s: want the one expectation of the last PORT rewritten (public port %s), got %q", a.name, live, exps)
 	}
 }
+
+// expectLineRE reads a line of natalg flows' expectations: peer, public
+// endpoint, inside endpoint, timeout.
+var expectLineRE = regexp.MustCompile(`^expect tcp from (\S+) to (\S+) -> (\S+) timeout=(-?\d+)s`)
 
 // outsideConnect reports whether the outside host can open a TCP connection
 // to the public IPv4 address at port p (2 s to connect).
@@ -304,7 +350,7 @@ func (e *e2eEnv) restartNatalg(owner, t *testing.T, extra ...string) {
 	argv := []string{e.run.natalg, "run",
 		"--inside", inside4, "--inside", inside6, "--public", public4, "--public", public6,
 		"--forward", "tcp:21=" + inHost4 + ":21", "--queues", "0-1",
-		"--metrics", e2eMetricsAddr, "--control", e.control, "--gso=false"}
+		"--metrics", e2eMetricsAddr, "--control", e.control, "--gso=false", "--datapath", e.datapath()}
 	argv = append(argv, extra...)
 	// startNatalg's cleanup stops and checks whatever e.daemon is then
 	e.daemon = startBg(owner, "natalg run", filepath.Join(e.dir, fmt.Sprintf("natalg-%d.log", e.run.next())), e.nsR, argv...)

@@ -1,25 +1,36 @@
 #!/usr/bin/env bash
-# bench-live.sh - the same FTP download through natalg (NFQUEUE) and through
-# the kernel's NAT + FTP helper (nf_nat_ftp), alternating, on one router
-# topology of network namespaces (testdata/e2e/lib.sh). Prints every round,
-# the median throughput of each and the ratio natalg/kernel.
+# bench-live.sh - natalg run against the kernel's NAT + FTP helper
+# (nf_nat_ftp) on one router topology of network namespaces
+# (testdata/e2e/lib.sh), alternating, in both of natalg's datapaths:
 #
-# Usage: sudo testdata/e2e/bench-live.sh [ROUNDS] [MIB]     (default 3 rounds, 64 MiB)
-#   NATALG=PATH        natalg binary (default: go build ./cmd/natalg)
-#   OFFLOADS=on|off    TSO/GSO/GRO and checksum offloads on the veths (default on)
+#   kernel  iptables SNAT/DNAT and the kernel's FTP helper
+#   split   natalg run (default --datapath split): FTP control through
+#           natalg, everything else in the kernel (table inet natalg)
+#   full    natalg run --datapath full: every packet through natalg
+#
+# Rows (each measured in every mode, every round; the order of the modes
+# rotates each round):
+#
+#   ftp-offloads-on    a MIB MiB FTP download, veth offloads on (GSO)   MB/s
+#   ftp-offloads-off   the same, offloads off (wire-sized packets)      MB/s
+#   iperf3-tcp         iperf3 TCP, offloads off                         MB/s
+#   iperf3-udp-1200    iperf3 UDP, 1200-byte datagrams, unlimited rate  packets/s received
+#   iperf3-udp-64      iperf3 UDP, 64-byte datagrams, unlimited rate    packets/s received
+#
+# Prints every measurement, then per row the medians and the ratios
+# split/kernel and full/kernel.
+#
+# Usage: sudo testdata/e2e/bench-live.sh [ROUNDS] [MIB]   (default 3 rounds, 64 MiB)
+#   NATALG=PATH      natalg binary (default: go build ./cmd/natalg)
+#   SECS=N           seconds per iperf3 run (default 3)
+#   ROWS="..."       the rows to run (default: all five, in the order above)
 #   MODE=epsv|pasv|eprt|port  curl's FTP mode (default epsv)
-#   NATALG_ARGS="..."  extra flags for natalg run (e.g. --gso=false)
 #
-# natalg run receives GSO packets whole by default (--gso). With
-# NATALG_ARGS=--gso=false the kernel segments every GSO packet before
-# queueing it, so natalg handles wire-sized packets while the kernel's NAT
-# forwards the large ones.
-#
-# The client is inside (198.18.0.2), vsftpd outside (198.19.0.2): SNAT. Each
-# download is checked by SHA-256. The order alternates every round (kernel
-# first in odd rounds, natalg first in even ones). Between runs the NAT is
-# switched by adding/removing rules, and the router's conntrack is flushed;
-# natalg's daemon keeps running (idle while its rules are out).
+# The client is inside (198.18.0.2), vsftpd and iperf3 -s outside
+# (198.19.0.2): SNAT. Each download is checked by SHA-256. Between runs the
+# NAT is switched: the kernel's rules in and out, or natalg's rules in and
+# natalg run started, then stopped and "natalg rules --remove" (which
+# removes its table too); the router's conntrack is flushed.
 LIB_NAME=bench-live
 if [[ -z ${TMPDIR:-} && -d /dev/shm && -w /dev/shm ]]; then export TMPDIR=/dev/shm; fi
 # shellcheck source=lib.sh
@@ -27,12 +38,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROUNDS=${1:-3}
 MIB=${2:-64}
-OFFLOADS=${OFFLOADS:-on}
+SECS=${SECS:-3}
 MODE=${MODE:-epsv}
-read -r -a EXTRA <<<"${NATALG_ARGS:-}"
+ROWS=${ROWS:-ftp-offloads-on ftp-offloads-off iperf3-tcp iperf3-udp-1200 iperf3-udp-64}
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 [[ $MIB =~ ^[1-9][0-9]*$ ]] || die "MIB must be a positive integer"
-case $OFFLOADS in on | off) ;; *) die "OFFLOADS must be on or off" ;; esac
+[[ $SECS =~ ^[1-9][0-9]*$ ]] || die "SECS must be a positive integer"
 case $MODE in
 epsv) MFLAGS=() ;;
 pasv) MFLAGS=(--disable-epsv) ;;
@@ -40,47 +51,112 @@ eprt) MFLAGS=(-P -) ;;
 port) MFLAGS=(-P - --disable-eprt) ;;
 *) die "MODE must be epsv, pasv, eprt or port" ;;
 esac
+need iperf3 iperf3
 
 natalg_build
-topology_up "$OFFLOADS"
+topology_up off
 start_vsftpd "$NS_OUT"
 random_file "$FTPD_ROOT/pub/big.bin" "$MIB"
 WANT=$(sha256sum <"$FTPD_ROOT/pub/big.bin" | cut -d' ' -f1)
-natalg_start "${EXTRA[@]+"${EXTRA[@]}"}"
-log "natalg $("$NATALG" run --help 2>&1 | head -0)ready; offloads $OFFLOADS, mode $MODE, $MIB MiB, $ROUNDS rounds"
+nsx "$NS_OUT" iperf3 -s -D -B "$OUT_HOST" --logfile "$WORK/iperf3-server.log" || die "iperf3 -s failed"
+for i in $(seq 1 50); do
+	nsx "$NS_OUT" ss -Hltn "sport = :5201" | grep -q . && break
+	sleep 0.1
+done
+log "$ROUNDS rounds, FTP $MODE $MIB MiB, iperf3 ${SECS} s; rows: $ROWS"
 
-# one LABEL: one download; prints MB/s (10^6 bytes per second)
-one() {
-	local label=$1 got=$WORK/got.bin speed sum
+offloads() { # on|off: the veths' TSO/GSO/GRO and checksum offloads
+	local d
+	for d in "$NS_IN:i-eth" "$NS_R:r-in" "$NS_R:r-out" "$NS_OUT:o-eth"; do
+		nsx "${d%%:*}" ethtool -K "${d#*:}" tso "$1" gso "$1" gro "$1" tx "$1" rx "$1" >/dev/null 2>&1 || die "ethtool ${d#*:} $1"
+	done
+}
+
+nat_on() {
+	case $1 in
+	kernel) kernel_nat_on ;;
+	split | full) natalg_rules_on >/dev/null; natalg_start --datapath "$1" ;;
+	esac
+}
+nat_off() {
+	case $1 in
+	kernel) kernel_nat_off ;;
+	split | full) natalg_stop; natalg_rules_off >/dev/null ;;
+	esac
+}
+
+# ftp LABEL: one download; prints MB/s (10^6 bytes per second)
+ftp() {
+	local got=$WORK/got.bin speed sum
 	rm -f "$got"
 	speed=$(nsx "$NS_IN" timeout 600 curl -sS --max-time 590 --no-ftp-skip-pasv-ip "${MFLAGS[@]+"${MFLAGS[@]}"}" \
-		-o "$got" -w '%{speed_download}' "ftp://$OUT_HOST/pub/big.bin") || die "$label: curl failed"
+		-o "$got" -w '%{speed_download}' "ftp://$OUT_HOST/pub/big.bin") || die "$1: curl failed"
 	sum=$(sha256sum <"$got" | cut -d' ' -f1)
-	[[ $sum == "$WANT" ]] || die "$label: downloaded file differs (sha256 $sum, want $WANT)"
+	[[ $sum == "$WANT" ]] || die "$1: downloaded file differs (sha256 $sum, want $WANT)"
 	rm -f "$got"
 	awk -v s="$speed" 'BEGIN { printf "%.1f\n", s / 1e6 }'
 }
-run_kernel() { kernel_nat_on; one kernel; kernel_nat_off; }
-run_natalg() { natalg_rules_on >/dev/null; one natalg; natalg_rules_off >/dev/null; }
+
+# iperf LABEL ARGS...: one iperf3 run; TCP: MB/s received; UDP: packets/s received
+iperf() {
+	local label=$1 out
+	shift
+	out=$(nsx "$NS_IN" timeout $((SECS + 30)) iperf3 -c "$OUT_HOST" -t "$SECS" -J "$@") || die "$label: iperf3 failed: $(tail -c 300 <<<"$out")"
+	python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+e = r["end"]
+if "sum_received" in e and r["start"]["test_start"]["protocol"] == "TCP":
+    print("%.1f" % (e["sum_received"]["bits_per_second"] / 8e6))
+else:
+    s = e["sum"]
+    print("%.0f" % ((s["packets"] - s["lost_packets"]) / s["seconds"]))
+' <<<"$out" || die "$label: iperf3 output"
+}
+
+measure() { # ROW MODE
+	case $1 in
+	ftp-*) ftp "$1/$2" ;;
+	iperf3-tcp) iperf "$1/$2" ;;
+	iperf3-udp-1200) iperf "$1/$2" -u -b 0 -l 1200 ;;
+	iperf3-udp-64) iperf "$1/$2" -u -b 0 -l 64 ;;
+	*) die "unknown row $1" ;;
+	esac
+}
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-K=() N=()
-for r in $(seq 1 "$ROUNDS"); do
-	if ((r % 2)); then
-		k=$(run_kernel); n=$(run_natalg)
-	else
-		n=$(run_natalg); k=$(run_kernel)
-	fi
-	K+=("$k"); N+=("$n")
-	printf 'round %d: kernel %8s MB/s   natalg %8s MB/s\n' "$r" "$k" "$n"
+MODES=(kernel split full)
+declare -A RES
+SUMMARY=()
+for row in $ROWS; do
+	case $row in
+	ftp-offloads-on) offloads on ;;
+	*) offloads off ;;
+	esac
+	for r in $(seq 1 "$ROUNDS"); do
+		line="$row round $r:"
+		for i in 0 1 2; do
+			m=${MODES[$(((r - 1 + i) % 3))]}
+			nat_on "$m"
+			v=$(measure "$row" "$m")
+			nat_off "$m"
+			RES[$row/$m]+="$v "
+			line+=" $m $v"
+		done
+		echo "$line"
+	done
+	mk=$(tr ' ' '\n' <<<"${RES[$row/kernel]}" | grep . | median)
+	ms=$(tr ' ' '\n' <<<"${RES[$row/split]}" | grep . | median)
+	mf=$(tr ' ' '\n' <<<"${RES[$row/full]}" | grep . | median)
+	ratio() { awk -v n="$1" -v k="$2" 'BEGIN { if (k > 0) printf "%.3f", n / k; else print "n/a" }'; }
+	unit="MB/s"
+	[[ $row == iperf3-udp-* ]] && unit="packets/s"
+	s=$(printf '%-17s kernel %10s  split %10s  full %10s %-9s  split/kernel %s  full/kernel %s' \
+		"$row" "$mk" "$ms" "$mf" "$unit" "$(ratio "$ms" "$mk")" "$(ratio "$mf" "$mk")")
+	echo "median: $s"
+	SUMMARY+=("$s")
 done
-mk=$(printf '%s\n' "${K[@]}" | median)
-mn=$(printf '%s\n' "${N[@]}" | median)
-ratio=$(awk -v n="$mn" -v k="$mk" 'BEGIN { if (k > 0) printf "%.3f", n / k; else print "n/a" }')
-echo "median ($ROUNDS rounds, $MIB MiB, FTP $MODE, offloads $OFFLOADS): kernel $mk MB/s, natalg $mn MB/s, natalg/kernel $ratio"
-# natalg's own view: packets by verdict, drops, kernel queue drops
-metrics=$(nsx "$NS_R" curl -sS --max-time 5 http://127.0.0.1:9108/metrics 2>/dev/null |
-	grep -E "^natalg_(packets_total|drops_total|nfqueue_dropped_total)" | grep -v " 0$" || true)
-[[ -z $metrics ]] || { echo "natalg metrics:"; echo "$metrics" | sed 's/^/  /'; }
-natalg_stop
+echo
+echo "medians of $ROUNDS rounds (FTP $MODE $MIB MiB, iperf3 $SECS s, $(nproc) CPUs, $(uname -r)):"
+printf '  %s\n' "${SUMMARY[@]}"

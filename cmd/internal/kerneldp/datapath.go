@@ -1,0 +1,353 @@
+package kerneldp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	ct "github.com/ti-mo/conntrack"
+	"github.com/ti-mo/netfilter"
+	"golang.org/x/sys/unix"
+
+	"github.com/natalg/natalg/conntrack"
+	"github.com/natalg/natalg/nat"
+)
+
+// Stats count what happened to the expectations natalg put in the kernel.
+type Stats struct {
+	Installed     atomic.Uint64 // elements added before their announcement left
+	InstallFailed atomic.Uint64 // additions the kernel refused (the announcement still left: its data connection fails)
+	Used          atomic.Uint64 // a data connection came through (seen in a conntrack event)
+	Expired       atomic.Uint64 // lapsed unused
+	Withdrawn     atomic.Uint64 // removed unused before their time: control connection gone, evicted, replaced
+	Events        atomic.Uint64 // conntrack events read
+	EventErrors   atomic.Uint64 // conntrack event socket errors (events lost: elements then lapse by timeout)
+}
+
+// Datapath is natalg's table in the kernel and the expectations in it. It
+// implements nat.ExpectationSink.
+type Datapath struct {
+	cfg   Config
+	log   *slog.Logger
+	Stats Stats
+
+	mu     sync.Mutex // guards cc, obj and owners
+	cc     *nftables.Conn
+	obj    *objects
+	owners map[string]*conntrack.Expectation // by element key (family byte + key)
+
+	removals chan *conntrack.Expectation
+	done     chan struct{}
+}
+
+// Open replaces natalg's table (one transaction: a running kernel is never
+// without it) with one for cfg.
+func Open(cfg Config, log *slog.Logger) (*Datapath, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	cc, err := nftables.New(nftables.AsLasting())
+	if err != nil {
+		return nil, fmt.Errorf("kerneldp: nftables netlink: %w", err)
+	}
+	_, lerr := cc.ListTableOfFamily(TableName, nftables.TableFamilyINet)
+	obj, err := build(cc, &cfg, lerr == nil)
+	if err == nil {
+		err = cc.Flush()
+	}
+	if err != nil {
+		cc.CloseLasting()
+		return nil, fmt.Errorf("kerneldp: install table inet %s: %w", TableName, err)
+	}
+	d := &Datapath{cfg: cfg, log: log, cc: cc, obj: obj, owners: map[string]*conntrack.Expectation{},
+		removals: make(chan *conntrack.Expectation, 4096), done: make(chan struct{})}
+	go d.removeLoop()
+	return d, nil
+}
+
+// Close stops the datapath and removes natalg's expectations from the
+// kernel (a restart with --state installs the restored ones again). With
+// remove, natalg's table goes too; without, it stays, so the kernel keeps
+// translating every flow but FTP control (whose queued packets the kernel
+// drops while no natalg reads the queue: fail-closed), until a restart
+// replaces the table or "natalg rules --remove" deletes it.
+func (d *Datapath) Close(remove bool) error {
+	close(d.removals)
+	<-d.done
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if remove {
+		d.cc.DelTable(d.obj.table)
+	} else {
+		for _, s := range d.obj.expect {
+			if s != nil {
+				d.cc.FlushSet(s)
+			}
+		}
+	}
+	clear(d.owners)
+	err := d.cc.Flush()
+	d.cc.CloseLasting()
+	return err
+}
+
+// Remove deletes natalg's table, if there is one (natalg rules --remove).
+func Remove() error {
+	cc, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	if _, err := cc.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
+		return nil // none
+	}
+	cc.DelTable(&nftables.Table{Name: TableName, Family: nftables.TableFamilyINet})
+	return cc.Flush()
+}
+
+// QueueSupported reports whether the kernel has nft's queue expression
+// (nft_queue): it adds a rule with one in a throwaway table and removes it.
+func QueueSupported() bool {
+	cc, err := nftables.New()
+	if err != nil {
+		return false
+	}
+	t := cc.AddTable(&nftables.Table{Name: TableName + "_probe", Family: nftables.TableFamilyINet})
+	c := cc.AddChain(&nftables.Chain{Name: "probe", Table: t})
+	cc.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: []expr.Any{&expr.Queue{Num: 0, Flag: expr.QueueFlagBypass}}})
+	ok := cc.Flush() == nil
+	cc.DelTable(t)
+	cc.Flush()
+	return ok
+}
+
+func ownerKey(i int, el *nftables.SetElement) string {
+	return string(append([]byte{byte(i)}, el.Key...))
+}
+
+// ExpectationInstalled adds x to the kernel (nat.ExpectationSink). The
+// element lapses with x (x.Expires), so it never outlives natalg's
+// expectation even when natalg cannot remove it.
+func (d *Datapath) ExpectationInstalled(x *conntrack.Expectation) error {
+	if x.Proto != conntrack.ProtoTCP {
+		return fmt.Errorf("kerneldp: expectation of protocol %d", x.Proto)
+	}
+	i, el := expectElement(x)
+	if d.obj.expect[i] == nil {
+		return fmt.Errorf("kerneldp: no public address of the family of %v", x.Dst)
+	}
+	el.Timeout = time.Until(time.Unix(0, x.Expires)).Round(time.Millisecond)
+	if el.Timeout < time.Millisecond {
+		el.Timeout = time.Millisecond
+	}
+	k := ownerKey(i, &el)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.owners[k]; ok {
+		// The same peer and public port again (a repeated PORT): the kernel
+		// keeps an existing element's timeout on "add", so the old one goes
+		// first. It may have lapsed in the kernel already: no error then.
+		d.cc.SetDeleteElements(d.obj.expect[i], []nftables.SetElement{{Key: el.Key}})
+		d.cc.Flush()
+		delete(d.owners, k)
+	}
+	if err := d.cc.SetAddElements(d.obj.expect[i], []nftables.SetElement{el}); err != nil {
+		d.Stats.InstallFailed.Add(1)
+		return fmt.Errorf("kerneldp: expectation element: %w", err)
+	}
+	if err := d.cc.Flush(); err != nil {
+		d.Stats.InstallFailed.Add(1)
+		return fmt.Errorf("kerneldp: add expectation %v -> %v:%d: %w", x.Src, x.Dst, x.DstPort, err)
+	}
+	d.owners[k] = x
+	d.Stats.Installed.Add(1)
+	return nil
+}
+
+// ExpectationRemoved removes x from the kernel (nat.ExpectationSink). The
+// engine may call it holding its locks, so the netlink work is done by a
+// goroutine; an expectation installed again with the same key meanwhile is
+// left alone.
+func (d *Datapath) ExpectationRemoved(x *conntrack.Expectation) {
+	select {
+	case d.removals <- x:
+	default:
+		d.remove(x) // queue full: remove in line
+	}
+}
+
+func (d *Datapath) removeLoop() {
+	defer close(d.done)
+	for x := range d.removals {
+		d.remove(x)
+	}
+}
+
+func (d *Datapath) remove(x *conntrack.Expectation) {
+	i, el := expectElement(x)
+	k := ownerKey(i, &el)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.owners[k] != x {
+		return // never installed, used, or replaced by a newer one
+	}
+	delete(d.owners, k)
+	if time.Now().UnixNano() >= x.Expires {
+		d.Stats.Expired.Add(1)
+	} else {
+		d.Stats.Withdrawn.Add(1)
+	}
+	d.cc.SetDeleteElements(d.obj.expect[i], []nftables.SetElement{{Key: el.Key}})
+	if err := d.cc.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+		d.log.Debug("kerneldp: remove expectation (lapsed already?)", "peer", x.Src, "public", netip.AddrPortFrom(x.Dst, x.DstPort), "err", err)
+	}
+}
+
+// Sync installs the engine's pending expectations (restored from --state)
+// in the kernel. The table was replaced at Open, so none is there twice.
+func (d *Datapath) Sync(eng *nat.Engine) (int, error) {
+	var xs []*conntrack.Expectation
+	eng.Table().RangeExpectations(func(x *conntrack.Expectation) {
+		if x.Proto == conntrack.ProtoTCP && !(x.Dst.Is4() && x.Target.Addr().Is6()) { // not NAT64's
+			xs = append(xs, x)
+		}
+	})
+	n := 0
+	for _, x := range xs {
+		if err := d.ExpectationInstalled(x); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// Watch reads conntrack events until ctx is done: a new connection with
+// CtMarkData came through one of natalg's expectations, whose element is
+// then removed (one-shot) and whose engine expectation is used up.
+func (d *Datapath) Watch(ctx context.Context, eng *nat.Engine) error {
+	c, err := ct.Dial(nil)
+	if err != nil {
+		return fmt.Errorf("kerneldp: conntrack netlink: %w", err)
+	}
+	defer c.Close()
+	if err := c.SetReadBuffer(4 << 20); err != nil {
+		d.log.Debug("kerneldp: conntrack event buffer", "err", err)
+	}
+	evs := make(chan ct.Event, 1024)
+	errs, err := c.Listen(evs, 1, []netfilter.NetlinkGroup{netfilter.GroupCTNew})
+	if err != nil {
+		return fmt.Errorf("kerneldp: conntrack events: %w", err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errs:
+			if err == nil {
+				return nil
+			}
+			d.Stats.EventErrors.Add(1)
+			return fmt.Errorf("kerneldp: conntrack events: %w", err)
+		case ev := <-evs:
+			d.Stats.Events.Add(1)
+			if ev.Flow == nil || ev.Flow.Mark&CtMarkData == 0 {
+				continue
+			}
+			o := ev.Flow.TupleOrig
+			if o.Proto.Protocol != conntrack.ProtoTCP {
+				continue
+			}
+			d.used(eng, o.IP.SourceAddress.Unmap(), netip.AddrPortFrom(o.IP.DestinationAddress.Unmap(), o.Proto.DestinationPort))
+		}
+	}
+}
+
+// used handles the data connection from peer to public.
+func (d *Datapath) used(eng *nat.Engine, peer netip.Addr, public netip.AddrPort) {
+	x := &conntrack.Expectation{Proto: conntrack.ProtoTCP, Src: peer, Dst: public.Addr(), DstPort: public.Port()}
+	i, el := expectElement(x)
+	k := ownerKey(i, &el)
+	d.mu.Lock()
+	_, ok := d.owners[k]
+	if ok {
+		delete(d.owners, k)
+		d.cc.SetDeleteElements(d.obj.expect[i], []nftables.SetElement{{Key: el.Key}})
+		if err := d.cc.Flush(); err != nil {
+			d.log.Debug("kerneldp: remove used expectation", "peer", peer, "public", public, "err", err)
+		}
+	}
+	d.mu.Unlock()
+	if !ok {
+		return
+	}
+	d.Stats.Used.Add(1)
+	eng.ExpectationUsed(conntrack.ProtoTCP, peer, public, time.Now())
+	d.log.Debug("kerneldp: expectation used", "peer", peer, "public", public)
+}
+
+// Element is an expectation as the kernel holds it.
+type Element struct {
+	Peer    netip.Addr
+	Public  netip.AddrPort
+	Target  netip.AddrPort
+	Expires time.Duration // life left
+}
+
+// Elements lists the expectation maps' elements.
+func (d *Datapath) Elements() ([]Element, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []Element
+	for i, s := range d.obj.expect {
+		if s == nil {
+			continue
+		}
+		els, err := d.cc.GetSetElements(s)
+		if err != nil {
+			return out, fmt.Errorf("kerneldp: list %s: %w", s.Name, err)
+		}
+		n := int(families[i].addrLen)
+		for _, el := range els {
+			if len(el.Key) < 2*n+2 || len(el.Val) < n+2 {
+				continue
+			}
+			peer, _ := netip.AddrFromSlice(el.Key[:n])
+			pub, _ := netip.AddrFromSlice(el.Key[n : 2*n])
+			tgt, _ := netip.AddrFromSlice(el.Val[:n])
+			out = append(out, Element{Peer: peer, Public: netip.AddrPortFrom(pub, uint16(el.Key[2*n])<<8|uint16(el.Key[2*n+1])),
+				Target: netip.AddrPortFrom(tgt, uint16(el.Val[n])<<8|uint16(el.Val[n+1])), Expires: el.Expires})
+		}
+	}
+	return out, nil
+}
+
+// Pending returns the number of expectations natalg holds in the kernel.
+func (d *Datapath) Pending() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.owners)
+}
+
+// WriteMetrics writes the kernel expectation counters in the Prometheus
+// text format.
+func (d *Datapath) WriteMetrics(w io.Writer) {
+	fmt.Fprintf(w, "# HELP natalg_kernel_expectations Expectations natalg holds in the kernel's maps.\n# TYPE natalg_kernel_expectations gauge\nnatalg_kernel_expectations %d\n", d.Pending())
+	fmt.Fprintf(w, "# HELP natalg_kernel_expectations_total Expectations in the kernel by event.\n# TYPE natalg_kernel_expectations_total counter\n")
+	for _, e := range []struct {
+		name string
+		v    *atomic.Uint64
+	}{{"installed", &d.Stats.Installed}, {"install_failed", &d.Stats.InstallFailed}, {"used", &d.Stats.Used},
+		{"expired", &d.Stats.Expired}, {"withdrawn", &d.Stats.Withdrawn}} {
+		fmt.Fprintf(w, "natalg_kernel_expectations_total{event=%q} %d\n", e.name, e.v.Load())
+	}
+	fmt.Fprintf(w, "# HELP natalg_kernel_conntrack_events_total Conntrack events read, and event socket errors.\n# TYPE natalg_kernel_conntrack_events_total counter\n")
+	fmt.Fprintf(w, "natalg_kernel_conntrack_events_total{kind=\"read\"} %d\nnatalg_kernel_conntrack_events_total{kind=\"error\"} %d\n", d.Stats.Events.Load(), d.Stats.EventErrors.Load())
+}

@@ -1,0 +1,237 @@
+package kerneldp
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/natalg/natalg/conntrack"
+	"github.com/natalg/natalg/nat"
+)
+
+func mustForward(t *testing.T, s string) nat.Forward {
+	t.Helper()
+	f, err := nat.ParseForward(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestConfigCheck(t *testing.T) {
+	ok := Config{EnginePorts: [2]uint16{49152, 65535}, KernelPorts: [2]uint16{1024, 49151}}
+	if err := ok.check(); err != nil {
+		t.Fatalf("disjoint ranges refused: %v", err)
+	}
+	for _, c := range []Config{
+		{EnginePorts: [2]uint16{40000, 65535}, KernelPorts: [2]uint16{1024, 49151}}, // overlap
+		{EnginePorts: [2]uint16{49152, 65535}, KernelPorts: [2]uint16{500, 49151}},  // kernel's below 1024
+		{EnginePorts: [2]uint16{60000, 50000}, KernelPorts: [2]uint16{1024, 49151}}, // backwards
+	} {
+		if err := c.check(); err == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+	ftp := Config{FTPPorts: []uint16{21}}
+	for s, want := range map[string]bool{
+		"tcp:21=198.18.0.2:21":      true,
+		"tcp:2121=198.18.0.2:21":    true, // FTP on the inside port
+		"tcp:21=198.18.0.2:2121":    true, // FTP on the public port
+		"tcp:20-30=198.18.0.2":      true, // a range holding 21
+		"tcp:8080=198.18.0.2:80":    false,
+		"udp:21=198.18.0.2":         false,
+		"tcp:40000-40999=[fd00::2]": false,
+	} {
+		if got := ftp.isFTPForward(mustForward(t, s)); got != want {
+			t.Errorf("isFTPForward(%s) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func TestExpectElement(t *testing.T) {
+	x := &conntrack.Expectation{Proto: conntrack.ProtoTCP, Src: netip.MustParseAddr("198.19.0.2"),
+		Dst: netip.MustParseAddr("198.19.100.100"), DstPort: 0xc001, Target: netip.MustParseAddrPort("198.18.0.2:5001")}
+	i, el := expectElement(x)
+	wantKey := []byte{198, 19, 0, 2, 198, 19, 100, 100, 0xc0, 0x01, 0, 0}
+	wantVal := []byte{198, 18, 0, 2, 0x13, 0x89, 0, 0}
+	if i != 0 || !bytes.Equal(el.Key, wantKey) || !bytes.Equal(el.Val, wantVal) {
+		t.Fatalf("IPv4 element %d %x : %x, want 0 %x : %x", i, el.Key, el.Val, wantKey, wantVal)
+	}
+	x6 := &conntrack.Expectation{Proto: conntrack.ProtoTCP, Src: netip.MustParseAddr("2001:db8:19::2"),
+		Dst: netip.MustParseAddr("2001:db8:19::100"), DstPort: 50000, Target: netip.MustParseAddrPort("[fd00:18::2]:5001")}
+	i, el = expectElement(x6)
+	if i != 1 || len(el.Key) != 36 || len(el.Val) != 20 {
+		t.Fatalf("IPv6 element %d: key %d bytes, value %d, want 1: 36 and 20", i, len(el.Key), len(el.Val))
+	}
+}
+
+// inNewNetns runs the test on a locked thread in a fresh network namespace.
+func inNewNetns(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces, nftables)")
+	}
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := netns.New() // switches this thread
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = netns.Set(orig)
+		ns.Close()
+		orig.Close()
+		runtime.UnlockOSThread()
+	})
+}
+
+// nftList lists natalg's table as nft prints it, in this thread's netns.
+func nftList(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("nft", "list", "table", "inet", TableName).CombinedOutput()
+	if err != nil {
+		return ""
+	}
+	return string(out)
+}
+
+// TestDatapathLive: the table goes in; expectations go in with their
+// timeout and out again; a repeated key replaces the element; a removal of
+// a replaced expectation leaves the newer one; a restart's Open replaces
+// the table; Close(true) removes it.
+func TestDatapathLive(t *testing.T) {
+	inNewNetns(t)
+	cfg := Config{
+		Inside:      []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16"), netip.MustParsePrefix("fd00:18::/64")},
+		Public:      []netip.Addr{netip.MustParseAddr("198.19.100.100"), netip.MustParseAddr("2001:db8:19::100")},
+		Forwards:    []nat.Forward{mustForward(t, "tcp:21=198.18.0.2:21"), mustForward(t, "tcp:8080=198.18.0.3:80")},
+		FTPPorts:    []uint16{21},
+		EnginePorts: [2]uint16{49152, 65535}, KernelPorts: [2]uint16{1024, 49151},
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	d, err := Open(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := nftList(t)
+	for _, want := range []string{
+		"tcp sport @ftp_ports tcp dport 49152-65535 meta mark set meta mark | 0x10000000",
+		"dnat ip to ip saddr . ip daddr . tcp dport map @expect4",
+		"dnat ip6 to ip6 saddr . ip6 daddr . tcp dport map @expect6",
+		"tcp dport 8080 dnat ip to 198.18.0.3:80",
+		"snat ip to 198.19.100.100:1024-49151",
+		"ip saddr 198.18.0.2 tcp sport 21 meta mark set",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	if strings.Contains(table, "dport 21 dnat") {
+		t.Errorf("the FTP forward is the kernel's too:\n%s", table)
+	}
+	now := time.Now()
+	x4 := &conntrack.Expectation{Proto: conntrack.ProtoTCP, Src: netip.MustParseAddr("198.19.0.2"), Dst: netip.MustParseAddr("198.19.100.100"),
+		DstPort: 50001, Target: netip.MustParseAddrPort("198.18.0.2:5001"), Expires: now.Add(300 * time.Second).UnixNano()}
+	x6 := &conntrack.Expectation{Proto: conntrack.ProtoTCP, Src: netip.MustParseAddr("2001:db8:19::2"), Dst: netip.MustParseAddr("2001:db8:19::100"),
+		DstPort: 50002, Target: netip.MustParseAddrPort("[fd00:18::2]:5002"), Expires: now.Add(10 * time.Second).UnixNano()}
+	for _, x := range []*conntrack.Expectation{x4, x6} {
+		if err := d.ExpectationInstalled(x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	els, err := d.Elements()
+	if err != nil || len(els) != 2 {
+		t.Fatalf("elements %+v (%v), want 2", els, err)
+	}
+	for _, el := range els {
+		x := x4
+		if el.Peer.Is6() {
+			x = x6
+		}
+		life := time.Until(time.Unix(0, x.Expires))
+		if el.Peer != x.Src || el.Public != netip.AddrPortFrom(x.Dst, x.DstPort) || el.Target != x.Target || el.Expires > life+time.Second || el.Expires < life-5*time.Second {
+			t.Errorf("element %+v, want %v -> %v:%d -> %v expiring in %v", el, x.Src, x.Dst, x.DstPort, x.Target, life)
+		}
+	}
+	// the same key again (a repeated PORT): the newer expectation owns it
+	x4b := *x4
+	x4b.Expires = now.Add(200 * time.Second).UnixNano()
+	if err := d.ExpectationInstalled(&x4b); err != nil {
+		t.Fatal(err)
+	}
+	d.ExpectationRemoved(x4) // the replaced one: must not take the element
+	d.ExpectationRemoved(x6)
+	time.Sleep(100 * time.Millisecond)
+	els, _ = d.Elements()
+	if len(els) != 1 || els[0].Peer != x4.Src || els[0].Expires > 201*time.Second {
+		t.Fatalf("after replacing and removing: %+v, want the IPv4 element with the newer timeout", els)
+	}
+	if d.Stats.Installed.Load() != 3 || d.Stats.Withdrawn.Load() != 1 {
+		t.Errorf("installed %d withdrawn %d, want 3 and 1", d.Stats.Installed.Load(), d.Stats.Withdrawn.Load())
+	}
+	if err := d.Close(false); err != nil {
+		t.Fatal(err)
+	}
+	if table := nftList(t); table == "" || strings.Contains(table, "198.19.0.2 . ") {
+		t.Fatalf("Close(false): want the table without expectations:\n%s", table)
+	}
+	// a restart replaces the table in one transaction
+	d, err = Open(cfg, log)
+	if err != nil {
+		t.Fatalf("Open over an existing table: %v", err)
+	}
+	if err := d.Close(true); err != nil {
+		t.Fatal(err)
+	}
+	if table := nftList(t); table != "" {
+		t.Fatalf("Close(true) left the table:\n%s", table)
+	}
+}
+
+// TestQueueTable: where the kernel has nft's queue expression, "natalg
+// rules" can install table inet natalg_queue; where it lacks it (this
+// project's CI VM), ApplyQueueTable fails and leaves nothing behind, and
+// QueueSupported says so, so that --queue-backend auto picks xt.
+func TestQueueTable(t *testing.T) {
+	inNewNetns(t)
+	err := ApplyQueueTable("r-in", "r-out", Queues{0, 0}, Queues{1, 1})
+	list := func() string {
+		out, _ := exec.Command("nft", "list", "table", "inet", QueueTableName).CombinedOutput()
+		return string(out)
+	}
+	if !QueueSupported() {
+		if err == nil {
+			t.Fatal("ApplyQueueTable succeeded where QueueSupported says the kernel has no nft queue")
+		}
+		if l := list(); strings.Contains(l, "chain") {
+			t.Fatalf("a failed ApplyQueueTable left a table:\n%s", l)
+		}
+		t.Logf("no nft queue on this kernel: %v", err)
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := list()
+	for _, want := range []string{`iifname "r-out" meta mark set meta mark | 0x40000000`, "queue to 0", "queue to 1",
+		`iifname "r-in" oifname "r-out" meta mark set meta mark | 0x20000000`} {
+		if !strings.Contains(l, want) {
+			t.Errorf("table lacks %q:\n%s", want, l)
+		}
+	}
+	if err := RemoveQueueTable(); err != nil || strings.Contains(list(), "chain") {
+		t.Fatalf("RemoveQueueTable: %v\n%s", err, list())
+	}
+}
