@@ -117,10 +117,9 @@ func (n *nat64) match(p *header.Parsed) (outbound, ok bool) {
 
 // process64 translates a packet for NAT64 (RFC 6146 §3.5): p has been
 // decoded and is outbound (IPv6 to the prefix) or inbound (IPv4 to the pool).
-func (e *Engine) process64(p *header.Parsed, outbound bool, now int64, c *counts) (Verdict, []byte, DropReason) {
+func (e *Engine) process64(p *header.Parsed, outbound bool, now int64, c *counts, more *[][]byte) (Verdict, []byte, DropReason) {
 	if p.Fragment {
-		v, dr := e.Stats.drop(DropFragment)
-		return v, nil, dr
+		return e.reassemble(p, now, c, more)
 	}
 	switch p.Proto {
 	case header.ProtoTCP, header.ProtoUDP:
@@ -154,11 +153,23 @@ func (e *Engine) process64(p *header.Parsed, outbound bool, now int64, c *counts
 	if x, ok := f.Ext.(*ftpFlow); ok && p.Proto == header.ProtoTCP {
 		return e.processFTP(p, f, dir, x, now)
 	}
+	// RFC 7915 §4.1: an IPv4 packet with DF clear may be fragmented on
+	// its way to a lowest-ipv6-mtu its translation exceeds.
+	var id4 uint16
+	split := false
+	if p.Version == 4 && more != nil {
+		ip := header.IPv4(p.Buf)
+		split = !ip.DontFragment() && len(p.Buf)-p.IPHeaderLen+header.IPv6FixedHeaderSize > e.cfg.NAT64MTU6
+		id4 = ip.ID()
+	}
 	if dr := e.translate64(p, f, dir); dr != DropNone {
 		v, dr := e.Stats.drop(dr)
 		return v, nil, dr
 	}
 	c.translated++
+	if split {
+		return Accept, e.split64(p.Buf, id4, more), DropNone
+	}
 	return Accept, p.Buf, DropNone
 }
 

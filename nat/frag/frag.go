@@ -292,10 +292,16 @@ const (
 	parsed6
 )
 
+// Headroom is the room past a reassembled datagram that Add leaves in a
+// buffer it allocates: a translation may grow the datagram (NAT64 by 20
+// bytes, a gateway rewrite by more).
+const Headroom = 1024
+
 // Add takes one fragment, pkt, starting at its IP header, that arrived at
 // now (nanoseconds). When it completes its datagram, the datagram is
-// written into out[:cap(out)] and returned with Complete; out may not
-// alias pkt. Otherwise the fragment is copied and held (Held), or
+// written into out[:cap(out)] (a new buffer with Headroom to spare when
+// out has no capacity) and returned with Complete; out may not alias
+// pkt. Otherwise the fragment is copied and held (Held), or
 // discarded (any other Reason). Add expires the datagrams whose timeout
 // passed first.
 func (r *Reassembler) Add(pkt []byte, now int64, out []byte) (Datagram, Reason) {
@@ -412,6 +418,9 @@ func (r *Reassembler) add(f *fragment, now int64, out []byte) Reason {
 	}
 	// Whole: the spans run from 0 to total without a gap.
 	size := len(d.hdr) + d.total
+	if cap(out) == 0 {
+		out = make([]byte, 0, size+Headroom)
+	}
 	if size > cap(out) || !f.v6 && size > 0xffff {
 		r.evict(d, TooBig)
 		return TooBig
