@@ -10,6 +10,7 @@ import (
 
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat"
+	"github.com/natalg/natalg/nat/frag"
 )
 
 // natFlags are the translation flags every front end shares.
@@ -28,6 +29,14 @@ type natFlags struct {
 	// nat64KeepEPRT and nat64EPSVToPASV are the RFC 6384 gateway's options.
 	nat64KeepEPRT   bool
 	nat64EPSVToPASV bool
+	// nat64MTU6 is RFC 7915 §4.1's lowest-ipv6-mtu; frag* bound the
+	// reassembly of fragments (RFC 4787 REQ-14, RFC 6146 §3.4).
+	nat64MTU6     int
+	fragTimeout4  time.Duration
+	fragTimeout6  time.Duration
+	fragMaxBytes  int
+	fragPerSource int
+	noReassembly  bool
 }
 
 func (f *natFlags) register(fs *flag.FlagSet) {
@@ -48,6 +57,12 @@ func (f *natFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.nat64Prefix, "nat64-prefix", "NAT64 (RFC 6146): translate IPv6 packets to this RFC 6052 prefix, e.g. 64:ff9b::/96, to IPv4 (needs --nat64-pool)")
 	fs.Var(&f.nat64Pool, "nat64-pool", "NAT64: IPv4 pool the IPv6 clients are translated to, e.g. 198.19.64.0/24 (needs --nat64-prefix)")
 	fs.BoolVar(&f.nat64KeepEPRT, "nat64-ftp-eprt", false, "NAT64 FTP gateway (RFC 6384): send an IPv6 client's EPRT |2| to the IPv4 server as EPRT |1| instead of PORT")
+	fs.IntVar(&f.nat64MTU6, "nat64-mtu6", 1280, "NAT64 (RFC 7915 §4.1): lowest IPv6 MTU; IPv4 packets with DF clear whose translation is larger leave as IPv6 fragments of at most this size (at least 1280)")
+	fs.DurationVar(&f.fragTimeout4, "frag-timeout4", frag.DefaultTimeout4, "how long fragments of an IPv4 datagram wait for the rest (RFC 791: 15s; RFC 6146 §3.4: at least 2s)")
+	fs.DurationVar(&f.fragTimeout6, "frag-timeout6", frag.DefaultTimeout6, "how long fragments of an IPv6 datagram wait for the rest (RFC 8200 §4.5: 60s; at least 2s)")
+	fs.IntVar(&f.fragMaxBytes, "frag-max-bytes", frag.DefaultMaxBytes, "memory for fragments waiting for reassembly, all sources together (the oldest datagram is dropped past it)")
+	fs.IntVar(&f.fragPerSource, "frag-max-per-source", frag.DefaultMaxPerSource, "datagrams one source address may have in reassembly at once")
+	fs.BoolVar(&f.noReassembly, "no-reassembly", false, "drop every fragment of translated traffic instead of reassembling it")
 	fs.BoolVar(&f.nat64EPSVToPASV, "nat64-ftp-pasv", false, "NAT64 FTP gateway (RFC 6384): always send an IPv6 client's EPSV to the IPv4 server as PASV and answer with a 229 made from its 227 (default: probe whether the server has EPSV)")
 }
 
@@ -100,6 +115,15 @@ func (f *natFlags) config() (nat.Config, error) {
 		}
 	}
 	c.Conntrack.Timeouts = f.timeouts
+	if f.fragTimeout4 < frag.MinTimeout || f.fragTimeout6 < frag.MinTimeout {
+		return nat.Config{}, fmt.Errorf("--frag-timeout4 and --frag-timeout6: at least %v (FRAGMENT_MIN, RFC 6146 §3.4)", frag.MinTimeout)
+	}
+	if f.fragMaxBytes < 65536 || f.fragPerSource < 1 {
+		return nat.Config{}, fmt.Errorf("--frag-max-bytes at least 65536 (one datagram), --frag-max-per-source at least 1")
+	}
+	c.Fragments = frag.Config{Timeout4: f.fragTimeout4, Timeout6: f.fragTimeout6, MaxBytes: f.fragMaxBytes, MaxPerSource: f.fragPerSource}
+	c.NoReassembly = f.noReassembly
+	c.NAT64MTU6 = f.nat64MTU6 // the engine refuses less than 1280
 	return c, nil
 }
 
