@@ -53,6 +53,32 @@ func rulesText(inside, outside, queues string, lo, hi uint16) string {
 	return b.String()
 }
 
+// chainDefrag is natalg's chain that turns the kernel's defragmentation on
+// in the namespace (defragText).
+const chainDefrag = "NATALG-DEFRAG"
+
+// defragText returns the iptables-restore input that makes the kernel
+// reassemble fragments before natalg's queues see them: a chain no rule
+// jumps to, holding one rule with the socket match, whose only effect is
+// that the kernel enables nf_defrag_ipv4 (nf_defrag_ipv6 for ip6tables) in
+// this network namespace, as long as the rule exists (xt_socket's
+// checkentry; conntrack rules do the same, with conntrack besides). The
+// defrag hooks run at PREROUTING priority -400, before raw PREROUTING
+// (-300, NATALG-IN), and routing comes after them, so both queues get
+// whole datagrams: an NFQUEUE verdict replaces one packet with one, and
+// could not send a datagram natalg reassembled as several fragments. On
+// output the kernel cuts the translated datagram again, at most as large
+// as its largest fragment (frag_max_size), as it does behind conntrack.
+// RFC 4787 REQ-14 and RFC 6146 §3.4: fragments arrive in any order.
+func defragText() string {
+	return fmt.Sprintf("*raw\n:%s - [0:0]\n-A %s -m socket --nowildcard -j RETURN\nCOMMIT\n", chainDefrag, chainDefrag)
+}
+
+// removeDefragText undoes defragText.
+func removeDefragText() string {
+	return fmt.Sprintf("*raw\n-F %s\n-X %s\nCOMMIT\n", chainDefrag, chainDefrag)
+}
+
 // removeText undoes rulesText (for iptables-restore --noflush).
 func removeText(inside, outside string) string {
 	return fmt.Sprintf("*raw\n-D PREROUTING -i %s -j %s\n-F %s\n-X %s\nCOMMIT\n*mangle\n-D FORWARD -i %s -o %s -j %s\n-F %s\n-X %s\nCOMMIT\n",
@@ -67,6 +93,7 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	outside := fs.String("outside-if", "", "interface towards the outside")
 	queues := fs.String("queues", "0", "NFQUEUE numbers natalg serves: N or N-M")
 	apply := fs.Bool("apply", false, "install the rules (iptables-restore and ip6tables-restore)")
+	defrag := fs.Bool("defrag", true, "have the kernel reassemble fragments before natalg sees them (chain "+chainDefrag+"; see README)")
 	remove := fs.Bool("remove", false, "remove the rules")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -92,6 +119,9 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	}
 	lo, hi := qs[0], qs[len(qs)-1]
 	text := rulesText(*inside, *outside, *queues, lo, hi)
+	if *defrag {
+		text += defragText()
+	}
 	if !*apply && !*remove {
 		fmt.Fprint(stdout, text)
 		return 0
@@ -100,6 +130,7 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	// not there are expected then.
 	for _, tool := range []string{"iptables-restore", "ip6tables-restore"} {
 		restore(tool, removeText(*inside, *outside))
+		restore(tool, removeDefragText()) // on its own: it may be absent when the rest is not
 		if *apply {
 			if out, err := restore(tool, text); err != nil {
 				fmt.Fprintf(stderr, "natalg rules: %s: %v\n%s", tool, err, out)
