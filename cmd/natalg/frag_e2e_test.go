@@ -245,8 +245,14 @@ func replayFragments(t *testing.T, e *e2eEnv, capIn, capOut string) {
 		case frag.Held:
 			continue
 		case frag.Complete:
+		case frag.NotFragment:
+			var h header.Parsed
+			if h.Decode(ip) == header.Ok && h.Proto == header.ProtoUDP {
+				t.Fatalf("replay output: a whole UDP datagram %v > %v of %d bytes: natalg replay did not cut it again", h.Src, h.Dst, len(ip))
+			}
+			continue // neighbour discovery and the like
 		default:
-			t.Fatalf("replay output %x: not a fragment (%v): natalg replay sent a datagram whole", ip[:min(len(ip), 40)], res)
+			t.Fatalf("replay output %x: %v", ip[:min(len(ip), 40)], res)
 		}
 		var h header.Parsed
 		if h.Decode(dg.Packet) != header.Ok || !h.L4ChecksumValid() || h.Proto != header.ProtoUDP || len(h.Payload()) != 3000 {
