@@ -68,7 +68,7 @@ func startUDPEcho(t *testing.T, dir, ns, addr string, port int) {
 	t.Helper()
 	p := startBg(t, "udp echo "+addr, filepath.Join(dir, "udpecho-"+strings.ReplaceAll(addr, ":", "_")+".log"), ns,
 		"python3", "-u", "-c", udpEchoPy, addr, strconv.Itoa(port))
-	if !waitFor(100, 50*time.Millisecond, func() bool { return strings.Contains(p.output(), "listening") || p.exited() }) || p.exited() {
+	if !waitFor(200, 100*time.Millisecond, func() bool { return strings.Contains(p.output(), "listening") || p.exited() }) || p.exited() {
 		t.Fatalf("UDP echo server on %s did not start:\n%s", addr, p.output())
 	}
 }
