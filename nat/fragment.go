@@ -29,6 +29,14 @@ func (e *Engine) reassemble(p *header.Parsed, now int64, c *counts, more *[][]by
 		v, dr := e.Stats.drop(DropFragment)
 		return v, nil, dr
 	}
+	var q header.Parsed
+	if q.Decode(dg.Packet) == header.Ok && q.Fragment {
+		// A Fragment header inside the reassembled datagram: a fragment
+		// of a fragment. Not reassembled again (RFC 8200 §4.5 allows one
+		// Fragment header per packet).
+		v, dr := e.Stats.drop(DropFragment)
+		return v, nil, dr
+	}
 	e.Stats.Reassembled.Add(1)
 	c.in-- // process counts the datagram in again
 	v, out, dr := e.process(dg.Packet, now, nil, c, nil)

@@ -295,3 +295,32 @@ func TestFragmentTimeoutAndCounters(t *testing.T) {
 		t.Fatal("lowest IPv6 MTU 1000 accepted")
 	}
 }
+
+// TestFragmentsConcurrent: two workers sharing one engine reassemble
+// their own datagrams, interleaved (run with -race).
+func TestFragmentsConcurrent(t *testing.T) {
+	e := dualEngine(t, 0)
+	done := make(chan int, 2)
+	for w := range 2 {
+		go func() {
+			ps := NewBatch(1)
+			ok := 0
+			for i := range 100 {
+				src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 1, byte(w)}), uint16(40000+i))
+				d := bigUDP(src, ap("198.19.0.2:7"), 2000, false)
+				for j, f := range frag.Split4(d, []int{1480, 528}, uint16(i), false) {
+					ps[0].N = copy(ps[0].Buf[:cap(ps[0].Buf)], f)
+					ps[0].Time = t0
+					e.ProcessBatch(ps)
+					if j == 1 && ps[0].Verdict == Accept && len(ps[0].More) == 1 {
+						ok++
+					}
+				}
+			}
+			done <- ok
+		}()
+	}
+	if a, b := <-done, <-done; a != 100 || b != 100 {
+		t.Fatalf("%d and %d datagrams of 100 went through", a, b)
+	}
+}
