@@ -421,7 +421,7 @@ func (r *Reassembler) add(f *fragment, now int64, out []byte) Reason {
 	if cap(out) == 0 {
 		out = make([]byte, 0, size+Headroom)
 	}
-	if size > cap(out) || !f.v6 && size > 0xffff {
+	if size > cap(out) || !f.v6 && size > 0xffff || f.v6 && size-40 > 0xffff {
 		r.evict(d, TooBig)
 		return TooBig
 	}
