@@ -1,6 +1,8 @@
 package main
 
 import (
+	"flag"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -322,5 +324,49 @@ func TestNAT64FragmentsE2E(t *testing.T) {
 	}
 	if toClient < 5 {
 		t.Errorf("%d IPv6 fragments reached the client, want at least 5 (3 for 3000 bytes, 2 for 1400)", toClient)
+	}
+}
+
+// TestFragmentFlags: the reassembly and lowest-ipv6-mtu flags reach the
+// engine's configuration; values the RFCs forbid are refused (no root).
+func TestFragmentFlags(t *testing.T) {
+	base := []string{"--nat64-prefix", n64Prefix, "--nat64-pool", n64Pool}
+	for _, c := range []struct {
+		args []string
+		err  string
+	}{
+		{nil, ""},
+		{[]string{"--frag-timeout4", "1s"}, "at least 2s"},
+		{[]string{"--frag-timeout6", "500ms"}, "at least 2s"},
+		{[]string{"--frag-max-bytes", "1000"}, "--frag-max-bytes"},
+		{[]string{"--nat64-mtu6", "1500", "--frag-timeout4", "30s", "--frag-max-per-source", "8", "--no-reassembly"}, ""},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		var nf natFlags
+		nf.register(fs)
+		if err := fs.Parse(append(append([]string(nil), base...), c.args...)); err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		cfg, err := nf.config()
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%v: error %v, want one with %q", c.args, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		if c.args == nil && (cfg.NAT64MTU6 != 1280 || cfg.Fragments.Timeout4 != 15*time.Second || cfg.Fragments.Timeout6 != 60*time.Second || cfg.NoReassembly) {
+			t.Errorf("defaults: %+v, mtu6 %d", cfg.Fragments, cfg.NAT64MTU6)
+		}
+		if c.args != nil && (cfg.NAT64MTU6 != 1500 || cfg.Fragments.Timeout4 != 30*time.Second || cfg.Fragments.MaxPerSource != 8 || !cfg.NoReassembly) {
+			t.Errorf("%v: %+v, mtu6 %d", c.args, cfg.Fragments, cfg.NAT64MTU6)
+		}
+	}
+	var stderr strings.Builder
+	if rc := cmdRun(append(base, "--nat64-mtu6", "1000"), io.Discard, &stderr); rc != 2 || !strings.Contains(stderr.String(), "1280") {
+		t.Errorf("run --nat64-mtu6 1000: status %d, %q", rc, stderr.String())
 	}
 }
