@@ -324,3 +324,31 @@ func TestFragmentsConcurrent(t *testing.T) {
 		t.Fatalf("%d and %d datagrams of 100 went through", a, b)
 	}
 }
+
+// TestFragmentsRewritten: a fragmented FTP PORT command is reassembled,
+// rewritten by the gateway (4 bytes longer), and leaves cut into pieces no
+// larger than the largest fragment received (the original boundaries no
+// longer add up): 48 bytes of TCP in two fragments of 24.
+func TestFragmentsRewritten(t *testing.T) {
+	e := snatEngine(t)
+	handshake(t, e)
+	seg := cmd(1001, portIn).build() // 20 + 20 + 24 bytes
+	seg[6] = 0                       // DF clear, as a fragmenting sender has it
+	seg[10], seg[11] = 0, 0
+	binary.BigEndian.PutUint16(seg[10:], checksum.Checksum(seg[:20], 0))
+	// The first fragment carries the whole TCP header (a shorter one is
+	// dropped as malformed: RFC 6146 §3.4 lets a NAT require it).
+	frags := frag.Split4(seg, []int{24, 16, 4}, 0x77, false)
+	sent, vs := run(e, frags)
+	if vs[2] != Accept || len(sent) != 2 {
+		t.Fatalf("verdicts %v, %d sent", vs, len(sent))
+	}
+	for i, f := range sent {
+		if len(f) > 44 || binary.BigEndian.Uint16(f[4:]) != 0x77 {
+			t.Fatalf("fragment %d: %d bytes (largest received 44), ID %#x", i, len(f), binary.BigEndian.Uint16(f[4:]))
+		}
+	}
+	if got := whole(t, sent); got.payload != portOut || got.Src != pubIP {
+		t.Fatalf("reassembled: %q from %v", got.payload, got.Src)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -297,5 +298,27 @@ func TestRandomOrderRoundTrip(t *testing.T) {
 	}
 	if r.Len() != 0 || r.Bytes() != 0 {
 		t.Fatalf("%d datagrams, %d bytes left", r.Len(), r.Bytes())
+	}
+}
+
+// TestPlan: the original boundaries are kept when they still add up (cut
+// further at maxChunk); after a length change, pieces of maxChunk
+// (rounded down to 8).
+func TestPlan(t *testing.T) {
+	for _, c := range []struct {
+		total    int
+		sizes    []int
+		maxChunk int
+		want     []int
+	}{
+		{3008, []int{1480, 1480, 48}, 1480, []int{1480, 1480, 48}},
+		{3008, []int{1480, 1480, 48}, 1232, []int{1232, 248, 1232, 248, 48}},
+		{3020, []int{1480, 1480, 48}, 1483, []int{1480, 1480, 60}},
+		{100, []int{50, 50}, 1480, []int{100}},
+		{20, nil, 3, []int{8, 8, 4}},
+	} {
+		if got := Plan(c.total, c.sizes, c.maxChunk); !slices.Equal(got, c.want) {
+			t.Errorf("Plan(%d, %v, %d) = %v, want %v", c.total, c.sizes, c.maxChunk, got, c.want)
+		}
 	}
 }
