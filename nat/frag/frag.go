@@ -7,10 +7,11 @@
 // of unfragmented packets: those never reach this package) and to let the
 // fragments of a datagram arrive over a configurable interval of at least
 // FRAGMENT_MIN, 2 seconds. A Reassembler holds at most Config.MaxBytes of
-// fragment data and Config.MaxDatagrams datagrams in progress, at most
-// Config.MaxPerSource datagrams and Config.MaxBytesPerSource bytes of them
-// per source address, each for at most its family's timeout; every
-// fragment it does not hold is counted by reason (Stats).
+// memory (data buffers, headers and a fixed overhead per datagram) and
+// Config.MaxDatagrams datagrams in progress, at most Config.MaxPerSource
+// datagrams and Config.MaxBytesPerSource bytes of them per source
+// address, each for at most its family's timeout; every fragment it does
+// not hold is counted by reason (Stats).
 //
 // Overlapping fragments discard the whole datagram, and every later
 // fragment of it until its timeout (RFC 5722 §4 for IPv6; natalg applies
@@ -342,7 +343,7 @@ func (r *Reassembler) add(f *fragment, now int64, out []byte) Reason {
 	d := r.m[f.k]
 	if d == nil {
 		s := r.src[f.k.src]
-		if s.datagrams >= r.cfg.MaxPerSource || s.bytes+n+overhead > r.cfg.MaxBytesPerSource {
+		if s.datagrams >= r.cfg.MaxPerSource || s.bytes+overhead > r.cfg.MaxBytesPerSource {
 			return SourceLimit
 		}
 		for len(r.m) >= r.cfg.MaxDatagrams {
@@ -378,10 +379,21 @@ func (r *Reassembler) add(f *fragment, now int64, out []byte) Reason {
 		d.data, d.spans, d.hdr = nil, nil, nil
 		return Overlap
 	}
-	if s := r.src[f.k.src]; s.bytes+n > r.cfg.MaxBytesPerSource {
+	// What is charged is the memory held: the data buffer's capacity
+	// (a fragment far into the datagram costs the buffer up to it, not
+	// its own length), the header and overhead.
+	newCap := cap(d.data)
+	if end > newCap {
+		newCap = min(max(end, 2*newCap), limit)
+	}
+	grow := newCap - cap(d.data)
+	if f.off == 0 {
+		grow += len(f.hdr)
+	}
+	if s := r.src[f.k.src]; s.bytes+grow > r.cfg.MaxBytesPerSource {
 		return SourceLimit
 	}
-	for r.bytes+n > r.cfg.MaxBytes {
+	for r.bytes+grow > r.cfg.MaxBytes {
 		o := r.oldest(d)
 		if o == nil {
 			r.remove(d) // alone over the cap: counted once, by Add
@@ -389,17 +401,17 @@ func (r *Reassembler) add(f *fragment, now int64, out []byte) Reason {
 		}
 		r.evict(o, Evicted)
 	}
+	if newCap > cap(d.data) {
+		grown := make([]byte, len(d.data), newCap)
+		copy(grown, d.data)
+		d.data = grown
+	}
 	if end > len(d.data) {
-		if end > cap(d.data) {
-			grown := make([]byte, end, min(max(end, 2*cap(d.data)), limit))
-			copy(grown, d.data)
-			d.data = grown
-		}
 		d.data = d.data[:end]
 	}
 	copy(d.data[f.off:], f.payload)
 	d.spans = slices.Insert(d.spans, i, span{f.off, end})
-	r.charge(d, n)
+	r.charge(d, grow)
 	d.maxFrag = max(d.maxFrag, f.size)
 	if !f.more {
 		d.total = end

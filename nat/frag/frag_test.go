@@ -218,6 +218,22 @@ func TestCaps(t *testing.T) {
 	f := Split4(udp4(3000, 9, 2), Plan(3008, nil, 1480), 9, false)
 	mustAdd(t, p, f[0], sec, Held)
 	mustAdd(t, p, f[1], sec, SourceLimit)
+	// 8 bytes at offset 60000 cost the buffer up to there.
+	far := bytes.Clone(f[1][:28])
+	binary.BigEndian.PutUint16(far[2:], 28)
+	binary.BigEndian.PutUint16(far[6:], 0x2000|60000/8)
+	far[10], far[11] = 0, 0
+	binary.BigEndian.PutUint16(far[10:], ipv4Checksum(far[:20]))
+	q := New(Config{MaxBytesPerSource: 50000})
+	mustAdd(t, q, far, sec, SourceLimit)
+	if q.Bytes() > 50000 {
+		t.Fatalf("%d bytes charged", q.Bytes())
+	}
+	q2 := New(Config{})
+	mustAdd(t, q2, far, sec, Held)
+	if q2.Bytes() < 60008 {
+		t.Fatalf("a fragment at offset 60000 charged %d bytes", q2.Bytes())
+	}
 }
 
 // TestRefused: what is not a fragment, or a malformed one, is refused and
