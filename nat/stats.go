@@ -140,8 +140,9 @@ type Summary struct {
 	DroppedTotal                                           uint64
 	// Fragments are the reassembler's outcomes by frag.Reason name
 	// (held, complete, and every discard: overlap, timeout, ...).
-	Fragments                 map[string]uint64 `json:",omitempty"`
-	Reassembled, FragmentsOut uint64
+	Fragments    map[string]uint64 `json:",omitempty"`
+	Reassembled  uint64            `json:",omitempty"`
+	FragmentsOut uint64            `json:",omitempty"`
 }
 
 // Snapshot copies the counters.
