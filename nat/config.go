@@ -15,6 +15,7 @@ import (
 
 	"github.com/natalg/natalg/alg"
 	"github.com/natalg/natalg/conntrack"
+	"github.com/natalg/natalg/nat/frag"
 )
 
 // Forward is a DNAT port forward: connections of Proto to the public address
@@ -285,6 +286,18 @@ type Config struct {
 	// (RFC 6384 §12: a control session the FTP gateway tore down). The
 	// engine does no other I/O.
 	Log *slog.Logger
+	// NAT64MTU6 is RFC 7915 §4.1's lowest-ipv6-mtu: an IPv4 packet with DF
+	// clear whose translation is larger leaves as IPv6 fragments of at
+	// most this size. Default 1280 (the IPv6 minimum MTU, RFC 8200 §5);
+	// smaller values are refused.
+	NAT64MTU6 int
+	// Fragments bounds the reassembly of fragments of translated traffic
+	// (RFC 4787 REQ-14, RFC 6146 §3.4): memory, datagrams per source and
+	// the timeouts. Zero fields take package frag's defaults.
+	Fragments frag.Config
+	// NoReassembly drops every fragment of translated traffic (counted as
+	// the drop reason "fragment") instead of reassembling it.
+	NoReassembly bool
 }
 
 // validate checks c and fills defaults.
@@ -338,6 +351,12 @@ func (c *Config) validate() error {
 	}
 	if int(c.Filtering) >= len(filteringNames) {
 		return fmt.Errorf("nat: unknown filtering behaviour %d", c.Filtering)
+	}
+	if c.NAT64MTU6 == 0 {
+		c.NAT64MTU6 = 1280
+	}
+	if c.NAT64MTU6 < 1280 || c.NAT64MTU6 > 65535 {
+		return fmt.Errorf("nat: NAT64 lowest IPv6 MTU %d: want 1280 to 65535 (RFC 7915 §4.1, RFC 8200 §5)", c.NAT64MTU6)
 	}
 	if len(c.FTPPorts) == 0 && !c.DisableFTP {
 		c.FTPPorts = []uint16{21}

@@ -26,6 +26,14 @@ type Packet struct {
 	Verdict Verdict
 	Out     []byte
 	Reason  DropReason
+	// More are further packets to send after Out, in order, when Verdict
+	// is Accept: the engine set them when this packet completed a
+	// fragmented datagram, translated it and cut it into fragments again
+	// (RFC 7915 §4.1 and §5.1.1 on NAT64; the original boundaries on
+	// NAT44). They live in memory of their own, valid until the packet is
+	// processed again. A packet whose fragment the engine holds, waiting
+	// for the rest of its datagram, gets Verdict Held and no output.
+	More [][]byte
 }
 
 // Device is a source and sink of packet batches: the NFQUEUE front end, the
@@ -36,8 +44,19 @@ type Device interface {
 	// until at least one is available, ctx is done or the device is closed.
 	ReadBatch(ctx context.Context, ps []Packet) (int, error)
 	// WriteBatch delivers the verdicts (and rewritten packets) of ps, in
-	// order.
+	// order: for an accepted packet, Out and then every packet of More.
 	WriteBatch(ps []Packet) error
+}
+
+// SingleOutput is implemented by a Device that can send at most one packet
+// for each packet it read (an NFQUEUE verdict replaces one packet with one)
+// and so cannot send Packet.More. Serve then leaves More empty: a
+// datagram the engine reassembled leaves whole, in Out, as the verdict of
+// its last fragment, and the kernel fragments it on output if it is IPv4
+// with DF clear and larger than the link's MTU (the NFQUEUE datapath
+// normally has the kernel's defrag in front of it: see natalg rules).
+type SingleOutput interface {
+	SingleOutput() bool
 }
 
 // ErrClosed is returned by a Device that has no more packets.
@@ -46,17 +65,37 @@ var ErrClosed = errors.New("nat: device closed")
 // ProcessBatch runs every packet of ps through the engine. The counters of
 // the fast path (Stats.In, Accepted, Translated, Passed) are added once per
 // batch.
-func (e *Engine) ProcessBatch(ps []Packet) {
+//
+// A packet may come back with Verdict Held (a fragment kept for
+// reassembly) or with packets in More (see Packet).
+func (e *Engine) ProcessBatch(ps []Packet) { e.processBatch(ps, true) }
+
+// processBatch is ProcessBatch; split says whether the packets may get
+// More.
+func (e *Engine) processBatch(ps []Packet, split bool) {
 	var c counts
 	if len(ps) > 1 && e.table.Len() >= prefetchMin {
-		e.prefetchBatch(ps, &c)
+		e.prefetchBatch(ps, split, &c)
 	} else {
 		for i := range ps {
 			p := &ps[i]
-			p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), nil, &c)
+			p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), nil, &c, p.more(split))
 		}
 	}
 	c.flush(&e.Stats)
+}
+
+// more empties p.More and returns where the engine may put more output
+// packets: nil when the device cannot send them.
+func (p *Packet) more(split bool) *[][]byte {
+	if len(p.More) != 0 {
+		clear(p.More)
+		p.More = p.More[:0]
+	}
+	if !split {
+		return nil
+	}
+	return &p.More
 }
 
 // bufSize is the size of each packet buffer of NewBatch, bufStride the
@@ -95,10 +134,14 @@ func (e *Engine) Serve(ctx context.Context, dev Device, batch int) error {
 		batch = 64
 	}
 	ps := NewBatch(batch)
+	split := true
+	if so, ok := dev.(SingleOutput); ok && so.SingleOutput() {
+		split = false
+	}
 	for {
 		n, err := dev.ReadBatch(ctx, ps)
 		if n > 0 {
-			e.ProcessBatch(ps[:n])
+			e.processBatch(ps[:n], split)
 			if werr := dev.WriteBatch(ps[:n]); werr != nil {
 				return werr
 			}

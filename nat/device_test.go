@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"unsafe"
+
+	"github.com/natalg/natalg/nat/frag"
 )
 
 // memDevice hands out packets from a slice and collects verdicts.
@@ -80,5 +82,51 @@ func TestNewBatch(t *testing.T) {
 	}
 	if len(sets) != 64 {
 		t.Errorf("first lines of 64 buffers fall in %d L1 sets, want 64", len(sets))
+	}
+}
+
+// moreDevice is memDevice that also collects Packet.More, or says it can
+// send only one packet per packet read.
+type moreDevice struct {
+	memDevice
+	single bool
+	more   [][][]byte
+}
+
+func (d *moreDevice) SingleOutput() bool { return d.single }
+
+func (d *moreDevice) WriteBatch(ps []Packet) error {
+	for _, p := range ps {
+		var m [][]byte
+		for _, b := range p.More {
+			m = append(m, append([]byte(nil), b...))
+		}
+		d.more = append(d.more, m)
+	}
+	return d.memDevice.WriteBatch(ps)
+}
+
+// TestServeFragments: Serve hands a Device the fragments of a reassembled
+// datagram in Packet.More, after Out, in one WriteBatch with the Held
+// verdicts of the others; a SingleOutput device gets the datagram whole.
+func TestServeFragments(t *testing.T) {
+	for _, single := range []bool{false, true} {
+		e := dualEngine(t, 0)
+		out := bigUDP(ap("198.18.0.2:40000"), ap("198.19.0.2:7"), 3000, false)
+		d := &moreDevice{single: single}
+		d.in = reverse(frag.Split4(out, []int{1480, 1480, 48}, 0x1234, false))
+		if err := e.Serve(context.Background(), d, 8); err != nil {
+			t.Fatal(err)
+		}
+		if len(d.verdicts) != 3 || d.verdicts[0] != Held || d.verdicts[1] != Held || d.verdicts[2] != Accept {
+			t.Fatalf("single %v: verdicts %v", single, d.verdicts)
+		}
+		sent := append([][]byte{d.outs[2]}, d.more[2]...)
+		if single && (len(sent) != 1 || len(sent[0]) != len(out)) || !single && len(sent) != 3 {
+			t.Fatalf("single %v: %d packets sent", single, len(sent))
+		}
+		if got := whole(t, sent); got.Src != pubIP || got.payload != string(out[28:]) {
+			t.Fatalf("single %v: %v, %d payload bytes", single, got.Src, len(got.payload))
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/natalg/natalg/conntrack"
+	"github.com/natalg/natalg/nat/frag"
 	"github.com/natalg/natalg/nat/header"
 )
 
@@ -30,8 +31,9 @@ type Engine struct {
 	cfg     Config
 	table   *conntrack.Table
 	ports   *portMap
-	public  [2]netip.Addr // by family; invalid if none
-	n64     *nat64        // nil unless NAT64 is on
+	public  [2]netip.Addr     // by family; invalid if none
+	n64     *nat64            // nil unless NAT64 is on
+	frags   *frag.Reassembler // nil with Config.NoReassembly
 	ftpPort [65536 / 64]uint64
 
 	// Stats come last, a cache line's worth of padding on either side, so
@@ -59,6 +61,11 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, ports: newPortMap(cfg.PortMin, cfg.PortMax)}
 	e.ports.strict = cfg.StrictPorts
+	if !cfg.NoReassembly {
+		e.frags = frag.New(cfg.Fragments)
+		e.cfg.Fragments = e.frags.Config()
+		e.Stats.frag = &e.frags.Stats
+	}
 	for _, a := range cfg.Public {
 		e.public[familyOf(a)] = a
 	}
@@ -93,7 +100,22 @@ func (e *Engine) Config() Config { return e.cfg }
 // Expire removes flows and expectations that timed out at now. Front ends
 // call it periodically (the daemon from a ticker, replay as capture time
 // advances).
-func (e *Engine) Expire(now time.Time) int { return e.table.Sweep(now.UnixNano()) }
+// Fragments of datagrams whose reassembly timed out are dropped too.
+func (e *Engine) Expire(now time.Time) int {
+	if e.frags != nil {
+		e.frags.Expire(now.UnixNano())
+	}
+	return e.table.Sweep(now.UnixNano())
+}
+
+// FragmentsHeld returns the datagrams in reassembly and the bytes they
+// hold.
+func (e *Engine) FragmentsHeld() (datagrams, bytes int) {
+	if e.frags == nil {
+		return 0, 0
+	}
+	return e.frags.Len(), e.frags.Bytes()
+}
 
 // Bindings returns the number of live public-port bindings (NAT64 pool
 // bindings included).
@@ -124,9 +146,14 @@ func (e *Engine) inside(a netip.Addr) bool {
 // and an IPv4 packet to the pool inbound NAT64 (the packet changes family:
 // the result may start 20 bytes later in pkt's array, or be 20 bytes
 // longer). Any other packet is accepted unchanged.
+//
+// A fragment of a packet to translate is held (Verdict Held) until its
+// datagram is whole; the fragment that completes it returns the datagram
+// translated, whole, in memory of its own (ProcessBatch cuts it into
+// fragments again: see Packet.More).
 func (e *Engine) Process(pkt []byte, now time.Time) (Verdict, []byte) {
 	var c counts
-	v, out, _ := e.process(pkt, now.UnixNano(), nil, &c)
+	v, out, _ := e.process(pkt, now.UnixNano(), nil, &c, nil)
 	c.flush(&e.Stats)
 	return v, out
 }
@@ -134,15 +161,16 @@ func (e *Engine) Process(pkt []byte, now time.Time) (Verdict, []byte) {
 // ProcessReason is Process that also says why a packet was dropped.
 func (e *Engine) ProcessReason(pkt []byte, now time.Time) (Verdict, []byte, DropReason) {
 	var c counts
-	v, out, r := e.process(pkt, now.UnixNano(), nil, &c)
+	v, out, r := e.process(pkt, now.UnixNano(), nil, &c, nil)
 	c.flush(&e.Stats)
 	return v, out, r
 }
 
 // process is Process. hint, when not nil, is what the prefetch passes
 // learned of the tuple peekTuple reads from pkt (its hash, and the flow its
-// index slot points to): the lookup starts from it.
-func (e *Engine) process(pkt []byte, now int64, hint *conntrack.Hint, c *counts) (Verdict, []byte, DropReason) {
+// index slot points to): the lookup starts from it. more, when not nil, is
+// where packets to send after the returned one go (Packet.More).
+func (e *Engine) process(pkt []byte, now int64, hint *conntrack.Hint, c *counts, more *[][]byte) (Verdict, []byte, DropReason) {
 	c.in++
 	var p header.Parsed
 	if r := p.Decode(pkt); r != header.Ok {
@@ -152,7 +180,7 @@ func (e *Engine) process(pkt []byte, now int64, hint *conntrack.Hint, c *counts)
 	}
 	if e.n64 != nil {
 		if out, ok := e.n64.match(&p); ok {
-			return e.process64(&p, out, now, c)
+			return e.process64(&p, out, now, c, more)
 		}
 	}
 	outbound := e.inside(p.Src)
@@ -162,8 +190,7 @@ func (e *Engine) process(pkt []byte, now int64, hint *conntrack.Hint, c *counts)
 		return Accept, p.Buf, DropNone
 	}
 	if p.Fragment {
-		v, dr := e.Stats.drop(DropFragment)
-		return v, nil, dr
+		return e.reassemble(&p, now, c, more)
 	}
 	var tu conntrack.Tuple
 	switch p.Proto {

@@ -252,13 +252,13 @@ func (n *nat64) refuse64(p *header.Parsed, outbound bool) DropReason {
 // to the IPv6 host behind the destination's binding, from the sender's
 // IPv4 transport address embedded in the prefix, and the answers take the
 // same two steps back.
-func (e *Engine) process64(p *header.Parsed, outbound bool, now int64, c *counts) (Verdict, []byte, DropReason) {
+func (e *Engine) process64(p *header.Parsed, outbound bool, now int64, c *counts, more *[][]byte) (Verdict, []byte, DropReason) {
 	if dr := e.n64.refuse64(p, outbound); dr != DropNone {
 		v, dr := e.Stats.drop(dr)
 		return v, nil, dr
 	}
 	counted := c.translated
-	v, out, dr := e.process64Once(p, outbound, false, now, c)
+	v, out, dr := e.process64Once(p, outbound, false, now, c, more)
 	if v != Accept || !outbound || len(out) < header.IPv4MinimumSize || out[0]>>4 != 4 ||
 		!e.n64.pool.Contains(netip.AddrFrom4([4]byte(out[16:20]))) {
 		return v, out, dr
@@ -274,7 +274,7 @@ func (e *Engine) process64(p *header.Parsed, outbound bool, now int64, c *counts
 	// The packet is counted once: as translated by the first pass, or as
 	// dropped by the second.
 	var again counts
-	v, out, dr = e.process64Once(&q, false, true, now, &again)
+	v, out, dr = e.process64Once(&q, false, true, now, &again, more)
 	if v != Accept {
 		c.translated -= counted
 	}
@@ -284,10 +284,9 @@ func (e *Engine) process64(p *header.Parsed, outbound bool, now int64, c *counts
 // process64Once is one pass of process64. hairpin is set for an IPv4
 // packet that the first pass made (RFC 6146 §3.8). The address rules of
 // refuse64 were applied to the packet as it arrived, before the first pass.
-func (e *Engine) process64Once(p *header.Parsed, outbound, hairpin bool, now int64, c *counts) (Verdict, []byte, DropReason) {
+func (e *Engine) process64Once(p *header.Parsed, outbound, hairpin bool, now int64, c *counts, more *[][]byte) (Verdict, []byte, DropReason) {
 	if p.Fragment {
-		v, dr := e.Stats.drop(DropFragment)
-		return v, nil, dr
+		return e.reassemble(p, now, c, more)
 	}
 	switch p.Proto {
 	case header.ProtoTCP, header.ProtoUDP:
@@ -324,11 +323,23 @@ func (e *Engine) process64Once(p *header.Parsed, outbound, hairpin bool, now int
 	if x, ok := f.Ext.(*ftpFlow); ok && p.Proto == header.ProtoTCP {
 		return e.processFTP(p, f, dir, x, now)
 	}
+	// RFC 7915 §4.1: an IPv4 packet with DF clear may be fragmented on
+	// its way to a lowest-ipv6-mtu its translation exceeds.
+	var id4 uint16
+	split := false
+	if p.Version == 4 && more != nil {
+		ip := header.IPv4(p.Buf)
+		split = !ip.DontFragment() && len(p.Buf)-p.IPHeaderLen+header.IPv6FixedHeaderSize > e.cfg.NAT64MTU6
+		id4 = ip.ID()
+	}
 	if dr := e.translate64(p, f, dir); dr != DropNone {
 		v, dr := e.Stats.drop(dr)
 		return v, nil, dr
 	}
 	c.translated++
+	if split {
+		return Accept, e.split64(p.Buf, id4, more), DropNone
+	}
 	return Accept, p.Buf, DropNone
 }
 

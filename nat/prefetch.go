@@ -111,7 +111,7 @@ func (h *prefetchHints) flows(e *Engine, ps []Packet, g int) {
 // over groups of prefetchGroup packets: while it processes group g, it
 // asks for the flows of group g+1 and for the index slots of group g+2.
 // Each group's requests go out back to back (see conntrack.PrefetchSlots).
-func (e *Engine) prefetchBatch(ps []Packet, c *counts) {
+func (e *Engine) prefetchBatch(ps []Packet, split bool, c *counts) {
 	var h prefetchHints
 	h.slots(e, ps, 0)
 	h.slots(e, ps, 1)
@@ -126,7 +126,7 @@ func (e *Engine) prefetchBatch(ps []Packet, c *counts) {
 				hint = &hs[j]
 			}
 			p := &b[j]
-			p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), hint, c)
+			p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), hint, c, p.more(split))
 		}
 	}
 }

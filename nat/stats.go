@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/natalg/natalg/alg"
+	"github.com/natalg/natalg/nat/frag"
 	"github.com/natalg/natalg/nat/header"
 	"github.com/natalg/natalg/nat/xlat"
 )
@@ -18,11 +19,17 @@ type Verdict uint8
 const (
 	Accept Verdict = iota // send the (possibly rewritten) packet on
 	Drop                  // drop it
+	// Held: the engine keeps a copy of this fragment until its datagram is
+	// whole; the front end sends nothing for it (as for Drop).
+	Held
 )
 
 func (v Verdict) String() string {
-	if v == Accept {
+	switch v {
+	case Accept:
 		return "accept"
+	case Held:
+		return "held"
 	}
 	return "drop"
 }
@@ -35,7 +42,7 @@ type DropReason uint8
 const (
 	DropNone                DropReason = iota
 	DropMalformed                      // see the header.Reason counters
-	DropFragment                       // IP fragments are not reassembled
+	DropFragment                       // a fragment reassembly refused (see the frag counters), or reassembly off
 	DropUnsupported                    // a protocol the NAT cannot translate
 	DropNoFlow                         // inbound with no flow, forward or expectation
 	DropTableFull                      // flow table at its maximum
@@ -95,6 +102,13 @@ type Stats struct {
 	Hairpinned  atomic.Uint64     // hairpinned flows created (NAT64 ones included)
 	Xlat        [16]atomic.Uint64 // NAT64 translation failures by xlat.Reason
 	MSSClamped  atomic.Uint64     // NAT64 SYNs whose MSS option was lowered
+	// Reassembled counts datagrams made whole from fragments and
+	// translated; FragmentsOut the fragments sent for them (and for
+	// NAT64's RFC 7915 §4.1 fragmentation).
+	Reassembled  atomic.Uint64
+	FragmentsOut atomic.Uint64
+
+	frag *frag.Stats // the reassembler's outcomes; nil without reassembly
 }
 
 func (s *Stats) xlat(r xlat.Reason) { s.Xlat[r&15].Add(1) }
@@ -132,6 +146,11 @@ type Summary struct {
 	Drops                                                  map[string]uint64
 	ALG                                                    map[string]uint64
 	DroppedTotal                                           uint64
+	// Fragments are the reassembler's outcomes by frag.Reason name
+	// (held, complete, and every discard: overlap, timeout, ...).
+	Fragments    map[string]uint64 `json:",omitempty"`
+	Reassembled  uint64            `json:",omitempty"`
+	FragmentsOut uint64            `json:",omitempty"`
 }
 
 // Snapshot copies the counters.
@@ -141,7 +160,18 @@ func (s *Stats) Snapshot() Summary {
 		Translated: s.Translated.Load(), Rewrites: s.Rewrites.Load(), ICMPErrors: s.ICMPErrors.Load(),
 		FlowsMade: s.FlowsMade.Load(), DataFlows: s.DataFlows.Load(), SeqAdjusted: s.SeqAdjusted.Load(),
 		Hairpinned: s.Hairpinned.Load(),
-		Drops:      map[string]uint64{}, ALG: map[string]uint64{},
+		Drops: map[string]uint64{}, ALG: map[string]uint64{},
+		Reassembled: s.Reassembled.Load(), FragmentsOut: s.FragmentsOut.Load(),
+	}
+	if s.frag != nil {
+		for _, r := range frag.Reasons() {
+			if n := s.frag.Count[r].Load(); n != 0 {
+				if sum.Fragments == nil {
+					sum.Fragments = map[string]uint64{}
+				}
+				sum.Fragments[r.String()] = n
+			}
+		}
 	}
 	for r := DropReason(1); r < numDropReasons; r++ {
 		if n := s.Dropped[r].Load(); n != 0 && r != DropMalformed {
@@ -197,5 +227,13 @@ func (s *Stats) WriteMetrics(w io.Writer) {
 	}
 	fmt.Fprintf(w, "# HELP natalg_nat64_mss_clamped_total NAT64 SYNs from the IPv4 side whose MSS option was lowered by the header size difference.\n# TYPE natalg_nat64_mss_clamped_total counter\nnatalg_nat64_mss_clamped_total %d\n", s.MSSClamped.Load())
 	fmt.Fprintf(w, "# HELP natalg_hairpinned_flows_total Flows from an inside host back inside through a public endpoint (RFC 4787 §6).\n# TYPE natalg_hairpinned_flows_total counter\nnatalg_hairpinned_flows_total %d\n", s.Hairpinned.Load())
+	if s.frag != nil {
+		fmt.Fprintf(w, "# HELP natalg_fragments_total Fragments of translated traffic by reassembly outcome (timeout and evicted count datagrams).\n# TYPE natalg_fragments_total counter\n")
+		for _, r := range frag.Reasons() {
+			fmt.Fprintf(w, "natalg_fragments_total{outcome=%q} %d\n", r.String(), s.frag.Count[r].Load())
+		}
+	}
+	fmt.Fprintf(w, "# HELP natalg_fragments_reassembled_total Datagrams reassembled from fragments and translated.\n# TYPE natalg_fragments_reassembled_total counter\nnatalg_fragments_reassembled_total %d\n", s.Reassembled.Load())
+	fmt.Fprintf(w, "# HELP natalg_fragments_sent_total Fragments sent for reassembled datagrams and NAT64 fragmentation (RFC 7915 §4.1).\n# TYPE natalg_fragments_sent_total counter\nnatalg_fragments_sent_total %d\n", s.FragmentsOut.Load())
 	fmt.Fprintf(w, "# HELP natalg_seq_adjusted_total Segments whose SEQ, ACK or SACK edges were shifted.\n# TYPE natalg_seq_adjusted_total counter\nnatalg_seq_adjusted_total %d\n", s.SeqAdjusted.Load())
 }

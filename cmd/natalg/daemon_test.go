@@ -78,6 +78,14 @@ func TestRulesText(t *testing.T) {
 		!strings.Contains(stdout, "NATALG-OUT -m mark --mark 0x10000000/0x10000000 -j NFQUEUE --queue-num 1\n") {
 		t.Fatalf("print: %d %s", code, stdout)
 	}
+	// RFC 4787 REQ-14: the kernel's defrag in front of the queues (see
+	// defragText), unless --defrag=false.
+	if !strings.Contains(stdout, "*raw\n:NATALG-DEFRAG - [0:0]\n-A NATALG-DEFRAG -m socket --nowildcard -j RETURN\nCOMMIT\n") {
+		t.Fatalf("no defrag chain:\n%s", stdout)
+	}
+	if _, stdout, _ = runCmd(t, "rules", "--inside-if", "eth1", "--outside-if", "eth0", "--defrag=false"); strings.Contains(stdout, "NATALG-DEFRAG") {
+		t.Fatalf("--defrag=false:\n%s", stdout)
+	}
 }
 
 func TestFlowsOutput(t *testing.T) {

@@ -163,7 +163,7 @@ func (dp *nat64Datapath) writeMetrics(w io.Writer) {
 	for _, e := range []struct {
 		name string
 		v    uint64
-	}{{"received", s.Received.Load()}, {"written", s.Written.Load()}, {"dropped", s.Dropped.Load()}, {"untranslated", s.Untranslated.Load()}} {
+	}{{"received", s.Received.Load()}, {"written", s.Written.Load()}, {"dropped", s.Dropped.Load()}, {"held", s.Held.Load()}, {"untranslated", s.Untranslated.Load()}} {
 		fmt.Fprintf(w, "natalg_tun_packets_total{event=%q} %d\n", e.name, e.v)
 	}
 	fmt.Fprintf(w, "# HELP natalg_tun_errors_total TUN read and write errors (the loop survives them).\n# TYPE natalg_tun_errors_total counter\n")

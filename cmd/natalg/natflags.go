@@ -10,6 +10,7 @@ import (
 
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat"
+	"github.com/natalg/natalg/nat/frag"
 )
 
 // natFlags are the translation flags every front end shares.
@@ -35,6 +36,14 @@ type natFlags struct {
 	nat64MSSClamp bool
 	// nat64Forwards are static NAT64 bindings (RFC 6146 §3.1).
 	nat64Forwards forward64List
+	// nat64MTU6 is RFC 7915 §4.1's lowest-ipv6-mtu; frag* bound the
+	// reassembly of fragments (RFC 4787 REQ-14, RFC 6146 §3.4).
+	nat64MTU6     int
+	fragTimeout4  time.Duration
+	fragTimeout6  time.Duration
+	fragMaxBytes  int
+	fragPerSource int
+	noReassembly  bool
 }
 
 func (f *natFlags) register(fs *flag.FlagSet) {
@@ -60,6 +69,12 @@ func (f *natFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.nat64Forwards, "nat64-forward", "NAT64 static binding PROTO:[POOLADDR:]PORT=[IPV6]:PORT, e.g. tcp:21=[fd00:64::2]:21: publishes an IPv6 server on a pool address (by default the one the host gets) for IPv4 clients, FTP included (repeatable)")
 	fs.BoolVar(&f.nat64MSSClamp, "nat64-mss-clamp", true, "NAT64: lower the MSS option of SYNs from the IPv4 side by 20 bytes, the IPv6 header's extra size, so full-sized segments fit without relying on Packet Too Big (--nat64-mss-clamp=false leaves it)")
 	fs.BoolVar(&f.nat64EPSVProbe, "nat64-ftp-epsv-probe", false, "NAT64 FTP gateway (RFC 6384 §6): learn whether the IPv4 server has EPSV (the first EPSV goes as PASV then EPSV; later ones pass when it answered 229) instead of sending every EPSV as PASV with a 229 made from its 227, the default")
+	fs.IntVar(&f.nat64MTU6, "nat64-mtu6", 1280, "NAT64 (RFC 7915 §4.1): lowest IPv6 MTU; IPv4 packets with DF clear whose translation is larger leave as IPv6 fragments of at most this size (at least 1280)")
+	fs.DurationVar(&f.fragTimeout4, "frag-timeout4", frag.DefaultTimeout4, "how long fragments of an IPv4 datagram wait for the rest (RFC 791: 15s; RFC 6146 §3.4: at least 2s)")
+	fs.DurationVar(&f.fragTimeout6, "frag-timeout6", frag.DefaultTimeout6, "how long fragments of an IPv6 datagram wait for the rest (RFC 8200 §4.5: 60s; at least 2s)")
+	fs.IntVar(&f.fragMaxBytes, "frag-max-bytes", frag.DefaultMaxBytes, "memory for fragments waiting for reassembly, all sources together (the oldest datagram is dropped past it)")
+	fs.IntVar(&f.fragPerSource, "frag-max-per-source", frag.DefaultMaxPerSource, "datagrams one source address may have in reassembly at once")
+	fs.BoolVar(&f.noReassembly, "no-reassembly", false, "drop every fragment of translated traffic instead of reassembling it")
 }
 
 // nat44 reports whether the NAT44/NAT66 flags (--public, --inside,
@@ -119,6 +134,15 @@ func (f *natFlags) config() (nat.Config, error) {
 		return nat.Config{}, err
 	}
 	c.Conntrack.Timeouts = f.timeouts
+	if f.fragTimeout4 < frag.MinTimeout || f.fragTimeout6 < frag.MinTimeout {
+		return nat.Config{}, fmt.Errorf("--frag-timeout4 and --frag-timeout6: at least %v (FRAGMENT_MIN, RFC 6146 §3.4)", frag.MinTimeout)
+	}
+	if f.fragMaxBytes < 65536 || f.fragPerSource < 1 {
+		return nat.Config{}, fmt.Errorf("--frag-max-bytes at least 65536 (one datagram), --frag-max-per-source at least 1")
+	}
+	c.Fragments = frag.Config{Timeout4: f.fragTimeout4, Timeout6: f.fragTimeout6, MaxBytes: f.fragMaxBytes, MaxPerSource: f.fragPerSource}
+	c.NoReassembly = f.noReassembly
+	c.NAT64MTU6 = f.nat64MTU6 // the engine refuses less than 1280
 	return c, nil
 }
 

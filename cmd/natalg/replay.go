@@ -113,6 +113,9 @@ func compareFiles(outPath, goldenPath string, cfg nat.Config, max int) ([]string
 func printSummary(w io.Writer, s pcapreplay.Summary) {
 	e := s.Engine
 	fmt.Fprintf(w, "packets: in %d, out %d, dropped %d\n", s.In, s.Out, s.Dropped)
+	if s.Held > 0 || e.Reassembled > 0 {
+		fmt.Fprintf(w, "fragments: %d held, %d datagrams reassembled, %d fragments sent\n", s.Held, e.Reassembled, e.FragmentsOut)
+	}
 	fmt.Fprintf(w, "translated %d, passed unchanged %d (not to/from the NAT), non-IP %d\n", e.Translated, e.Passed, s.NotIP)
 	if s.CaptureTruncated > 0 {
 		fmt.Fprintf(w, "dropped, cut short by the capture's snap length: %d\n", s.CaptureTruncated)

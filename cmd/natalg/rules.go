@@ -75,6 +75,32 @@ func queueHalves(lo, hi uint16) (in, out kerneldp.Queues) {
 	return in, out
 }
 
+// chainDefrag is natalg's chain that turns the kernel's defragmentation on
+// in the namespace (defragText).
+const chainDefrag = "NATALG-DEFRAG"
+
+// defragText returns the iptables-restore input that makes the kernel
+// reassemble fragments before natalg's queues see them: a chain no rule
+// jumps to, holding one rule with the socket match, whose only effect is
+// that the kernel enables nf_defrag_ipv4 (nf_defrag_ipv6 for ip6tables) in
+// this network namespace, as long as the rule exists (xt_socket's
+// checkentry; conntrack rules do the same, with conntrack besides). The
+// defrag hooks run at PREROUTING priority -400, before raw PREROUTING
+// (-300, NATALG-IN), and routing comes after them, so both queues get
+// whole datagrams: an NFQUEUE verdict replaces one packet with one, and
+// could not send a datagram natalg reassembled as several fragments. On
+// output the kernel cuts the translated datagram again, at most as large
+// as its largest fragment (frag_max_size), as it does behind conntrack.
+// RFC 4787 REQ-14 and RFC 6146 §3.4: fragments arrive in any order.
+func defragText() string {
+	return fmt.Sprintf("*raw\n:%s - [0:0]\n-A %s -m socket --nowildcard -j RETURN\nCOMMIT\n", chainDefrag, chainDefrag)
+}
+
+// removeDefragText undoes defragText.
+func removeDefragText() string {
+	return fmt.Sprintf("*raw\n-F %s\n-X %s\nCOMMIT\n", chainDefrag, chainDefrag)
+}
+
 // removeText undoes rulesText (for iptables-restore --noflush).
 func removeText(inside, outside string) string {
 	return fmt.Sprintf("*raw\n-D PREROUTING -i %s -j %s\n-F %s\n-X %s\nCOMMIT\n*mangle\n-D FORWARD -i %s -o %s -j %s\n-F %s\n-X %s\nCOMMIT\n",
@@ -160,6 +186,7 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 		public = append(public, a.Unmap())
 		return nil
 	})
+	defrag := fs.Bool("defrag", true, "have the kernel reassemble fragments before natalg sees them (chain "+chainDefrag+"; see README)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -193,6 +220,9 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	hairpin := [2]string{hairpinText(*inside, public, false, lo, hi), hairpinText(*inside, public, true, lo, hi)}
 	if !*apply && !*remove {
 		fmt.Fprint(stdout, text)
+		if *defrag {
+			fmt.Fprintf(stdout, "# defragmentation in front of the queues\n%s", defragText())
+		}
 		fmt.Fprintf(stdout, "# hairpin, IPv4 (iptables-restore; needs net.ipv4.conf.%s.accept_local=1)\n%s", *inside, hairpin[0])
 		fmt.Fprintf(stdout, "# hairpin, IPv6 (ip6tables-restore)\n%s", hairpin[1])
 		return 0
@@ -211,12 +241,16 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	for i, tool := range []string{"iptables-restore", "ip6tables-restore"} {
 		restore(tool, removeText(*inside, *outside))
 		restore(tool, hairpinRemoveText(*inside))
+		restore(tool, removeDefragText()) // on its own: it may be absent when the rest is not
 		if !*apply {
 			continue
 		}
 		texts := []string{hairpin[i]}
 		if *backend == "xt" {
 			texts = append(texts, text)
+		}
+		if *defrag {
+			texts = append(texts, defragText())
 		}
 		for _, t := range texts {
 			if out, err := restore(tool, t); err != nil {
@@ -247,6 +281,9 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 			kerneldp.QueueTableName, *outside, in.First, in.Last, *inside, *outside, out.First, out.Last, hairpinNote)
 	case *apply:
 		fmt.Fprintf(stdout, "installed (IPv4 and IPv6):\n%s%s", text, hairpinNote)
+		if *defrag {
+			fmt.Fprintf(stdout, "# defragmentation in front of the queues\n%s", defragText())
+		}
 	default:
 		if err := kerneldp.Remove(); err != nil {
 			fmt.Fprintf(stderr, "natalg rules: remove table inet %s: %v\n", kerneldp.TableName, err)

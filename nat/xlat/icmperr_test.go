@@ -400,7 +400,8 @@ func TestICMPErrorReasons(t *testing.T) {
 		{"quote is esp", err6(1, 4, 0, mk6(q6src, q6dst, header.ProtoESP, seq(20), v6cfg{})), in4, Unsupported},
 		{"quote is a neighbor solicitation", err6(1, 4, 0, mk6(q6src, q6dst, header.ProtoICMPv6, icmpBytes(135, 0, 0, seq(16)), v6cfg{})), in4, Unsupported},
 		{"quote is an error", err6(1, 4, 0, err6(1, 4, 0, tcp6)), in4, Malformed},
-		{"error with a fragment header", mk6("2001:db8:ffff::1", "64:ff9b::c000:221", header.ProtoICMPv6, icmpBytes(1, 4, 0, tcp6), v6cfg{exts: []ext6{fragExt(0, false)}}), in4, Fragment},
+		{"error that is a first fragment", mk6("2001:db8:ffff::1", "64:ff9b::c000:221", header.ProtoICMPv6, icmpBytes(1, 4, 0, tcp6), v6cfg{exts: []ext6{fragExt(0, true)}}), in4, Fragment},
+		{"error in an atomic fragment (RFC 6946 §4)", mk6("2001:db8:ffff::1", "64:ff9b::c000:221", header.ProtoICMPv6, icmpBytes(1, 4, 0, tcp6), v6cfg{exts: []ext6{fragExt(0, false)}}), in4, Ok},
 	}
 	for _, c := range cases6 {
 		if out, r := ToIPv4(clonePkt(c.pkt), a4src, a4dst, c.in); r != c.want || (r != Ok) != (out == nil) {

@@ -103,8 +103,9 @@ func putIPv6(b []byte, tc uint8, payloadLen uint16, nh, hop uint8, src, dst [16]
 // header up to offset end (the transport header, as header.Parsed found it),
 // and reports whether RFC 7915 §5.1 lets them be dropped in translation:
 // Hop-by-Hop Options, Destination Options and Routing headers with Segments
-// Left 0 are skipped; a Routing header with Segments Left non-zero yields
-// SourceRoute; a Fragment header (even an atomic fragment) Fragment; an
+// Left 0 are skipped, and so is the Fragment header of an atomic fragment
+// (RFC 6946 §4); a Routing header with Segments Left non-zero yields
+// SourceRoute; the Fragment header of a true fragment Fragment; an
 // Authentication Header Unsupported. Anything inconsistent is Malformed.
 func checkExt6(b []byte, end int) Reason {
 	if len(b) < header.IPv6FixedHeaderSize || end > len(b) {
@@ -123,7 +124,15 @@ func checkExt6(b []byte, end int) Reason {
 				return SourceRoute
 			}
 		case header.ProtoFragment:
-			return Fragment
+			// An atomic fragment (offset 0, M clear) is a whole packet
+			// (RFC 6946 §4): its Fragment header is skipped like the
+			// others. A true fragment is reassembled before translation.
+			if binary.BigEndian.Uint16(b[off+2:])&0xfff9 != 0 {
+				return Fragment
+			}
+			nh = b[off]
+			off += 8
+			continue
 		case header.ProtoAH:
 			return Unsupported
 		default:

@@ -86,8 +86,9 @@ func TestToIPv4(t *testing.T) {
 			udpDgram(1, 2, seq(3)), v6cfg{exts: []ext6{fragExt(0, true)}}), Fragment, 0, 0},
 		{"later fragment", mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoUDP,
 			seq(16), v6cfg{exts: []ext6{fragExt(8, false)}}), Fragment, 0, 0},
+		// RFC 6946 §4: an atomic fragment is a whole packet.
 		{"atomic fragment", mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoUDP,
-			udpDgram(1, 2, seq(3)), v6cfg{exts: []ext6{fragExt(0, false)}}), Fragment, 0, 0},
+			udpDgram(1, 2, seq(3)), v6cfg{exts: []ext6{fragExt(0, false)}}), Ok, header.ProtoUDP, 0},
 		{"authentication header", mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoTCP,
 			tcpSeg(1, 2, 3, 4, 0, nil, nil), v6cfg{exts: []ext6{ahExt()}}), Unsupported, 0, 0},
 		{"esp", mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoESP, seq(40), v6cfg{}), Unsupported, 0, 0},

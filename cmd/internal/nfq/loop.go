@@ -328,6 +328,12 @@ func (l *loop) packet(body []byte) {
 		return
 	}
 	st.Accepted.Add(1)
+	if len(out) > 0 && &out[0] != &pkt[:1][0] {
+		// Not translated in place: a datagram the engine reassembled
+		// (from fragments the kernel's defrag did not see) lies in
+		// memory of its own. It goes in the verdict, whole.
+		out = pkt[:copy(pkt[:cap(pkt)], out)]
+	}
 	l.wbuf = l.wbuf[:start]
 	l.verdictHeader(id, verdictAccept, len(out))
 	l.wbuf = l.wbuf[:start+verdictHeadLen+len(out)]

@@ -82,6 +82,7 @@ func ReadAll(r io.Reader) ([]Packet, error) {
 // Summary counts what a replay did.
 type Summary struct {
 	In, Out, Dropped, NotIP, CaptureTruncated int
+	Held                                      int // fragments held for reassembly (their datagram leaves with the last)
 	Engine                                    nat.Summary
 	Flows, Expectations                       int
 }
@@ -102,7 +103,9 @@ type Options struct {
 
 // Replay runs every packet of the capture in r through eng, in order and at
 // its capture time, and writes the accepted ones, with their link-layer
-// headers, to w as a pcap file of the same link type. Non-IP frames are
+// headers, to w as a pcap file of the same link type. Fragments of a
+// datagram are held until the last one, which is followed in w by the
+// whole datagram translated and cut again (nat.Packet.More). Non-IP frames are
 // written unchanged. Frames cut short by the capture's snap length are
 // dropped: a translation of part of a packet cannot be right.
 func Replay(eng *nat.Engine, r io.Reader, w io.Writer) (Summary, error) {
@@ -124,7 +127,10 @@ func ReplayWith(eng *nat.Engine, r io.Reader, w io.Writer, opt Options) (Summary
 	if err := pw.WriteFileHeader(262144, lt); err != nil {
 		return sum, fmt.Errorf("writing pcap header: %w", err)
 	}
-	buf := make([]byte, 0, 65535+256)
+	// One packet at a time through ProcessBatch, which may answer a
+	// fragment that completes a datagram with several packets (Out, then
+	// More: the datagram cut again).
+	ps := nat.NewBatch(1)
 	var lastSweep time.Time
 	for {
 		data, ci, err := pr.ReadPacketData()
@@ -153,33 +159,46 @@ func ReplayWith(eng *nat.Engine, r io.Reader, w io.Writer, opt Options) (Summary
 			sum.Dropped++
 			continue
 		}
-		pkt := append(buf[:0], data[off:]...)
+		p := &ps[0]
+		p.N = copy(p.Buf[:cap(p.Buf)], data[off:])
+		p.Time = ci.Timestamp
 		var before []byte
 		if opt.OnRewrite != nil {
-			before = bytes.Clone(pkt)
+			before = bytes.Clone(p.Buf[:p.N])
 		}
-		v, out := eng.Process(pkt, ci.Timestamp)
-		if v != nat.Accept {
+		eng.ProcessBatch(ps)
+		switch p.Verdict {
+		case nat.Accept:
+		case nat.Held:
+			sum.Held++
+			continue
+		default:
 			sum.Dropped++
 			continue
 		}
+		out := p.Out
 		if opt.OnRewrite != nil {
 			if a, b := transportPayload(before), transportPayload(out); !bytes.Equal(a, b) {
 				opt.OnRewrite(Rewrite{Index: sum.In, Before: before, After: bytes.Clone(out), Payloads: [2][]byte{a, bytes.Clone(b)}})
 			}
 		}
-		frame := make([]byte, 0, off+len(out))
-		frame = append(append(frame, data[:off]...), out...)
-		if ver := out[0] >> 4; ver != data[off]>>4 && !setFamily(lt, frame, off, ver) {
-			// NAT64 changed the family and the link type cannot say so
-			sum.Dropped++
-			continue
+		for i := 0; i <= len(p.More); i++ {
+			if i > 0 {
+				out = p.More[i-1]
+			}
+			frame := make([]byte, 0, off+len(out))
+			frame = append(append(frame, data[:off]...), out...)
+			if ver := out[0] >> 4; ver != data[off]>>4 && !setFamily(lt, frame, off, ver) {
+				// NAT64 changed the family and the link type cannot say so
+				sum.Dropped++
+				continue
+			}
+			ci.CaptureLength, ci.Length = len(frame), len(frame)
+			if err := write(pw, ci, frame); err != nil {
+				return sum, err
+			}
+			sum.Out++
 		}
-		ci.CaptureLength, ci.Length = len(frame), len(frame)
-		if err := write(pw, ci, frame); err != nil {
-			return sum, err
-		}
-		sum.Out++
 	}
 	sum.Engine = eng.Stats.Snapshot()
 	sum.Flows = eng.Table().Len()

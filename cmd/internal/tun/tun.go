@@ -32,6 +32,7 @@ type Stats struct {
 	Received     atomic.Uint64 // packets read from the device
 	Written      atomic.Uint64 // packets written back (translated)
 	Dropped      atomic.Uint64 // packets the engine dropped: not written
+	Held         atomic.Uint64 // fragments the engine holds for reassembly: not written
 	Untranslated atomic.Uint64 // accepted but not translated: not written (see WriteBatch)
 	ReadErrors   atomic.Uint64 // read(2) failures other than EAGAIN
 	WriteErrors  atomic.Uint64 // write(2) failures (the packet is lost, the loop goes on)
@@ -59,6 +60,7 @@ type Device struct {
 	// the batch being written
 	wps     []nat.Packet
 	wi      int
+	wm      int // packets of wps[wi] written: Out, then More
 	writeFn func(fd uintptr) bool
 
 	ctxMu   sync.Mutex
@@ -267,7 +269,7 @@ func ipDst(b []byte) (ver byte, dst [16]byte) {
 // the rest of the batch is still written; WriteBatch fails only when the
 // device is closed.
 func (d *Device) WriteBatch(ps []nat.Packet) error {
-	d.wps, d.wi = ps, 0
+	d.wps, d.wi, d.wm = ps, 0, 0
 	err := d.rc.Write(d.writeFn)
 	d.wps = nil
 	if err != nil {
@@ -284,7 +286,11 @@ func (d *Device) writeSome(fd uintptr) bool {
 		i := d.wi
 		p := &d.wps[i]
 		if p.Verdict != nat.Accept {
-			d.Stats.Dropped.Add(1)
+			if p.Verdict == nat.Held {
+				d.Stats.Held.Add(1)
+			} else {
+				d.Stats.Dropped.Add(1)
+			}
 			d.wi++
 			continue
 		}
@@ -295,17 +301,27 @@ func (d *Device) writeSome(fd uintptr) bool {
 				continue
 			}
 		}
-		_, err := unix.Write(int(fd), p.Out)
-		switch err {
-		case nil:
-			d.Stats.Written.Add(1)
-		case unix.EAGAIN:
-			return false // wait until writable, then retry this packet
-		case unix.EINTR:
-			continue
-		default:
-			d.Stats.WriteErrors.Add(1)
+		// Out, then the fragments of More (nat.Packet): d.wm counts
+		// those of this packet already written.
+		for d.wm <= len(p.More) {
+			b := p.Out
+			if d.wm > 0 {
+				b = p.More[d.wm-1]
+			}
+			_, err := unix.Write(int(fd), b)
+			switch err {
+			case nil:
+				d.Stats.Written.Add(1)
+			case unix.EAGAIN:
+				return false // wait until writable, then retry this packet
+			case unix.EINTR:
+				continue
+			default:
+				d.Stats.WriteErrors.Add(1)
+			}
+			d.wm++
 		}
+		d.wm = 0
 		d.wi++
 	}
 	return true
