@@ -160,7 +160,7 @@ func (s *Stats) Snapshot() Summary {
 		Translated: s.Translated.Load(), Rewrites: s.Rewrites.Load(), ICMPErrors: s.ICMPErrors.Load(),
 		FlowsMade: s.FlowsMade.Load(), DataFlows: s.DataFlows.Load(), SeqAdjusted: s.SeqAdjusted.Load(),
 		Hairpinned: s.Hairpinned.Load(),
-		Drops: map[string]uint64{}, ALG: map[string]uint64{},
+		Drops:      map[string]uint64{}, ALG: map[string]uint64{},
 		Reassembled: s.Reassembled.Load(), FragmentsOut: s.FragmentsOut.Load(),
 	}
 	if s.frag != nil {
