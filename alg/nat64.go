@@ -27,7 +27,8 @@ import (
 // the gateway counts the client's commands and keeps a small FIFO of what
 // to do with each outstanding reply. A stand-in NOOP answered with anything
 // but 200 tears the session down (§12): its reply becomes a reset to the
-// client (Result.Action Reset) and every later segment is dropped.
+// client (Result.Action Reset) and every later segment is dropped (the NAT
+// sends the server's next one back to it as a reset, nat/ftp.go).
 
 // answer is a reply the gateway gives in place of the server's.
 type answer uint8

@@ -453,8 +453,8 @@ func TestNAT64MSSClamp(t *testing.T) {
 // TestNAT64FTPTornDown: EPSV ALL goes to the server as NOOP (RFC 6384 §6),
 // the URG bit of the rewritten segment cleared (§5); the server answers the
 // NOOP with 500: the client gets no part of it but a reset at the sequence
-// number it expects, the event is logged, and later segments of the
-// session are dropped and counted (§12).
+// number it expects, the event is logged; the server's next segment goes
+// back to it as a reset, the client's are dropped and counted (§12).
 func TestNAT64FTPTornDown(t *testing.T) {
 	e := nat64Engine(t)
 	var logged bytes.Buffer
@@ -471,12 +471,25 @@ func TestNAT64FTPTornDown(t *testing.T) {
 	if !strings.Contains(logged.String(), "RFC 6384 §12") {
 		t.Errorf("nothing logged: %q", logged.String())
 	}
-	v, _, dr := e.ProcessReason(tcpSeg{src: srv4, dst: pub, seq: 5009, ack: 1007, flags: fACK | fPSH, payload: "500 NOOP not understood\r\n"}.build(), t0)
-	if v != Drop || dr != DropALGTornDown || e.Stats.Dropped[DropALGTornDown].Load() != 1 {
-		t.Errorf("retransmitted reply: %v %v", v, dr)
+	// the server retransmits its reply: it gets a reset back, at the
+	// sequence number it expects
+	rr := "500 NOOP not understood\r\n"
+	b := send64(t, e, tcpSeg{src: srv4, dst: pub, seq: 5009, ack: 1007, flags: fACK | fPSH, payload: rr}.build())
+	if b.Version != 4 || b.Src != pub.Addr() || b.SrcPort != pub.Port() || b.Dst != srv4.Addr() || b.DstPort != srv4.Port() ||
+		b.TCPFlags != header.TCPRST|header.TCPACK || b.Seq != 1007 || b.Ack != uint32(5009+len(rr)) || b.payload != "" {
+		t.Fatalf("retransmitted reply: v%d %v:%d -> %v:%d flags %#x seq %d ack %d %q, want a reset back to the server",
+			b.Version, b.Src, b.SrcPort, b.Dst, b.DstPort, b.TCPFlags, b.Seq, b.Ack, b.payload)
 	}
-	if n := e.Stats.ALGEvents[bits.TrailingZeros32(uint32(alg.EvTornDown))].Load(); n != 2 {
-		t.Errorf("%d torn-down events, want 2", n)
+	if e.Stats.ALGResets.Load() != 1 {
+		t.Errorf("%d resets counted", e.Stats.ALGResets.Load())
+	}
+	// anything of the client is dropped and counted
+	v, _, dr := e.ProcessReason(tcpSeg{src: cli6, dst: srv6, seq: 1011, ack: 5009, flags: fACK | fPSH, payload: "QUIT\r\n"}.build(), t0)
+	if v != Drop || dr != DropALGTornDown || e.Stats.Dropped[DropALGTornDown].Load() != 1 {
+		t.Errorf("client segment after the teardown: %v %v", v, dr)
+	}
+	if n := e.Stats.ALGEvents[bits.TrailingZeros32(uint32(alg.EvTornDown))].Load(); n != 3 {
+		t.Errorf("%d torn-down events, want 3", n)
 	}
 }
 

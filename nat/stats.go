@@ -93,6 +93,7 @@ type Stats struct {
 	SeqAdjusted atomic.Uint64     // segments whose SEQ, ACK or SACK moved
 	Xlat        [16]atomic.Uint64 // NAT64 translation failures by xlat.Reason
 	MSSClamped  atomic.Uint64     // NAT64 SYNs whose MSS option was lowered
+	ALGResets   atomic.Uint64     // server segments of torn-down NAT64 FTP sessions sent back as resets (RFC 6384 §12)
 }
 
 func (s *Stats) xlat(r xlat.Reason) { s.Xlat[r&15].Add(1) }
@@ -193,5 +194,6 @@ func (s *Stats) WriteMetrics(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "# HELP natalg_nat64_mss_clamped_total NAT64 SYNs from the IPv4 side whose MSS option was lowered by the header size difference.\n# TYPE natalg_nat64_mss_clamped_total counter\nnatalg_nat64_mss_clamped_total %d\n", s.MSSClamped.Load())
+	fmt.Fprintf(w, "# HELP natalg_nat64_ftp_resets_total Segments of NAT64 FTP servers whose session the gateway tore down, sent back to them as resets (RFC 6384 §12).\n# TYPE natalg_nat64_ftp_resets_total counter\nnatalg_nat64_ftp_resets_total %d\n", s.ALGResets.Load())
 	fmt.Fprintf(w, "# HELP natalg_seq_adjusted_total Segments whose SEQ, ACK or SACK edges were shifted.\n# TYPE natalg_seq_adjusted_total counter\nnatalg_seq_adjusted_total %d\n", s.SeqAdjusted.Load())
 }
