@@ -678,3 +678,25 @@ func TestNAT64OnlyPrefixAndPool(t *testing.T) {
 		t.Errorf("%d flows, %d passed", e.Table().Len(), e.Stats.Passed.Load())
 	}
 }
+
+// FuzzParseForward64: ParseForward64 never panics, and what it accepts
+// prints as a spec it parses back to the same binding.
+func FuzzParseForward64(f *testing.F) {
+	for _, s := range []string{"tcp:21=[fd00:64::2]:21", "udp:198.19.64.3:53=[fd00:64::53]:53", "TCP:2121=[2001:db8::1]:65535",
+		"tcp:21=fd00::1", "tcp::21=[::1]:1", "udp:1.2.3.4:0=[::1]:1", "tcp:21=[::ffff:1.2.3.4]:21", "tcp:21=[fe80::1%eth0]:21"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		fw, err := ParseForward64(s)
+		if err != nil {
+			return
+		}
+		if !fw.Target.Addr().Is6() || fw.Target.Port() == 0 || fw.Pool.Port() == 0 || fw.Pool.Addr().IsValid() && !fw.Pool.Addr().Is4() {
+			t.Fatalf("%q accepted as %+v", s, fw)
+		}
+		back, err := ParseForward64(fw.String())
+		if err != nil || back != fw {
+			t.Fatalf("%q -> %q -> %+v, %v", s, fw.String(), back, err)
+		}
+	})
+}
