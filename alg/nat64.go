@@ -445,8 +445,7 @@ func blank(line []byte) bool {
 //   - Anything else, LPRT, LPSV (RFC 6384 §1 leaves them out) and PORT
 //     included, passes unchanged with its reply (RFC 6384 §10), and opens
 //     nothing: no endpoint is mapped, no expectation made. A PORT of the
-//     IPv6 client cannot name its own address (RFC 2577 §3: EvBounce), and
-//     neither can an LPRT naming another host.
+//     IPv6 client cannot name its own address (RFC 2577 §3: EvBounce).
 //
 // Answers are in band: the line goes to the server as NOOP and the reply to
 // it is replaced (reply64). Without room in the FIFO, or on a flow whose
