@@ -598,6 +598,10 @@ func TestNAT64StaticBindingConfig(t *testing.T) {
 			t.Errorf("%v accepted", fws)
 		}
 	}
+	fw, _ := ParseForward64("tcp:21=[fd00:64::2]:21")
+	if _, err := New(Config{Public: []netip.Addr{pubIP}, Inside: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16")}, NAT64Forwards: []Forward64{fw}}); err == nil {
+		t.Error("a NAT64 forward without NAT64 accepted")
+	}
 }
 
 // TestNAT64StaticFTP: FTP of an IPv4 client with a published IPv6 server
