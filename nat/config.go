@@ -305,6 +305,9 @@ func (c *Config) validate() error {
 	if len(c.Public) == 0 && !c.NAT64Prefix.IsValid() {
 		return fmt.Errorf("nat: no public address (and no NAT64 prefix)")
 	}
+	if len(c.NAT64Forwards) > 0 && !c.NAT64Prefix.IsValid() {
+		return fmt.Errorf("nat: NAT64 forwards without a NAT64 prefix")
+	}
 	var seen [2]bool
 	for i, a := range c.Public {
 		a = a.Unmap()

@@ -453,8 +453,8 @@ func TestNAT64MSSClamp(t *testing.T) {
 // TestNAT64FTPTornDown: EPSV ALL goes to the server as NOOP (RFC 6384 §6),
 // the URG bit of the rewritten segment cleared (§5); the server answers the
 // NOOP with 500: the client gets no part of it but a reset at the sequence
-// number it expects, the event is logged, and later segments of the
-// session are dropped and counted (§12).
+// number it expects, the event is logged; the server's next segment goes
+// back to it as a reset, the client's are dropped and counted (§12).
 func TestNAT64FTPTornDown(t *testing.T) {
 	e := nat64Engine(t)
 	var logged bytes.Buffer
@@ -471,12 +471,25 @@ func TestNAT64FTPTornDown(t *testing.T) {
 	if !strings.Contains(logged.String(), "RFC 6384 §12") {
 		t.Errorf("nothing logged: %q", logged.String())
 	}
-	v, _, dr := e.ProcessReason(tcpSeg{src: srv4, dst: pub, seq: 5009, ack: 1007, flags: fACK | fPSH, payload: "500 NOOP not understood\r\n"}.build(), t0)
-	if v != Drop || dr != DropALGTornDown || e.Stats.Dropped[DropALGTornDown].Load() != 1 {
-		t.Errorf("retransmitted reply: %v %v", v, dr)
+	// the server retransmits its reply: it gets a reset back, at the
+	// sequence number it expects
+	rr := "500 NOOP not understood\r\n"
+	b := send64(t, e, tcpSeg{src: srv4, dst: pub, seq: 5009, ack: 1007, flags: fACK | fPSH, payload: rr}.build())
+	if b.Version != 4 || b.Src != pub.Addr() || b.SrcPort != pub.Port() || b.Dst != srv4.Addr() || b.DstPort != srv4.Port() ||
+		b.TCPFlags != header.TCPRST|header.TCPACK || b.Seq != 1007 || b.Ack != uint32(5009+len(rr)) || b.payload != "" {
+		t.Fatalf("retransmitted reply: v%d %v:%d -> %v:%d flags %#x seq %d ack %d %q, want a reset back to the server",
+			b.Version, b.Src, b.SrcPort, b.Dst, b.DstPort, b.TCPFlags, b.Seq, b.Ack, b.payload)
 	}
-	if n := e.Stats.ALGEvents[bits.TrailingZeros32(uint32(alg.EvTornDown))].Load(); n != 2 {
-		t.Errorf("%d torn-down events, want 2", n)
+	if e.Stats.ALGResets.Load() != 1 {
+		t.Errorf("%d resets counted", e.Stats.ALGResets.Load())
+	}
+	// anything of the client is dropped and counted
+	v, _, dr := e.ProcessReason(tcpSeg{src: cli6, dst: srv6, seq: 1011, ack: 5009, flags: fACK | fPSH, payload: "QUIT\r\n"}.build(), t0)
+	if v != Drop || dr != DropALGTornDown || e.Stats.Dropped[DropALGTornDown].Load() != 1 {
+		t.Errorf("client segment after the teardown: %v %v", v, dr)
+	}
+	if n := e.Stats.ALGEvents[bits.TrailingZeros32(uint32(alg.EvTornDown))].Load(); n != 3 {
+		t.Errorf("%d torn-down events, want 3", n)
 	}
 }
 
@@ -561,7 +574,7 @@ func TestNAT64StaticBindingConfig(t *testing.T) {
 		}
 	}
 	for _, fws := range [][]string{
-		{"tcp:21=[fd00:64::2]:21", "tcp:21=[fd00:64::3]:21"},                         // one pool port twice (fd00:64::2 and ::3 share an address? then clash; else ok)
+		{"tcp:198.19.64.1:21=[fd00:64::2]:21", "tcp:198.19.64.1:21=[fd00:64::3]:21"}, // one pool port twice
 		{"tcp:198.19.65.1:21=[fd00:64::2]:21"},                                       // outside the pool
 		{"tcp:198.19.64.1:21=[fd00:64::2]:21", "tcp:198.19.64.2:22=[fd00:64::2]:22"}, // one host, two pool addresses
 		{"tcp:21=[2001:db8:64::1]:21"},                                               // inside the prefix
@@ -575,15 +588,13 @@ func TestNAT64StaticBindingConfig(t *testing.T) {
 			}
 			cfg = append(cfg, fw)
 		}
-		if fws[0] == "tcp:21=[fd00:64::2]:21" && fws[1] == "tcp:21=[fd00:64::3]:21" {
-			n := nat64Engine(t).n64
-			if n.pick(netip.MustParseAddr("fd00:64::2")) != n.pick(netip.MustParseAddr("fd00:64::3")) {
-				continue // different pool addresses: no clash
-			}
-		}
 		if _, err := New(Config{NAT64Prefix: pfx64, NAT64Pool: pool64, NAT64Forwards: cfg}); err == nil {
 			t.Errorf("%v accepted", fws)
 		}
+	}
+	fw, _ := ParseForward64("tcp:21=[fd00:64::2]:21")
+	if _, err := New(Config{Public: []netip.Addr{pubIP}, Inside: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16")}, NAT64Forwards: []Forward64{fw}}); err == nil {
+		t.Error("a NAT64 forward without NAT64 accepted")
 	}
 }
 
@@ -664,4 +675,26 @@ func TestNAT64OnlyPrefixAndPool(t *testing.T) {
 	if e.Table().Len() != 0 || e.Stats.Passed.Load() != 2 {
 		t.Errorf("%d flows, %d passed", e.Table().Len(), e.Stats.Passed.Load())
 	}
+}
+
+// FuzzParseForward64: ParseForward64 never panics, and what it accepts
+// prints as a spec it parses back to the same binding.
+func FuzzParseForward64(f *testing.F) {
+	for _, s := range []string{"tcp:21=[fd00:64::2]:21", "udp:198.19.64.3:53=[fd00:64::53]:53", "TCP:2121=[2001:db8::1]:65535",
+		"tcp:21=fd00::1", "tcp::21=[::1]:1", "udp:1.2.3.4:0=[::1]:1", "tcp:21=[::ffff:1.2.3.4]:21", "tcp:21=[fe80::1%eth0]:21"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		fw, err := ParseForward64(s)
+		if err != nil {
+			return
+		}
+		if !fw.Target.Addr().Is6() || fw.Target.Port() == 0 || fw.Pool.Port() == 0 || fw.Pool.Addr().IsValid() && !fw.Pool.Addr().Is4() {
+			t.Fatalf("%q accepted as %+v", s, fw)
+		}
+		back, err := ParseForward64(fw.String())
+		if err != nil || back != fw {
+			t.Fatalf("%q -> %q -> %+v, %v", s, fw.String(), back, err)
+		}
+	})
 }
