@@ -28,9 +28,11 @@ type Packet struct {
 	Reason  DropReason
 }
 
-// Device is a source and sink of packet batches: the NFQUEUE front end, the
-// pcap replay front end and the in-memory benchmark device implement it, so
-// one worker loop drives them all (the shape of wireguard-go's tun.Device).
+// Device is a source and sink of packet batches: the NFQUEUE front end
+// (cmd/internal/nfq), the NAT64 TUN device (cmd/internal/tun), the pcap
+// replay (cmd/internal/pcapreplay) and the in-memory benchmark device
+// (bench) implement it, so one worker loop, Serve, drives them all (the
+// shape of wireguard-go's tun.Device).
 type Device interface {
 	// ReadBatch fills up to len(ps) packets and returns how many. It blocks
 	// until at least one is available, ctx is done or the device is closed.
@@ -43,9 +45,21 @@ type Device interface {
 // ErrClosed is returned by a Device that has no more packets.
 var ErrClosed = errors.New("nat: device closed")
 
-// ProcessBatch runs every packet of ps through the engine. The counters of
-// the fast path (Stats.In, Accepted, Translated, Passed) are added once per
-// batch.
+// ProcessBatch translates every packet of ps in place, in order, and sets
+// its Verdict, Out and Reason. Each packet is Buf[:N], from its IP header;
+// bytes past the IP length (link padding) are cut off. Out, the packet to
+// send, aliases Buf's array: a payload rewrite may grow the packet up to
+// cap(Buf) (NewBatch's buffers are always large enough), else the packet is
+// dropped as too_big. Time is the packet's arrival time.
+//
+// A packet from an inside address is outbound, one to a public address is
+// inbound; with NAT64 on, an IPv6 packet to the NAT64 prefix is outbound
+// and an IPv4 packet to the pool inbound NAT64 (the packet changes family:
+// Out may start 20 bytes later in Buf's array, or be 20 bytes longer). Any
+// other packet is accepted unchanged.
+//
+// The counters of the fast path (Stats.In, Accepted, Translated, Passed)
+// are added once per batch.
 func (e *Engine) ProcessBatch(ps []Packet) {
 	var c counts
 	if len(ps) > 1 && e.table.Len() >= prefetchMin {

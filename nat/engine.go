@@ -100,34 +100,7 @@ func (e *Engine) inside(a netip.Addr) bool {
 	return false
 }
 
-// Process translates one IP packet in place and returns the verdict and the
-// packet to send, which aliases pkt's array. pkt holds the packet from its IP
-// header; bytes past the IP length (link padding) are cut off. A payload
-// rewrite may grow the packet up to cap(pkt): front ends pass buffers with
-// room (65535 bytes is always enough), else such a packet is dropped as
-// too_big. now is the packet's arrival time.
-//
-// A packet from an inside address is outbound, one to a public address is
-// inbound; with NAT64 on, an IPv6 packet to the NAT64 prefix is outbound
-// and an IPv4 packet to the pool inbound NAT64 (the packet changes family:
-// the result may start 20 bytes later in pkt's array, or be 20 bytes
-// longer). Any other packet is accepted unchanged.
-func (e *Engine) Process(pkt []byte, now time.Time) (Verdict, []byte) {
-	var c counts
-	v, out, _ := e.process(pkt, now.UnixNano(), nil, &c)
-	c.flush(&e.Stats)
-	return v, out
-}
-
-// ProcessReason is Process that also says why a packet was dropped.
-func (e *Engine) ProcessReason(pkt []byte, now time.Time) (Verdict, []byte, DropReason) {
-	var c counts
-	v, out, r := e.process(pkt, now.UnixNano(), nil, &c)
-	c.flush(&e.Stats)
-	return v, out, r
-}
-
-// process is Process. hint, when not nil, is what the prefetch passes
+// process translates one packet (see ProcessBatch). hint, when not nil, is what the prefetch passes
 // learned of the tuple peekTuple reads from pkt (its hash, and the flow its
 // index slot points to): the lookup starts from it.
 func (e *Engine) process(pkt []byte, now int64, hint *conntrack.Hint, c *counts) (Verdict, []byte, DropReason) {

@@ -89,7 +89,7 @@ func FuzzProcess(f *testing.F) {
 			before := [2]int32{x.seq[0].Offset(), x.seq[1].Offset()}
 			buf := make([]byte, len(in), 65535)
 			copy(buf, in)
-			v, out := e.Process(buf, t0)
+			v, out := e.processPacket(buf, t0)
 			if v != Accept {
 				continue
 			}

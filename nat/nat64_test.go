@@ -32,7 +32,7 @@ func nat64Engine(t testing.TB) *Engine {
 // send64 runs a packet through the engine and decodes the result.
 func send64(t *testing.T, e *Engine, pkt []byte) seen {
 	t.Helper()
-	v, out, r := e.ProcessReason(pkt, t0)
+	v, out, r := e.processPacketReason(pkt, t0)
 	if v != Accept {
 		t.Fatalf("dropped: %v", r)
 	}
@@ -86,7 +86,7 @@ func TestNAT64TCP(t *testing.T) {
 	if netip.AddrPortFrom(o2.Src, o2.SrcPort) != pub {
 		t.Fatalf("second destination mapped to %v:%d, want %v", o2.Src, o2.SrcPort, pub)
 	}
-	if v, _, r := e.ProcessReason(tcpSeg{src: ap("198.18.64.9:80"), dst: ap(o.Src.String() + ":41000"), seq: 1, flags: fSYN}.build(), t0); v != Drop || r != DropNoFlow {
+	if v, _, r := e.processPacketReason(tcpSeg{src: ap("198.18.64.9:80"), dst: ap(o.Src.String() + ":41000"), seq: 1, flags: fSYN}.build(), t0); v != Drop || r != DropNoFlow {
 		t.Fatalf("unsolicited SYN to the pool: %v %v", v, r)
 	}
 	if e.Bindings() != 1 {
@@ -148,14 +148,14 @@ func TestNAT64ICMPError(t *testing.T) {
 	e := nat64Engine(t)
 	c := ap("[fd00:64::2]:5353")
 	dst := ap("[64:ff9b::c612:4002]:33434")
-	sentV, sent := e.Process(udpPkt(c, dst, "probe", false), t0)
+	sentV, sent := e.processPacket(udpPkt(c, dst, "probe", false), t0)
 	if sentV != Accept {
 		t.Fatal("probe dropped")
 	}
 	out := decodeOut(t, sent)
 	router := netip.MustParseAddr("198.18.64.1")
 	quote := bytes.Clone(sent[:28])
-	v, got, r := e.ProcessReason(icmpErr(router, out.Src, 11, 0, quote), t0)
+	v, got, r := e.processPacketReason(icmpErr(router, out.Src, 11, 0, quote), t0)
 	if v != Accept {
 		t.Fatalf("time exceeded dropped: %v", r)
 	}
@@ -172,7 +172,7 @@ func TestNAT64ICMPError(t *testing.T) {
 	}
 	// About no known flow: dropped.
 	quote[21] ^= 0x55 // source port
-	if v, _, _ := e.ProcessReason(icmpErr(router, out.Src, 11, 0, quote), t0); v != Drop {
+	if v, _, _ := e.processPacketReason(icmpErr(router, out.Src, 11, 0, quote), t0); v != Drop {
 		t.Fatal("stray error accepted")
 	}
 }
@@ -230,7 +230,7 @@ func TestNAT64FTPActive(t *testing.T) {
 		t.Fatalf("%d expectations", e.Table().ExpectationCount())
 	}
 	// A third party is refused; the server's port 20 is let in.
-	if v, _, _ := e.ProcessReason(tcpSeg{src: ap("198.18.64.9:20"), dst: netip.AddrPortFrom(o.Src, port), seq: 1, flags: fSYN}.build(), t0); v != Drop {
+	if v, _, _ := e.processPacketReason(tcpSeg{src: ap("198.18.64.9:20"), dst: netip.AddrPortFrom(o.Src, port), seq: 1, flags: fSYN}.build(), t0); v != Drop {
 		t.Fatal("third party let in")
 	}
 	d := send64(t, e, tcpSeg{src: ap("198.18.64.2:20"), dst: netip.AddrPortFrom(o.Src, port), seq: 9000, flags: fSYN}.build())
@@ -267,10 +267,10 @@ func TestNAT64FastPathAllocatesNothing(t *testing.T) {
 	allocs := testing.AllocsPerRun(1000, func() {
 		copy(bo, out)
 		copy(bi, in)
-		if v, _ := e.Process(bo[:len(out)], t0); v != Accept {
+		if v, _ := e.processPacket(bo[:len(out)], t0); v != Accept {
 			t.Fatal("out dropped")
 		}
-		if v, _ := e.Process(bi[:len(in)], t0); v != Accept {
+		if v, _ := e.processPacket(bi[:len(in)], t0); v != Accept {
 			t.Fatal("in dropped")
 		}
 	})
@@ -287,7 +287,7 @@ func TestNAT64Reproducible(t *testing.T) {
 		e := nat64Engine(t)
 		for i := range 5 {
 			pkt := udpPkt(ap("[fd00:64::2]:5353"), ap("[64:ff9b::c612:4002]:53"), strings.Repeat("q", i+1), false)
-			v, out := e.Process(pkt, t0)
+			v, out := e.processPacket(pkt, t0)
 			if v != Accept {
 				t.Fatal("dropped")
 			}
@@ -295,7 +295,7 @@ func TestNAT64Reproducible(t *testing.T) {
 		}
 		// another engine translating in between must not matter
 		o := nat64Engine(t)
-		o.Process(udpPkt(ap("[fd00:64::3]:1"), ap("[64:ff9b::c612:4002]:53"), "x", false), t0)
+		o.processPacket(udpPkt(ap("[fd00:64::3]:1"), ap("[64:ff9b::c612:4002]:53"), "x", false), t0)
 	}
 	for i := range outs[0] {
 		if !bytes.Equal(outs[0][i], outs[1][i]) {
