@@ -36,9 +36,14 @@ deps:
 	else echo "deps: missing$$missing (run 'sudo make deps'); root-only tests will skip"; fi
 	@sh testdata/e2e/deps.sh
 
+# vet: gofmt, go.mod tidy (go mod tidy -diff prints what tidy would change
+# and fails), go vet and staticcheck (pinned: go run fetches that version).
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 # test: everything, including the root-only live comparison with the kernel
 # (network namespaces of its own, addresses in 198.18.0.0/15 and fd00::/8,

@@ -99,13 +99,6 @@ func proto4(p uint8) uint8 {
 	return p
 }
 
-func proto6(p uint8) uint8 {
-	if p == header.ProtoICMPv4 {
-		return header.ProtoICMPv6
-	}
-	return p
-}
-
 // match says whether p is for NAT64: outbound (IPv6 to the prefix) or
 // inbound (IPv4 to the pool).
 func (n *nat64) match(p *header.Parsed) (outbound, ok bool) {

@@ -23,7 +23,7 @@ import (
 // (include/uapi/linux/netfilter/nfnetlink_queue.h).
 const (
 	nfnlSubsysQueue = 3
-	msgPacket       = nfnlSubsysQueue<<8 | 0 // NFQNL_MSG_PACKET
+	msgPacket       = nfnlSubsysQueue << 8   // NFQNL_MSG_PACKET (message 0)
 	msgVerdict      = nfnlSubsysQueue<<8 | 1 // NFQNL_MSG_VERDICT
 	msgConfig       = nfnlSubsysQueue<<8 | 2 // NFQNL_MSG_CONFIG
 
