@@ -101,7 +101,7 @@ bench:
 	$(GO) run ./cmd/natalg bench --scenario mixed --flows 100000
 
 bench-plot:
-	$(GO) run ./cmd/natalg bench --scenario established --flows 1000,10000,100000,1000000 --plot bench-established.png
+	$(GO) run ./cmd/natalg bench --json --scenario established --flows 1000,10000,100000,1000000 | $(GO) run ./cmd/natalg-plot -o bench-established.png
 
 # bench-targets: the runs behind bench/README.md's target table, pinned to
 # vCPU $(CPU) where one core is measured (the machine's vCPUs change speed
