@@ -77,11 +77,9 @@ func (e *Engine) ProcessBatch(ps []Packet) {
 // distance between them in its one allocation: an odd number of cache lines
 // past a multiple of the 4 KiB page, so that the buffers' first lines, where
 // the headers are, fall in different sets of the L1 cache (its set is picked
-// by the address bits below 4 KiB). Buffers allocated one by one (17 pages
-// each) all started on a page boundary, and the headers of a batch of 64
-// competed for the 8 or 12 ways of one set: reading a batch in evicted its
-// first packets before they were processed. See bench/README.md, "Scaling
-// with workers".
+// by the address bits below 4 KiB). Buffers that all start on a page
+// boundary would put the headers of a whole batch in one set, whose 8 or 12
+// ways cannot hold them (bench/README.md, "Scaling with workers").
 const (
 	bufSize   = MaxPacket + 256
 	bufStride = (bufSize+4095)&^4095 + 5*64

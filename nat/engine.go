@@ -19,22 +19,20 @@ const (
 // Engine translates packets. It is safe for concurrent use by several
 // workers sharing one flow table.
 type Engine struct {
-	cfg     Config
-	table   *conntrack.Table
-	ports   *portMap
-	public  [2]netip.Addr // by family; invalid if none
-	n64     *nat64        // nil unless NAT64 is on
-	ftpPort [65536 / 64]uint64
+	cfg    Config
+	table  *conntrack.Table
+	ports  *portMap
+	public [2]netip.Addr // by family; invalid if none
+	n64    *nat64        // nil unless NAT64 is on
+	// ftpPorts are the control ports the FTP gateway inspects (none with
+	// DisableFTP); read when a flow is created.
+	ftpPorts []uint16
 
-	// Stats come last, a cache line's worth of padding on either side, so
+	// Stats come last, with a cache line of padding on either side, so
 	// that no field read on every packet shares a cache line with a
-	// counter: every worker adds its batch's counts to Stats, and a line
-	// read per packet that a counter shares would be fetched back from the
-	// other worker's cache after each of its batches. Not first: the
-	// compiler checks a nil *Engine by loading its first byte before
-	// reading a field past the first 4 KiB (ftpPort is 8 KiB), so the
-	// first line is read on every packet. See bench/README.md, "Scaling
-	// with workers".
+	// counter: every worker adds its batch's counts to Stats, and a line a
+	// counter shares is fetched back from the other worker's cache after
+	// each of its batches (bench/README.md, "Scaling with workers").
 	_     [64]byte
 	Stats Stats
 	_     [64]byte
@@ -63,9 +61,7 @@ func New(cfg Config) (*Engine, error) {
 		e.ports.reserve(f.Proto, uint8(familyOf(f.Target)), f.Port, f.PortEnd)
 	}
 	if !cfg.DisableFTP {
-		for _, p := range cfg.FTPPorts {
-			e.ftpPort[p/64] |= 1 << (p % 64)
-		}
+		e.ftpPorts = slices.Clone(cfg.FTPPorts)
 	}
 	ct := cfg.Conntrack
 	ct.FlowRemoved = e.flowRemoved
@@ -89,7 +85,8 @@ func (e *Engine) Expire(now time.Time) int { return e.table.Sweep(now.UnixNano()
 // bindings included).
 func (e *Engine) Bindings() int { return e.ports.bindings() + e.bindings64() }
 
-func (e *Engine) isFTP(port uint16) bool { return e.ftpPort[port/64]&(1<<(port%64)) != 0 }
+// isFTP says whether port is one of the FTP control ports.
+func (e *Engine) isFTP(port uint16) bool { return slices.Contains(e.ftpPorts, port) }
 
 func (e *Engine) inside(a netip.Addr) bool {
 	for _, p := range e.cfg.Inside {
