@@ -29,10 +29,13 @@ natalg_rules_on
 natalg_start
 log "natalg run is ready (log: $WORK/natalg.log)"
 
-# the router's control channel, both interfaces
+# the router's control channel, both interfaces. --immediate-mode: without
+# it libpcap's TPACKET_V3 ring hands packets over a block at a time, after
+# up to a second, and what is still in the ring when tcpdump is stopped is
+# lost (a session of the last second would be missing from the capture).
 CAP_PIDS=()
 for ifn in r-in r-out; do
-	ip netns exec "$NS_R" tcpdump -i "$ifn" -U -n -s 0 -Z root -w "$WORK/$ifn.pcap" 'tcp port 21' >"$WORK/$ifn.tcpdump.log" 2>&1 &
+	ip netns exec "$NS_R" tcpdump -i "$ifn" --immediate-mode -U -n -s 0 -Z root -w "$WORK/$ifn.pcap" 'tcp port 21' >"$WORK/$ifn.tcpdump.log" 2>&1 &
 	CAP_PIDS+=($!)
 	PIDS+=($!)
 done
