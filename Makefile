@@ -37,13 +37,15 @@ deps:
 	@sh testdata/e2e/deps.sh
 
 # vet: gofmt, go.mod tidy (go mod tidy -diff prints what tidy would change
-# and fails), go vet and staticcheck (pinned: go run fetches that version).
+# and fails), go vet, staticcheck (pinned: go run fetches that version), and
+# the router binary links no plotting (cmd/natalg-plot does).
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	@if $(GO) list -deps ./cmd/natalg | grep -q '^gonum.org/'; then echo "cmd/natalg links gonum (plotting belongs in cmd/natalg-plot)"; exit 1; fi
 
 # test: everything, including the root-only live comparison with the kernel
 # (network namespaces of its own, addresses in 198.18.0.0/15 and fd00::/8,
