@@ -4,7 +4,9 @@
 # an FTP download (checked by SHA-256) and an iperf3 UDP flood of 1200-byte
 # datagrams, both through natalg run's NFQUEUE path. Prints every round and
 # the medians. For comparing a change to the datapath with the commit
-# before it (bench/README.md, "NFQUEUE path, before and after").
+# before it (bench/README.md, "NFQUEUE path, before and after"). Besides
+# the rates it prints natalg's CPU time per queued packet, which other load
+# on the machine disturbs much less.
 #
 # Usage: sudo testdata/e2e/bench-ab.sh A B [ROUNDS] [MIB]   (default 5 rounds, 128 MiB)
 #   OFFLOADS=on|off    TSO/GSO/GRO and checksum offloads on the veths (default off:
@@ -59,34 +61,55 @@ s = json.load(open(sys.argv[1]))["end"]["sum"]
 print("%.0f" % ((s["packets"] - s["lost_packets"]) / s["seconds"]))' "$WORK/udp.json"
 }
 
-# one BIN: prints "ftp udp" for one round of BIN
+# cpu_ticks: CPU time (user + system, clock ticks) natalg run has used so far
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$NATALG_PID/stat"; }
+# queued: packets natalg's queues have received so far
+queued() {
+	nsx "$NS_R" curl -sS --max-time 5 http://127.0.0.1:9108/metrics |
+		awk '/^natalg_nfqueue_packets_total\{event="received"\}/ { print $2 }'
+}
+# per_packet T0 T1 P0 P1: microseconds of natalg CPU per queued packet
+per_packet() {
+	awk -v t="$(($2 - $1))" -v p="$(($4 - $3))" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (p > 0) printf "%.2f\n", t / hz * 1e6 / p; else print "n/a" }'
+}
+
+# one BIN: prints "ftp udp ftp-cpu udp-cpu" for one round of BIN: the
+# rates, then natalg's CPU time per queued packet (microseconds, user and
+# system: the system part includes the kernel's forwarding of each
+# reinjected packet). On a machine others load, the CPU time per packet
+# is the steadier figure.
 one() {
 	NATALG=$1
 	natalg_start
-	local f u
+	local f u t0 t1 t2 p0 p1 p2
+	t0=$(cpu_ticks) p0=$(queued)
 	f=$(ftp)
+	t1=$(cpu_ticks) p1=$(queued)
 	u=$(udp)
+	t2=$(cpu_ticks) p2=$(queued)
 	natalg_stop
 	flush_conntrack
-	echo "$f $u"
+	echo "$f $u $(per_packet "$t0" "$t1" "$p0" "$p1") $(per_packet "$t1" "$t2" "$p1" "$p2")"
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-FA=() FB=() UA=() UB=()
+FA=() FB=() UA=() UB=() CFA=() CFB=() CUA=() CUB=()
 for r in $(seq 1 "$ROUNDS"); do
 	if ((r % 2)); then
-		read -r fa ua <<<"$(one "$A")"
-		read -r fb ub <<<"$(one "$B")"
+		read -r fa ua cfa cua <<<"$(one "$A")"
+		read -r fb ub cfb cub <<<"$(one "$B")"
 	else
-		read -r fb ub <<<"$(one "$B")"
-		read -r fa ua <<<"$(one "$A")"
+		read -r fb ub cfb cub <<<"$(one "$B")"
+		read -r fa ua cfa cua <<<"$(one "$A")"
 	fi
-	FA+=("$fa") FB+=("$fb") UA+=("$ua") UB+=("$ub")
-	printf 'round %d: FTP A %7s B %7s MB/s   UDP 1200 B: A %7s B %7s datagrams/s\n' "$r" "$fa" "$fb" "$ua" "$ub"
+	FA+=("$fa") FB+=("$fb") UA+=("$ua") UB+=("$ub") CFA+=("$cfa") CFB+=("$cfb") CUA+=("$cua") CUB+=("$cub")
+	printf 'round %d: FTP A %7s B %7s MB/s (CPU A %5s B %5s us/packet)   UDP 1200 B: A %7s B %7s datagrams/s (CPU A %5s B %5s us/packet)\n' \
+		"$r" "$fa" "$fb" "$cfa" "$cfb" "$ua" "$ub" "$cua" "$cub"
 done
-printf 'median (%d rounds, %d MiB FTP, offloads %s): FTP A %s B %s MB/s, UDP A %s B %s datagrams/s\n' "$ROUNDS" "$MIB" "$OFFLOADS" \
-	"$(printf '%s\n' "${FA[@]}" | median)" "$(printf '%s\n' "${FB[@]}" | median)" \
-	"$(printf '%s\n' "${UA[@]}" | median)" "$(printf '%s\n' "${UB[@]}" | median)"
+m() { printf '%s\n' "$@" | median; }
+printf 'median (%d rounds, %d MiB FTP, offloads %s): FTP A %s B %s MB/s, CPU A %s B %s us/packet; UDP A %s B %s datagrams/s, CPU A %s B %s us/packet\n' \
+	"$ROUNDS" "$MIB" "$OFFLOADS" "$(m "${FA[@]}")" "$(m "${FB[@]}")" "$(m "${CFA[@]}")" "$(m "${CFB[@]}")" \
+	"$(m "${UA[@]}")" "$(m "${UB[@]}")" "$(m "${CUA[@]}")" "$(m "${CUB[@]}")"
 NATALG=$A
 natalg_rules_off >/dev/null
