@@ -12,7 +12,7 @@ import (
 // at runs a segment that must be accepted, arriving at time now.
 func at(t *testing.T, e *Engine, now time.Time, pkt []byte) seen {
 	t.Helper()
-	v, out, r := e.ProcessReason(pkt, now)
+	v, out, r := e.processPacketReason(pkt, now)
 	if v != Accept {
 		t.Fatalf("dropped at %v: %v", now.Sub(t0), r)
 	}

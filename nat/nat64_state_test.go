@@ -24,8 +24,8 @@ type twin struct {
 // send runs pkt through both engines; both must accept it.
 func (w twin) send(pkt []byte) seen {
 	w.t.Helper()
-	va, oa, ra := w.a.ProcessReason(room(pkt), t0)
-	vb, ob, rb := w.b.ProcessReason(room(pkt), t0)
+	va, oa, ra := w.a.processPacketReason(room(pkt), t0)
+	vb, ob, rb := w.b.processPacketReason(room(pkt), t0)
 	if va != Accept || vb != Accept {
 		w.t.Fatalf("dropped: before the restore %v %v, after %v %v", va, ra, vb, rb)
 	}
@@ -46,7 +46,7 @@ func room(pkt []byte) []byte {
 func (w twin) drop(pkt []byte, want DropReason) {
 	w.t.Helper()
 	for i, e := range []*Engine{w.a, w.b} {
-		if v, _, r := e.ProcessReason(room(pkt), t0); v != Drop || r != want {
+		if v, _, r := e.processPacketReason(room(pkt), t0); v != Drop || r != want {
 			w.t.Fatalf("engine %d: %v %v, want drop %v", i, v, r, want)
 		}
 	}

@@ -39,7 +39,7 @@ func nat64Engine(t testing.TB) *Engine {
 // send64 runs a packet through the engine and decodes the result.
 func send64(t *testing.T, e *Engine, pkt []byte) seen {
 	t.Helper()
-	v, out, r := e.ProcessReason(pkt, t0)
+	v, out, r := e.processPacketReason(pkt, t0)
 	if v != Accept {
 		t.Fatalf("dropped: %v", r)
 	}
@@ -93,7 +93,7 @@ func TestNAT64TCP(t *testing.T) {
 	if netip.AddrPortFrom(o2.Src, o2.SrcPort) != pub {
 		t.Fatalf("second destination mapped to %v:%d, want %v", o2.Src, o2.SrcPort, pub)
 	}
-	if v, _, r := e.ProcessReason(tcpSeg{src: ap("198.18.64.9:80"), dst: ap(o.Src.String() + ":41000"), seq: 1, flags: fSYN}.build(), t0); v != Drop || r != DropNoFlow {
+	if v, _, r := e.processPacketReason(tcpSeg{src: ap("198.18.64.9:80"), dst: ap(o.Src.String() + ":41000"), seq: 1, flags: fSYN}.build(), t0); v != Drop || r != DropNoFlow {
 		t.Fatalf("unsolicited SYN to the pool: %v %v", v, r)
 	}
 	if e.Bindings() != 1 {
@@ -155,14 +155,14 @@ func TestNAT64ICMPError(t *testing.T) {
 	e := nat64Engine(t)
 	c := ap("[fd00:64::2]:5353")
 	dst := ap("[2001:db8:64::c612:4002]:33434")
-	sentV, sent := e.Process(udpPkt(c, dst, "probe", false), t0)
+	sentV, sent := e.processPacket(udpPkt(c, dst, "probe", false), t0)
 	if sentV != Accept {
 		t.Fatal("probe dropped")
 	}
 	out := decodeOut(t, sent)
 	router := netip.MustParseAddr("198.18.64.1")
 	quote := bytes.Clone(sent[:28])
-	v, got, r := e.ProcessReason(icmpErr(router, out.Src, 11, 0, quote), t0)
+	v, got, r := e.processPacketReason(icmpErr(router, out.Src, 11, 0, quote), t0)
 	if v != Accept {
 		t.Fatalf("time exceeded dropped: %v", r)
 	}
@@ -179,7 +179,7 @@ func TestNAT64ICMPError(t *testing.T) {
 	}
 	// About no known flow: dropped.
 	quote[21] ^= 0x55 // source port
-	if v, _, _ := e.ProcessReason(icmpErr(router, out.Src, 11, 0, quote), t0); v != Drop {
+	if v, _, _ := e.processPacketReason(icmpErr(router, out.Src, 11, 0, quote), t0); v != Drop {
 		t.Fatal("stray error accepted")
 	}
 }
@@ -237,7 +237,7 @@ func TestNAT64FTPActive(t *testing.T) {
 		t.Fatalf("%d expectations", e.Table().ExpectationCount())
 	}
 	// A third party is refused; the server's port 20 is let in.
-	if v, _, _ := e.ProcessReason(tcpSeg{src: ap("198.18.64.9:20"), dst: netip.AddrPortFrom(o.Src, port), seq: 1, flags: fSYN}.build(), t0); v != Drop {
+	if v, _, _ := e.processPacketReason(tcpSeg{src: ap("198.18.64.9:20"), dst: netip.AddrPortFrom(o.Src, port), seq: 1, flags: fSYN}.build(), t0); v != Drop {
 		t.Fatal("third party let in")
 	}
 	d := send64(t, e, tcpSeg{src: ap("198.18.64.2:20"), dst: netip.AddrPortFrom(o.Src, port), seq: 9000, flags: fSYN}.build())
@@ -274,10 +274,10 @@ func TestNAT64FastPathAllocatesNothing(t *testing.T) {
 	allocs := testing.AllocsPerRun(1000, func() {
 		copy(bo, out)
 		copy(bi, in)
-		if v, _ := e.Process(bo[:len(out)], t0); v != Accept {
+		if v, _ := e.processPacket(bo[:len(out)], t0); v != Accept {
 			t.Fatal("out dropped")
 		}
-		if v, _ := e.Process(bi[:len(in)], t0); v != Accept {
+		if v, _ := e.processPacket(bi[:len(in)], t0); v != Accept {
 			t.Fatal("in dropped")
 		}
 	})
@@ -294,7 +294,7 @@ func TestNAT64Reproducible(t *testing.T) {
 		e := nat64Engine(t)
 		for i := range 5 {
 			pkt := udpPkt(ap("[fd00:64::2]:5353"), ap("[2001:db8:64::c612:4002]:53"), strings.Repeat("q", i+1), false)
-			v, out := e.Process(pkt, t0)
+			v, out := e.processPacket(pkt, t0)
 			if v != Accept {
 				t.Fatal("dropped")
 			}
@@ -302,7 +302,7 @@ func TestNAT64Reproducible(t *testing.T) {
 		}
 		// another engine translating in between must not matter
 		o := nat64Engine(t)
-		o.Process(udpPkt(ap("[fd00:64::3]:1"), ap("[2001:db8:64::c612:4002]:53"), "x", false), t0)
+		o.processPacket(udpPkt(ap("[fd00:64::3]:1"), ap("[2001:db8:64::c612:4002]:53"), "x", false), t0)
 	}
 	for i := range outs[0] {
 		if !bytes.Equal(outs[0][i], outs[1][i]) {
@@ -328,7 +328,7 @@ func TestNAT64WellKnownPrefixNonGlobal(t *testing.T) {
 		v4 := netip.MustParseAddr(a)
 		dst := netip.AddrPortFrom(xlat.Embed(WellKnownPrefix, v4), 53)
 		before := e.Stats.Dropped[DropNAT64NonGlobal].Load()
-		v, _, r := e.ProcessReason(udpPkt(cli, dst, "q", false), t0)
+		v, _, r := e.processPacketReason(udpPkt(cli, dst, "q", false), t0)
 		if v != Drop || r != DropNAT64NonGlobal {
 			t.Errorf("to %v (%v): %v %v, want dropped as %v", dst, a, v, r, DropNAT64NonGlobal)
 		}
@@ -351,13 +351,13 @@ func TestNAT64WellKnownPrefixNonGlobal(t *testing.T) {
 		t.Fatalf("answer: v%d from %v", b.Version, b.Src)
 	}
 	// an ICMP error about that flow from a router at a non-global address
-	_, sent := e.Process(udpPkt(cli, dst, "probe", false), t0)
-	v, _, r := e.ProcessReason(icmpErr(netip.MustParseAddr("198.18.64.1"), o.Src, 11, 0, bytes.Clone(sent[:28])), t0)
+	_, sent := e.processPacket(udpPkt(cli, dst, "probe", false), t0)
+	v, _, r := e.processPacketReason(icmpErr(netip.MustParseAddr("198.18.64.1"), o.Src, 11, 0, bytes.Clone(sent[:28])), t0)
 	if v != Drop || r != DropNAT64NonGlobal {
 		t.Errorf("ICMP error from a non-global router: %v %v, want dropped as %v", v, r, DropNAT64NonGlobal)
 	}
 	// a non-global source to the pool, with no flow: the same reason
-	v, _, r = e.ProcessReason(udpPkt(ap("10.0.0.1:53"), netip.AddrPortFrom(o.Src, o.SrcPort), "x", true), t0)
+	v, _, r = e.processPacketReason(udpPkt(ap("10.0.0.1:53"), netip.AddrPortFrom(o.Src, o.SrcPort), "x", true), t0)
 	if v != Drop || r != DropNAT64NonGlobal {
 		t.Errorf("from 10.0.0.1 to the pool: %v %v", v, r)
 	}
@@ -385,11 +385,11 @@ func TestNAT64SourceInPrefix(t *testing.T) {
 		{nat64Engine(t), ap("[2001:db8:64::1]:40000"), srv6},
 		{wk, ap("[64:ff9b::c058:6302]:5353"), ap("[64:ff9b::c058:6301]:53")},
 	} {
-		v, _, r := c.e.ProcessReason(udpPkt(c.src, c.dst, "q", false), t0)
+		v, _, r := c.e.processPacketReason(udpPkt(c.src, c.dst, "q", false), t0)
 		if v != Drop || r != DropNAT64SrcInPrefix || c.e.Stats.Dropped[DropNAT64SrcInPrefix].Load() == 0 {
 			t.Errorf("%v -> %v: %v %v, want dropped (and counted) as %v", c.src, c.dst, v, r, DropNAT64SrcInPrefix)
 		}
-		v, _, r = c.e.ProcessReason(tcpSeg{src: c.src, dst: c.dst, seq: 1, flags: fSYN}.build(), t0)
+		v, _, r = c.e.processPacketReason(tcpSeg{src: c.src, dst: c.dst, seq: 1, flags: fSYN}.build(), t0)
 		if v != Drop || r != DropNAT64SrcInPrefix {
 			t.Errorf("TCP SYN %v -> %v: %v %v", c.src, c.dst, v, r)
 		}
@@ -484,7 +484,7 @@ func TestNAT64FTPTornDown(t *testing.T) {
 		t.Errorf("%d resets counted", e.Stats.ALGResets.Load())
 	}
 	// anything of the client is dropped and counted
-	v, _, dr := e.ProcessReason(tcpSeg{src: cli6, dst: srv6, seq: 1011, ack: 5009, flags: fACK | fPSH, payload: "QUIT\r\n"}.build(), t0)
+	v, _, dr := e.processPacketReason(tcpSeg{src: cli6, dst: srv6, seq: 1011, ack: 5009, flags: fACK | fPSH, payload: "QUIT\r\n"}.build(), t0)
 	if v != Drop || dr != DropALGTornDown || e.Stats.Dropped[DropALGTornDown].Load() != 1 {
 		t.Errorf("client segment after the teardown: %v %v", v, dr)
 	}
@@ -551,7 +551,7 @@ func TestNAT64StaticBinding(t *testing.T) {
 		t.Fatalf("UDP to 198.19.64.3:53 reached v%d %v:%d %q", u.Version, u.Dst, u.DstPort, u.payload)
 	}
 	// another port of the pool address: nothing published
-	if v, _, r := e.ProcessReason(tcpSeg{src: cli4, dst: netip.AddrPortFrom(pool, 2122), seq: 1, flags: fSYN}.build(), t0); v != Drop || r != DropNoFlow {
+	if v, _, r := e.processPacketReason(tcpSeg{src: cli4, dst: netip.AddrPortFrom(pool, 2122), seq: 1, flags: fSYN}.build(), t0); v != Drop || r != DropNoFlow {
 		t.Errorf("SYN to an unpublished port: %v %v", v, r)
 	}
 	// the sessions end; the binding stays
@@ -667,7 +667,7 @@ func TestNAT64OnlyPrefixAndPool(t *testing.T) {
 		udpPkt(ap("[fd00:64::2]:5353"), ap("[fd00:65::1]:53"), "q", false),
 		udpPkt(ap("198.18.64.2:53"), ap("198.18.9.9:5353"), "a", true),
 	} {
-		v, out, r := e.ProcessReason(pkt, t0)
+		v, out, r := e.processPacketReason(pkt, t0)
 		if v != Accept || r != DropNone || !bytes.Equal(out, pkt) {
 			t.Errorf("%v %v: want it passed unchanged", v, r)
 		}

@@ -82,10 +82,8 @@ func (r DropReason) String() string {
 
 // Stats are the engine's cumulative counters. Read them with Snapshot.
 //
-// The counters every batch adds (In, Accepted, Passed, Translated) come
-// first, together: at the start of the Engine, which the heap places at most
-// 8 bytes into a cache line, they share one line, which each worker then
-// takes once per batch instead of two.
+// The counters of the fast path (In, Accepted, Passed, Translated) are
+// added once per batch (counts.flush); the others as their event happens.
 type Stats struct {
 	In          atomic.Uint64
 	Accepted    atomic.Uint64

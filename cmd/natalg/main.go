@@ -31,7 +31,7 @@ usage:
       with --public, hairpinned packets (inside to a public address) too
   natalg flows [--control PATH]
       print a running daemon's flows and expectations, like conntrack -L
-  natalg bench --scenario NAME --flows N [--cores C] [--json] [--plot FILE.png]
+  natalg bench --scenario NAME --flows N [--cores C] [--json]
       measure the engine from memory, no kernel in the path (see bench/README.md)
 
 NAT flags (shared by the subcommands that translate):
