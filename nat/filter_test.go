@@ -253,3 +253,51 @@ func TestMappingRefresh(t *testing.T) {
 		t.Fatalf("TCP through a UDP mapping: %v, want no_flow", r)
 	}
 }
+
+// TestTCPSimultaneousOpen: RFC 5382 §4.2 REQ-2a, "A NAT MUST handle the TCP
+// simultaneous-open mode of connection initiation": the inside SYN, the
+// crossing inbound SYN, then SYN+ACKs both ways and the ACKs, all
+// translated, and the flow ends ESTABLISHED. Under address-dependent
+// filtering the inbound SYN may even come first when the endpoint already
+// talks to that peer's address.
+func TestTCPSimultaneousOpen(t *testing.T) {
+	e := filterEngine(t, FilterAddressDependent)
+	x := ap("198.18.0.2:6000")
+	y := ap("198.19.0.2:7000")
+	pub := netip.AddrPortFrom(pubIP, 6000)
+	for i, s := range []tcpSeg{
+		{src: x, dst: y, seq: 100, flags: fSYN},
+		{src: y, dst: pub, seq: 500, flags: fSYN},
+		{src: x, dst: y, seq: 100, ack: 501, flags: fSYN | fACK},
+		{src: y, dst: pub, seq: 500, ack: 101, flags: fSYN | fACK},
+		{src: x, dst: y, seq: 101, ack: 501, flags: fACK},
+		{src: y, dst: pub, seq: 501, ack: 101, flags: fACK},
+	} {
+		v, out, r := e.ProcessReason(s.build(), t0)
+		if v != Accept {
+			t.Fatalf("segment %d dropped: %v", i, r)
+		}
+		o := decodeOut(t, out)
+		if s.src == x && (o.Src != pubIP || o.SrcPort != 6000) || s.src == y && (o.Dst != x.Addr() || o.DstPort != 6000) {
+			t.Fatalf("segment %d translated to %v:%d -> %v:%d", i, o.Src, o.SrcPort, o.Dst, o.DstPort)
+		}
+	}
+	var state []string
+	e.Flows(func(fi FlowInfo) { state = append(state, fi.State.String()) })
+	if len(state) != 1 || state[0] != "ESTABLISHED" {
+		t.Fatalf("flows %v, want one ESTABLISHED", state)
+	}
+	// The peer's SYN before the inside one: let in through the mapping of
+	// an endpoint that already sent to Y (from another port of Y), and
+	// the inside SYN then joins that flow.
+	x2 := ap("198.18.0.2:6001")
+	e.Process(tcpSeg{src: x2, dst: ap("198.19.0.2:80"), seq: 1, flags: fSYN}.build(), t0)
+	pub2 := netip.AddrPortFrom(pubIP, 6001)
+	if v, _, r := e.ProcessReason(tcpSeg{src: y, dst: pub2, seq: 900, flags: fSYN}.build(), t0); v != Accept {
+		t.Fatalf("early peer SYN: %v", r)
+	}
+	v, out := e.Process(tcpSeg{src: x2, dst: y, seq: 10, flags: fSYN}.build(), t0)
+	if o := decodeOut(t, out); v != Accept || o.Src != pubIP || o.SrcPort != 6001 {
+		t.Fatalf("inside SYN after the peer's: %v %v:%d", v, o.Src, o.SrcPort)
+	}
+}
