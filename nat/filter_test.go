@@ -273,7 +273,7 @@ func TestTCPSimultaneousOpen(t *testing.T) {
 		{src: x, dst: y, seq: 101, ack: 501, flags: fACK},
 		{src: y, dst: pub, seq: 501, ack: 101, flags: fACK},
 	} {
-		v, out, r := e.ProcessReason(s.build(), t0)
+		v, out, r := e.processPacketReason(s.build(), t0)
 		if v != Accept {
 			t.Fatalf("segment %d dropped: %v", i, r)
 		}
@@ -291,12 +291,12 @@ func TestTCPSimultaneousOpen(t *testing.T) {
 	// an endpoint that already sent to Y (from another port of Y), and
 	// the inside SYN then joins that flow.
 	x2 := ap("198.18.0.2:6001")
-	e.Process(tcpSeg{src: x2, dst: ap("198.19.0.2:80"), seq: 1, flags: fSYN}.build(), t0)
+	e.processPacket(tcpSeg{src: x2, dst: ap("198.19.0.2:80"), seq: 1, flags: fSYN}.build(), t0)
 	pub2 := netip.AddrPortFrom(pubIP, 6001)
-	if v, _, r := e.ProcessReason(tcpSeg{src: y, dst: pub2, seq: 900, flags: fSYN}.build(), t0); v != Accept {
+	if v, _, r := e.processPacketReason(tcpSeg{src: y, dst: pub2, seq: 900, flags: fSYN}.build(), t0); v != Accept {
 		t.Fatalf("early peer SYN: %v", r)
 	}
-	v, out := e.Process(tcpSeg{src: x2, dst: y, seq: 10, flags: fSYN}.build(), t0)
+	v, out := e.processPacket(tcpSeg{src: x2, dst: y, seq: 10, flags: fSYN}.build(), t0)
 	if o := decodeOut(t, out); v != Accept || o.Src != pubIP || o.SrcPort != 6001 {
 		t.Fatalf("inside SYN after the peer's: %v %v:%d", v, o.Src, o.SrcPort)
 	}
