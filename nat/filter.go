@@ -2,7 +2,7 @@ package nat
 
 import (
 	"github.com/natalg/natalg/conntrack"
-	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // newMapped creates the flow of an inbound UDP datagram or TCP SYN that
@@ -23,7 +23,7 @@ import (
 // as long as any of its flows (RFC 4787 §4.3). An unmapped port gets
 // DropNoFlow, a mapped one whose filtering refuses the source DropFiltered.
 func (e *Engine) newMapped(tu conntrack.Tuple, now int64) (*conntrack.Flow, conntrack.Dir, DropReason) {
-	if tu.Proto != header.ProtoUDP && tu.Proto != header.ProtoTCP {
+	if tu.Proto != ipproto.UDP && tu.Proto != ipproto.TCP {
 		return nil, 0, DropNoFlow
 	}
 	k := publicKey{port: tu.DstPort, proto: tu.Proto, fam: uint8(familyOf(tu.Dst))}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/natalg/natalg/conntrack"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // FlowInfo is a snapshot of one flow for operators (natalg flows).
@@ -65,7 +66,7 @@ func (e *Engine) Flows(fn func(FlowInfo)) {
 
 // ExpectationInfo is a snapshot of one pending expectation.
 type ExpectationInfo struct {
-	Proto   uint8
+	Proto   ipproto.Proto
 	Peer    string // the only address allowed to connect
 	Public  string // address:port it connects to
 	Target  string // inside address:port it goes to

@@ -7,6 +7,7 @@ import (
 
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 	"github.com/natalg/natalg/nat/xlat"
 )
 
@@ -47,7 +48,7 @@ type nat64 struct {
 
 // fwdKey64 names a published pool endpoint of a static binding.
 type fwdKey64 struct {
-	proto uint8
+	proto ipproto.Proto
 	index uint32 // pool address index
 	port  uint16
 }
@@ -98,7 +99,7 @@ func newNAT64(cfg *Config) (*nat64, error) {
 func (n *nat64) addStatic(fw Forward64) error {
 	t := fw.Target
 	if !t.Addr().Is6() || t.Addr().Is4In6() || n.prefix.Contains(t.Addr()) || t.Port() == 0 ||
-		fw.Proto != header.ProtoTCP && fw.Proto != header.ProtoUDP {
+		fw.Proto != ipproto.TCP && fw.Proto != ipproto.UDP {
 		return fmt.Errorf("nat: NAT64 forward %v: want a TCP or UDP IPv6 endpoint outside the prefix %v", fw, n.prefix)
 	}
 	i, ok := n.static[t.Addr()]
@@ -151,18 +152,18 @@ func (n *nat64) pick(c netip.Addr) uint32 {
 
 // proto4 and proto6 map the ICMP protocol numbers across families; TCP and
 // UDP keep theirs.
-func proto4(p uint8) uint8 {
-	if p == header.ProtoICMPv6 {
-		return header.ProtoICMPv4
+func proto4(p ipproto.Proto) ipproto.Proto {
+	if p == ipproto.ICMPv6 {
+		return ipproto.ICMPv4
 	}
 	return p
 }
 
 // proto6 is the IPv6 side's protocol number of an IPv4 protocol: ICMPv6
 // for ICMP (RFC 7915 §4.2), the same number otherwise.
-func proto6(p uint8) uint8 {
-	if p == header.ProtoICMPv4 {
-		return header.ProtoICMPv6
+func proto6(p ipproto.Proto) ipproto.Proto {
+	if p == ipproto.ICMPv4 {
+		return ipproto.ICMPv6
 	}
 	return p
 }
@@ -291,8 +292,8 @@ func (e *Engine) process64Once(p *header.Parsed, outbound, hairpin bool, now int
 		return e.reassemble(p, now, c, more)
 	}
 	switch p.Proto {
-	case header.ProtoTCP, header.ProtoUDP:
-	case header.ProtoICMPv4, header.ProtoICMPv6:
+	case ipproto.TCP, ipproto.UDP:
+	case ipproto.ICMPv4, ipproto.ICMPv6:
 		if p.ICMPError {
 			return e.icmpError64(p, now)
 		}
@@ -322,7 +323,7 @@ func (e *Engine) process64Once(p *header.Parsed, outbound, hairpin bool, now int
 		}
 	}
 	f.Touch(dir, p.TCPFlags, now, e.table.Timeouts())
-	if x, ok := f.Ext.(*ftpFlow); ok && p.Proto == header.ProtoTCP {
+	if x, ok := f.Ext.(*ftpFlow); ok && p.Proto == ipproto.TCP {
 		return e.processFTP(p, f, dir, x, now)
 	}
 	// RFC 7915 §4.1: an IPv4 packet with DF clear may be fragmented on
@@ -359,7 +360,7 @@ func (e *Engine) newOutbound64(p *header.Parsed, tu conntrack.Tuple, now int64) 
 		// RFC 6146 §3.5: a destination that cannot be an IPv4 host.
 		return nil, 0, DropUnsupported
 	}
-	if isICMP(tu.Proto) && p.SrcPort == 0 {
+	if tu.Proto.IsICMP() && p.SrcPort == 0 {
 		return nil, 0, DropNoFlow // an echo reply that answers nothing
 	}
 	i := n.pick(tu.Src)
@@ -389,7 +390,7 @@ func (e *Engine) newInbound64(p *header.Parsed, tu conntrack.Tuple, now int64) (
 	if t, ok := e.n64.fwd[fwdKey64{proto: tu.Proto, index: e.n64.poolIndex(tu.Dst), port: tu.DstPort}]; ok {
 		return e.newStatic64(p, tu, t, now)
 	}
-	if tu.Proto != header.ProtoTCP || p.TCPFlags&(conntrack.FlagSYN|conntrack.FlagACK|conntrack.FlagRST) != conntrack.FlagSYN {
+	if tu.Proto != ipproto.TCP || p.TCPFlags&(ipproto.TCPSYN|ipproto.TCPACK|ipproto.TCPRST) != ipproto.TCPSYN {
 		return nil, 0, DropNoFlow
 	}
 	x := e.table.TakeExpectation(tu.Proto, tu.Src, tu.Dst, tu.DstPort, now)
@@ -426,9 +427,9 @@ func (e *Engine) newHairpin64(p *header.Parsed, tu conntrack.Tuple, now int64) (
 		return f, dir, dr
 	}
 	switch tu.Proto {
-	case header.ProtoUDP:
-	case header.ProtoTCP:
-		if p.TCPFlags&(conntrack.FlagSYN|conntrack.FlagACK|conntrack.FlagRST) != conntrack.FlagSYN {
+	case ipproto.UDP:
+	case ipproto.TCP:
+		if p.TCPFlags&(ipproto.TCPSYN|ipproto.TCPACK|ipproto.TCPRST) != ipproto.TCPSYN {
 			return nil, 0, DropNoFlow
 		}
 	default:
@@ -505,13 +506,13 @@ func (e *Engine) translate64(p *header.Parsed, f *conntrack.Flow, dir conntrack.
 		e.Stats.Malformed[hr&31].Add(1)
 		return DropMalformed
 	}
-	if p.SrcPort != t.DstPort && (!isICMP(p.Proto) || p.SrcPort != 0) {
+	if p.SrcPort != t.DstPort && (!p.Proto.IsICMP() || p.SrcPort != 0) {
 		p.SetSrcPort(t.DstPort)
 	}
-	if p.DstPort != t.SrcPort && (!isICMP(p.Proto) || p.DstPort != 0) {
+	if p.DstPort != t.SrcPort && (!p.Proto.IsICMP() || p.DstPort != 0) {
 		p.SetDstPort(t.SrcPort)
 	}
-	if p.TCPFlags&header.TCPSYN != 0 && p.Version == 6 && p.MSS > nat64MSSDelta && !e.cfg.NAT64KeepMSS {
+	if p.TCPFlags&ipproto.TCPSYN != 0 && p.Version == 6 && p.MSS > nat64MSSDelta && !e.cfg.NAT64KeepMSS {
 		// A SYN from the IPv4 side, now IPv6: its MSS was computed for
 		// 40 bytes of IPv4 and TCP headers (RFC 9293 §3.7.1); segments
 		// of that size from the IPv6 side carry 60 (RFC 8200 §3) and
@@ -569,7 +570,7 @@ func (e *Engine) icmpError64(p *header.Parsed, now int64) (Verdict, []byte, Drop
 		// An IPv6 router outside the prefix is hidden behind the flow's
 		// pool address (RFC 6146 §3.5.1.1 translates only what it can).
 	}
-	if x, ok := f.Ext.(*ftpFlow); ok && in.Proto == header.ProtoTCP {
+	if x, ok := f.Ext.(*ftpFlow); ok && in.Proto == ipproto.TCP {
 		// the quote's SEQ/ACK as the sender numbered them (ftp glue)
 		x.unmapQuoted(&in, dir.Other())
 	}
@@ -621,13 +622,13 @@ func (x *ftpFlow) mapData64(dir conntrack.Dir, announced netip.AddrPort) (netip.
 	}
 	pub := x.f.Tuples[conntrack.Reply].Dst
 	i := n.poolIndex(pub)
-	in := endpoint{addr: a, port: announced.Port(), proto: conntrack.ProtoTCP}
+	in := endpoint{addr: a, port: announced.Port(), proto: ipproto.TCP}
 	port, ok := n.ports[i].acquire(in)
 	if !ok {
 		return netip.AddrPort{}, false
 	}
 	exp := &conntrack.Expectation{
-		Proto:   conntrack.ProtoTCP,
+		Proto:   ipproto.TCP,
 		Src:     x.f.Tuples[conntrack.Reply].Src, // the IPv4 server
 		Dst:     pub,
 		DstPort: port,
@@ -654,13 +655,13 @@ func (x *ftpFlow) mapStatic64(dir conntrack.Dir, announced netip.AddrPort) (neti
 	}
 	pub := x.f.Tuples[conntrack.Original].Dst
 	i := n.poolIndex(pub)
-	in := endpoint{addr: a, port: announced.Port(), proto: conntrack.ProtoTCP}
+	in := endpoint{addr: a, port: announced.Port(), proto: ipproto.TCP}
 	port, ok := n.ports[i].acquire(in)
 	if !ok {
 		return netip.AddrPort{}, false
 	}
 	exp := &conntrack.Expectation{
-		Proto:   conntrack.ProtoTCP,
+		Proto:   ipproto.TCP,
 		Src:     x.f.Tuples[conntrack.Original].Src, // the IPv4 client
 		Dst:     pub,
 		DstPort: port,

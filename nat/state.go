@@ -62,7 +62,7 @@ import (
 
 	"github.com/natalg/natalg/alg"
 	"github.com/natalg/natalg/conntrack"
-	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 	"github.com/natalg/natalg/nat/xlat"
 	"github.com/natalg/natalg/seqdelta"
 )
@@ -195,7 +195,7 @@ func (e *Engine) SaveState(w io.Writer) error {
 	}
 	sw.u32(uint32(len(exps)))
 	for _, x := range exps {
-		sw.u8(x.Proto)
+		sw.u8(uint8(x.Proto))
 		sw.addr(x.Src)
 		sw.addr(x.Dst)
 		sw.u16(x.DstPort)
@@ -367,7 +367,7 @@ func decodeState(buf []byte) (*decoded, error) {
 	exps := make([]savedExp, 0, min(n, 4096))
 	for i := 0; i < n && d.err == nil; i++ {
 		var x savedExp
-		x.x.Proto = d.u8()
+		x.x.Proto = ipproto.Proto(d.u8())
 		x.x.Src = d.addr()
 		x.x.Dst = d.addr()
 		x.x.DstPort = d.u16()
@@ -571,7 +571,7 @@ func (e *Engine) restore(dec *decoded, now int64, st *LoadStats) {
 // address's, as expectationRemoved releases it.
 func (e *Engine) expectFits(x *conntrack.Expectation, version uint16) (*portMap, bool) {
 	t := x.Target.Addr()
-	if x.Proto != header.ProtoTCP || !x.Src.IsValid() || x.Src.Zone() != "" || x.Src.Is4In6() || x.Target.Port() == 0 || t.Zone() != "" {
+	if x.Proto != ipproto.TCP || !x.Src.IsValid() || x.Src.Zone() != "" || x.Src.Is4In6() || x.Target.Port() == 0 || t.Zone() != "" {
 		return nil, false
 	}
 	if x.Dst.Is4() && t.Is6() && !t.Is4In6() {
@@ -641,7 +641,7 @@ func (e *Engine) fits(r *conntrack.FlowRecord) (m *portMap, in endpoint, ok bool
 		return nil, endpoint{}, false
 	case tagExpected, tagMapped:
 		ok = o.Dst == e.public[familyOf(o.Dst)] && e.inside(p.Src) && p.Dst == o.Src && p.DstPort == o.SrcPort && o.DstPort != 0 &&
-			(r.Tag == tagExpected || o.Proto == header.ProtoUDP || o.Proto == header.ProtoTCP)
+			(r.Tag == tagExpected || o.Proto == ipproto.UDP || o.Proto == ipproto.TCP)
 		return e.ports, endpoint{addr: p.Src, port: p.SrcPort, proto: p.Proto}, ok
 	case tagHairpin, tagHairpinBound:
 		// An inside host to a public endpoint, back inside (newHairpin):
@@ -649,7 +649,7 @@ func (e *Engine) fits(r *conntrack.FlowRecord) (m *portMap, in endpoint, ok bool
 		// inside endpoint, whose binding restore takes as well.
 		pub := e.public[familyOf(o.Src)]
 		ok = e.inside(o.Src) && pub.IsValid() && o.Dst == pub && p.Dst == pub && e.inside(p.Src) &&
-			p.DstPort != 0 && o.DstPort != 0 && p.SrcPort != 0 && !isICMP(o.Proto) && p.Proto == o.Proto
+			p.DstPort != 0 && o.DstPort != 0 && p.SrcPort != 0 && !o.Proto.IsICMP() && p.Proto == o.Proto
 		fw := e.forwardOf(o.Proto, familyOf(pub), o.DstPort)
 		if r.Tag == tagHairpin {
 			ok = ok && fw != nil && fw.target(o.DstPort) == netip.AddrPortFrom(p.Src, p.SrcPort)
@@ -664,7 +664,7 @@ func (e *Engine) fits(r *conntrack.FlowRecord) (m *portMap, in endpoint, ok bool
 		if n == nil || !o.Src.Is4() || !p.Src.Is6() || !n.pool.Contains(o.Src) || !n.pool.Contains(o.Dst) {
 			return nil, endpoint{}, false
 		}
-		ok = (o.Proto == header.ProtoTCP || o.Proto == header.ProtoUDP) && p.Proto == o.Proto &&
+		ok = (o.Proto == ipproto.TCP || o.Proto == ipproto.UDP) && p.Proto == o.Proto &&
 			p.Dst == xlat.Embed(n.prefix, o.Src) && p.DstPort == o.SrcPort && o.DstPort != 0 && p.SrcPort != 0
 		return n.ports[n.poolIndex(o.Dst)], endpoint{addr: p.Src, port: p.SrcPort, proto: p.Proto}, ok
 	case tag64:
@@ -676,7 +676,7 @@ func (e *Engine) fits(r *conntrack.FlowRecord) (m *portMap, in endpoint, ok bool
 		}
 		dst, ok := xlat.Extract(n.prefix, o.Dst)
 		ok = ok && usable4(dst) && p.Src == dst && p.SrcPort == o.DstPort && p.DstPort != 0 && p.Proto == proto4(o.Proto) &&
-			(o.Proto == header.ProtoTCP || o.Proto == header.ProtoUDP || o.Proto == header.ProtoICMPv6 && o.SrcPort != 0)
+			(o.Proto == ipproto.TCP || o.Proto == ipproto.UDP || o.Proto == ipproto.ICMPv6 && o.SrcPort != 0)
 		return n.ports[n.poolIndex(p.Dst)], endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto}, ok
 	case tag64Expected:
 		// An IPv4 server's data connection to a pool address, towards an
@@ -685,7 +685,7 @@ func (e *Engine) fits(r *conntrack.FlowRecord) (m *portMap, in endpoint, ok bool
 		if n == nil || !o.Src.Is4() || !p.Src.Is6() || !n.pool.Contains(o.Dst) {
 			return nil, endpoint{}, false
 		}
-		ok = o.Proto == header.ProtoTCP && p.Dst == xlat.Embed(n.prefix, o.Src) && p.DstPort == o.SrcPort &&
+		ok = o.Proto == ipproto.TCP && p.Dst == xlat.Embed(n.prefix, o.Src) && p.DstPort == o.SrcPort &&
 			o.DstPort != 0 && p.SrcPort != 0
 		return n.ports[n.poolIndex(o.Dst)], endpoint{addr: p.Src, port: p.SrcPort, proto: p.Proto}, ok
 	case tag64Static:
@@ -720,7 +720,7 @@ func (e *Engine) publicPort(r *conntrack.FlowRecord) uint16 {
 // ledgers), or whose saved state is inconsistent.
 func (e *Engine) restoreExt(f *conntrack.Flow, sf *savedFlow) (any, bool) {
 	o, r := f.Tuples[conntrack.Original], f.Tuples[conntrack.Reply]
-	isFTP := o.Proto == header.ProtoTCP && f.Master == nil && sf.master == 0 && (e.isFTP(o.DstPort) || e.isFTP(r.SrcPort))
+	isFTP := o.Proto == ipproto.TCP && f.Master == nil && sf.master == 0 && (e.isFTP(o.DstPort) || e.isFTP(r.SrcPort))
 	if !sf.ftp {
 		if isFTP {
 			return newFTPFlow(e, f), true
@@ -846,7 +846,7 @@ func (w *stateWriter) tuple(t conntrack.Tuple) {
 	w.addr(t.Dst)
 	w.u16(t.SrcPort)
 	w.u16(t.DstPort)
-	w.u8(t.Proto)
+	w.u8(uint8(t.Proto))
 }
 
 // stateReader reads big-endian fields from a checked buffer; the first
@@ -957,7 +957,7 @@ func (d *stateReader) addr() netip.Addr {
 }
 
 func (d *stateReader) tuple() conntrack.Tuple {
-	return conntrack.Tuple{Src: d.addr(), Dst: d.addr(), SrcPort: d.u16(), DstPort: d.u16(), Proto: d.u8()}
+	return conntrack.Tuple{Src: d.addr(), Dst: d.addr(), SrcPort: d.u16(), DstPort: d.u16(), Proto: ipproto.Proto(d.u8())}
 }
 
 // bitsOf packs up to 8 flags into a byte, the first in bit 0.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // Stats count what happened to the expectations natalg put in the kernel.
@@ -136,7 +137,7 @@ func ownerKey(i int, el *nftables.SetElement) string {
 // element lapses with x (x.Expires), so it never outlives natalg's
 // expectation even when natalg cannot remove it.
 func (d *Datapath) ExpectationInstalled(x *conntrack.Expectation) error {
-	if x.Proto != conntrack.ProtoTCP {
+	if x.Proto != ipproto.TCP {
 		return fmt.Errorf("kerneldp: expectation of protocol %d", x.Proto)
 	}
 	i, el := expectElement(x)
@@ -215,7 +216,7 @@ func (d *Datapath) remove(x *conntrack.Expectation) {
 func (d *Datapath) Sync(eng *nat.Engine) (int, error) {
 	var xs []*conntrack.Expectation
 	eng.Table().RangeExpectations(func(x *conntrack.Expectation) {
-		if x.Proto == conntrack.ProtoTCP && !(x.Dst.Is4() && x.Target.Addr().Is6()) { // not NAT64's
+		if x.Proto == ipproto.TCP && !(x.Dst.Is4() && x.Target.Addr().Is6()) { // not NAT64's
 			xs = append(xs, x)
 		}
 	})
@@ -262,7 +263,7 @@ func (d *Datapath) Watch(ctx context.Context, eng *nat.Engine) error {
 				continue
 			}
 			o := ev.Flow.TupleOrig
-			if o.Proto.Protocol != conntrack.ProtoTCP {
+			if ipproto.Proto(o.Proto.Protocol) != ipproto.TCP {
 				continue
 			}
 			d.used(eng, o.IP.SourceAddress.Unmap(), netip.AddrPortFrom(o.IP.DestinationAddress.Unmap(), o.Proto.DestinationPort))
@@ -272,7 +273,7 @@ func (d *Datapath) Watch(ctx context.Context, eng *nat.Engine) error {
 
 // used handles the data connection from peer to public.
 func (d *Datapath) used(eng *nat.Engine, peer netip.Addr, public netip.AddrPort) {
-	x := &conntrack.Expectation{Proto: conntrack.ProtoTCP, Src: peer, Dst: public.Addr(), DstPort: public.Port()}
+	x := &conntrack.Expectation{Proto: ipproto.TCP, Src: peer, Dst: public.Addr(), DstPort: public.Port()}
 	i, el := expectElement(x)
 	k := ownerKey(i, &el)
 	d.mu.Lock()
@@ -289,7 +290,7 @@ func (d *Datapath) used(eng *nat.Engine, peer netip.Addr, public netip.AddrPort)
 		return
 	}
 	d.Stats.Used.Add(1)
-	eng.ExpectationUsed(conntrack.ProtoTCP, peer, public, time.Now())
+	eng.ExpectationUsed(ipproto.TCP, peer, public, time.Now())
 	d.log.Debug("kerneldp: expectation used", "peer", peer, "public", public)
 }
 
