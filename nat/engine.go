@@ -11,21 +11,6 @@ import (
 	"github.com/natalg/natalg/nat/ipproto"
 )
 
-// Flow tags: how a flow was made, and so what it holds.
-const (
-	tagSNAT     uint8 = iota + 1 // outbound; holds a binding of its inside source
-	tagForward                   // inbound through a DNAT forward; holds nothing
-	tagExpected                  // inbound from an expectation; holds a binding of its target
-	tagMapped                    // inbound through a mapping its filtering admitted (RFC 4787 §5); holds a binding of its target
-	// Hairpinned flows (RFC 4787 §6 REQ-9, RFC 5382 §7.2 REQ-8): an inside
-	// host to a public endpoint that leads back inside. Both addresses are
-	// translated: the source through the host's own endpoint-independent
-	// mapping, the destination through a forward, an expectation or
-	// another inside endpoint's mapping.
-	tagHairpin      // to a forwarded port; holds a binding of its inside source
-	tagHairpinBound // to an expectation or a mapping; holds a binding of its source and one of its target
-)
-
 // Engine translates packets. It is safe for concurrent use by several
 // workers sharing one flow table.
 type Engine struct {
@@ -270,9 +255,7 @@ func (e *Engine) newOutbound(p *header.Parsed, tu conntrack.Tuple, now int64) (*
 	if !ok {
 		return nil, 0, DropPortsExhausted
 	}
-	reply := conntrack.Tuple{Src: tu.Dst, Dst: pub, SrcPort: tu.DstPort, DstPort: port, Proto: tu.Proto}
-	f := conntrack.NewFlow(tu, reply)
-	f.Tag = tagSNAT
+	f := kindSNAT.newFlow(tu, netip.AddrPortFrom(tu.Dst, tu.DstPort), netip.AddrPortFrom(pub, port))
 	g, dir, dr := e.insert(f, now)
 	if g != f {
 		e.ports.release(in)
@@ -295,9 +278,7 @@ func (e *Engine) newInbound(p *header.Parsed, tu conntrack.Tuple, now int64) (*c
 		fw := &e.cfg.Forwards[i]
 		if fw.Proto == tu.Proto && tu.DstPort >= fw.Port && tu.DstPort <= fw.PortEnd && familyOf(fw.Target) == familyOf(tu.Dst) {
 			t := fw.target(tu.DstPort)
-			reply := conntrack.Tuple{Src: t.Addr(), Dst: tu.Src, SrcPort: t.Port(), DstPort: tu.SrcPort, Proto: tu.Proto}
-			f := conntrack.NewFlow(tu, reply)
-			f.Tag = tagForward
+			f := kindForward.newFlow(tu, t, netip.AddrPortFrom(tu.Src, tu.SrcPort))
 			return e.insert(f, now)
 		}
 	}
@@ -310,9 +291,7 @@ func (e *Engine) newInbound(p *header.Parsed, tu conntrack.Tuple, now int64) (*c
 		return e.newMapped(tu, now)
 	}
 	t := x.Target
-	reply := conntrack.Tuple{Src: t.Addr(), Dst: tu.Src, SrcPort: t.Port(), DstPort: tu.SrcPort, Proto: tu.Proto}
-	f := conntrack.NewFlow(tu, reply)
-	f.Tag = tagExpected
+	f := kindExpected.newFlow(tu, t, netip.AddrPortFrom(tu.Src, tu.SrcPort))
 	f.Master = x.Master
 	g, dir, dr := e.insert(f, now)
 	if g != f {
@@ -359,28 +338,6 @@ func (e *Engine) insert(f *conntrack.Flow, now int64) (*conntrack.Flow, conntrac
 		return nil, 0, DropTableFull
 	default:
 		return nil, 0, DropClash
-	}
-}
-
-// flowRemoved releases what a flow held.
-func (e *Engine) flowRemoved(f *conntrack.Flow) {
-	if f.Tag >= tag64 {
-		e.release64(f)
-		return
-	}
-	o, r := f.Tuples[conntrack.Original], f.Tuples[conntrack.Reply]
-	switch f.Tag {
-	case tagSNAT:
-		in := endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto}
-		e.ports.dropPeer(in, o.Dst)
-		e.ports.release(in)
-	case tagExpected, tagMapped:
-		e.ports.release(endpoint{addr: r.Src, port: r.SrcPort, proto: r.Proto})
-	case tagHairpin:
-		e.ports.release(endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto})
-	case tagHairpinBound:
-		e.ports.release(endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto})
-		e.ports.release(endpoint{addr: r.Src, port: r.SrcPort, proto: r.Proto})
 	}
 }
 

@@ -1,6 +1,8 @@
 package nat
 
 import (
+	"net/netip"
+
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat/ipproto"
 )
@@ -34,9 +36,7 @@ func (e *Engine) newMapped(tu conntrack.Tuple, now int64) (*conntrack.Flow, conn
 		}
 		return nil, 0, DropNoFlow
 	}
-	reply := conntrack.Tuple{Src: in.addr, Dst: tu.Src, SrcPort: in.port, DstPort: tu.SrcPort, Proto: tu.Proto}
-	f := conntrack.NewFlow(tu, reply)
-	f.Tag = tagMapped
+	f := kindMapped.newFlow(tu, netip.AddrPortFrom(in.addr, in.port), netip.AddrPortFrom(tu.Src, tu.SrcPort))
 	g, dir, dr := e.insert(f, now)
 	if g != f {
 		e.ports.release(in)

@@ -33,7 +33,7 @@ func (x *ftpFlow) Ledger(d conntrack.Dir) *seqdelta.Ledger { return &x.seq[d] }
 // to a public port (the announced one when free) and expects the peer of
 // the control connection to connect there.
 func (x *ftpFlow) MapData(dir conntrack.Dir, announced netip.AddrPort) (netip.AddrPort, bool) {
-	if x.f.Tag >= tag64 {
+	if kindOf(x.f).isNAT64() {
 		return x.mapData64(dir, announced)
 	}
 	a := announced.Addr().Unmap()
@@ -98,7 +98,7 @@ func (e *Engine) processFTP(p *header.Parsed, f *conntrack.Flow, dir conntrack.D
 		e.Stats.algEvents(res.Events)
 		switch res.Action {
 		case alg.Drop:
-			if res.Events&alg.EvTornDown != 0 && f.Tag >= tag64 && dir == conntrack.Reply && fl&ipproto.TCPACK != 0 && fl&ipproto.TCPRST == 0 {
+			if res.Events&alg.EvTornDown != 0 && kindOf(f).isNAT64() && dir == conntrack.Reply && fl&ipproto.TCPACK != 0 && fl&ipproto.TCPRST == 0 {
 				// RFC 6384 §12, the server's side of a torn-down
 				// session: its next segment goes back to it as a reset
 				e.Stats.ALGResets.Add(1)
@@ -173,7 +173,7 @@ func (e *Engine) processFTP(p *header.Parsed, f *conntrack.Flow, dir conntrack.D
 	if adjusted {
 		e.Stats.SeqAdjusted.Add(1)
 	}
-	if f.Tag >= tag64 {
+	if kindOf(f).isNAT64() {
 		if dr := e.translate64(p, f, dir); dr != DropNone {
 			v, dr := e.Stats.drop(dr)
 			return v, nil, dr

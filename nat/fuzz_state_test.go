@@ -130,7 +130,7 @@ func loadChecked(t *testing.T, b []byte) {
 	}
 	holding := 0
 	e.Table().Range(func(f *conntrack.Flow) bool {
-		if f.Tag == tagSNAT || f.Tag == tagExpected || f.Tag == tag64 || f.Tag == tag64Expected {
+		if k := kindOf(f); k == kindSNAT || k == kindExpected || k == kind64 || k == kind64Expected {
 			holding++
 		}
 		return true

@@ -40,7 +40,7 @@ func (e *Engine) newHairpin(p *header.Parsed, tu conntrack.Tuple, now int64) (*c
 	src := endpoint{addr: tu.Src, port: tu.SrcPort, proto: tu.Proto}
 	var target netip.AddrPort
 	var x *conntrack.Expectation
-	tag := tagHairpin
+	kind := kindHairpin
 	if fw := e.forwardOf(tu.Proto, fam, tu.DstPort); fw != nil {
 		target = fw.target(tu.DstPort)
 	} else {
@@ -49,7 +49,7 @@ func (e *Engine) newHairpin(p *header.Parsed, tu conntrack.Tuple, now int64) (*c
 			x = e.table.TakeExpectation(tu.Proto, tu.Src, tu.Dst, tu.DstPort, now)
 		}
 		if x != nil {
-			target, tag = x.Target, tagHairpinBound
+			target, kind = x.Target, kindHairpinBound
 		} else {
 			if tu.Proto == ipproto.TCP && !tcpSYN {
 				// Only a SYN opens a connection to a mapping. A segment
@@ -70,13 +70,13 @@ func (e *Engine) newHairpin(p *header.Parsed, tu conntrack.Tuple, now int64) (*c
 				}
 				return nil, 0, DropNone
 			}
-			target, tag = netip.AddrPortFrom(in.addr, in.port), tagHairpinBound
+			target, kind = netip.AddrPortFrom(in.addr, in.port), kindHairpinBound
 		}
 	}
 	// release gives back the target's binding (an expectation's or a held
 	// mapping) when no flow takes it over.
 	release := func() {
-		if tag == tagHairpinBound {
+		if kind == kindHairpinBound {
 			e.ports.release(endpoint{addr: target.Addr(), port: target.Port(), proto: tu.Proto})
 		}
 	}
@@ -89,9 +89,7 @@ func (e *Engine) newHairpin(p *header.Parsed, tu conntrack.Tuple, now int64) (*c
 		release()
 		return nil, 0, DropPortsExhausted
 	}
-	reply := conntrack.Tuple{Src: target.Addr(), Dst: tu.Dst, SrcPort: target.Port(), DstPort: port, Proto: tu.Proto}
-	f := conntrack.NewFlow(tu, reply)
-	f.Tag = tag
+	f := kind.newFlow(tu, target, netip.AddrPortFrom(tu.Dst, port))
 	if x != nil {
 		f.Master = x.Master
 	}

@@ -22,7 +22,7 @@ import (
 func (e *Engine) icmpError(p *header.Parsed, outbound bool, now int64) (Verdict, []byte, DropReason) {
 	var in header.Parsed
 	f, dir, dr := e.quotedFlow(p, &in, now)
-	if dr == DropNone && f.Tag >= tag64 {
+	if dr == DropNone && kindOf(f).isNAT64() {
 		dr = DropICMPErrorNoFlow // a NAT64 flow's errors arrive by process64
 	}
 	if dr != DropNone {

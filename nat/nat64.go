@@ -11,17 +11,6 @@ import (
 	"github.com/natalg/natalg/nat/xlat"
 )
 
-// Flow tags of NAT64 flows (RFC 6146). Every tag from tag64 on is a NAT64
-// flow, whose two tuples are of different address families: the original
-// tuple as the packet arrived (IPv6 from a client, or IPv4 for a data
-// connection an expectation admitted), the reply tuple in the other family.
-const (
-	tag64         uint8 = iota + 16 // outbound from an IPv6 client; holds a pool binding of its source
-	tag64Expected                   // inbound IPv4 from an expectation; holds a pool binding of its target
-	tag64Hairpin                    // a hairpinned IPv4 packet (RFC 6146 §3.8) to another IPv6 client's binding; holds a reference to that binding
-	tag64Static                     // inbound IPv4 to a static binding (Forward64); holds a reference to it
-)
-
 // nat64 is the stateful NAT64 of RFC 6146: IPv6 clients reach IPv4 hosts at
 // the addresses RFC 6052 embeds in Prefix, and are seen by them from an
 // address of Pool.
@@ -369,9 +358,7 @@ func (e *Engine) newOutbound64(p *header.Parsed, tu conntrack.Tuple, now int64) 
 	if !ok {
 		return nil, 0, DropPortsExhausted
 	}
-	reply := conntrack.Tuple{Src: dst, Dst: n.addrs[i], SrcPort: tu.DstPort, DstPort: port, Proto: proto4(tu.Proto)}
-	f := conntrack.NewFlow(tu, reply)
-	f.Tag = tag64
+	f := kind64.newFlow(tu, netip.AddrPortFrom(dst, tu.DstPort), netip.AddrPortFrom(n.addrs[i], port))
 	g, dir, dr := e.insert(f, now)
 	if g != f {
 		n.ports[i].release(in)
@@ -398,9 +385,7 @@ func (e *Engine) newInbound64(p *header.Parsed, tu conntrack.Tuple, now int64) (
 		return nil, 0, DropNoFlow
 	}
 	t := x.Target
-	reply := conntrack.Tuple{Src: t.Addr(), Dst: xlat.Embed(e.n64.prefix, tu.Src), SrcPort: t.Port(), DstPort: tu.SrcPort, Proto: tu.Proto}
-	f := conntrack.NewFlow(tu, reply)
-	f.Tag = tag64Expected
+	f := kind64Expected.newFlow(tu, t, netip.AddrPortFrom(xlat.Embed(e.n64.prefix, tu.Src), tu.SrcPort))
 	f.Master = x.Master
 	g, dir, dr := e.insert(f, now)
 	if g != f {
@@ -441,9 +426,7 @@ func (e *Engine) newHairpin64(p *header.Parsed, tu conntrack.Tuple, now int64) (
 	if !ok {
 		return nil, 0, DropNoFlow
 	}
-	reply := conntrack.Tuple{Src: in.addr, Dst: xlat.Embed(n.prefix, tu.Src), SrcPort: in.port, DstPort: tu.SrcPort, Proto: proto6(tu.Proto)}
-	f := conntrack.NewFlow(tu, reply)
-	f.Tag = tag64Hairpin
+	f := kind64Hairpin.newFlow(tu, netip.AddrPortFrom(in.addr, in.port), netip.AddrPortFrom(xlat.Embed(n.prefix, tu.Src), tu.SrcPort))
 	g, dir, dr := e.insert(f, now)
 	if g != f {
 		m.release(in)
@@ -467,9 +450,7 @@ func (e *Engine) newStatic64(p *header.Parsed, tu conntrack.Tuple, target netip.
 	if _, ok := n.ports[i].acquire(in); !ok {
 		return nil, 0, DropPortsExhausted // unreachable: the binding is pinned
 	}
-	reply := conntrack.Tuple{Src: target.Addr(), Dst: xlat.Embed(n.prefix, tu.Src), SrcPort: target.Port(), DstPort: tu.SrcPort, Proto: tu.Proto}
-	f := conntrack.NewFlow(tu, reply)
-	f.Tag = tag64Static
+	f := kind64Static.newFlow(tu, target, netip.AddrPortFrom(xlat.Embed(n.prefix, tu.Src), tu.SrcPort))
 	g, dir, dr := e.insert(f, now)
 	if g != f {
 		n.ports[i].release(in)
@@ -551,7 +532,7 @@ func xlatDropReason(r xlat.Reason) DropReason {
 func (e *Engine) icmpError64(p *header.Parsed, now int64) (Verdict, []byte, DropReason) {
 	var in header.Parsed
 	f, dir, dr := e.quotedFlow(p, &in, now)
-	if dr == DropNone && f.Tag < tag64 {
+	if dr == DropNone && !kindOf(f).isNAT64() {
 		dr = DropICMPErrorNoFlow
 	}
 	if dr != DropNone {
@@ -594,25 +575,11 @@ func (e *Engine) icmpError64(p *header.Parsed, now int64) (Verdict, []byte, Drop
 	return Accept, out, DropNone
 }
 
-// release64 releases what a NAT64 flow held.
-func (e *Engine) release64(f *conntrack.Flow) {
-	o, r := f.Tuples[conntrack.Original], f.Tuples[conntrack.Reply]
-	n := e.n64
-	switch f.Tag {
-	case tag64:
-		m, in := n.ports[n.poolIndex(r.Dst)], endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto}
-		m.sentThrough(in, -1)
-		m.release(in)
-	case tag64Expected, tag64Hairpin, tag64Static:
-		n.ports[n.poolIndex(o.Dst)].release(endpoint{addr: r.Src, port: r.SrcPort, proto: r.Proto})
-	}
-}
-
 // mapData64 implements MapData for a NAT64 control flow: the IPv6 client's
 // announced endpoint gets a port on its pool address, and the IPv4 server
 // is expected to connect there (RFC 6384 §7.2, stateful EPRT translation).
 func (x *ftpFlow) mapData64(dir conntrack.Dir, announced netip.AddrPort) (netip.AddrPort, bool) {
-	if x.f.Tag == tag64Static {
+	if kindOf(x.f) == kind64Static {
 		return x.mapStatic64(dir, announced)
 	}
 	n := x.e.n64

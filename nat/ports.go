@@ -29,7 +29,7 @@ type binding struct {
 	inside endpoint
 	public uint16
 	refs   int32
-	// sent counts the outbound flows (tagSNAT) of the inside endpoint: the
+	// sent counts the outbound flows (kindSNAT) of the inside endpoint: the
 	// flows that make the mapping one the endpoint itself opened, through
 	// which filtering may let other remote endpoints in.
 	sent int32

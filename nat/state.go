@@ -63,7 +63,6 @@ import (
 	"github.com/natalg/natalg/alg"
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat/ipproto"
-	"github.com/natalg/natalg/nat/xlat"
 	"github.com/natalg/natalg/seqdelta"
 )
 
@@ -475,12 +474,12 @@ func (e *Engine) restore(dec *decoded, now int64, st *LoadStats) {
 			st.Misfit++
 			continue
 		}
-		if sf.rec.Tag >= tag64 && dec.version < 2 {
-			st.Misfit++ // saved without its NAT64 gateway state
-			continue
-		}
-		m, in, ok := e.fits(&sf.rec)
-		if !ok {
+		k := flowKind(sf.rec.Tag)
+		ki, known := k.info()
+		if !known || k.isNAT64() && dec.version < 2 || !ki.fits(e, &sf.rec.Tuples[conntrack.Original], &sf.rec.Tuples[conntrack.Reply]) {
+			// a kind this version does not restore, a NAT64 flow saved
+			// without its gateway state (version 1), or one the current
+			// configuration would not make
 			st.Misfit++
 			continue
 		}
@@ -494,38 +493,32 @@ func (e *Engine) restore(dec *decoded, now int64, st *LoadStats) {
 			continue
 		}
 		f.Ext = ext
-		if m != nil && !m.bindRestored(in, e.publicPort(&sf.rec)) {
+		// Take the bindings the flow holds again, one reference each.
+		bs, n := e.held(k, &sf.rec.Tuples)
+		taken := 0
+		for taken < n && bs[taken].ports.bindRestored(bs[taken].in, bs[taken].public) {
+			taken++
+		}
+		if taken < n {
+			for i := range taken {
+				bs[i].ports.release(bs[i].in)
+			}
 			st.Clash++
 			continue
 		}
-		// A hairpinned flow to an expectation or a mapping holds its
-		// target's binding too.
-		var target endpoint
-		if sf.rec.Tag == tagHairpinBound {
-			r := &sf.rec.Tuples[conntrack.Reply]
-			target = endpoint{addr: r.Src, port: r.SrcPort, proto: r.Proto}
-			if !m.bindRestored(target, sf.rec.Tuples[conntrack.Original].DstPort) {
-				m.release(in)
-				st.Clash++
-				continue
-			}
-		}
 		if err := e.table.Restore(f, now); err != nil {
-			if m != nil {
-				m.release(in)
-			}
-			if target.addr.IsValid() {
-				m.release(target)
+			for i := range n {
+				bs[i].ports.release(bs[i].in)
 			}
 			count(st, err)
 			continue
 		}
-		if sf.rec.Tag == tagSNAT {
+		if n > 0 && ki.peers {
 			// address-dependent filtering knows whom the endpoint sent to
-			m.addPeer(in, sf.rec.Tuples[conntrack.Original].Dst)
+			bs[0].ports.addPeer(bs[0].in, sf.rec.Tuples[conntrack.Original].Dst)
 		}
-		if sf.rec.Tag == tag64 {
-			m.sentThrough(in, 1) // an active mapping, for hairpinning
+		if n > 0 && ki.active {
+			bs[0].ports.sentThrough(bs[0].in, 1) // an active mapping, for hairpinning
 		}
 		made[i] = f
 		st.Flows++
@@ -580,12 +573,12 @@ func (e *Engine) expectFits(x *conntrack.Expectation, version uint16) (*portMap,
 		if n == nil || version < 2 || !n.pool.Contains(x.Dst) || !x.Src.Is4() {
 			return nil, false
 		}
-		switch x.Master.Tag {
-		case tag64: // active mode of an IPv6 client (mapData64)
+		switch kindOf(x.Master) {
+		case kind64: // active mode of an IPv6 client (mapData64)
 			if mf[conntrack.Reply].Dst != x.Dst || mf[conntrack.Reply].Src != x.Src || mf[conntrack.Original].Src != t {
 				return nil, false
 			}
-		case tag64Static: // passive mode of an IPv6 server (mapStatic64)
+		case kind64Static: // passive mode of an IPv6 server (mapStatic64)
 			if mf[conntrack.Original].Dst != x.Dst || mf[conntrack.Original].Src != x.Src || mf[conntrack.Reply].Src != t {
 				return nil, false
 			}
@@ -615,101 +608,6 @@ func count(st *LoadStats, err error) {
 	default:
 		st.Clash++
 	}
-}
-
-// fits reports whether the engine, as configured now, would have made a
-// flow like r, and which inside endpoint's binding the flow holds in which
-// port map (m, nil when the flow holds none): the public port map, or for
-// a NAT64 flow the map of its pool address.
-func (e *Engine) fits(r *conntrack.FlowRecord) (m *portMap, in endpoint, ok bool) {
-	o, p := &r.Tuples[conntrack.Original], &r.Tuples[conntrack.Reply]
-	switch r.Tag {
-	case tagSNAT:
-		pub := e.public[familyOf(o.Src)]
-		ok = e.inside(o.Src) && pub.IsValid() && p.Dst == pub && p.Src == o.Dst && p.SrcPort == o.DstPort && p.DstPort != 0
-		return e.ports, endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto}, ok
-	case tagForward:
-		if o.Dst != e.public[familyOf(o.Dst)] || p.Dst != o.Src || p.DstPort != o.SrcPort {
-			return nil, endpoint{}, false
-		}
-		for i := range e.cfg.Forwards {
-			fw := &e.cfg.Forwards[i]
-			if fw.Proto == o.Proto && o.DstPort >= fw.Port && o.DstPort <= fw.PortEnd && familyOf(fw.Target) == familyOf(o.Dst) {
-				return nil, endpoint{}, fw.target(o.DstPort) == netip.AddrPortFrom(p.Src, p.SrcPort)
-			}
-		}
-		return nil, endpoint{}, false
-	case tagExpected, tagMapped:
-		ok = o.Dst == e.public[familyOf(o.Dst)] && e.inside(p.Src) && p.Dst == o.Src && p.DstPort == o.SrcPort && o.DstPort != 0 &&
-			(r.Tag == tagExpected || o.Proto == ipproto.UDP || o.Proto == ipproto.TCP)
-		return e.ports, endpoint{addr: p.Src, port: p.SrcPort, proto: p.Proto}, ok
-	case tagHairpin, tagHairpinBound:
-		// An inside host to a public endpoint, back inside (newHairpin):
-		// through a forward (tagHairpin), else to an expected or mapped
-		// inside endpoint, whose binding restore takes as well.
-		pub := e.public[familyOf(o.Src)]
-		ok = e.inside(o.Src) && pub.IsValid() && o.Dst == pub && p.Dst == pub && e.inside(p.Src) &&
-			p.DstPort != 0 && o.DstPort != 0 && p.SrcPort != 0 && !o.Proto.IsICMP() && p.Proto == o.Proto
-		fw := e.forwardOf(o.Proto, familyOf(pub), o.DstPort)
-		if r.Tag == tagHairpin {
-			ok = ok && fw != nil && fw.target(o.DstPort) == netip.AddrPortFrom(p.Src, p.SrcPort)
-		} else {
-			ok = ok && fw == nil && netip.AddrPortFrom(p.Src, p.SrcPort) != netip.AddrPortFrom(o.Src, o.SrcPort)
-		}
-		return e.ports, endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto}, ok
-	case tag64Hairpin:
-		// A hairpinned IPv4 packet from a pool transport address to
-		// another's binding, towards its IPv6 holder (newHairpin64).
-		n := e.n64
-		if n == nil || !o.Src.Is4() || !p.Src.Is6() || !n.pool.Contains(o.Src) || !n.pool.Contains(o.Dst) {
-			return nil, endpoint{}, false
-		}
-		ok = (o.Proto == ipproto.TCP || o.Proto == ipproto.UDP) && p.Proto == o.Proto &&
-			p.Dst == xlat.Embed(n.prefix, o.Src) && p.DstPort == o.SrcPort && o.DstPort != 0 && p.SrcPort != 0
-		return n.ports[n.poolIndex(o.Dst)], endpoint{addr: p.Src, port: p.SrcPort, proto: p.Proto}, ok
-	case tag64:
-		// An IPv6 client to the prefix; the IPv4 server embedded there,
-		// seen from a pool address (newOutbound64).
-		n := e.n64
-		if n == nil || !o.Src.Is6() || !p.Dst.Is4() || !n.prefix.Contains(o.Dst) || !n.pool.Contains(p.Dst) {
-			return nil, endpoint{}, false
-		}
-		dst, ok := xlat.Extract(n.prefix, o.Dst)
-		ok = ok && usable4(dst) && p.Src == dst && p.SrcPort == o.DstPort && p.DstPort != 0 && p.Proto == proto4(o.Proto) &&
-			(o.Proto == ipproto.TCP || o.Proto == ipproto.UDP || o.Proto == ipproto.ICMPv6 && o.SrcPort != 0)
-		return n.ports[n.poolIndex(p.Dst)], endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto}, ok
-	case tag64Expected:
-		// An IPv4 server's data connection to a pool address, towards an
-		// IPv6 client from the server's embedded address (newInbound64).
-		n := e.n64
-		if n == nil || !o.Src.Is4() || !p.Src.Is6() || !n.pool.Contains(o.Dst) {
-			return nil, endpoint{}, false
-		}
-		ok = o.Proto == ipproto.TCP && p.Dst == xlat.Embed(n.prefix, o.Src) && p.DstPort == o.SrcPort &&
-			o.DstPort != 0 && p.SrcPort != 0
-		return n.ports[n.poolIndex(o.Dst)], endpoint{addr: p.Src, port: p.SrcPort, proto: p.Proto}, ok
-	case tag64Static:
-		// An IPv4 client to a static binding's pool endpoint, towards its
-		// IPv6 server from the client's embedded address (newStatic64).
-		n := e.n64
-		if n == nil || !o.Src.Is4() || !p.Src.Is6() || !n.pool.Contains(o.Dst) {
-			return nil, endpoint{}, false
-		}
-		t, found := n.fwd[fwdKey64{proto: o.Proto, index: n.poolIndex(o.Dst), port: o.DstPort}]
-		ok = found && t == netip.AddrPortFrom(p.Src, p.SrcPort) && p.Proto == o.Proto &&
-			p.Dst == xlat.Embed(n.prefix, o.Src) && p.DstPort == o.SrcPort
-		return n.ports[n.poolIndex(o.Dst)], endpoint{addr: p.Src, port: p.SrcPort, proto: p.Proto}, ok
-	}
-	return nil, endpoint{}, false // a kind of flow this version does not restore
-}
-
-// publicPort returns the public (or NAT64 pool) port a flow holding a
-// binding uses.
-func (e *Engine) publicPort(r *conntrack.FlowRecord) uint16 {
-	if r.Tag == tagSNAT || r.Tag == tag64 || r.Tag == tagHairpin || r.Tag == tagHairpinBound {
-		return r.Tuples[conntrack.Reply].DstPort
-	}
-	return r.Tuples[conntrack.Original].DstPort
 }
 
 // restoreExt returns the gateway state for a restored flow: the saved FTP
