@@ -5,6 +5,10 @@ package nat
 // connections through the NAT, FTP control connections whose sequence
 // numbers a rewrite shifted among them, survive a restart of the daemon.
 //
+// Each package encodes its own records (conntrack.FlowRecord,
+// seqdelta.Ledger, alg's control state); this file holds the framing
+// around them and the checks of a record against the configuration.
+//
 // The format is a small binary one of its own rather than encoding/gob:
 // every length and count is bounded and checked by the reader, it needs no
 // reflection, and it does not change with the Go types; gob's decoder is
@@ -14,15 +18,13 @@ package nat
 //	magic "NATALGST", version uint16 (2), reserved uint16 (0),
 //	saved-at int64 (Unix ns), uint32 NAT64 IPv4 Identification counter
 //	flows uint32, then each flow:
-//	  tuple original, tuple reply (tuple: addr src, addr dst, uint16 src
-//	  port, uint16 dst port, uint8 protocol; addr: uint8 length 4 or 16,
-//	  then the bytes)
-//	  uint8 tag, uint8 TCP state, uint8 FINs seen
-//	  int64 created, int64 expires (Unix ns: absolute deadline)
+//	  the flow's record as conntrack.FlowRecord.AppendBinary writes it
+//	  (its tuples, tag (the flow kind), TCP state, FINs seen, created and
+//	  expires as absolute Unix ns)
 //	  uint32 master (0 none, else 1 + the index of an earlier flow)
 //	  uint8 gateway (0 none, 1 FTP), and for FTP: ledger original, ledger
-//	  reply (int32 base, uint8 n <= 8, n × (uint32 start, uint32 pos,
-//	  int32 offset)), uint16 multi-line reply code, uint8 AUTH pending,
+//	  reply as seqdelta.Ledger.AppendBinary writes them, uint16 multi-line
+//	  reply code, uint8 AUTH pending,
 //	  stream original, stream reply (uint8 flags: 1 synced, 2 line start,
 //	  4 TLS, 8 TLS framing lost, 16 record seen, 32 synced by its SYN;
 //	  uint32 next, uint16 MSS, uint32 record bytes left, uint8 n < 5 +
@@ -35,7 +37,8 @@ package nat
 //	  uint8 EPSV support, uint16 probe PASV port, uint8 reply mode, uint8
 //	  answer, uint8 n <= 8 pending replies × (uint8 kind, uint8 answer,
 //	  uint16 commands)
-//	expectations uint32, then each: uint8 protocol, addr peer, addr public,
+//	expectations uint32, then each (addr: uint8 length 4 or 16, then the
+//	  bytes): uint8 protocol, addr peer, addr public,
 //	  uint16 public port, addr target, uint16 target port, uint32 master
 //	  (1 + flow index), int64 created, int64 expires
 //	CRC-32C (Castagnoli) uint32 of every byte before it
@@ -114,8 +117,11 @@ type savedFlow struct {
 	rec    conntrack.FlowRecord
 	master uint32 // 1 + index, 0 none
 	ftp    bool
-	led    [2]seqdelta.State
-	ctl    alg.ControlState
+	led    [2]seqdelta.Ledger
+	// badLedger: a ledger's points are inconsistent (seqdelta.ErrBadState);
+	// the flow is a misfit, the rest of the file still loads.
+	badLedger bool
+	ctl       alg.ControlState
 }
 
 // decoded is a whole decoded state file.
@@ -182,13 +188,8 @@ func (e *Engine) SaveState(w io.Writer) error {
 	sw.u32(uint32(len(order)))
 	for _, f := range order {
 		r := f.Record()
-		sw.tuple(r.Tuples[conntrack.Original])
-		sw.tuple(r.Tuples[conntrack.Reply])
-		sw.u8(r.Tag)
-		sw.u8(uint8(r.TCP))
-		sw.u8(r.FINs)
-		sw.i64(r.Created)
-		sw.i64(r.Expires)
+		sw.scratchBuf, _ = r.AppendBinary(sw.scratchBuf[:0])
+		sw.bytes(sw.scratchBuf)
 		sw.u32(idx[f.Master]) // 0 for nil or unsaved
 		e.saveExt(sw, f)
 	}
@@ -227,18 +228,13 @@ func (e *Engine) saveExt(sw *stateWriter, f *conntrack.Flow) {
 		sw.u8(extNone)
 		return
 	}
-	led := [2]seqdelta.State{x.seq[0].State(), x.seq[1].State()}
+	led := x.seq
 	ctl := x.ctl.State()
 	f.Unlock()
 	sw.u8(extFTP)
 	for _, l := range led {
-		sw.u32(uint32(l.Base))
-		sw.u8(uint8(len(l.Points)))
-		for _, p := range l.Points {
-			sw.u32(p.Start)
-			sw.u32(p.Pos)
-			sw.u32(uint32(p.Offset))
-		}
+		sw.scratchBuf, _ = l.AppendBinary(sw.scratchBuf[:0])
+		sw.bytes(sw.scratchBuf)
 	}
 	sw.u16(uint16(ctl.Reply))
 	sw.bool(ctl.Auth)
@@ -341,13 +337,7 @@ func decodeState(buf []byte) (*decoded, error) {
 	flows := make([]savedFlow, 0, min(n, 4096))
 	for i := 0; i < n && d.err == nil; i++ {
 		var f savedFlow
-		f.rec.Tuples[conntrack.Original] = d.tuple()
-		f.rec.Tuples[conntrack.Reply] = d.tuple()
-		f.rec.Tag = d.u8()
-		f.rec.TCP = conntrack.TCPState(d.u8())
-		f.rec.FINs = d.u8()
-		f.rec.Created = d.i64()
-		f.rec.Expires = d.i64()
+		d.read(&f.rec)
 		f.master = d.u32()
 		if f.master > uint32(i) {
 			d.fail("flow %d: master %d is not an earlier flow", i, f.master)
@@ -392,14 +382,8 @@ func decodeState(buf []byte) (*decoded, error) {
 // ftpState decodes the FTP gateway state of f.
 func (d *stateReader) ftpState(f *savedFlow) {
 	for k := range f.led {
-		f.led[k].Base = int32(d.u32())
-		n := int(d.u8())
-		if n > seqdelta.Capacity {
-			d.fail("ledger of %d points", n)
-			return
-		}
-		for range n {
-			f.led[k].Points = append(f.led[k].Points, seqdelta.Point{Start: d.u32(), Pos: d.u32(), Offset: int32(d.u32())})
+		if err := d.read(&f.led[k]); errors.Is(err, seqdelta.ErrBadState) {
+			f.badLedger = true
 		}
 	}
 	f.ctl.Reply = int(d.u16())
@@ -625,14 +609,10 @@ func (e *Engine) restoreExt(f *conntrack.Flow, sf *savedFlow) (any, bool) {
 		}
 		return nil, true
 	}
-	var led [2]seqdelta.Ledger
-	for d := range led {
-		l, err := sf.led[d].Ledger()
-		if err != nil {
-			return nil, false
-		}
-		led[d] = l
+	if sf.badLedger {
+		return nil, false
 	}
+	led := sf.led
 	if !isFTP {
 		shifted := led[0].Offset() != 0 || led[1].Offset() != 0 || led[0].Len() != 0 || led[1].Len() != 0
 		return nil, !shifted
@@ -684,8 +664,9 @@ type stateWriter struct {
 		io.Writer
 		Sum32() uint32
 	}
-	err     error
-	scratch [8]byte
+	err        error
+	scratch    [8]byte
+	scratchBuf []byte // a record's encoding
 }
 
 func (w *stateWriter) bytes(b []byte) {
@@ -737,14 +718,6 @@ func (w *stateWriter) addr(a netip.Addr) {
 	v := a.As16()
 	w.u8(16)
 	w.bytes(v[:])
-}
-
-func (w *stateWriter) tuple(t conntrack.Tuple) {
-	w.addr(t.Src)
-	w.addr(t.Dst)
-	w.u16(t.SrcPort)
-	w.u16(t.DstPort)
-	w.u8(uint8(t.Proto))
 }
 
 // stateReader reads big-endian fields from a checked buffer; the first
@@ -854,8 +827,26 @@ func (d *stateReader) addr() netip.Addr {
 	return netip.Addr{}
 }
 
-func (d *stateReader) tuple() conntrack.Tuple {
-	return conntrack.Tuple{Src: d.addr(), Dst: d.addr(), SrcPort: d.u16(), DstPort: d.u16(), Proto: ipproto.Proto(d.u8())}
+// binaryReader is a record that decodes itself from the front of a
+// buffer: conntrack.FlowRecord, seqdelta.Ledger.
+type binaryReader interface {
+	ReadBinary(data []byte) (size int, err error)
+}
+
+// read decodes one record into r and steps past it. An error that leaves
+// its size known (an inconsistent but well-formed ledger) is returned, not
+// kept: the caller decides; any other fails the file.
+func (d *stateReader) read(r binaryReader) error {
+	if d.err != nil {
+		return nil
+	}
+	size, err := r.ReadBinary(d.b)
+	if err != nil && size == 0 {
+		d.fail("%w", err)
+		return nil
+	}
+	d.b = d.b[size:]
+	return err
 }
 
 // bitsOf packs up to 8 flags into a byte, the first in bit 0.
