@@ -20,6 +20,7 @@ import (
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat"
 	"github.com/natalg/natalg/nat/ipproto"
+	"github.com/natalg/natalg/nat/promtext"
 )
 
 // Stats count what happened to the expectations natalg put in the kernel.
@@ -337,18 +338,28 @@ func (d *Datapath) Pending() int {
 	return len(d.owners)
 }
 
+// The kernel datapath's metric families.
+var (
+	metricKernelExpectations = promtext.Family{Name: "natalg_kernel_expectations", Type: promtext.Gauge,
+		Help: "Expectations natalg holds in the kernel's maps."}
+	metricKernelExpectationsTotal = promtext.Family{Name: "natalg_kernel_expectations_total", Type: promtext.Counter,
+		Help: "Expectations in the kernel by event."}
+	metricKernelEvents = promtext.Family{Name: "natalg_kernel_conntrack_events_total", Type: promtext.Counter,
+		Help: "Conntrack events read, and event socket errors."}
+)
+
 // WriteMetrics writes the kernel expectation counters in the Prometheus
-// text format.
+// text format, through a promtext.Writer on w (w itself when it is one).
 func (d *Datapath) WriteMetrics(w io.Writer) {
-	fmt.Fprintf(w, "# HELP natalg_kernel_expectations Expectations natalg holds in the kernel's maps.\n# TYPE natalg_kernel_expectations gauge\nnatalg_kernel_expectations %d\n", d.Pending())
-	fmt.Fprintf(w, "# HELP natalg_kernel_expectations_total Expectations in the kernel by event.\n# TYPE natalg_kernel_expectations_total counter\n")
+	pw := promtext.New(w)
+	pw.Uint(metricKernelExpectations, uint64(d.Pending()))
 	for _, e := range []struct {
 		name string
 		v    *atomic.Uint64
 	}{{"installed", &d.Stats.Installed}, {"install_failed", &d.Stats.InstallFailed}, {"used", &d.Stats.Used},
 		{"expired", &d.Stats.Expired}, {"withdrawn", &d.Stats.Withdrawn}} {
-		fmt.Fprintf(w, "natalg_kernel_expectations_total{event=%q} %d\n", e.name, e.v.Load())
+		pw.Uint(metricKernelExpectationsTotal, e.v.Load(), "event", e.name)
 	}
-	fmt.Fprintf(w, "# HELP natalg_kernel_conntrack_events_total Conntrack events read, and event socket errors.\n# TYPE natalg_kernel_conntrack_events_total counter\n")
-	fmt.Fprintf(w, "natalg_kernel_conntrack_events_total{kind=\"read\"} %d\nnatalg_kernel_conntrack_events_total{kind=\"error\"} %d\n", d.Stats.Events.Load(), d.Stats.EventErrors.Load())
+	pw.Uint(metricKernelEvents, d.Stats.Events.Load(), "kind", "read")
+	pw.Uint(metricKernelEvents, d.Stats.EventErrors.Load(), "kind", "error")
 }
