@@ -484,15 +484,15 @@ func (e *Engine) restore(dec *decoded, now int64, st *LoadStats) {
 			taken++
 		}
 		if taken < n {
-			for i := range taken {
-				bs[i].ports.release(bs[i].in)
+			for j := range taken {
+				bs[j].ports.release(bs[j].in)
 			}
 			st.Clash++
 			continue
 		}
 		if err := e.table.Restore(f, now); err != nil {
-			for i := range n {
-				bs[i].ports.release(bs[i].in)
+			for j := range n {
+				bs[j].ports.release(bs[j].in)
 			}
 			count(st, err)
 			continue
