@@ -3,6 +3,8 @@ package nat
 import (
 	"net/netip"
 	"sync"
+
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // endpoint is a transport endpoint: an address, a port (or ICMP identifier)
@@ -10,13 +12,13 @@ import (
 type endpoint struct {
 	addr  netip.Addr
 	port  uint16
-	proto uint8
+	proto ipproto.Proto
 }
 
 // publicKey names a public port of one protocol and address family.
 type publicKey struct {
 	port  uint16
-	proto uint8
+	proto ipproto.Proto
 	fam   uint8
 }
 
@@ -27,7 +29,7 @@ type binding struct {
 	inside endpoint
 	public uint16
 	refs   int32
-	// sent counts the outbound flows (tagSNAT) of the inside endpoint: the
+	// sent counts the outbound flows (kindSNAT) of the inside endpoint: the
 	// flows that make the mapping one the endpoint itself opened, through
 	// which filtering may let other remote endpoints in.
 	sent int32
@@ -68,7 +70,7 @@ func newPortMap(min, max uint16) *portMap {
 }
 
 // reserve takes public ports out of allocation (DNAT forwards).
-func (m *portMap) reserve(proto uint8, fam uint8, lo, hi uint16) {
+func (m *portMap) reserve(proto ipproto.Proto, fam uint8, lo, hi uint16) {
 	for p := uint32(lo); p <= uint32(hi); p++ {
 		m.reserved[publicKey{port: uint16(p), proto: proto, fam: fam}] = true
 	}

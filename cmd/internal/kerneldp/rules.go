@@ -25,6 +25,7 @@ import (
 
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // TableName is the nftables table (family inet) natalg run owns.
@@ -76,7 +77,7 @@ type Config struct {
 // isFTPForward reports whether natalg translates forward f: a TCP forward
 // with an FTP port on either side (as nat.Engine attaches its gateway).
 func (c *Config) isFTPForward(f nat.Forward) bool {
-	if f.Proto != conntrack.ProtoTCP {
+	if f.Proto != ipproto.TCP {
 		return false
 	}
 	for _, p := range c.FTPPorts {
@@ -163,10 +164,10 @@ func matchNFProto(fam *family) []expr.Any {
 	}
 }
 
-func matchL4(proto uint8) []expr.Any {
+func matchL4(proto ipproto.Proto) []expr.Any {
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{proto}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{byte(proto)}},
 	}
 }
 
@@ -337,7 +338,7 @@ func build(cc *nftables.Conn, cfg *Config, exists bool) (*objects, error) {
 	for _, a := range cfg.Public {
 		public[famOf(a)] = a.Unmap()
 	}
-	tcp := matchL4(conntrack.ProtoTCP)
+	tcp := matchL4(ipproto.TCP)
 	// Inbound FTP control packets, before raw PREROUTING queues them and
 	// before conntrack sees them: the replies of outbound control
 	// connections (from an FTP port to natalg's port range: the kernel
@@ -436,7 +437,7 @@ func build(cc *nftables.Conn, cfg *Config, exists bool) (*objects, error) {
 		fam := &families[i]
 		pub := public[i]
 		head := cat(testMark(MarkOutbound, true), matchNFProto(fam), matchAddr(fam, true, p))
-		for _, proto := range []uint8{conntrack.ProtoTCP, conntrack.ProtoUDP} {
+		for _, proto := range []ipproto.Proto{ipproto.TCP, ipproto.UDP} {
 			rule(natPost, head, matchL4(proto), matchPort(true, 1024, 65535), []expr.Any{
 				&expr.Immediate{Register: reg1, Data: pub.AsSlice()},
 				&expr.Immediate{Register: reg2, Data: be16(cfg.KernelPorts[0])},
