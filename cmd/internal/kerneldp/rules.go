@@ -37,11 +37,9 @@ const (
 	// MarkQueue on a packet: natalg translates it (the xt rules queue it).
 	MarkQueue uint32 = 0x10000000
 	// MarkOutbound: "natalg rules" sets it on packets forwarded from the
-	// inside interface to the outside one (mangle FORWARD).
+	// inside interface to the outside one (mangle FORWARD): the table
+	// masquerades only them.
 	MarkOutbound uint32 = 0x20000000
-	// MarkInbound: "natalg rules" sets it on packets arriving on the outside
-	// interface (raw PREROUTING).
-	MarkInbound uint32 = 0x40000000
 	// CtMarkData in a connection's conntrack mark: the kernel admitted it
 	// through one of natalg's FTP expectations. A firewall accepts exactly
 	// these data connections with "ct mark & 0x10000000 == 0x10000000".
@@ -398,7 +396,9 @@ func build(cc *nftables.Conn, cfg *Config, exists bool) (*objects, error) {
 			&expr.NAT{Type: expr.NATTypeDestNAT, Family: fam.natFam, RegAddrMin: reg1, RegProtoMin: portReg, Specified: true},
 		})
 	}
-	// The forwards that are not FTP, for packets from the outside.
+	// The forwards that are not FTP. From any interface: from the inside
+	// they would need hairpin SNAT, which the table does not do, and fail
+	// as they would without the rule.
 	for _, f := range cfg.Forwards {
 		if cfg.isFTPForward(f) {
 			continue
@@ -406,7 +406,7 @@ func build(cc *nftables.Conn, cfg *Config, exists bool) (*objects, error) {
 		i := famOf(f.Target)
 		fam := &families[i]
 		pub := public[i]
-		head := cat(testMark(MarkInbound, true), matchNFProto(fam), matchAddr(fam, false, netip.PrefixFrom(pub, pub.BitLen())), matchL4(f.Proto))
+		head := cat(matchNFProto(fam), matchAddr(fam, false, netip.PrefixFrom(pub, pub.BitLen())), matchL4(f.Proto))
 		dnat := func(lo, hi uint16, port uint16) {
 			e := cat(head, matchPort(false, lo, hi), []expr.Any{&expr.Immediate{Register: reg1, Data: f.Target.AsSlice()}})
 			n := &expr.NAT{Type: expr.NATTypeDestNAT, Family: fam.natFam, RegAddrMin: reg1}
