@@ -244,6 +244,10 @@ func setCtMark(bit uint32) []expr.Any {
 
 var accept = &expr.Verdict{Kind: expr.VerdictAccept}
 
+// ctStatusDstNAT is IPS_DST_NAT, the conntrack status bit of a connection
+// whose destination was translated.
+const ctStatusDstNAT uint32 = 1 << 5
+
 // loadExpectKey loads "saddr . daddr . tcp dport", the key of the
 // expectation maps.
 func loadExpectKey(fam *family) []expr.Any {
@@ -425,6 +429,29 @@ func build(cc *nftables.Conn, cfg *Config, exists bool) (*objects, error) {
 			for p := uint32(f.Port); p <= uint32(f.PortEnd); p++ {
 				dnat(uint16(p), uint16(p), targetPort(f, uint16(p)))
 			}
+		}
+	}
+	// Hairpinning (RFC 4787 §6 REQ-9, RFC 5382 §7.2 REQ-8): an inside host
+	// reaching a forward through the public address. The forward's DNAT
+	// sends the connection back inside; SNAT to the public address makes
+	// the server answer through the router and shows it the external
+	// source address (REQ-8 a). The port is the kernel's choice (the
+	// client's, when free), not necessarily the client's outbound mapping.
+	for _, p := range cfg.Inside {
+		i := famOf(p.Addr())
+		fam := &families[i]
+		for _, q := range cfg.Inside {
+			if famOf(q.Addr()) != i {
+				continue
+			}
+			rule(natPost, []expr.Any{
+				&expr.Ct{Key: expr.CtKeySTATUS, Register: reg1},
+				&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: ne32(ctStatusDstNAT), Xor: ne32(0)},
+				&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: ne32(0)},
+			}, matchNFProto(fam), matchAddr(fam, true, p), matchAddr(fam, false, q), []expr.Any{
+				&expr.Immediate{Register: reg1, Data: public[i].AsSlice()},
+				&expr.NAT{Type: expr.NATTypeSourceNAT, Family: fam.natFam, RegAddrMin: reg1},
+			})
 		}
 	}
 	// Masquerade to the public address: TCP and UDP source ports from 1024
