@@ -84,7 +84,7 @@ func (e *Engine) newHairpin(p *header.Parsed, tu conntrack.Tuple, now int64) (*c
 		release()
 		return nil, 0, dr
 	}
-	port, ok := e.ports.acquire(src)
+	port, ok := e.ports.acquireHairpin(src)
 	if !ok {
 		release()
 		return nil, 0, DropPortsExhausted

@@ -546,7 +546,7 @@ func newE2EEnv(t *testing.T, r *e2eRun, mode string) *e2eEnv {
 	switch mode {
 	case "kernel":
 		e.kernelNAT(t)
-	case "natalg", "natalg-gso", "natalg-load", "natalg-hairpin", "natalg-full", "natalg-full-gso", "natalg-load-full":
+	case "natalg", "natalg-gso", "natalg-load", "natalg-hairpin", "natalg-hairpin-full", "natalg-full", "natalg-full-gso", "natalg-load-full":
 		e.startNatalg(t)
 	default:
 		t.Fatalf("unknown mode %q", mode)
