@@ -125,19 +125,6 @@ func (s *Stats) algEvents(ev alg.Event) {
 	}
 }
 
-// algEventNames names alg.Event bits for metrics labels.
-var algEventNames = map[alg.Event]string{
-	alg.EvRewrite: "rewrite", alg.EvBounce: "bounce_refused", alg.EvLowPort: "low_port_refused",
-	alg.EvMapFailed: "map_failed", alg.EvHeld: "held", alg.EvMerged: "merged",
-	alg.EvAbandoned: "abandoned", alg.EvRetransRewrite: "retransmission_rewritten",
-	alg.EvRetransMismatch: "retransmission_mismatch", alg.EvOutOfOrder: "out_of_order",
-	alg.EvTLS: "tls_detected", alg.EvUntranslated: "untranslated_announcement",
-	alg.EvTruncated: "release_truncated", alg.EvDupHeld: "duplicate_held",
-	alg.EvRewriteLimit: "rewrite_limit", alg.EvTLSEnded: "tls_ended",
-	alg.EvEPSVToPASV: "nat64_epsv_to_pasv", alg.EvRefused: "nat64_refused", alg.EvALGS: "nat64_algs", alg.EvReplySubstituted: "nat64_reply_substituted", alg.EvQueueFull: "nat64_queue_full",
-	alg.EvTornDown: "nat64_torn_down", alg.EvTelnetRefused: "nat64_telnet_refused", alg.EvLedgerFull: "ledger_full",
-}
-
 // Summary is a plain copy of the counters, with the non-zero reasons named.
 type Summary struct {
 	In, Accepted, Passed, Translated, Rewrites, ICMPErrors uint64
@@ -184,9 +171,9 @@ func (s *Stats) Snapshot() Summary {
 			sum.DroppedTotal += n
 		}
 	}
-	for ev, name := range algEventNames {
-		if n := s.ALGEvents[bits.TrailingZeros32(uint32(ev))].Load(); n != 0 {
-			sum.ALG[name] = n
+	for i := 0; i < alg.NumEvents; i++ {
+		if n := s.ALGEvents[i].Load(); n != 0 {
+			sum.ALG[(alg.Event(1) << i).String()] = n
 		}
 	}
 	return sum
@@ -213,8 +200,8 @@ func (s *Stats) WriteMetrics(w io.Writer) {
 		fmt.Fprintf(w, "natalg_drops_total{reason=\"malformed_%s\"} %d\n", r.String(), s.Malformed[r].Load())
 	}
 	fmt.Fprintf(w, "# HELP natalg_alg_events_total FTP gateway events.\n# TYPE natalg_alg_events_total counter\n")
-	for ev := alg.Event(1); ev != 0 && algEventNames[ev] != ""; ev <<= 1 {
-		fmt.Fprintf(w, "natalg_alg_events_total{event=%q} %d\n", algEventNames[ev], s.ALGEvents[bits.TrailingZeros32(uint32(ev))].Load())
+	for i := 0; i < alg.NumEvents; i++ {
+		fmt.Fprintf(w, "natalg_alg_events_total{event=%q} %d\n", (alg.Event(1) << i).String(), s.ALGEvents[i].Load())
 	}
 	fmt.Fprintf(w, "# HELP natalg_alg_rewrites_total Segments whose payload the FTP gateway rewrote.\n# TYPE natalg_alg_rewrites_total counter\nnatalg_alg_rewrites_total %d\n", s.Rewrites.Load())
 	fmt.Fprintf(w, "# HELP natalg_icmp_errors_translated_total ICMP errors translated with their embedded packet.\n# TYPE natalg_icmp_errors_translated_total counter\nnatalg_icmp_errors_translated_total %d\n", s.ICMPErrors.Load())
