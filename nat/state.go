@@ -241,38 +241,15 @@ func (e *Engine) saveExt(sw *stateWriter, f *conntrack.Flow) {
 			sw.u32(uint32(p.Offset))
 		}
 	}
-	sw.u16(uint16(ctl.Reply))
-	sw.bool(ctl.Auth)
-	for _, s := range ctl.Dir {
-		sw.u8(bitsOf(s.Synced, s.LineStart, s.TLS, s.TLSLost, s.Recs, s.FromSYN))
-		sw.u32(s.Next)
-		sw.u16(s.MSS)
-		sw.u32(s.RecLeft)
-		sw.short(s.Hdr)
-		sw.u8(uint8(len(s.History)))
-		for _, r := range s.History {
-			sw.u32(r.Start)
-			sw.short(r.Old)
-			sw.short(r.New)
-			sw.u32(r.Span)
-			sw.i64(int64(r.OldSum))
+	// the gateway's own encoding (alg.ControlState.AppendBinary)
+	ctlBytes, err := ctl.AppendBinary(nil)
+	if err != nil {
+		if sw.err == nil {
+			sw.err = fmt.Errorf("FTP gateway state of %v: %w", f.Tuples[conntrack.Original], err)
 		}
+		return
 	}
-	n := &ctl.NAT64
-	// bit 8 meant "the server accepted EPSV ALL" before the gateway
-	// answered EPSV ALL itself (RFC 6384 §6); it is written 0, read and
-	// ignored
-	sw.u8(bitsOf(n.Lost, n.Off, n.Greeted, false, n.Emitted, n.Dead))
-	sw.u8(n.EPSV)
-	sw.u16(n.PasvPort)
-	sw.u8(n.Mode)
-	sw.u8(n.Ans)
-	sw.u8(uint8(len(n.Pending)))
-	for _, p := range n.Pending {
-		sw.u8(p.Kind)
-		sw.u8(p.Ans)
-		sw.u16(p.N)
-	}
+	sw.bytes(ctlBytes)
 }
 
 // LoadState restores the flows, expectations and gateway state saved by
@@ -403,57 +380,21 @@ func (d *stateReader) ftpState(f *savedFlow) {
 			f.led[k].Points = append(f.led[k].Points, seqdelta.Point{Start: d.u32(), Pos: d.u32(), Offset: int32(d.u32())})
 		}
 	}
-	f.ctl.Reply = int(d.u16())
-	f.ctl.Auth = d.bool()
-	for k := range f.ctl.Dir {
-		s := &f.ctl.Dir[k]
-		fl := d.u8()
-		if fl >= 32 && d.version < 2 || fl >= 64 {
-			d.fail("stream flags %#x", fl)
-			return
-		}
-		s.Synced, s.LineStart, s.TLS, s.TLSLost, s.Recs = fl&1 != 0, fl&2 != 0, fl&4 != 0, fl&8 != 0, fl&16 != 0
-		s.FromSYN = fl&32 != 0
-		s.Next = d.u32()
-		s.MSS = d.u16()
-		s.RecLeft = d.u32()
-		s.Hdr = d.short()
-		n := int(d.u8())
-		if n > seqdelta.Capacity {
-			d.fail("%d rewrites remembered", n)
-			return
-		}
-		for range n {
-			r := alg.RewriteState{Start: d.u32(), Old: d.short(), New: d.short()}
-			if d.version >= 2 {
-				r.Span = d.u32()
-				r.OldSum = uint64(d.i64())
-			}
-			s.History = append(s.History, r)
-		}
+	if d.err != nil {
+		return
 	}
+	// the gateway's own encoding (alg.ControlState.DecodeBinary): version
+	// 1 files hold its format 1, later ones its current format
+	format := alg.StateFormat
 	if d.version < 2 {
+		format = 1
+	}
+	rest, err := f.ctl.DecodeBinary(d.b, format)
+	if err != nil {
+		d.fail("%v", err)
 		return
 	}
-	n := &f.ctl.NAT64
-	fl := d.u8()
-	if fl >= 64 {
-		d.fail("NAT64 flags %#x", fl)
-		return
-	}
-	n.Lost, n.Off, n.Greeted, n.Emitted, n.Dead = fl&1 != 0, fl&2 != 0, fl&4 != 0, fl&16 != 0, fl&32 != 0
-	n.EPSV = d.u8()
-	n.PasvPort = d.u16()
-	n.Mode = d.u8()
-	n.Ans = d.u8()
-	k := int(d.u8())
-	if k > alg.MaxPending {
-		d.fail("%d NAT64 replies pending", k)
-		return
-	}
-	for range k {
-		n.Pending = append(n.Pending, alg.PendingState{Kind: d.u8(), Ans: d.u8(), N: d.u16()})
-	}
+	d.b = rest
 }
 
 // restore adds the decoded records to the engine.
@@ -958,15 +899,4 @@ func (d *stateReader) addr() netip.Addr {
 
 func (d *stateReader) tuple() conntrack.Tuple {
 	return conntrack.Tuple{Src: d.addr(), Dst: d.addr(), SrcPort: d.u16(), DstPort: d.u16(), Proto: d.u8()}
-}
-
-// bitsOf packs up to 8 flags into a byte, the first in bit 0.
-func bitsOf(flags ...bool) uint8 {
-	var b uint8
-	for i, f := range flags {
-		if f {
-			b |= 1 << i
-		}
-	}
-	return b
 }
