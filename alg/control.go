@@ -41,8 +41,9 @@ type Translator interface {
 	// sender of direction dir announced at its real endpoint, installs the
 	// expectation that lets the peer in, and returns the public endpoint to
 	// write into the text. ok is false when no endpoint or expectation could
-	// be had.
-	MapData(dir conntrack.Dir, announced netip.AddrPort) (public netip.AddrPort, ok bool)
+	// be had. now is the Segment.Now of the segment carrying the
+	// announcement (the expectation's creation time).
+	MapData(dir conntrack.Dir, announced netip.AddrPort, now int64) (public netip.AddrPort, ok bool)
 }
 
 // Action says what the NAT does with a segment after the gateway saw it.
@@ -124,6 +125,9 @@ type Segment struct {
 	FIN     bool
 	RST     bool
 	MSS     uint16 // MSS option of a SYN, else 0
+	// Now is the time the segment is processed at (the caller's clock,
+	// Unix ns), handed to Translator.MapData.
+	Now int64
 }
 
 // historyLen bounds a direction's rewrite history: like the ledger's
@@ -188,8 +192,8 @@ type stream struct {
 	heldSeq  uint32
 	heldRuns uint8 // retransmissions of held bytes absorbed
 
-	history [historyLen]rewrite
-	hn      int // number of valid entries, newest last
+	history      [historyLen]rewrite
+	historyCount int // number of valid entries, newest last
 
 	// acked is the receiver's highest trusted acknowledgment (original
 	// sequence space), valid when ackedOK: the rewrites before it may be
@@ -201,12 +205,12 @@ type stream struct {
 	// TLS record framing (RFC 8446 §5.1, RFC 5246 §6.2) while this
 	// direction is encrypted: nothing is inspected, only record headers
 	// are followed, to find where the peers go back to clear text (CCC).
-	tls     bool    // this direction carries TLS records
-	tlsLost bool    // framing lost or implausible: never inspected again
-	recLeft uint32  // bytes left in the current record's body
-	hdr     [5]byte // a record header being collected
-	hdrN    uint8
-	recs    bool // a whole record header has been seen
+	tls        bool    // this direction carries TLS records
+	tlsLost    bool    // framing lost or implausible: never inspected again
+	recLeft    uint32  // bytes left in the current record's body
+	hdr        [5]byte // a record header being collected
+	hdrN       uint8
+	recordSeen bool // a whole record header has been seen
 }
 
 // Control is the FTP gateway state of one control connection (RFC 959). The
@@ -218,18 +222,19 @@ type stream struct {
 // all in band. A Control is not safe for concurrent use;
 // the flow lock guards it.
 type Control struct {
-	cfg    *Config
-	dir    [2]stream
-	flow   [2]conntrack.Tuple // the flow's tuples, to know who is translated
-	reply  int                // code of the multi-line reply in progress, 0 if none
-	auth   bool               // AUTH sent, reply awaited
-	segRew int                // announcements rewritten in the segment being processed
-	led    *seqdelta.Ledger   // ledger of the segment being processed (for room; set by Segment)
-	out    []byte             // output payload scratch, reused
-	merge  []byte             // held bytes + continuation scratch, reused
-	heldBf [2][MaxLine]byte
-	n64    nat64 // RFC 6384 state of a NAT64 flow
-	cut    bool  // the line being processed must wait for the next segment
+	cfg               *Config
+	dir               [2]stream
+	flow              [2]conntrack.Tuple // the flow's tuples, to know who is translated
+	reply             int                // code of the multi-line reply in progress, 0 if none
+	auth              bool               // AUTH sent, reply awaited
+	rewritesInSegment int                // announcements rewritten in the segment being processed
+	led               *seqdelta.Ledger   // ledger of the segment being processed (for room; set by Segment)
+	now               int64              // Segment.Now of the segment being processed, for MapData
+	out               []byte             // output payload scratch, reused
+	merge             []byte             // held bytes + continuation scratch, reused
+	heldBuffers       [2][MaxLine]byte
+	n64               nat64 // RFC 6384 state of a NAT64 flow
+	cut               bool  // the line being processed must wait for the next segment
 }
 
 // NewControl returns the gateway state for a control flow with the given
@@ -242,8 +247,8 @@ func NewControl(cfg *Config, tuples [2]conntrack.Tuple) *Control {
 	// the other way: an IPv4 client reaching an IPv6 server published by
 	// a static NAT64 binding (RFC 6384 in reverse, rev64.go)
 	c.n64.rev = tuples[0].Src.Unmap().Is4() && tuples[1].Src.Is6() && !tuples[1].Src.Is4In6()
-	c.dir[0].held = c.heldBf[0][:0]
-	c.dir[1].held = c.heldBf[1][:0]
+	c.dir[0].held = c.heldBuffers[0][:0]
+	c.dir[1].held = c.heldBuffers[1][:0]
 	return c
 }
 
@@ -263,12 +268,12 @@ func (c *Control) Segment(seg *Segment, led *seqdelta.Ledger, tr Translator) Res
 		return Result{Action: Drop, Events: EvTornDown}
 	}
 	s := &c.dir[seg.Dir]
-	c.segRew = 0
-	c.led = led
+	c.rewritesInSegment = 0
+	c.led, c.now = led, seg.Now
 	if seg.SYN {
 		s.synced, s.lineStart, s.next = true, true, seg.Seq+1
 		s.fromSYN = true
-		s.held, s.hn = s.held[:0], 0
+		s.held, s.historyCount = s.held[:0], 0
 		if seg.MSS != 0 {
 			// The SYN's MSS limits what the other direction may send.
 			c.dir[seg.Dir.Other()].mss = seg.MSS
@@ -413,7 +418,7 @@ const maxRecord = 1<<14 + 2048
 
 // startTLS puts the direction in TLS mode from its next byte.
 func (s *stream) startTLS() {
-	s.tls, s.recLeft, s.hdrN, s.recs = true, 0, 0, false
+	s.tls, s.recLeft, s.hdrN, s.recordSeen = true, 0, 0, false
 	// a partial line held when the peer answered 234 is no line; the
 	// direction is not inspected again
 	s.tlsLost = len(s.held) > 0
@@ -457,7 +462,7 @@ func (s *stream) resume(seg *Segment) bool {
 			continue
 		}
 		b := p[i]
-		if s.hdrN == 0 && !s.recs && b != 22 {
+		if s.hdrN == 0 && !s.recordSeen && b != 22 {
 			// TLS starts with a handshake record (ClientHello, ServerHello);
 			// anything else after 234 is not followed
 			s.tlsLost = true
@@ -485,7 +490,7 @@ func (s *stream) resume(seg *Segment) bool {
 		i++
 		if s.hdrN == 5 {
 			s.recLeft = uint32(s.hdr[3])<<8 | uint32(s.hdr[4])
-			s.hdrN, s.recs = 0, true
+			s.hdrN, s.recordSeen = 0, true
 		}
 	}
 	s.next = end
@@ -546,7 +551,7 @@ func (s *stream) replay(out []byte, seq uint32, p []byte) (_ []byte, outSeq uint
 	cur := seq
 	outSeq = seq
 	touched := false
-	for i := 0; i < s.hn; i++ {
+	for i := 0; i < s.historyCount; i++ {
 		r := &s.history[i]
 		rEnd := r.start + r.size()
 		if !before(r.start, end) || !before(seq, rEnd) {
@@ -819,7 +824,7 @@ func (c *Control) announce(out []byte, dir conntrack.Dir, seq uint32, line []byt
 	if a.Port == 0 || a.Port < 1024 && !c.cfg.AllowLowPorts {
 		return append(out, line...), EvLowPort, false
 	}
-	if c.segRew >= MaxRewritesPerSegment {
+	if c.rewritesInSegment >= MaxRewritesPerSegment {
 		return append(out, line...), EvRewriteLimit, false
 	}
 	if !c.room(dir, led) {
@@ -828,7 +833,7 @@ func (c *Control) announce(out []byte, dir conntrack.Dir, seq uint32, line []byt
 		// expectation, until the receiver's ACK makes room.
 		return append(out, line...), EvLedgerFull, false
 	}
-	pub, ok := tr.MapData(dir, netip.AddrPortFrom(sender, a.Port))
+	pub, ok := tr.MapData(dir, netip.AddrPortFrom(sender, a.Port), c.now)
 	if !ok {
 		return append(out, line...), EvMapFailed, false
 	}
@@ -863,7 +868,7 @@ func (c *Control) announce(out []byte, dir conntrack.Dir, seq uint32, line []byt
 	c.flushRun(led)
 	led.Record(start, end, int32(len(text)-len(oldText)))
 	c.dir[dir].remember(start, oldText, text)
-	c.segRew++
+	c.rewritesInSegment++
 	return out, EvRewrite, true
 }
 
@@ -886,15 +891,15 @@ func (s *stream) remember(start uint32, oldText, newText []byte) {
 // checked room; a full history (never reached) reuses the newest entry
 // rather than forget one a retransmission may need.
 func (s *stream) nextRewrite() *rewrite {
-	if s.hn == 0 {
+	if s.historyCount == 0 {
 		// acknowledgments are followed only while rewrites are kept
 		// (Acked): an older one may be from far back in sequence space
 		s.ackedOK = false
 	}
-	if s.hn < historyLen {
-		s.hn++
+	if s.historyCount < historyLen {
+		s.historyCount++
 	}
-	return &s.history[s.hn-1]
+	return &s.history[s.historyCount-1]
 }
 
 // room reports whether one more rewrite of direction dir can be recorded:
@@ -911,10 +916,10 @@ func (c *Control) room(dir conntrack.Dir, led *seqdelta.Ledger) bool {
 		need++
 	}
 	s := &c.dir[dir]
-	if led.Len()+need > seqdelta.Capacity || s.hn+need > historyLen {
+	if led.Len()+need > seqdelta.Capacity || s.historyCount+need > historyLen {
 		c.prune(dir, led)
 	}
-	return led.Len()+need <= seqdelta.Capacity && s.hn+need <= historyLen
+	return led.Len()+need <= seqdelta.Capacity && s.historyCount+need <= historyLen
 }
 
 // prune forgets the rewrites of direction dir whose replaced text ends at
@@ -928,19 +933,19 @@ func (c *Control) prune(dir conntrack.Dir, led *seqdelta.Ledger) {
 		return
 	}
 	k := 0
-	for k < s.hn && !before(s.acked, s.history[k].start+s.history[k].size()) {
+	for k < s.historyCount && !before(s.acked, s.history[k].start+s.history[k].size()) {
 		k++
 	}
 	if k > 0 {
-		copy(s.history[:], s.history[k:s.hn])
-		s.hn -= k
+		copy(s.history[:], s.history[k:s.historyCount])
+		s.historyCount -= k
 	}
 	led.Prune(s.acked)
 }
 
 // Outstanding returns the number of rewrites of direction dir remembered
 // (history entries), acknowledged or not.
-func (c *Control) Outstanding(dir conntrack.Dir) int { return c.dir[dir].hn }
+func (c *Control) Outstanding(dir conntrack.Dir) int { return c.dir[dir].historyCount }
 
 // Acked tells the gateway that the receiver of direction dir acknowledged
 // every original byte before ack (its ACK field mapped back by the

@@ -228,7 +228,7 @@ func (e *Engine) saveExt(sw *stateWriter, f *conntrack.Flow) {
 		sw.u8(extNone)
 		return
 	}
-	led := [2]seqdelta.State{x.seq[0].State(), x.seq[1].State()}
+	led := [2]seqdelta.State{x.ledgers[0].State(), x.ledgers[1].State()}
 	ctl := x.ctl.State()
 	f.Unlock()
 	sw.u8(extFTP)
@@ -686,7 +686,7 @@ func (e *Engine) restoreExt(f *conntrack.Flow, sf *savedFlow) (any, bool) {
 	}
 	x := newFTPFlow(e, f)
 	x.ctl = ctl
-	x.seq = led
+	x.ledgers = led
 	return x, true
 }
 
