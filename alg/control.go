@@ -233,8 +233,9 @@ type Control struct {
 	out               []byte             // output payload scratch, reused
 	merge             []byte             // held bytes + continuation scratch, reused
 	heldBuffers       [2][MaxLine]byte
-	n64               nat64 // RFC 6384 state of a NAT64 flow
-	cut               bool  // the line being processed must wait for the next segment
+	policy            linePolicy // classic{} or &n64
+	n64               nat64      // RFC 6384 state of a NAT64 flow
+	cut               bool       // the line being processed must wait for the next segment
 }
 
 // NewControl returns the gateway state for a control flow with the given
@@ -247,6 +248,10 @@ func NewControl(cfg *Config, tuples [2]conntrack.Tuple) *Control {
 	// the other way: an IPv4 client reaching an IPv6 server published by
 	// a static NAT64 binding (RFC 6384 in reverse, rev64.go)
 	c.n64.rev = tuples[0].Src.Unmap().Is4() && tuples[1].Src.Is6() && !tuples[1].Src.Is4In6()
+	c.policy = classic{}
+	if c.n64.on || c.n64.rev {
+		c.policy = &c.n64
+	}
 	c.dir[0].held = c.heldBuffers[0][:0]
 	c.dir[1].held = c.heldBuffers[1][:0]
 	return c
@@ -629,9 +634,8 @@ func (c *Control) scan(out []byte, seg *Segment, seq uint32, data []byte, led *s
 			out = append(out, rest...)
 			return out, ev, changed
 		}
-		if s.lineStart && (c.n64.on || c.n64.rev) && data[i] == telnetIAC {
-			// RFC 6384 §5: Telnet negotiations are not relayed
-			k, e, stop := c.telnet64(seg.Dir, seq+uint32(i), data[i:], led)
+		if s.lineStart {
+			k, e, stop := c.policy.lineStart(c, seg.Dir, seq+uint32(i), data[i:], led)
 			ev, changed, i = ev|e, changed || e != 0, i+k
 			if stop {
 				break
@@ -654,7 +658,7 @@ func (c *Control) scan(out []byte, seg *Segment, seq uint32, data []byte, led *s
 		}
 		if nl < 0 {
 			rest := data[i:]
-			if !seg.FIN && len(rest) < MaxLine && (PrefixCouldBe(rest, client, MaxLine) || c.hold64(client, rest)) {
+			if !seg.FIN && len(rest) < MaxLine && c.policy.holds(c, client, rest) {
 				s.held = append(s.held[:0], rest...)
 				s.heldSeq = seq + uint32(i)
 				s.heldRuns = 0
@@ -663,14 +667,14 @@ func (c *Control) scan(out []byte, seg *Segment, seq uint32, data []byte, led *s
 				i = len(data)
 				break
 			}
-			c.partial64(client, rest)
+			c.policy.passed(c, client, rest)
 			out = append(out, rest...)
 			i = len(data)
 			s.lineStart = false
 			break
 		}
 		line := data[i : i+nl+1]
-		if merged && len(out)-base > 0 && len(out)-base+len(line)+c.growth(line, client) > limit {
+		if merged && len(out)-base > 0 && len(out)-base+len(line)+c.policy.growth(c, line, client) > limit {
 			// Cut here; the rest is not consumed and comes again.
 			ev |= EvTruncated
 			changed = true
@@ -678,7 +682,7 @@ func (c *Control) scan(out []byte, seg *Segment, seq uint32, data []byte, led *s
 		}
 		var e Event
 		var ch bool
-		out, e, ch = c.line(out, seg.Dir, seq+uint32(i), line, led, tr)
+		out, e, ch = c.policy.line(c, out, seg.Dir, seq+uint32(i), line, led, tr)
 		ev |= e
 		changed = changed || ch
 		if c.cut {
@@ -720,89 +724,6 @@ func maxGrowth(line []byte, client bool) int {
 // maxLongText is the length of the longest RFC 1639 long-host-port
 // AppendLPRT writes: "6,16," + 16 * "255," + "2,255,255".
 const maxLongText = 5 + 16*4 + 9
-
-// line handles one complete line (ending in LF) sent in direction dir at
-// original sequence number seq, appending it, rewritten or not, to out.
-func (c *Control) line(out []byte, dir conntrack.Dir, seq uint32, line []byte, led *seqdelta.Ledger, tr Translator) ([]byte, Event, bool) {
-	if c.n64.on || c.n64.rev {
-		if k := telnetInLine(line); k > 0 {
-			return c.telnetLine(out, dir, seq, line, k, led) // RFC 6384 §5
-		}
-	}
-	var a Announcement
-	var ok bool
-	if dir == conntrack.Original {
-		a, ok = ParseClientLine(line)
-		if ok && a.Kind == KindAUTH {
-			c.auth = true
-		}
-		if c.n64.rev {
-			return c.commandRev(out, seq, line, a, ok, led)
-		}
-		if c.n64.on {
-			return c.command64(out, seq, line, a, ok, led, tr)
-		}
-	} else {
-		a, ok = ParseServerLine(line)
-		if !ok && (c.n64.on || c.n64.rev) {
-			// a reply line too long to parse still counts (RFC 959 §4.2)
-			if code, multi, isReply := replyHead(line); isReply {
-				a, ok = Announcement{Reply: code, Multiline: multi}, true
-			}
-		}
-		first := c.reply == 0 && ok && a.Reply != 0
-		final := ok && a.Reply != 0 && !a.Multiline && (c.reply == 0 || a.Reply == c.reply)
-		member := first || c.reply != 0
-		eligible := ok
-		if ok && a.Reply != 0 {
-			switch {
-			case c.reply != 0 && a.Reply == c.reply && !a.Multiline:
-				c.reply = 0 // last line of the multi-line reply
-			case c.reply != 0 && a.Reply != c.reply:
-				eligible = false // text inside another reply
-			case c.reply == 0 && a.Multiline:
-				c.reply = a.Reply
-			}
-			if c.reply == 0 && a.Reply == 234 && c.auth {
-				// RFC 4217 §4: after 234 the next bytes of both directions
-				// are the TLS handshake.
-				c.auth = false
-				c.dir[0].startTLS()
-				c.dir[1].startTLS()
-				c.n64.stop()
-				return append(out, line...), EvTLS, false
-			}
-			if c.reply == 0 && a.Reply >= 400 {
-				c.auth = false
-			}
-		} else if c.reply != 0 {
-			eligible = false // continuation text of a multi-line reply
-		}
-		if c.n64.on || c.n64.rev {
-			// The server is the IPv4 side: its 227 and 229 need no
-			// mapping (RFC 6384 §6); only replies the gateway must
-			// answer or translate are touched.
-			return c.reply64(out, seq, line, a, first, final, member, led, tr)
-		}
-		ok = eligible
-	}
-	if !ok {
-		return append(out, line...), 0, false
-	}
-	switch a.Kind {
-	case KindPORT, KindEPRT, KindLPRT:
-		if dir != conntrack.Original {
-			return append(out, line...), 0, false
-		}
-	case Kind227, Kind229, Kind228:
-		if dir != conntrack.Reply {
-			return append(out, line...), 0, false
-		}
-	default:
-		return append(out, line...), 0, false
-	}
-	return c.announce(out, dir, seq, line, a, led, tr)
-}
 
 // announce handles an announcement a in line: it checks the announced
 // endpoint against the sender (the kernel's loose=0 rule, RFC 2577 §3),

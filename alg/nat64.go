@@ -261,9 +261,6 @@ func (c *Control) replaceLine(out []byte, dir conntrack.Dir, seq uint32, line []
 // rewrites, or any reply line while the reply to come or in progress is one
 // the gateway acts on.
 func (c *Control) hold64(client bool, rest []byte) bool {
-	if !c.n64.on && !c.n64.rev {
-		return false
-	}
 	if _, complete := telnetNegotiation(rest); !complete {
 		// a Telnet negotiation cut short: it is removed whole (RFC 6384
 		// §5)
@@ -858,3 +855,43 @@ func (c *Control) telnetLine(out []byte, dir conntrack.Dir, seq uint32, line []b
 	}
 	return out, EvTelnetRefused, true
 }
+
+// The RFC 6384 gateway is the line policy (policy.go) of a NAT64 control
+// flow, in either direction (rev says which): its state is the policy.
+
+func (n *nat64) line(c *Control, out []byte, dir conntrack.Dir, seq uint32, line []byte, led *seqdelta.Ledger, tr Translator) ([]byte, Event, bool) {
+	if k := telnetInLine(line); k > 0 {
+		return c.telnetLine(out, dir, seq, line, k, led) // RFC 6384 §5
+	}
+	if dir == conntrack.Original {
+		a, ok := c.command(line)
+		if n.rev {
+			return c.commandRev(out, seq, line, a, ok, led)
+		}
+		return c.command64(out, seq, line, a, ok, led, tr)
+	}
+	r := c.followReply(line, true)
+	if r.tls {
+		return append(out, line...), EvTLS, false
+	}
+	// The server is the IPv4 side: its 227 and 229 need no mapping (RFC
+	// 6384 §6); only replies the gateway must answer or translate are
+	// touched.
+	return c.reply64(out, seq, line, r.Announcement, r.first, r.final, r.member, led, tr)
+}
+
+func (n *nat64) lineStart(c *Control, dir conntrack.Dir, seq uint32, data []byte, led *seqdelta.Ledger) (int, Event, bool) {
+	if data[0] != telnetIAC {
+		return 0, 0, false
+	}
+	// RFC 6384 §5: Telnet negotiations are not relayed
+	return c.telnet64(dir, seq, data, led)
+}
+
+func (n *nat64) holds(c *Control, client bool, partial []byte) bool {
+	return PrefixCouldBe(partial, client, MaxLine) || c.hold64(client, partial)
+}
+
+func (n *nat64) passed(c *Control, client bool, partial []byte) { c.partial64(client, partial) }
+
+func (n *nat64) growth(c *Control, line []byte, client bool) int { return c.growth(line, client) }
