@@ -1,8 +1,17 @@
 // Package alg implements the FTP application-layer gateway of the NAT.
 //
+// Layout: control.go is the entry point (Control.Segment) and the
+// announcement rewrite; stream.go frames each direction into lines (holds,
+// retransmission replay, rewrite history, TLS records); policy.go is the
+// line policy interface and its classic RFC 959/2428/1639 implementation,
+// nat64.go and rev64.go the RFC 6384 one; scan.go is the table-driven
+// scanner under the grammar here; state.go and state_binary.go save and
+// restore a Control; event.go names the events.
+//
 // This file holds the pure grammar layer: it classifies one complete
-// control-connection line and locates the text a NAT must rewrite. It keeps
-// no state, performs no I/O, never allocates and never panics.
+// control-connection line and locates the text a NAT must rewrite, with
+// the scanner of scan.go. It keeps no state, performs no I/O, never
+// allocates and never panics.
 package alg
 
 import (

@@ -763,3 +763,38 @@ func TestLPRTPrefixesRandom(t *testing.T) {
 		}
 	}
 }
+
+// TestScanStart checks the scanner's three answers on line starts: a
+// whole client argument before its LF is a Match, a start that may still
+// become an announcement NeedMore, anything else NoMatch.
+func TestScanStart(t *testing.T) {
+	for _, c := range []struct {
+		text   string
+		client bool
+		want   Verdict
+	}{
+		{"", true, NeedMore},
+		{"po", true, NeedMore},
+		{"PORT 198,18,0,2,195", true, NeedMore},
+		{"PORT 198,18,0,2,195,80\r", true, Match},
+		{"PORT 198,18,0,2,195,80", true, NeedMore}, // the last field may go on: "8" became "80"
+		{"PORT 198,18,0,2,195,80 ", true, Match},
+		{"PORT 198,18,0,2,195,256", true, NoMatch},
+		{"PORT 198,18,0,2,195\r", true, NoMatch},
+		{"PASV", true, NoMatch},
+		{"EPRT |2|2001:db8::2|", true, NeedMore},
+		{"EPRT |2|2001:db8::2|50000|", true, Match},
+		{"EPRT |1|198.18.0.02", true, NoMatch},
+		{"LPRT 4,4,198,18,0,2,2,195,80\r", true, Match},
+		{"LPRT 5,", true, NoMatch},
+		{"LPRT 6,16,1", true, NeedMore},
+		{"22", false, NeedMore},
+		{"227 Entering Passive Mode", false, NeedMore},
+		{"226 done", false, NoMatch},
+		{"2270", false, NoMatch},
+	} {
+		if got := scanStart([]byte(c.text), c.client); got != c.want {
+			t.Errorf("scanStart(%q, %v) = %v, want %v", c.text, c.client, got, c.want)
+		}
+	}
+}
