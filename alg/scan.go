@@ -74,8 +74,12 @@ var patterns = [...]pattern{
 
 // lookupVerb returns the table's entry for the client verb v.
 func lookupVerb(v []byte) *pattern {
+	if len(v) == 0 {
+		return nil
+	}
+	first := v[0] &^ 0x20 // upper case of an ASCII letter
 	for i := range patterns {
-		if p := &patterns[i]; p.client && eqFold(v, p.text) {
+		if p := &patterns[i]; p.client && p.text[0] == first && eqFold(v, p.text) {
 			return p
 		}
 	}
@@ -90,7 +94,7 @@ func lookupVerb(v []byte) *pattern {
 func startsAnnouncement(p []byte, client bool) (found *pattern, rest int, v Verdict) {
 	for i := range patterns {
 		pat := &patterns[i]
-		if pat.client != client || pat.arg == argNone {
+		if pat.client != client || pat.arg == argNone || len(p) > 0 && p[0]&^0x20 != pat.text[0]&^0x20 {
 			continue
 		}
 		n := min(len(p), len(pat.text))
