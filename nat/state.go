@@ -740,13 +740,6 @@ func (w *stateWriter) bytes(b []byte) {
 }
 
 func (w *stateWriter) u8(v uint8) { w.scratch[0] = v; w.bytes(w.scratch[:1]) }
-func (w *stateWriter) bool(v bool) {
-	if v {
-		w.u8(1)
-	} else {
-		w.u8(0)
-	}
-}
 func (w *stateWriter) u16(v uint16) {
 	binary.BigEndian.PutUint16(w.scratch[:], v)
 	w.bytes(w.scratch[:2])
@@ -758,15 +751,6 @@ func (w *stateWriter) u32(v uint32) {
 func (w *stateWriter) i64(v int64) {
 	binary.BigEndian.PutUint64(w.scratch[:], uint64(v))
 	w.bytes(w.scratch[:8])
-}
-
-// short writes a byte string of at most 255 bytes with its length.
-func (w *stateWriter) short(b []byte) {
-	if len(b) > 255 {
-		b = b[:255]
-	}
-	w.u8(uint8(len(b)))
-	w.bytes(b)
 }
 
 func (w *stateWriter) addr(a netip.Addr) {
@@ -824,18 +808,6 @@ func (d *stateReader) u8() uint8 {
 	return 0
 }
 
-func (d *stateReader) bool() bool {
-	switch v := d.u8(); v {
-	case 0:
-		return false
-	case 1:
-		return true
-	default:
-		d.fail("boolean %d", v)
-		return false
-	}
-}
-
 func (d *stateReader) u16() uint16 {
 	if b := d.take(2); b != nil {
 		return binary.BigEndian.Uint16(b)
@@ -866,14 +838,6 @@ func (d *stateReader) count() int {
 		return 0
 	}
 	return int(n)
-}
-
-func (d *stateReader) short() []byte {
-	n := int(d.u8())
-	if b := d.take(n); b != nil && n > 0 {
-		return append([]byte(nil), b...)
-	}
-	return nil
 }
 
 func (d *stateReader) addr() netip.Addr {
