@@ -131,6 +131,7 @@ type decoded struct {
 	ids     uint32 // NAT64 IPv4 Identification counter
 	flows   []savedFlow
 	exps    []savedExp
+	adopted bool // made by Adopt from the kernel's entries, not read from a file
 }
 
 // savedExp is one decoded expectation record.
@@ -464,7 +465,7 @@ func (d *stateReader) ftpState(f *savedFlow) {
 // restore adds the decoded records to the engine.
 func (e *Engine) restore(dec *decoded, now int64, st *LoadStats) {
 	flows, exps := dec.flows, dec.exps
-	if e.n64 != nil && dec.version >= 2 {
+	if e.n64 != nil && dec.version >= 2 && !dec.adopted {
 		// Identification values go on from the saved ones (RFC 6864 §4.1:
 		// none repeated within a datagram's lifetime).
 		e.n64.ids.SetCounter(dec.ids)
