@@ -136,6 +136,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		if !kcfg.Full {
 			eng.SetExpectationSink(kdp)
 		}
+		kdp.KeepExpectations = ctStore.MarkMask != 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

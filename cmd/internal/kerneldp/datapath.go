@@ -39,6 +39,10 @@ type Datapath struct {
 	cfg   Config
 	log   *slog.Logger
 	Stats Stats
+	// KeepExpectations: Close(false) leaves the expectation elements in
+	// the kernel, for the next natalg to adopt (crash-only: a clean stop
+	// then loses no more than a crash); each lapses by its timeout.
+	KeepExpectations bool
 
 	mu     sync.Mutex // guards cc, obj and owners
 	cc     *nftables.Conn
@@ -91,7 +95,7 @@ func (d *Datapath) Close(remove bool) error {
 	defer d.mu.Unlock()
 	if remove {
 		d.cc.DelTable(d.obj.table)
-	} else {
+	} else if !d.KeepExpectations {
 		for _, s := range d.obj.expect {
 			if s != nil {
 				d.cc.FlushSet(s)
