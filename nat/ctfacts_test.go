@@ -1,6 +1,7 @@
 package nat
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/natalg/natalg/conntrack"
@@ -188,5 +189,37 @@ func TestProcessCTAllocs(t *testing.T) {
 	}
 	if asked == 0 {
 		t.Fatal("the flow's facts were never asked for (nothing stored them)")
+	}
+}
+
+// A snapshot (--state-interval) restores NAT64's plain flows, and neither
+// NAT44 flows (the kernel's conntrack entries hold them) nor FTP control
+// flows (their gateway state may be behind their stream).
+func TestSnapshotRestoresNAT64PlainFlowsOnly(t *testing.T) {
+	e := nat64Engine(t)
+	send64(t, e, udpPkt(ap("[fd00:64::2]:5353"), ap("[2001:db8:64::c612:4002]:53"), "query", false))
+	var buf bytes.Buffer
+	if err := e.SaveSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	e2 := mk64(t)
+	st, err := e2.LoadState(bytes.NewReader(buf.Bytes()), t0)
+	if err != nil || st.Flows != 1 || st.Superseded != 0 {
+		t.Fatalf("NAT64 snapshot: %+v, %v", st, err)
+	}
+
+	e = snatEngine(t)
+	handshake(t, e)
+	buf.Reset()
+	if err := e.SaveSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	st, err = snatEngine(t).LoadState(bytes.NewReader(buf.Bytes()), t0)
+	if err != nil || st.Flows != 0 || st.Superseded != 1 {
+		t.Fatalf("NAT44 snapshot: %+v, %v", st, err)
+	}
+	// the same state saved at a clean stop restores the flow
+	if _, st, _ := saveLoad(t, e, snatEngine, t0); st.Flows != 1 {
+		t.Fatalf("clean-stop state: %+v", st)
 	}
 }
