@@ -535,7 +535,8 @@ func metricsHandler(eng *nat.Engine, st *nfq.Stats, qs []uint16) http.Handler {
 			fmt.Fprintf(w, "natalg_nfqueue_packets_total{event=%q} %d\n", e.name, e.v)
 		}
 		fmt.Fprintf(w, "# HELP natalg_nfqueue_errors_total Netlink errors (the reader survives them).\n# TYPE natalg_nfqueue_errors_total counter\n")
-		fmt.Fprintf(w, "# HELP natalg_nfqueue_ct_stored_total Verdicts that stored natalg's facts in the packet's conntrack entry (crash-only).\n# TYPE natalg_nfqueue_ct_stored_total counter\nnatalg_nfqueue_ct_stored_total %d\n", st.CTStored.Load())
+		fmt.Fprintf(w, "# HELP natalg_conntrack_store_total natalg's facts written into kernel conntrack entries before the packet's verdict (crash-only), and writes the kernel refused.\n# TYPE natalg_conntrack_store_total counter\n")
+		fmt.Fprintf(w, "natalg_conntrack_store_total{result=\"stored\"} %d\nnatalg_conntrack_store_total{result=\"refused\"} %d\n", st.CTStored.Load(), st.CTStoreErrors.Load())
 		fmt.Fprintf(w, "natalg_nfqueue_errors_total{kind=\"read\"} %d\nnatalg_nfqueue_errors_total{kind=\"verdict\"} %d\n", st.ReadErrors.Load(), st.VerdictErrors.Load())
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)

@@ -428,7 +428,7 @@ func (d *Datapath) WriteMetrics(w io.Writer) {
 		name string
 		v    *atomic.Uint64
 	}{{"installed", &d.Stats.Installed}, {"install_failed", &d.Stats.InstallFailed}, {"used", &d.Stats.Used},
-		{"expired", &d.Stats.Expired}, {"withdrawn", &d.Stats.Withdrawn}} {
+		{"expired", &d.Stats.Expired}, {"withdrawn", &d.Stats.Withdrawn}, {"adopted", &d.Stats.Adopted}} {
 		fmt.Fprintf(w, "natalg_kernel_expectations_total{event=%q} %d\n", e.name, e.v.Load())
 	}
 	fmt.Fprintf(w, "# HELP natalg_kernel_conntrack_events_total Conntrack events read, and event socket errors.\n# TYPE natalg_kernel_conntrack_events_total counter\n")
