@@ -36,9 +36,16 @@ deps:
 	else echo "deps: missing$$missing (run 'sudo make deps'); root-only tests will skip"; fi
 	@sh testdata/e2e/deps.sh
 
+# vet: gofmt, go.mod tidy (go mod tidy -diff prints what tidy would change
+# and fails), go vet, staticcheck (pinned: go run fetches that version), and
+# the router binary links no plotting (cmd/natalg-plot does).
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	@if $(GO) list -deps ./cmd/natalg | grep -q '^gonum.org/'; then echo "cmd/natalg links gonum (plotting belongs in cmd/natalg-plot)"; exit 1; fi
 
 # test: everything, including the root-only live comparison with the kernel
 # (network namespaces of its own, addresses in 198.18.0.0/15 and fd00::/8,
@@ -82,9 +89,10 @@ bench-live: deps build
 # A crasher the fuzzer finds is written to the package's testdata/fuzz/
 # directory, which plain `go test` then runs as a regression case: commit it
 # with the fix.
-FUZZ_TARGETS := ./cmd/internal/nfq:FuzzLoopPacket ./alg:FuzzParseLine ./alg:FuzzTLSTracker ./alg:FuzzNAT64Control \
+FUZZ_TARGETS := ./cmd/internal/nfq:FuzzQueueBatch ./alg:FuzzParseLine ./alg:FuzzTLSTracker ./alg:FuzzNAT64Control \
 	./nat:FuzzProcess ./nat:FuzzPeekTuple ./nat:FuzzLoadState ./nat/header:FuzzDecode ./nat/xlat:FuzzXlat \
-	./nat/checksum:FuzzSum ./nat/checksum:FuzzUpdate ./seqdelta:FuzzLedger ./nat/frag:FuzzReassemble ./nat:FuzzFragments ./nat:FuzzDecodeLabels
+	./nat/checksum:FuzzSum ./nat/checksum:FuzzUpdate ./seqdelta:FuzzLedger ./nat/frag:FuzzReassemble ./nat:FuzzFragments \
+	./nat:FuzzParseForward64 ./nat:FuzzDecodeLabels
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "== $$fn ($$pkg, $(FUZZTIME))"; \
@@ -98,7 +106,7 @@ bench:
 	$(GO) run ./cmd/natalg bench --scenario mixed --flows 100000
 
 bench-plot:
-	$(GO) run ./cmd/natalg bench --scenario established --flows 1000,10000,100000,1000000 --plot bench-established.png
+	$(GO) run ./cmd/natalg bench --json --scenario established --flows 1000,10000,100000,1000000 | $(GO) run ./cmd/natalg-plot -o bench-established.png
 
 # bench-targets: the runs behind bench/README.md's target table, pinned to
 # vCPU $(CPU) where one core is measured (the machine's vCPUs change speed

@@ -744,6 +744,11 @@ const maxLongText = 5 + 16*4 + 9
 // line handles one complete line (ending in LF) sent in direction dir at
 // original sequence number seq, appending it, rewritten or not, to out.
 func (c *Control) line(out []byte, dir conntrack.Dir, seq uint32, line []byte, led *seqdelta.Ledger, tr Translator) ([]byte, Event, bool) {
+	if c.n64.on || c.n64.rev {
+		if k := telnetInLine(line); k > 0 {
+			return c.telnetLine(out, dir, seq, line, k, led) // RFC 6384 §5
+		}
+	}
 	var a Announcement
 	var ok bool
 	if dir == conntrack.Original {

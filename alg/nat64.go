@@ -27,7 +27,8 @@ import (
 // the gateway counts the client's commands and keeps a small FIFO of what
 // to do with each outstanding reply. A stand-in NOOP answered with anything
 // but 200 tears the session down (§12): its reply becomes a reset to the
-// client (Result.Action Reset) and every later segment is dropped.
+// client (Result.Action Reset) and every later segment is dropped (the NAT
+// sends the server's next one back to it as a reset, nat/ftp.go).
 
 // answer is a reply the gateway gives in place of the server's.
 type answer uint8
@@ -444,8 +445,7 @@ func blank(line []byte) bool {
 //   - Anything else, LPRT, LPSV (RFC 6384 §1 leaves them out) and PORT
 //     included, passes unchanged with its reply (RFC 6384 §10), and opens
 //     nothing: no endpoint is mapped, no expectation made. A PORT of the
-//     IPv6 client cannot name its own address (RFC 2577 §3: EvBounce), and
-//     neither can an LPRT naming another host.
+//     IPv6 client cannot name its own address (RFC 2577 §3: EvBounce).
 //
 // Answers are in band: the line goes to the server as NOOP and the reply to
 // it is replaced (reply64). Without room in the FIFO, or on a flow whose
@@ -798,4 +798,63 @@ func (c *Control) telnet64(dir conntrack.Dir, seq uint32, data []byte, led *seqd
 		ev |= EvTelnetRefused
 	}
 	return consumed, ev, false
+}
+
+// telnetInLine returns how many Telnet option negotiations line holds, an
+// escaped IAC IAC not counting.
+func telnetInLine(line []byte) int {
+	k := 0
+	for i := 0; i < len(line); i++ {
+		if line[i] != telnetIAC || i+1 >= len(line) {
+			continue
+		}
+		if line[i+1] == telnetIAC {
+			i++
+			continue
+		}
+		if n, _ := telnetNegotiation(line[i:]); n > 0 {
+			k++
+			i += n - 1
+		}
+	}
+	return k
+}
+
+// telnetLine removes the Telnet option negotiations inside a complete line
+// of a NAT64 flow (those at a line start are gone already, telnet64): RFC
+// 6384 §5 has them refused without relaying. The rest of the line passes
+// unchanged. A client line counts as an ordinary command; a server line
+// cut by negotiations can no longer be matched to a command for sure, so
+// the in-band answers stop (stop). Without room for the rewrites in this
+// segment, the line waits for the next one (c.cut).
+func (c *Control) telnetLine(out []byte, dir conntrack.Dir, seq uint32, line []byte, k int, led *seqdelta.Ledger) ([]byte, Event, bool) {
+	if c.segRew+k > MaxRewritesPerSegment {
+		c.cut = true
+		return out, 0, false
+	}
+	from := 0
+	for i := 0; i < len(line); i++ {
+		if line[i] != telnetIAC || i+1 >= len(line) {
+			continue
+		}
+		if line[i+1] == telnetIAC {
+			i++
+			continue
+		}
+		n, _ := telnetNegotiation(line[i:])
+		if n == 0 {
+			continue
+		}
+		out = append(out, line[from:i]...)
+		c.runAdd(dir, seq+uint32(i), line[i:i+n], nil, led)
+		from = i + n
+		i += n - 1
+	}
+	out = append(out, line[from:]...)
+	if dir == conntrack.Original {
+		c.n64.push(pending{kind: pendPlain})
+	} else {
+		c.n64.stop()
+	}
+	return out, EvTelnetRefused, true
 }

@@ -319,6 +319,9 @@ func TestNAT64Telnet(t *testing.T) {
 	s.server("331 Password\r\n").pass()
 	s.client("\xff\xf4\xff\xf2ABOR\r\n").pass()
 	s.server("226 Aborted\r\n").pass()
+	// inside a line, with an escaped 255 kept
+	s.client("NO\xff\xfd\x03OP \xff\xff\xff\xfa\x1f\x00\x50\xff\xf0x\r\n").replaced("NOOP \xff\xffx\r\n").events(EvTelnetRefused).again()
+	s.server("200 ok\r\n").pass()
 	s.client("ALGS STATUS64\r\n").replaced("NOOP\r\n")
 	s.server("200 NOOP ok\r\n").replaced(answers[ansALGSOn])
 }

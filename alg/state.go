@@ -85,7 +85,7 @@ type StreamState struct {
 
 // RewriteState is one remembered rewrite: the original text at original
 // sequence number Start, and the text that replaced it. A replaced text
-// longer than the MaxRewriteText bytes kept of it (a whole reply the NAT64
+// longer than the bytes kept of it (a whole reply the NAT64
 // gateway replaced or removed) has its length in Span and its FNV-1a hash in
 // OldSum, so that a retransmission of it is replayed identically; Span is 0
 // otherwise.
@@ -96,10 +96,6 @@ type RewriteState struct {
 	Span   uint32
 	OldSum uint64
 }
-
-// MaxRewriteText bounds RewriteState.New and the bytes of RewriteState.Old
-// kept.
-const MaxRewriteText = maxAnnounceText
 
 // State returns a snapshot of c. The caller holds the flow lock.
 func (c *Control) State() ControlState {

@@ -207,12 +207,11 @@ func hostPort(a netip.Addr, p uint16) string {
 	return fmt.Sprintf("%d,%d,%d,%d,%d,%d", b[0], b[1], b[2], b[3], p>>8, p&0xff)
 }
 
-// Control segments and rewrites per round.
+// Control and data segments per round.
 const (
-	ftpControlPerRound  = 7
-	ftpDataPerRound     = 8
-	ftpPacketsPerRound  = ftpControlPerRound + ftpDataPerRound
-	ftpRewritesPerRound = 1
+	ftpControlPerRound = 7
+	ftpDataPerRound    = 8
+	ftpPacketsPerRound = ftpControlPerRound + ftpDataPerRound
 )
 
 // round appends one transfer: the announcement (rewritten by the gateway),

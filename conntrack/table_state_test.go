@@ -148,3 +148,26 @@ func TestRecordCheckNAT64ICMP(t *testing.T) {
 		t.Errorf("one family: %v", err)
 	}
 }
+
+// TestRestoreHalfClosedFromOlderVersion: a state file written before
+// half-closed flows kept the established timeout holds FIN_WAIT flows with
+// a 4-minute deadline. They load unchanged (same state numbers, deadline
+// kept), and their next packet gives them the established timeout.
+func TestRestoreHalfClosedFromOlderVersion(t *testing.T) {
+	f := snatFlow(40000)
+	r := f.Record()
+	r.TCP, r.FINs = TCPFinWait, 1
+	r.Created, r.Expires = 0, 10*sec+int64(4*time.Minute)
+	tb := NewTable(Config{})
+	g := RestoreFlow(r)
+	if err := tb.Restore(g, 10*sec); err != nil {
+		t.Fatal(err)
+	}
+	if got := g.Record(); got != r {
+		t.Fatalf("restored %+v, want %+v", got, r)
+	}
+	g.Touch(Reply, FlagACK, 20*sec, tb.Timeouts())
+	if g.State() != TCPFinWait || g.Expires() != 20*sec+int64(DefaultTimeouts.TCPEstablished) {
+		t.Fatalf("after a packet: %v, expires %v", g.State(), time.Duration(g.Expires()))
+	}
+}

@@ -26,7 +26,7 @@ func TestConcurrentWorkers(t *testing.T) {
 			defer wg.Done()
 			buf := make([]byte, 0, 65535)
 			do := func(s tcpSeg) (Verdict, seen) {
-				v, out := e.Process(append(buf[:0], s.build()...), t0)
+				v, out := e.processPacket(append(buf[:0], s.build()...), t0)
 				if v != Accept {
 					return v, seen{}
 				}

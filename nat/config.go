@@ -2,8 +2,10 @@
 // prefixes with endpoint-independent mapping (RFC 4787 §4.1, RFC 5382 §2),
 // DNAT port forwards, hairpinning (RFC 4787 §6, RFC 5382 §7.2, RFC 6146 §3.8), ICMP query and error translation (RFC 5508), and the
 // FTP application-layer gateway with sequence-number correction. It does no
-// I/O: front ends (NFQUEUE, pcap replay, the in-memory bench device) hand it
-// one IP packet at a time through Engine.Process.
+// I/O: front ends (NFQUEUE, the NAT64 TUN device, pcap replay, the in-memory
+// bench device) implement Device, and Engine.Serve reads batches of packets
+// from them, translates them (Engine.ProcessBatch) and writes the verdicts
+// back.
 package nat
 
 import (
@@ -304,6 +306,9 @@ type Config struct {
 func (c *Config) validate() error {
 	if len(c.Public) == 0 && !c.NAT64Prefix.IsValid() {
 		return fmt.Errorf("nat: no public address (and no NAT64 prefix)")
+	}
+	if len(c.NAT64Forwards) > 0 && !c.NAT64Prefix.IsValid() {
+		return fmt.Errorf("nat: NAT64 forwards without a NAT64 prefix")
 	}
 	var seen [2]bool
 	for i, a := range c.Public {

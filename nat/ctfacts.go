@@ -146,6 +146,16 @@ func (e *Engine) ProcessCT(pkt []byte, now time.Time, facts *CTFacts) (Verdict, 
 	return v, out
 }
 
+// factsOf returns where process puts what p's front end must store (nil
+// when the engine stores nothing), cleared.
+func (e *Engine) factsOf(p *Packet) *CTFacts {
+	if e.ct.MarkMask == 0 {
+		return nil
+	}
+	p.CT = CTFacts{}
+	return &p.CT
+}
+
 // markValue returns the mark of f, 0 when f is of a kind natalg does not
 // store (hairpinned, NAT64).
 func (e *Engine) markValue(f *conntrack.Flow) uint32 {

@@ -34,11 +34,17 @@ type Packet struct {
 	// processed again. A packet whose fragment the engine holds, waiting
 	// for the rest of its datagram, gets Verdict Held and no output.
 	More [][]byte
+	// CT is what the front end must store in the kernel's conntrack entry
+	// of the packet's connection before it sends the verdict (crash-only,
+	// see ProcessCT), when the engine has a CTStore; Serve fills it.
+	CT CTFacts
 }
 
-// Device is a source and sink of packet batches: the NFQUEUE front end, the
-// pcap replay front end and the in-memory benchmark device implement it, so
-// one worker loop drives them all (the shape of wireguard-go's tun.Device).
+// Device is a source and sink of packet batches: the NFQUEUE front end
+// (cmd/internal/nfq), the NAT64 TUN device (cmd/internal/tun), the pcap
+// replay (cmd/internal/pcapreplay) and the in-memory benchmark device
+// (bench) implement it, so one worker loop, Serve, drives them all (the
+// shape of wireguard-go's tun.Device).
 type Device interface {
 	// ReadBatch fills up to len(ps) packets and returns how many. It blocks
 	// until at least one is available, ctx is done or the device is closed.
@@ -62,16 +68,34 @@ type SingleOutput interface {
 // ErrClosed is returned by a Device that has no more packets.
 var ErrClosed = errors.New("nat: device closed")
 
-// ProcessBatch runs every packet of ps through the engine. The counters of
-// the fast path (Stats.In, Accepted, Translated, Passed) are added once per
-// batch.
+// ProcessBatch translates every packet of ps in place, in order, and sets
+// its Verdict, Out and Reason. Each packet is Buf[:N], from its IP header;
+// bytes past the IP length (link padding) are cut off. Out, the packet to
+// send, aliases Buf's array: a payload rewrite may grow the packet up to
+// cap(Buf) (NewBatch's buffers are always large enough), else the packet is
+// dropped as too_big. Time is the packet's arrival time.
 //
-// A packet may come back with Verdict Held (a fragment kept for
-// reassembly) or with packets in More (see Packet).
+// A packet from an inside address is outbound, one to a public address is
+// inbound, one from an inside address to a public address is hairpinned
+// (translated both ways, back inside, RFC 4787 §6) or, when nothing inside
+// answers there, accepted unchanged for the router itself; with NAT64 on,
+// an IPv6 packet to the NAT64 prefix is outbound and an IPv4 packet to the
+// pool inbound NAT64 (the packet changes family: Out may start 20 bytes
+// later in Buf's array, or be 20 bytes longer). Any other packet is
+// accepted unchanged.
+//
+// A fragment of a packet to translate comes back with Verdict Held (kept
+// for reassembly) until its datagram is whole; the fragment that completes
+// it gets the datagram translated, cut into fragments again, in Out and
+// More (see Packet).
+//
+// The counters of the fast path (Stats.In, Accepted, Translated, Passed)
+// are added once per batch.
 func (e *Engine) ProcessBatch(ps []Packet) { e.processBatch(ps, true) }
 
 // processBatch is ProcessBatch; split says whether the packets may get
-// More.
+// More (when not, a reassembled datagram comes back whole in Out, in
+// memory of its own).
 func (e *Engine) processBatch(ps []Packet, split bool) {
 	var c counts
 	if len(ps) > 1 && e.table.Len() >= prefetchMin {
@@ -79,7 +103,7 @@ func (e *Engine) processBatch(ps []Packet, split bool) {
 	} else {
 		for i := range ps {
 			p := &ps[i]
-			p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), nil, &c, p.more(split), nil)
+			p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), nil, &c, p.more(split), e.factsOf(p))
 		}
 	}
 	c.flush(&e.Stats)
@@ -102,11 +126,9 @@ func (p *Packet) more(split bool) *[][]byte {
 // distance between them in its one allocation: an odd number of cache lines
 // past a multiple of the 4 KiB page, so that the buffers' first lines, where
 // the headers are, fall in different sets of the L1 cache (its set is picked
-// by the address bits below 4 KiB). Buffers allocated one by one (17 pages
-// each) all started on a page boundary, and the headers of a batch of 64
-// competed for the 8 or 12 ways of one set: reading a batch in evicted its
-// first packets before they were processed. See bench/README.md, "Scaling
-// with workers".
+// by the address bits below 4 KiB). Buffers that all start on a page
+// boundary would put the headers of a whole batch in one set, whose 8 or 12
+// ways cannot hold them (bench/README.md, "Scaling with workers").
 const (
 	bufSize   = MaxPacket + 256
 	bufStride = (bufSize+4095)&^4095 + 5*64

@@ -28,24 +28,22 @@ const (
 // Engine translates packets. It is safe for concurrent use by several
 // workers sharing one flow table.
 type Engine struct {
-	cfg     Config
-	table   *conntrack.Table
-	ports   *portMap
-	public  [2]netip.Addr     // by family; invalid if none
-	n64     *nat64            // nil unless NAT64 is on
-	frags   *frag.Reassembler // nil with Config.NoReassembly
-	ftpPort [65536 / 64]uint64
-	ct      CTStore // where ProcessCT stores flows' facts in the kernel's conntrack entries
+	cfg    Config
+	table  *conntrack.Table
+	ports  *portMap
+	public [2]netip.Addr     // by family; invalid if none
+	n64    *nat64            // nil unless NAT64 is on
+	frags  *frag.Reassembler // nil with Config.NoReassembly
+	// ftpPorts are the control ports the FTP gateway inspects (none with
+	// DisableFTP); read when a flow is created.
+	ftpPorts []uint16
+	ct       CTStore // where ProcessCT and Serve ask to store flows' facts in the kernel's conntrack entries
 
-	// Stats come last, a cache line's worth of padding on either side, so
+	// Stats come last, with a cache line of padding on either side, so
 	// that no field read on every packet shares a cache line with a
-	// counter: every worker adds its batch's counts to Stats, and a line
-	// read per packet that a counter shares would be fetched back from the
-	// other worker's cache after each of its batches. Not first: the
-	// compiler checks a nil *Engine by loading its first byte before
-	// reading a field past the first 4 KiB (ftpPort is 8 KiB), so the
-	// first line is read on every packet. See bench/README.md, "Scaling
-	// with workers".
+	// counter: every worker adds its batch's counts to Stats, and a line a
+	// counter shares is fetched back from the other worker's cache after
+	// each of its batches (bench/README.md, "Scaling with workers").
 	_     [64]byte
 	Stats Stats
 	_     [64]byte
@@ -81,9 +79,7 @@ func New(cfg Config) (*Engine, error) {
 		e.ports.reserve(f.Proto, uint8(familyOf(f.Target)), f.Port, f.PortEnd)
 	}
 	if !cfg.DisableFTP {
-		for _, p := range cfg.FTPPorts {
-			e.ftpPort[p/64] |= 1 << (p % 64)
-		}
+		e.ftpPorts = slices.Clone(cfg.FTPPorts)
 	}
 	ct := cfg.Conntrack
 	ct.FlowRemoved = e.flowRemoved
@@ -122,7 +118,8 @@ func (e *Engine) FragmentsHeld() (datagrams, bytes int) {
 // bindings included).
 func (e *Engine) Bindings() int { return e.ports.bindings() + e.bindings64() }
 
-func (e *Engine) isFTP(port uint16) bool { return e.ftpPort[port/64]&(1<<(port%64)) != 0 }
+// isFTP says whether port is one of the FTP control ports.
+func (e *Engine) isFTP(port uint16) bool { return slices.Contains(e.ftpPorts, port) }
 
 func (e *Engine) inside(a netip.Addr) bool {
 	for _, p := range e.cfg.Inside {
@@ -133,41 +130,7 @@ func (e *Engine) inside(a netip.Addr) bool {
 	return false
 }
 
-// Process translates one IP packet in place and returns the verdict and the
-// packet to send, which aliases pkt's array. pkt holds the packet from its IP
-// header; bytes past the IP length (link padding) are cut off. A payload
-// rewrite may grow the packet up to cap(pkt): front ends pass buffers with
-// room (65535 bytes is always enough), else such a packet is dropped as
-// too_big. now is the packet's arrival time.
-//
-// A packet from an inside address is outbound, one to a public address is
-// inbound, one from an inside address to a public address is hairpinned
-// (translated both ways, back inside, RFC 4787 §6) or, when nothing inside
-// answers there, accepted unchanged for the router itself; with NAT64 on, an IPv6 packet to the NAT64 prefix is outbound
-// and an IPv4 packet to the pool inbound NAT64 (the packet changes family:
-// the result may start 20 bytes later in pkt's array, or be 20 bytes
-// longer). Any other packet is accepted unchanged.
-//
-// A fragment of a packet to translate is held (Verdict Held) until its
-// datagram is whole; the fragment that completes it returns the datagram
-// translated, whole, in memory of its own (ProcessBatch cuts it into
-// fragments again: see Packet.More).
-func (e *Engine) Process(pkt []byte, now time.Time) (Verdict, []byte) {
-	var c counts
-	v, out, _ := e.process(pkt, now.UnixNano(), nil, &c, nil, nil)
-	c.flush(&e.Stats)
-	return v, out
-}
-
-// ProcessReason is Process that also says why a packet was dropped.
-func (e *Engine) ProcessReason(pkt []byte, now time.Time) (Verdict, []byte, DropReason) {
-	var c counts
-	v, out, r := e.process(pkt, now.UnixNano(), nil, &c, nil, nil)
-	c.flush(&e.Stats)
-	return v, out, r
-}
-
-// process is Process. hint, when not nil, is what the prefetch passes
+// process translates one packet (see ProcessBatch). hint, when not nil, is what the prefetch passes
 // learned of the tuple peekTuple reads from pkt (its hash, and the flow its
 // index slot points to): the lookup starts from it. more, when not nil, is
 // where packets to send after the returned one go (Packet.More).

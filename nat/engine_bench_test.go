@@ -27,7 +27,7 @@ func BenchmarkFTPControlPORT(b *testing.B) {
 		{src: cli, dst: srv, seq: 1001, ack: 5001, flags: fACK},
 		{src: srv, dst: pubCli, seq: 5001, ack: 1001, flags: fACK | fPSH, payload: "220 hi\r\n"},
 	} {
-		if v, _ := e.Process(s.build(), t0); v != Accept {
+		if v, _ := e.processPacket(s.build(), t0); v != Accept {
 			b.Fatal("handshake dropped")
 		}
 	}
@@ -41,7 +41,7 @@ func BenchmarkFTPControlPORT(b *testing.B) {
 		pkt := append(buf[:0], tmpl...)
 		p.Decode(pkt)
 		p.SetTCPSeq(seq)
-		if v, _ := e.Process(pkt, t0); v != Accept {
+		if v, _ := e.processPacket(pkt, t0); v != Accept {
 			b.Fatal("PORT dropped")
 		}
 		seq += uint32(len(portIn))

@@ -19,7 +19,7 @@ func establish(t testing.TB, e *Engine) (out, in []byte) {
 		{src: s, dst: p, seq: 100, ack: 2, flags: fSYN | fACK},
 		{src: c, dst: s, seq: 2, ack: 101, flags: fACK},
 	} {
-		if v, _ := e.Process(seg.build(), t0); v != Accept {
+		if v, _ := e.processPacket(seg.build(), t0); v != Accept {
 			t.Fatal("handshake dropped")
 		}
 	}
@@ -40,7 +40,7 @@ func TestFastPathAllocatesNothing(t *testing.T) {
 	for name, tmpl := range map[string][]byte{"outbound": out, "inbound": in, "ftp-control": ctl} {
 		run := func() {
 			b := append(buf[:0], tmpl...)
-			if v, _ := e.Process(b, t0); v != Accept {
+			if v, _ := e.processPacket(b, t0); v != Accept {
 				t.Fatalf("%s dropped", name)
 			}
 		}
@@ -56,17 +56,17 @@ func TestPassAndDropClasses(t *testing.T) {
 	// Neither inside nor to the public address: unchanged.
 	other := tcpSeg{src: ap("198.19.0.5:1"), dst: ap("198.19.0.6:2"), seq: 1, flags: fSYN}.build()
 	keep := bytes.Clone(other)
-	if v, o := e.Process(other, t0); v != Accept || !bytes.Equal(o, keep) {
+	if v, o := e.processPacket(other, t0); v != Accept || !bytes.Equal(o, keep) {
 		t.Fatal("transit packet changed")
 	}
 	// Unsolicited inbound.
-	if _, _, r := e.ProcessReason(tcpSeg{src: ap("198.19.0.5:1"), dst: netip.AddrPortFrom(pubIP, 22), seq: 1, flags: fSYN}.build(), t0); r != DropNoFlow {
+	if _, _, r := e.processPacketReason(tcpSeg{src: ap("198.19.0.5:1"), dst: netip.AddrPortFrom(pubIP, 22), seq: 1, flags: fSYN}.build(), t0); r != DropNoFlow {
 		t.Fatalf("unsolicited inbound: %v", r)
 	}
 	// Malformed.
 	bad := tcpSeg{src: ap("198.18.0.2:1"), dst: ap("198.19.0.6:2"), seq: 1, flags: fSYN}.build()
 	bad[0] = 0x44 // IHL 4
-	if _, _, r := e.ProcessReason(bad, t0); r != DropMalformed || e.Stats.Malformed[header.BadIHL].Load() != 1 {
+	if _, _, r := e.processPacketReason(bad, t0); r != DropMalformed || e.Stats.Malformed[header.BadIHL].Load() != 1 {
 		t.Fatalf("bad IHL: %v", r)
 	}
 	// A fragment.
@@ -74,11 +74,11 @@ func TestPassAndDropClasses(t *testing.T) {
 	frag[6] = 0x20 // MF
 	binary.BigEndian.PutUint16(frag[10:], 0)
 	binary.BigEndian.PutUint16(frag[10:], header.IPv4(frag).ComputeChecksum())
-	if _, _, r := e.ProcessReason(frag, t0); r != DropFragment {
+	if _, _, r := e.processPacketReason(frag, t0); r != DropFragment {
 		t.Fatalf("fragment: %v", r)
 	}
 	// An outbound RST or SYN+ACK opens nothing.
-	if _, _, r := e.ProcessReason(tcpSeg{src: ap("198.18.0.2:7"), dst: ap("198.19.0.6:2"), seq: 1, flags: fRST}.build(), t0); r != DropNoFlow {
+	if _, _, r := e.processPacketReason(tcpSeg{src: ap("198.18.0.2:7"), dst: ap("198.19.0.6:2"), seq: 1, flags: fRST}.build(), t0); r != DropNoFlow {
 		t.Fatalf("RST: %v", r)
 	}
 	if e.Table().Len() != 0 {
@@ -94,11 +94,11 @@ func TestTableFullDropsNewFlowsOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, in := establish(t, e)
-	if _, _, r := e.ProcessReason(tcpSeg{src: ap("198.18.0.3:5"), dst: ap("198.19.0.2:80"), seq: 1, flags: fSYN}.build(), t0); r != DropTableFull {
+	if _, _, r := e.processPacketReason(tcpSeg{src: ap("198.18.0.3:5"), dst: ap("198.19.0.2:80"), seq: 1, flags: fSYN}.build(), t0); r != DropTableFull {
 		t.Fatalf("new flow in full table: %v", r)
 	}
 	for _, b := range [][]byte{out, in} {
-		if v, _ := e.Process(b, t0); v != Accept {
+		if v, _ := e.processPacket(b, t0); v != Accept {
 			t.Fatal("existing flow hurt by a full table")
 		}
 	}
@@ -132,7 +132,7 @@ func TestPortPreservationAndCollision(t *testing.T) {
 
 func mustSendOut(t *testing.T, e *Engine, s tcpSeg) seen {
 	t.Helper()
-	v, out, r := e.ProcessReason(s.build(), t0)
+	v, out, r := e.processPacketReason(s.build(), t0)
 	if v != Accept {
 		t.Fatalf("dropped: %v", r)
 	}
@@ -158,7 +158,7 @@ func udpPkt(src, dst netip.AddrPort, payload string, zeroSum bool) []byte {
 
 func TestUDPZeroChecksum(t *testing.T) {
 	e := snatEngine(t)
-	v, out := e.Process(udpPkt(ap("198.18.0.2:5353"), ap("198.19.0.2:53"), "q", true), t0)
+	v, out := e.processPacket(udpPkt(ap("198.18.0.2:5353"), ap("198.19.0.2:53"), "q", true), t0)
 	if v != Accept || out[26] != 0 || out[27] != 0 {
 		t.Fatal("IPv4 UDP without checksum must stay without (RFC 768)")
 	}
@@ -166,7 +166,7 @@ func TestUDPZeroChecksum(t *testing.T) {
 		t.Fatal("not translated")
 	}
 	e6, _ := New(Config{Inside: []netip.Prefix{netip.MustParsePrefix("fd00:18::/64")}, Public: []netip.Addr{netip.MustParseAddr("2001:db8:19::100")}})
-	if _, _, r := e6.ProcessReason(udpPkt(ap("[fd00:18::2]:5353"), ap("[2001:db8:19::2]:53"), "q", true), t0); r != DropBadUDPZeroChecksum {
+	if _, _, r := e6.processPacketReason(udpPkt(ap("[fd00:18::2]:5353"), ap("[2001:db8:19::2]:53"), "q", true), t0); r != DropBadUDPZeroChecksum {
 		t.Fatalf("IPv6 UDP zero checksum: %v", r)
 	}
 }
@@ -207,13 +207,13 @@ func TestICMPEchoIdentifier(t *testing.T) {
 	e := snatEngine(t)
 	in1, in2 := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
 	remote := netip.MustParseAddr("198.19.0.2")
-	_, o1 := e.Process(icmpEcho(in1, remote, false, 77), t0)
-	_, o2 := e.Process(icmpEcho(in2, remote, false, 77), t0)
+	_, o1 := e.processPacket(icmpEcho(in1, remote, false, 77), t0)
+	_, o2 := e.processPacket(icmpEcho(in2, remote, false, 77), t0)
 	p1, p2 := decodeOut(t, o1), decodeOut(t, o2)
 	if p1.SrcPort != 77 || p2.SrcPort == 77 || p1.Src != pubIP {
 		t.Fatalf("identifiers %d %d", p1.SrcPort, p2.SrcPort)
 	}
-	v, back := e.Process(icmpEcho(remote, pubIP, true, p2.SrcPort), t0)
+	v, back := e.processPacket(icmpEcho(remote, pubIP, true, p2.SrcPort), t0)
 	if v != Accept {
 		t.Fatal("echo reply dropped")
 	}
@@ -230,10 +230,10 @@ func TestICMPEchoIdentifier(t *testing.T) {
 func TestICMPErrorTranslation(t *testing.T) {
 	e := snatEngine(t)
 	outSeg, _ := establish(t, e)
-	_, sent := e.Process(bytes.Clone(outSeg), t0) // as it left the NAT
+	_, sent := e.processPacket(bytes.Clone(outSeg), t0) // as it left the NAT
 	router := netip.MustParseAddr("198.19.0.1")
 	quote := bytes.Clone(sent[:28+20]) // IP header + TCP header: a typical quote
-	v, out := e.Process(icmpErr(router, pubIP, 3, 4, quote), t0)
+	v, out := e.processPacket(icmpErr(router, pubIP, 3, 4, quote), t0)
 	if v != Accept {
 		t.Fatal("frag-needed dropped")
 	}
@@ -253,7 +253,7 @@ func TestICMPErrorTranslation(t *testing.T) {
 	}
 	// An error about no known flow is dropped.
 	quote[12] ^= 1
-	if _, _, r := e.ProcessReason(icmpErr(router, pubIP, 3, 4, quote), t0); r != DropMalformed && r != DropICMPErrorNoFlow {
+	if _, _, r := e.processPacketReason(icmpErr(router, pubIP, 3, 4, quote), t0); r != DropMalformed && r != DropICMPErrorNoFlow {
 		t.Fatalf("stray error: %v", r)
 	}
 }
@@ -306,7 +306,7 @@ func BenchmarkProcessEstablished(b *testing.B) {
 	b.SetBytes(int64(len(out)))
 	for i := 0; i < b.N; i++ {
 		pkt := append(buf[:0], out...)
-		e.Process(pkt, t0)
+		e.processPacket(pkt, t0)
 	}
 }
 
@@ -321,11 +321,11 @@ func TestInboundInformationalICMPPasses(t *testing.T) {
 	copy(ns[8:], pub6.AsSlice())
 	pkt := ipWrap(netip.MustParseAddr("2001:db8:19::2"), pub6, 58, ns)
 	keep := bytes.Clone(pkt)
-	if v, out := e.Process(pkt, t0); v != Accept || !bytes.Equal(out, keep) {
+	if v, out := e.processPacket(pkt, t0); v != Accept || !bytes.Equal(out, keep) {
 		t.Fatal("inbound neighbour solicitation not passed unchanged")
 	}
 	out6 := ipWrap(netip.MustParseAddr("fd00:18::2"), netip.MustParseAddr("2001:db8:19::2"), 58, ns)
-	if _, _, r := e.ProcessReason(out6, t0); r != DropUnsupported {
+	if _, _, r := e.processPacketReason(out6, t0); r != DropUnsupported {
 		t.Fatalf("outbound informational ICMPv6: %v", r)
 	}
 }

@@ -48,7 +48,7 @@ func TestFilteringModes(t *testing.T) {
 					}
 					return tcpSeg{src: src, dst: dst, seq: 1, flags: fSYN}.build()
 				}
-				v, out := e.Process(pkt(x, y), t0)
+				v, out := e.processPacket(pkt(x, y), t0)
 				if v != Accept {
 					t.Fatalf("%s: outbound dropped", proto)
 				}
@@ -56,7 +56,7 @@ func TestFilteringModes(t *testing.T) {
 					t.Fatalf("%s: mapped to %v:%d, want %v", proto, o.Src, o.SrcPort, pub)
 				}
 				if proto == "udp" {
-					if v, _, r := e.ProcessReason(pkt(y, pub), t0); v != Accept {
+					if v, _, r := e.processPacketReason(pkt(y, pub), t0); v != Accept {
 						t.Fatalf("udp: the answer of Y:y dropped (%v)", r)
 					}
 				}
@@ -65,7 +65,7 @@ func TestFilteringModes(t *testing.T) {
 					src  netip.AddrPort
 					want bool
 				}{{"Y:y2", y2, tc.fromY2}, {"Z:z", z, tc.fromZ}} {
-					v, out, r := e.ProcessReason(pkt(c.src, pub), t0)
+					v, out, r := e.processPacketReason(pkt(c.src, pub), t0)
 					if (v == Accept) != c.want {
 						t.Fatalf("%s from %s: verdict %v (%v), want accepted %v", proto, c.name, v, r, c.want)
 					}
@@ -87,7 +87,7 @@ func TestFilteringModes(t *testing.T) {
 					} else {
 						back = tcpSeg{src: x, dst: c.src, seq: 50, ack: 2, flags: fSYN | fACK}.build()
 					}
-					v, out = e.Process(back, t0)
+					v, out = e.processPacket(back, t0)
 					if v != Accept {
 						t.Fatalf("%s: the answer to %s dropped", proto, c.name)
 					}
@@ -109,12 +109,12 @@ func TestFilteringNeedsAMapping(t *testing.T) {
 	x := ap("198.18.0.2:5000")
 	y := ap("198.19.0.2:3478")
 	z := ap("198.19.0.3:3478")
-	if _, _, r := e.ProcessReason(udpPkt(z, netip.AddrPortFrom(pubIP, 5000), "x", false), t0); r != DropNoFlow {
+	if _, _, r := e.processPacketReason(udpPkt(z, netip.AddrPortFrom(pubIP, 5000), "x", false), t0); r != DropNoFlow {
 		t.Fatalf("unmapped port: %v, want no_flow", r)
 	}
-	e.Process(udpPkt(x, y, "out", false), t0)
-	e.Process(tcpSeg{src: x, dst: y, seq: 1, flags: fSYN}.build(), t0)
-	if _, _, r := e.ProcessReason(tcpSeg{src: z, dst: netip.AddrPortFrom(pubIP, 5000), seq: 1, ack: 1, flags: fACK}.build(), t0); r != DropNoFlow {
+	e.processPacket(udpPkt(x, y, "out", false), t0)
+	e.processPacket(tcpSeg{src: x, dst: y, seq: 1, flags: fSYN}.build(), t0)
+	if _, _, r := e.processPacketReason(tcpSeg{src: z, dst: netip.AddrPortFrom(pubIP, 5000), seq: 1, ack: 1, flags: fACK}.build(), t0); r != DropNoFlow {
 		t.Fatalf("TCP ACK through a mapping: %v, want no_flow", r)
 	}
 	later := t0.Add(6 * time.Minute) // past the UDP and transitory TCP timeouts
@@ -122,7 +122,7 @@ func TestFilteringNeedsAMapping(t *testing.T) {
 	if e.Bindings() != 0 {
 		t.Fatalf("%d bindings left after the flows expired", e.Bindings())
 	}
-	if _, _, r := e.ProcessReason(udpPkt(z, netip.AddrPortFrom(pubIP, 5000), "x", false), later); r != DropNoFlow {
+	if _, _, r := e.processPacketReason(udpPkt(z, netip.AddrPortFrom(pubIP, 5000), "x", false), later); r != DropNoFlow {
 		t.Fatalf("expired mapping: %v, want no_flow", r)
 	}
 }
@@ -137,9 +137,9 @@ func TestFilteredFlowHoldsMapping(t *testing.T) {
 	y := ap("198.19.0.2:3478")
 	y2 := ap("198.19.0.2:3479")
 	pub := netip.AddrPortFrom(pubIP, 5000)
-	e.Process(udpPkt(x, y, "out", false), t0)
+	e.processPacket(udpPkt(x, y, "out", false), t0)
 	at := t0.Add(4 * time.Minute)
-	if v, _ := e.Process(udpPkt(y2, pub, "in", false), at); v != Accept {
+	if v, _ := e.processPacket(udpPkt(y2, pub, "in", false), at); v != Accept {
 		t.Fatal("address-dependent: Y:y2 refused")
 	}
 	e.Expire(t0.Add(5*time.Minute + time.Second)) // the outbound flow goes
@@ -148,17 +148,17 @@ func TestFilteredFlowHoldsMapping(t *testing.T) {
 	}
 	// X:x has no outbound flow left: nothing more comes in through the
 	// mapping, not even from Y.
-	if _, _, r := e.ProcessReason(udpPkt(ap("198.19.0.2:3480"), pub, "in", false), at.Add(time.Minute)); r != DropNoFlow {
+	if _, _, r := e.processPacketReason(udpPkt(ap("198.19.0.2:3480"), pub, "in", false), at.Add(time.Minute)); r != DropNoFlow {
 		t.Fatalf("Y after the outbound flow went: %v, want no_flow", r)
 	}
 	// A new outbound flow of the same endpoint keeps its public port.
-	v, out := e.Process(udpPkt(x, ap("198.19.0.9:53"), "q", false), at.Add(time.Minute))
+	v, out := e.processPacket(udpPkt(x, ap("198.19.0.9:53"), "q", false), at.Add(time.Minute))
 	if o := decodeOut(t, out); v != Accept || o.SrcPort != 5000 {
 		t.Fatalf("mapping not kept: port %d", o.SrcPort)
 	}
 	// X:x now sends to 198.19.0.9 only: Y, whose outbound flow has gone,
 	// is filtered.
-	if _, _, r := e.ProcessReason(udpPkt(ap("198.19.0.2:3481"), pub, "in", false), at.Add(time.Minute)); r != DropFiltered {
+	if _, _, r := e.processPacketReason(udpPkt(ap("198.19.0.2:3481"), pub, "in", false), at.Add(time.Minute)); r != DropFiltered {
 		t.Fatalf("Y with no outbound flow to it left: %v, want filtered", r)
 	}
 	e.Expire(at.Add(time.Hour))
@@ -191,8 +191,8 @@ func TestFilteringAcrossRestore(t *testing.T) {
 	e := mk(t)
 	x := ap("198.18.0.2:5000")
 	pub := netip.AddrPortFrom(pubIP, 5000)
-	e.Process(udpPkt(x, ap("198.19.0.2:3478"), "out", false), t0)
-	if v, _ := e.Process(udpPkt(ap("198.19.0.2:3479"), pub, "in", false), t0); v != Accept {
+	e.processPacket(udpPkt(x, ap("198.19.0.2:3478"), "out", false), t0)
+	if v, _ := e.processPacket(udpPkt(ap("198.19.0.2:3479"), pub, "in", false), t0); v != Accept {
 		t.Fatal("Y:y2 refused before the restart")
 	}
 	e2, st, _ := saveLoad(t, e, mk, t0.Add(time.Second))
@@ -205,10 +205,10 @@ func TestFilteringAcrossRestore(t *testing.T) {
 		t.Fatalf("restored kinds %v", kinds)
 	}
 	later := t0.Add(2 * time.Second)
-	if v, _, r := e2.ProcessReason(udpPkt(ap("198.19.0.2:3480"), pub, "in", false), later); v != Accept {
+	if v, _, r := e2.processPacketReason(udpPkt(ap("198.19.0.2:3480"), pub, "in", false), later); v != Accept {
 		t.Fatalf("another port of Y after the restart: %v", r)
 	}
-	if _, _, r := e2.ProcessReason(udpPkt(ap("198.19.0.3:3478"), pub, "in", false), later); r != DropFiltered {
+	if _, _, r := e2.processPacketReason(udpPkt(ap("198.19.0.3:3478"), pub, "in", false), later); r != DropFiltered {
 		t.Fatalf("Z after the restart: %v, want filtered", r)
 	}
 	// Everything it holds is released when it goes.
@@ -230,26 +230,74 @@ func TestMappingRefresh(t *testing.T) {
 	y := ap("198.19.0.2:3478")
 	pub := netip.AddrPortFrom(pubIP, 5000)
 	udp := e.Table().Timeouts().UDP
-	e.Process(udpPkt(x, y, "out", false), t0)
+	e.processPacket(udpPkt(x, y, "out", false), t0)
 	// Refused packets from Z, just before the timeout, change nothing.
 	for i := range 10 {
-		e.Process(udpPkt(ap("198.19.0.3:3478"), pub, "in", false), t0.Add(udp-time.Duration(10-i)*time.Second))
+		e.processPacket(udpPkt(ap("198.19.0.3:3478"), pub, "in", false), t0.Add(udp-time.Duration(10-i)*time.Second))
 	}
 	e.Expire(t0.Add(udp + time.Second))
 	if e.Table().Len() != 0 || e.Bindings() != 0 {
 		t.Fatalf("refused inbound packets kept the mapping: %d flows, %d bindings", e.Table().Len(), e.Bindings())
 	}
 	// An outbound packet refreshes it.
-	e.Process(udpPkt(x, y, "out", false), t0)
-	e.Process(udpPkt(x, y, "again", false), t0.Add(udp-time.Second))
+	e.processPacket(udpPkt(x, y, "out", false), t0)
+	e.processPacket(udpPkt(x, y, "again", false), t0.Add(udp-time.Second))
 	e.Expire(t0.Add(udp + time.Second))
 	if e.Bindings() != 1 {
 		t.Fatal("an outbound packet did not refresh the mapping")
 	}
 	// Protocol-dependent: TCP to the UDP mapping's port is not let in.
 	ei := filterEngine(t, FilterEndpointIndependent)
-	ei.Process(udpPkt(x, y, "out", false), t0)
-	if _, _, r := ei.ProcessReason(tcpSeg{src: y, dst: pub, seq: 1, flags: fSYN}.build(), t0); r != DropNoFlow {
+	ei.processPacket(udpPkt(x, y, "out", false), t0)
+	if _, _, r := ei.processPacketReason(tcpSeg{src: y, dst: pub, seq: 1, flags: fSYN}.build(), t0); r != DropNoFlow {
 		t.Fatalf("TCP through a UDP mapping: %v, want no_flow", r)
+	}
+}
+
+// TestTCPSimultaneousOpen: RFC 5382 §4.2 REQ-2a, "A NAT MUST handle the TCP
+// simultaneous-open mode of connection initiation": the inside SYN, the
+// crossing inbound SYN, then SYN+ACKs both ways and the ACKs, all
+// translated, and the flow ends ESTABLISHED. Under address-dependent
+// filtering the inbound SYN may even come first when the endpoint already
+// talks to that peer's address.
+func TestTCPSimultaneousOpen(t *testing.T) {
+	e := filterEngine(t, FilterAddressDependent)
+	x := ap("198.18.0.2:6000")
+	y := ap("198.19.0.2:7000")
+	pub := netip.AddrPortFrom(pubIP, 6000)
+	for i, s := range []tcpSeg{
+		{src: x, dst: y, seq: 100, flags: fSYN},
+		{src: y, dst: pub, seq: 500, flags: fSYN},
+		{src: x, dst: y, seq: 100, ack: 501, flags: fSYN | fACK},
+		{src: y, dst: pub, seq: 500, ack: 101, flags: fSYN | fACK},
+		{src: x, dst: y, seq: 101, ack: 501, flags: fACK},
+		{src: y, dst: pub, seq: 501, ack: 101, flags: fACK},
+	} {
+		v, out, r := e.processPacketReason(s.build(), t0)
+		if v != Accept {
+			t.Fatalf("segment %d dropped: %v", i, r)
+		}
+		o := decodeOut(t, out)
+		if s.src == x && (o.Src != pubIP || o.SrcPort != 6000) || s.src == y && (o.Dst != x.Addr() || o.DstPort != 6000) {
+			t.Fatalf("segment %d translated to %v:%d -> %v:%d", i, o.Src, o.SrcPort, o.Dst, o.DstPort)
+		}
+	}
+	var state []string
+	e.Flows(func(fi FlowInfo) { state = append(state, fi.State.String()) })
+	if len(state) != 1 || state[0] != "ESTABLISHED" {
+		t.Fatalf("flows %v, want one ESTABLISHED", state)
+	}
+	// The peer's SYN before the inside one: let in through the mapping of
+	// an endpoint that already sent to Y (from another port of Y), and
+	// the inside SYN then joins that flow.
+	x2 := ap("198.18.0.2:6001")
+	e.processPacket(tcpSeg{src: x2, dst: ap("198.19.0.2:80"), seq: 1, flags: fSYN}.build(), t0)
+	pub2 := netip.AddrPortFrom(pubIP, 6001)
+	if v, _, r := e.processPacketReason(tcpSeg{src: y, dst: pub2, seq: 900, flags: fSYN}.build(), t0); v != Accept {
+		t.Fatalf("early peer SYN: %v", r)
+	}
+	v, out := e.processPacket(tcpSeg{src: x2, dst: y, seq: 10, flags: fSYN}.build(), t0)
+	if o := decodeOut(t, out); v != Accept || o.Src != pubIP || o.SrcPort != 6001 {
+		t.Fatalf("inside SYN after the peer's: %v %v:%d", v, o.Src, o.SrcPort)
 	}
 }

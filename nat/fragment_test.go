@@ -170,7 +170,7 @@ func TestFragmentsSingleOutput(t *testing.T) {
 	out := bigUDP(ap("198.18.0.2:40000"), ap("198.19.0.2:7"), 3000, false)
 	frags := frag.Split4(out, []int{1480, 1480, 48}, 0x1234, false)
 	for i, f := range frags {
-		v, o := e.Process(bytes.Clone(f), t0)
+		v, o := e.processPacket(bytes.Clone(f), t0)
 		if i < 2 && v != Held || i == 2 && v != Accept {
 			t.Fatalf("fragment %d: %v", i, v)
 		}

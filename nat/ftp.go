@@ -100,6 +100,13 @@ func (e *Engine) processFTP(p *header.Parsed, f *conntrack.Flow, dir conntrack.D
 		e.Stats.algEvents(res.Events)
 		switch res.Action {
 		case alg.Drop:
+			if res.Events&alg.EvTornDown != 0 && f.Tag >= tag64 && dir == conntrack.Reply && fl&conntrack.FlagACK != 0 && fl&conntrack.FlagRST == 0 {
+				// RFC 6384 §12, the server's side of a torn-down
+				// session: its next segment goes back to it as a reset
+				e.Stats.ALGResets.Add(1)
+				e.Stats.Accepted.Add(1)
+				return Accept, resetSender(p), DropNone
+			}
 			v, dr := e.Stats.drop(algDropReason(res.Events))
 			return v, nil, dr
 		case alg.Reset:
@@ -198,4 +205,32 @@ func algDropReason(ev alg.Event) DropReason {
 		return DropALGTornDown
 	}
 	return DropALGHeld
+}
+
+// resetSender turns p, a TCP segment with ACK, into a reset back to its
+// sender, in its own family and sequence space: from p's destination to its
+// source, SEQ the sender's next expected byte (p's ACK, so that the reset
+// is accepted at once, RFC 5961 §3.2), ACK the end of p; no payload.
+func resetSender(p *header.Parsed) []byte {
+	src, dst, sport, dport := p.Src, p.Dst, p.SrcPort, p.DstPort
+	end := p.Seq + uint32(len(p.Payload()))
+	if p.TCPFlags&header.TCPSYN != 0 {
+		end++
+	}
+	if p.TCPFlags&header.TCPFIN != 0 {
+		end++
+	}
+	ack := p.Ack
+	p.Buf = p.Buf[:p.PayloadOff]
+	p.SetIPLength(p.PayloadOff)
+	p.SetSrcAddr(dst)
+	p.SetDstAddr(src)
+	p.SetSrcPort(dport)
+	p.SetDstPort(sport)
+	p.SetTCPSeq(ack)
+	p.SetTCPAck(end)
+	p.ClearTCPUrgent()
+	p.SetTCPFlags(header.TCPRST | header.TCPACK)
+	p.ComputeL4Checksum()
+	return p.Buf
 }

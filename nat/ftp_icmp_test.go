@@ -13,7 +13,7 @@ import (
 // leaves.
 func forward(t *testing.T, e *Engine, s tcpSeg) []byte {
 	t.Helper()
-	v, out, r := e.ProcessReason(s.build(), t0)
+	v, out, r := e.processPacketReason(s.build(), t0)
 	if v != Accept {
 		t.Fatalf("segment %q dropped: %v", s.payload, r)
 	}
@@ -59,7 +59,7 @@ func TestICMPErrorQuotingRewrittenFTPSegment(t *testing.T) {
 		t.Fatalf("LIST left with seq %d, want 1029", seq)
 	}
 	router := netip.MustParseAddr("198.19.0.1")
-	v, out, r := e.ProcessReason(icmpErr(router, pubIP, 3, 4, fwd), t0)
+	v, out, r := e.processPacketReason(icmpErr(router, pubIP, 3, 4, fwd), t0)
 	if v != Accept {
 		t.Fatalf("frag-needed dropped: %v", r)
 	}
@@ -79,7 +79,7 @@ func TestICMPErrorQuotingRewrittenFTPSegment(t *testing.T) {
 	}
 	// A quote of the IP header and 8 bytes (RFC 792): the SEQ alone.
 	fwd = forward(t, e, cmd(1031, "NOOP\r\n"))
-	v, out, r = e.ProcessReason(icmpErr(router, pubIP, 3, 4, fwd[:28]), t0)
+	v, out, r = e.processPacketReason(icmpErr(router, pubIP, 3, 4, fwd[:28]), t0)
 	if v != Accept {
 		t.Fatalf("short frag-needed dropped: %v", r)
 	}
@@ -116,7 +116,7 @@ func TestICMPErrorQuotingFTPAckAcrossRewrite(t *testing.T) {
 		t.Fatalf("LIST left with ack %d, want %d", ack, clientAck-4)
 	}
 	router := netip.MustParseAddr("198.18.0.1")
-	v, out, r := e.ProcessReason(icmpErr(router, client.Addr(), 3, 4, fwd), t0)
+	v, out, r := e.processPacketReason(icmpErr(router, client.Addr(), 3, 4, fwd), t0)
 	if v != Accept {
 		t.Fatalf("frag-needed dropped: %v", r)
 	}
@@ -164,7 +164,7 @@ func TestICMPv6PacketTooBigQuotingRewrittenFTPSegment(t *testing.T) {
 	binary.BigEndian.PutUint32(ptb[44:], 1280) // MTU, then fix the checksum
 	binary.BigEndian.PutUint16(ptb[42:], 0)
 	ptb = ipWrap(netip.MustParseAddr("2001:db8:19::1"), pub6, 58, ptb[40:])
-	v, out, r := e.ProcessReason(ptb, t0)
+	v, out, r := e.processPacketReason(ptb, t0)
 	if v != Accept {
 		t.Fatalf("packet too big dropped: %v", r)
 	}
@@ -205,7 +205,7 @@ func TestNAT64ICMPErrorQuotingRewrittenFTPSegment(t *testing.T) {
 		t.Fatalf("RETR left with seq %d, want %d", seq, 1001+len(c.payload))
 	}
 	router := netip.MustParseAddr("198.18.64.1")
-	v, out, r := e.ProcessReason(icmpErr(router, o.Src, 3, 4, fwd), t0)
+	v, out, r := e.processPacketReason(icmpErr(router, o.Src, 3, 4, fwd), t0)
 	if v != Accept {
 		t.Fatalf("frag-needed dropped: %v", r)
 	}

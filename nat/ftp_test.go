@@ -33,7 +33,7 @@ func snatEngine(t *testing.T) *Engine {
 // send runs one segment through the engine.
 func send(t *testing.T, e *Engine, s tcpSeg) (Verdict, seen, DropReason) {
 	t.Helper()
-	v, out, r := e.ProcessReason(s.build(), t0)
+	v, out, r := e.processPacketReason(s.build(), t0)
 	if v != Accept {
 		return v, seen{}, r
 	}
@@ -309,7 +309,7 @@ func TestFTPCorruptedSegmentNeverValidated(t *testing.T) {
 	handshake(t, e)
 	b := cmd(1001, portIn).build()
 	b[len(b)-5] ^= 0x04 // flip a bit in the payload, checksum left alone
-	if v, _, r := e.ProcessReason(b, t0); v != Drop || r != DropBadL4Checksum {
+	if v, _, r := e.processPacketReason(b, t0); v != Drop || r != DropBadL4Checksum {
 		t.Fatalf("corrupted control segment: %v %v", v, r)
 	}
 }
@@ -464,7 +464,7 @@ func TestFTPRewritePastMaxPacket(t *testing.T) {
 	if len(pkt) != 65535 {
 		t.Fatalf("test packet is %d bytes", len(pkt))
 	}
-	if v, _, r := e.ProcessReason(pkt, t0); v != Drop || r != DropTooBig {
+	if v, _, r := e.processPacketReason(pkt, t0); v != Drop || r != DropTooBig {
 		t.Fatalf("verdict %v %v, want drop too_big", v, r)
 	}
 	// Into a buffer with no room to grow: also too_big.
@@ -472,7 +472,7 @@ func TestFTPRewritePastMaxPacket(t *testing.T) {
 	handshake(t, e2)
 	small := cmd(1001, portIn).build()
 	small = small[:len(small):len(small)]
-	if v, _, r := e2.ProcessReason(small, t0); v != Drop || r != DropTooBig {
+	if v, _, r := e2.processPacketReason(small, t0); v != Drop || r != DropTooBig {
 		t.Fatalf("no room: verdict %v %v", v, r)
 	}
 }

@@ -67,7 +67,7 @@ func FuzzLoadState(f *testing.F) {
 		{src: ap("[fd00:18::2]:40001"), dst: ap("[2001:db8:19::2]:80"), seq: 1, flags: fSYN},
 		{src: ap("198.18.0.2:40002"), dst: ap("198.19.0.2:80"), seq: 1, flags: fFIN | fACK},
 	} {
-		e.Process(s.build(), t0)
+		e.processPacket(s.build(), t0)
 	}
 	pool := netip.AddrPortFrom(e.n64.addrs[e.n64.pick(cli6.Addr())], cli6.Port())
 	for _, s := range []tcpSeg{
@@ -78,10 +78,10 @@ func FuzzLoadState(f *testing.F) {
 		{src: cli6, dst: srv6, seq: 1001, ack: 5009, flags: fACK | fPSH, payload: "EPRT |2|fd00:64::2|50000|\r\n"},
 		{src: cli6, dst: srv6, seq: 1028, ack: 5009, flags: fACK | fPSH, payload: "EPSV\r\n"},
 	} {
-		e.Process(append(make([]byte, 0, 65535), s.build()...), t0)
+		e.processPacket(append(make([]byte, 0, 65535), s.build()...), t0)
 	}
-	e.Process(udpPkt(ap("[fd00:64::2]:5353"), ap("[2001:db8:64::c612:4002]:53"), "query", false), t0)
-	e.Process(icmpEcho(cli6.Addr(), srv6.Addr(), false, 99), t0)
+	e.processPacket(udpPkt(ap("[fd00:64::2]:5353"), ap("[2001:db8:64::c612:4002]:53"), "query", false), t0)
+	e.processPacket(icmpEcho(cli6.Addr(), srv6.Addr(), false, 99), t0)
 	var buf bytes.Buffer
 	if err := e.SaveState(&buf); err != nil {
 		f.Fatal(err)
@@ -153,7 +153,7 @@ func loadChecked(t *testing.T, b []byte) {
 		for _, p := range []string{"PORT 198,18,0,2,195,80\r\n", "227 Entering Passive Mode (198,18,0,2,234,96).\r\n", "x"} {
 			s := tcpSeg{src: netip.AddrPortFrom(tu.Src, tu.SrcPort), dst: netip.AddrPortFrom(tu.Dst, tu.DstPort),
 				seq: 1001, ack: 5009, flags: fACK | fPSH, payload: p}
-			e.Process(append(make([]byte, 0, 2048), s.build()...), t0) // room for NAT64's 20 bytes
+			e.processPacket(append(make([]byte, 0, 2048), s.build()...), t0) // room for NAT64's 20 bytes
 		}
 	}
 	e.Expire(t0.Add(24 * time.Hour))

@@ -55,11 +55,12 @@ func checksumsValid(b []byte) bool {
 	return p.L4ChecksumValid()
 }
 
-// FuzzProcess feeds arbitrary packets to an engine that already carries an
-// FTP control session and a plain flow. Properties: it never panics; every
-// accepted packet decodes; a packet whose checksums were right leaves with
-// right checksums (incremental updates agree with a full recompute); a
-// payload rewrite changes the length by exactly the delta it records.
+// FuzzProcess feeds arbitrary packets, each a batch of one through
+// ProcessBatch, to an engine that already carries an FTP control session
+// and a plain flow. Properties: it never panics; every accepted packet
+// decodes; a packet whose checksums were right leaves with right checksums
+// (incremental updates agree with a full recompute); a payload rewrite
+// changes the length by exactly the delta it records.
 func FuzzProcess(f *testing.F) {
 	seeds, _ := filepath.Glob("../testdata/kernel/*/in.pcap")
 	for _, s := range seeds {
@@ -80,7 +81,7 @@ func FuzzProcess(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, pkt []byte) {
 		// A hang is a failure too: crash with every goroutine's stack.
-		watchdog := time.AfterFunc(5*time.Second, func() { panic("Process hung on this input") })
+		watchdog := time.AfterFunc(5*time.Second, func() { panic("ProcessBatch hung on this input") })
 		defer watchdog.Stop()
 		e := snatEngine(t)
 		handshake(t, e)
@@ -93,7 +94,7 @@ func FuzzProcess(f *testing.F) {
 			before := [2]int32{x.seq[0].Offset(), x.seq[1].Offset()}
 			buf := make([]byte, len(in), 65535)
 			copy(buf, in)
-			v, out := e.Process(buf, t0)
+			v, out := e.processPacket(buf, t0)
 			if v != Accept {
 				continue
 			}

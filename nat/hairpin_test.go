@@ -41,7 +41,7 @@ func hairpinEngine(t *testing.T, forwards ...string) *Engine {
 // mustUDP runs a datagram that must be accepted and returns it decoded.
 func mustUDP(t *testing.T, e *Engine, src, dst netip.AddrPort, payload string) seen {
 	t.Helper()
-	v, out, r := e.ProcessReason(udpPkt(src, dst, payload, false), t0)
+	v, out, r := e.processPacketReason(udpPkt(src, dst, payload, false), t0)
 	if v != Accept {
 		t.Fatalf("UDP %v -> %v dropped: %v", src, dst, r)
 	}
@@ -127,7 +127,7 @@ func TestHairpinForRouter(t *testing.T) {
 		icmpEcho(hpClient, pubIP, false, 7),
 	} {
 		keep := bytes.Clone(pkt)
-		v, out, r := e.ProcessReason(pkt, t0)
+		v, out, r := e.processPacketReason(pkt, t0)
 		if v != Accept || !bytes.Equal(out, keep) {
 			t.Fatalf("packet for the router: verdict %v (%v), changed %v", v, r, !bytes.Equal(out, keep))
 		}
@@ -171,7 +171,7 @@ func TestHairpinUDP(t *testing.T) {
 	mustDrop(t, e, tcpSeg{src: ap("198.18.0.2:40000"), dst: netip.AddrPortFrom(pubIP, 5001), seq: 5, ack: 9, flags: fACK}, DropNoFlow)
 	// A host's own mapping is not a hairpin target (the flow would have
 	// the same tuple both ways), nor is it the router's port.
-	if v, _, r := e.ProcessReason(udpPkt(x1, x1pub, "self", false), t0); v != Drop || r != DropNoFlow || e.Stats.Hairpinned.Load() != 2 {
+	if v, _, r := e.processPacketReason(udpPkt(x1, x1pub, "self", false), t0); v != Drop || r != DropNoFlow || e.Stats.Hairpinned.Load() != 2 {
 		t.Fatalf("a datagram to the sender's own mapping: %v %v, %d hairpinned", v, r, e.Stats.Hairpinned.Load())
 	}
 	// The mapping hairpin holds X2's binding: it outlives X2's own flow
@@ -372,7 +372,7 @@ func TestHairpinNAT64(t *testing.T) {
 	// A pool port nobody holds: dropped, as from outside.
 	free := netip.AddrPortFrom(t2.Addr(), 7777)
 	translated := e.Stats.Translated.Load()
-	if v, _, r := e.ProcessReason(udpPkt(c1, as6(free), "x", false), t0); v != Drop || r != DropNoFlow {
+	if v, _, r := e.processPacketReason(udpPkt(c1, as6(free), "x", false), t0); v != Drop || r != DropNoFlow {
 		t.Fatalf("datagram to an unbound pool port: %v %v", v, r)
 	}
 	if n := e.Stats.Translated.Load(); n != translated {
@@ -458,13 +458,13 @@ func TestStateHairpin(t *testing.T) {
 func TestHairpinICMPError(t *testing.T) {
 	e := hairpinEngine(t, "udp:53=198.18.0.3:5353")
 	x1, pub53, target := netip.AddrPortFrom(hpClient, 6000), netip.AddrPortFrom(pubIP, 53), netip.AddrPortFrom(hpServer, 5353)
-	v, out, _ := e.ProcessReason(udpPkt(x1, pub53, "query", false), t0)
+	v, out, _ := e.processPacketReason(udpPkt(x1, pub53, "query", false), t0)
 	if v != Accept {
 		t.Fatal("hairpinned datagram dropped")
 	}
 	sent := bytes.Clone(out) // as the target got it: public:6000 -> target
 	wantPath(t, "datagram", decodeOut(t, sent), netip.AddrPortFrom(pubIP, 6000), target)
-	v, out, r := e.ProcessReason(icmpErr(hpServer, pubIP, 3, 3, sent), t0)
+	v, out, r := e.processPacketReason(icmpErr(hpServer, pubIP, 3, 3, sent), t0)
 	if v != Accept {
 		t.Fatalf("port unreachable from the target dropped: %v", r)
 	}

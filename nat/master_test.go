@@ -12,7 +12,7 @@ import (
 // at runs a segment that must be accepted, arriving at time now.
 func at(t *testing.T, e *Engine, now time.Time, pkt []byte) seen {
 	t.Helper()
-	v, out, r := e.ProcessReason(pkt, now)
+	v, out, r := e.processPacketReason(pkt, now)
 	if v != Accept {
 		t.Fatalf("dropped at %v: %v", now.Sub(t0), r)
 	}
@@ -95,4 +95,33 @@ func TestControlKeptWhileDataActiveNAT64(t *testing.T) {
 		},
 		tcpSeg{src: srvData, dst: pubData, seq: 1, ack: 3001, flags: fFIN | fACK}.build(),
 		tcpSeg{src: cli6Port(50000), dst: ap("[2001:db8:64::c612:4002]:20"), seq: 3001, ack: 2, flags: fFIN | fACK}.build())
+}
+
+// TestHalfClosedThroughEngine (RFC 5382 §5 REQ-5): through the engine, a
+// connection the client half-closes stays translated after more than 4
+// minutes of engine time (the server still sends, an hour later), and goes
+// the transitory timeout after the server's FIN.
+func TestHalfClosedThroughEngine(t *testing.T) {
+	e := snatEngine(t)
+	establish(t, e) // 198.18.0.2:40001 <-> 198.19.0.2:80, client next seq 2, server 101
+	c, s := ap("198.18.0.2:40001"), ap("198.19.0.2:80")
+	p := netip.AddrPortFrom(pubIP, 40001)
+	at(t, e, t0, tcpSeg{src: c, dst: s, seq: 2, ack: 101, flags: fFIN | fACK}.build())
+	later := t0.Add(4*time.Minute + 30*time.Second)
+	if n := e.Expire(later); n != 0 {
+		t.Fatalf("half-closed connection expired after 4m30s (%d flows)", n)
+	}
+	hour := t0.Add(time.Hour)
+	o := at(t, e, hour, tcpSeg{src: s, dst: p, seq: 101, ack: 3, flags: fACK | fPSH, payload: "still sending"}.build())
+	if o.Dst != c.Addr() || o.DstPort != c.Port() {
+		t.Fatalf("server data after an hour delivered to %v:%d", o.Dst, o.DstPort)
+	}
+	at(t, e, hour, tcpSeg{src: s, dst: p, seq: 114, ack: 3, flags: fFIN | fACK}.build())
+	at(t, e, hour, tcpSeg{src: c, dst: s, seq: 3, ack: 115, flags: fACK}.build())
+	if n := e.Expire(hour.Add(4*time.Minute - time.Second)); n != 0 {
+		t.Fatal("closed connection expired before the transitory timeout")
+	}
+	if n := e.Expire(hour.Add(4*time.Minute + time.Second)); n != 1 || e.Table().Len() != 0 || e.Bindings() != 0 {
+		t.Fatalf("closed connection not expired after the transitory timeout: %d expired, %d left", n, e.Table().Len())
+	}
 }

@@ -158,6 +158,8 @@ func proto4(p uint8) uint8 {
 	return p
 }
 
+// proto6 is the IPv6 side's protocol number of an IPv4 protocol: ICMPv6
+// for ICMP (RFC 7915 §4.2), the same number otherwise.
 func proto6(p uint8) uint8 {
 	if p == header.ProtoICMPv4 {
 		return header.ProtoICMPv6

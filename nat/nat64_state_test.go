@@ -24,8 +24,8 @@ type twin struct {
 // send runs pkt through both engines; both must accept it.
 func (w twin) send(pkt []byte) seen {
 	w.t.Helper()
-	va, oa, ra := w.a.ProcessReason(room(pkt), t0)
-	vb, ob, rb := w.b.ProcessReason(room(pkt), t0)
+	va, oa, ra := w.a.processPacketReason(room(pkt), t0)
+	vb, ob, rb := w.b.processPacketReason(room(pkt), t0)
 	if va != Accept || vb != Accept {
 		w.t.Fatalf("dropped: before the restore %v %v, after %v %v", va, ra, vb, rb)
 	}
@@ -46,7 +46,7 @@ func room(pkt []byte) []byte {
 func (w twin) drop(pkt []byte, want DropReason) {
 	w.t.Helper()
 	for i, e := range []*Engine{w.a, w.b} {
-		if v, _, r := e.ProcessReason(room(pkt), t0); v != Drop || r != want {
+		if v, _, r := e.processPacketReason(room(pkt), t0); v != Drop || r != want {
 			w.t.Fatalf("engine %d: %v %v, want drop %v", i, v, r, want)
 		}
 	}
@@ -332,5 +332,42 @@ func TestStateVersion1(t *testing.T) {
 	newer[9] = StateVersion + 1
 	if _, err := nat64Engine(t).LoadState(bytes.NewReader(newer), t0); !errors.Is(err, ErrStateVersion) {
 		t.Fatalf("version %d: %v", StateVersion+1, err)
+	}
+}
+
+// A static NAT64 binding's FTP session (an IPv4 client of a published IPv6
+// server) with the expectation of a PASV pending survives a restart: the
+// flow, the expectation and the pinned binding are restored, and the data
+// connection gets in; an engine without the binding refuses the flow as a
+// misfit.
+func TestStateNAT64Static(t *testing.T) {
+	e := static64Engine(t)
+	srv := ap("[fd00:64::21]:21")
+	pool := e.n64.addrs[e.n64.pick(srv.Addr())]
+	pub := netip.AddrPortFrom(pool, 2121)
+	cli4 := ap("198.18.7.9:40000")
+	cliAs6 := netip.AddrPortFrom(netip.MustParseAddr("2001:db8:64::c612:709"), 40000)
+	send64(t, e, tcpSeg{src: cli4, dst: pub, seq: 1000, flags: fSYN}.build())
+	send64(t, e, tcpSeg{src: srv, dst: cliAs6, seq: 5000, ack: 1001, flags: fSYN | fACK}.build())
+	send64(t, e, tcpSeg{src: srv, dst: cliAs6, seq: 5001, ack: 1001, flags: fACK | fPSH, payload: "220 hi\r\n"}.build())
+	send64(t, e, tcpSeg{src: cli4, dst: pub, seq: 1001, ack: 5009, flags: fACK | fPSH, payload: "PASV\r\n"}.build())
+	r := send64(t, e, tcpSeg{src: srv, dst: cliAs6, seq: 5009, ack: 1007, flags: fACK | fPSH, payload: "229 Entering Extended Passive Mode (|||50000|)\r\n"}.build())
+	if !strings.HasPrefix(r.payload, "227 ") {
+		t.Fatalf("229 reached the client as %q", r.payload)
+	}
+	e2, st, _ := saveLoad(t, e, static64Engine, t0)
+	if st.Flows != 1 || st.FTP != 1 || st.Expectations != 1 || st.Misfit != 0 {
+		t.Fatalf("load stats %+v", st)
+	}
+	if e2.Bindings() != e.Bindings() {
+		t.Errorf("%d bindings restored, %d saved", e2.Bindings(), e.Bindings())
+	}
+	dt := send64(t, e2, tcpSeg{src: ap("198.18.7.9:40001"), dst: netip.AddrPortFrom(pool, 50000), seq: 1, flags: fSYN}.build())
+	if dt.Version != 6 || dt.Dst != srv.Addr() || dt.DstPort != 50000 {
+		t.Fatalf("data SYN after the restart reached %v:%d", dt.Dst, dt.DstPort)
+	}
+	_, st, _ = saveLoad(t, e, mk64, t0)
+	if st.Flows != 0 || st.Misfit != 1 {
+		t.Errorf("without the binding: %+v", st)
 	}
 }

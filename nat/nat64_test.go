@@ -39,7 +39,7 @@ func nat64Engine(t testing.TB) *Engine {
 // send64 runs a packet through the engine and decodes the result.
 func send64(t *testing.T, e *Engine, pkt []byte) seen {
 	t.Helper()
-	v, out, r := e.ProcessReason(pkt, t0)
+	v, out, r := e.processPacketReason(pkt, t0)
 	if v != Accept {
 		t.Fatalf("dropped: %v", r)
 	}
@@ -93,7 +93,7 @@ func TestNAT64TCP(t *testing.T) {
 	if netip.AddrPortFrom(o2.Src, o2.SrcPort) != pub {
 		t.Fatalf("second destination mapped to %v:%d, want %v", o2.Src, o2.SrcPort, pub)
 	}
-	if v, _, r := e.ProcessReason(tcpSeg{src: ap("198.18.64.9:80"), dst: ap(o.Src.String() + ":41000"), seq: 1, flags: fSYN}.build(), t0); v != Drop || r != DropNoFlow {
+	if v, _, r := e.processPacketReason(tcpSeg{src: ap("198.18.64.9:80"), dst: ap(o.Src.String() + ":41000"), seq: 1, flags: fSYN}.build(), t0); v != Drop || r != DropNoFlow {
 		t.Fatalf("unsolicited SYN to the pool: %v %v", v, r)
 	}
 	if e.Bindings() != 1 {
@@ -155,14 +155,14 @@ func TestNAT64ICMPError(t *testing.T) {
 	e := nat64Engine(t)
 	c := ap("[fd00:64::2]:5353")
 	dst := ap("[2001:db8:64::c612:4002]:33434")
-	sentV, sent := e.Process(udpPkt(c, dst, "probe", false), t0)
+	sentV, sent := e.processPacket(udpPkt(c, dst, "probe", false), t0)
 	if sentV != Accept {
 		t.Fatal("probe dropped")
 	}
 	out := decodeOut(t, sent)
 	router := netip.MustParseAddr("198.18.64.1")
 	quote := bytes.Clone(sent[:28])
-	v, got, r := e.ProcessReason(icmpErr(router, out.Src, 11, 0, quote), t0)
+	v, got, r := e.processPacketReason(icmpErr(router, out.Src, 11, 0, quote), t0)
 	if v != Accept {
 		t.Fatalf("time exceeded dropped: %v", r)
 	}
@@ -179,7 +179,7 @@ func TestNAT64ICMPError(t *testing.T) {
 	}
 	// About no known flow: dropped.
 	quote[21] ^= 0x55 // source port
-	if v, _, _ := e.ProcessReason(icmpErr(router, out.Src, 11, 0, quote), t0); v != Drop {
+	if v, _, _ := e.processPacketReason(icmpErr(router, out.Src, 11, 0, quote), t0); v != Drop {
 		t.Fatal("stray error accepted")
 	}
 }
@@ -237,7 +237,7 @@ func TestNAT64FTPActive(t *testing.T) {
 		t.Fatalf("%d expectations", e.Table().ExpectationCount())
 	}
 	// A third party is refused; the server's port 20 is let in.
-	if v, _, _ := e.ProcessReason(tcpSeg{src: ap("198.18.64.9:20"), dst: netip.AddrPortFrom(o.Src, port), seq: 1, flags: fSYN}.build(), t0); v != Drop {
+	if v, _, _ := e.processPacketReason(tcpSeg{src: ap("198.18.64.9:20"), dst: netip.AddrPortFrom(o.Src, port), seq: 1, flags: fSYN}.build(), t0); v != Drop {
 		t.Fatal("third party let in")
 	}
 	d := send64(t, e, tcpSeg{src: ap("198.18.64.2:20"), dst: netip.AddrPortFrom(o.Src, port), seq: 9000, flags: fSYN}.build())
@@ -274,10 +274,10 @@ func TestNAT64FastPathAllocatesNothing(t *testing.T) {
 	allocs := testing.AllocsPerRun(1000, func() {
 		copy(bo, out)
 		copy(bi, in)
-		if v, _ := e.Process(bo[:len(out)], t0); v != Accept {
+		if v, _ := e.processPacket(bo[:len(out)], t0); v != Accept {
 			t.Fatal("out dropped")
 		}
-		if v, _ := e.Process(bi[:len(in)], t0); v != Accept {
+		if v, _ := e.processPacket(bi[:len(in)], t0); v != Accept {
 			t.Fatal("in dropped")
 		}
 	})
@@ -294,7 +294,7 @@ func TestNAT64Reproducible(t *testing.T) {
 		e := nat64Engine(t)
 		for i := range 5 {
 			pkt := udpPkt(ap("[fd00:64::2]:5353"), ap("[2001:db8:64::c612:4002]:53"), strings.Repeat("q", i+1), false)
-			v, out := e.Process(pkt, t0)
+			v, out := e.processPacket(pkt, t0)
 			if v != Accept {
 				t.Fatal("dropped")
 			}
@@ -302,7 +302,7 @@ func TestNAT64Reproducible(t *testing.T) {
 		}
 		// another engine translating in between must not matter
 		o := nat64Engine(t)
-		o.Process(udpPkt(ap("[fd00:64::3]:1"), ap("[2001:db8:64::c612:4002]:53"), "x", false), t0)
+		o.processPacket(udpPkt(ap("[fd00:64::3]:1"), ap("[2001:db8:64::c612:4002]:53"), "x", false), t0)
 	}
 	for i := range outs[0] {
 		if !bytes.Equal(outs[0][i], outs[1][i]) {
@@ -328,7 +328,7 @@ func TestNAT64WellKnownPrefixNonGlobal(t *testing.T) {
 		v4 := netip.MustParseAddr(a)
 		dst := netip.AddrPortFrom(xlat.Embed(WellKnownPrefix, v4), 53)
 		before := e.Stats.Dropped[DropNAT64NonGlobal].Load()
-		v, _, r := e.ProcessReason(udpPkt(cli, dst, "q", false), t0)
+		v, _, r := e.processPacketReason(udpPkt(cli, dst, "q", false), t0)
 		if v != Drop || r != DropNAT64NonGlobal {
 			t.Errorf("to %v (%v): %v %v, want dropped as %v", dst, a, v, r, DropNAT64NonGlobal)
 		}
@@ -351,13 +351,13 @@ func TestNAT64WellKnownPrefixNonGlobal(t *testing.T) {
 		t.Fatalf("answer: v%d from %v", b.Version, b.Src)
 	}
 	// an ICMP error about that flow from a router at a non-global address
-	_, sent := e.Process(udpPkt(cli, dst, "probe", false), t0)
-	v, _, r := e.ProcessReason(icmpErr(netip.MustParseAddr("198.18.64.1"), o.Src, 11, 0, bytes.Clone(sent[:28])), t0)
+	_, sent := e.processPacket(udpPkt(cli, dst, "probe", false), t0)
+	v, _, r := e.processPacketReason(icmpErr(netip.MustParseAddr("198.18.64.1"), o.Src, 11, 0, bytes.Clone(sent[:28])), t0)
 	if v != Drop || r != DropNAT64NonGlobal {
 		t.Errorf("ICMP error from a non-global router: %v %v, want dropped as %v", v, r, DropNAT64NonGlobal)
 	}
 	// a non-global source to the pool, with no flow: the same reason
-	v, _, r = e.ProcessReason(udpPkt(ap("10.0.0.1:53"), netip.AddrPortFrom(o.Src, o.SrcPort), "x", true), t0)
+	v, _, r = e.processPacketReason(udpPkt(ap("10.0.0.1:53"), netip.AddrPortFrom(o.Src, o.SrcPort), "x", true), t0)
 	if v != Drop || r != DropNAT64NonGlobal {
 		t.Errorf("from 10.0.0.1 to the pool: %v %v", v, r)
 	}
@@ -385,11 +385,11 @@ func TestNAT64SourceInPrefix(t *testing.T) {
 		{nat64Engine(t), ap("[2001:db8:64::1]:40000"), srv6},
 		{wk, ap("[64:ff9b::c058:6302]:5353"), ap("[64:ff9b::c058:6301]:53")},
 	} {
-		v, _, r := c.e.ProcessReason(udpPkt(c.src, c.dst, "q", false), t0)
+		v, _, r := c.e.processPacketReason(udpPkt(c.src, c.dst, "q", false), t0)
 		if v != Drop || r != DropNAT64SrcInPrefix || c.e.Stats.Dropped[DropNAT64SrcInPrefix].Load() == 0 {
 			t.Errorf("%v -> %v: %v %v, want dropped (and counted) as %v", c.src, c.dst, v, r, DropNAT64SrcInPrefix)
 		}
-		v, _, r = c.e.ProcessReason(tcpSeg{src: c.src, dst: c.dst, seq: 1, flags: fSYN}.build(), t0)
+		v, _, r = c.e.processPacketReason(tcpSeg{src: c.src, dst: c.dst, seq: 1, flags: fSYN}.build(), t0)
 		if v != Drop || r != DropNAT64SrcInPrefix {
 			t.Errorf("TCP SYN %v -> %v: %v %v", c.src, c.dst, v, r)
 		}
@@ -453,8 +453,8 @@ func TestNAT64MSSClamp(t *testing.T) {
 // TestNAT64FTPTornDown: EPSV ALL goes to the server as NOOP (RFC 6384 §6),
 // the URG bit of the rewritten segment cleared (§5); the server answers the
 // NOOP with 500: the client gets no part of it but a reset at the sequence
-// number it expects, the event is logged, and later segments of the
-// session are dropped and counted (§12).
+// number it expects, the event is logged; the server's next segment goes
+// back to it as a reset, the client's are dropped and counted (§12).
 func TestNAT64FTPTornDown(t *testing.T) {
 	e := nat64Engine(t)
 	var logged bytes.Buffer
@@ -471,12 +471,25 @@ func TestNAT64FTPTornDown(t *testing.T) {
 	if !strings.Contains(logged.String(), "RFC 6384 §12") {
 		t.Errorf("nothing logged: %q", logged.String())
 	}
-	v, _, dr := e.ProcessReason(tcpSeg{src: srv4, dst: pub, seq: 5009, ack: 1007, flags: fACK | fPSH, payload: "500 NOOP not understood\r\n"}.build(), t0)
-	if v != Drop || dr != DropALGTornDown || e.Stats.Dropped[DropALGTornDown].Load() != 1 {
-		t.Errorf("retransmitted reply: %v %v", v, dr)
+	// the server retransmits its reply: it gets a reset back, at the
+	// sequence number it expects
+	rr := "500 NOOP not understood\r\n"
+	b := send64(t, e, tcpSeg{src: srv4, dst: pub, seq: 5009, ack: 1007, flags: fACK | fPSH, payload: rr}.build())
+	if b.Version != 4 || b.Src != pub.Addr() || b.SrcPort != pub.Port() || b.Dst != srv4.Addr() || b.DstPort != srv4.Port() ||
+		b.TCPFlags != header.TCPRST|header.TCPACK || b.Seq != 1007 || b.Ack != uint32(5009+len(rr)) || b.payload != "" {
+		t.Fatalf("retransmitted reply: v%d %v:%d -> %v:%d flags %#x seq %d ack %d %q, want a reset back to the server",
+			b.Version, b.Src, b.SrcPort, b.Dst, b.DstPort, b.TCPFlags, b.Seq, b.Ack, b.payload)
 	}
-	if n := e.Stats.ALGEvents[bits.TrailingZeros32(uint32(alg.EvTornDown))].Load(); n != 2 {
-		t.Errorf("%d torn-down events, want 2", n)
+	if e.Stats.ALGResets.Load() != 1 {
+		t.Errorf("%d resets counted", e.Stats.ALGResets.Load())
+	}
+	// anything of the client is dropped and counted
+	v, _, dr := e.processPacketReason(tcpSeg{src: cli6, dst: srv6, seq: 1011, ack: 5009, flags: fACK | fPSH, payload: "QUIT\r\n"}.build(), t0)
+	if v != Drop || dr != DropALGTornDown || e.Stats.Dropped[DropALGTornDown].Load() != 1 {
+		t.Errorf("client segment after the teardown: %v %v", v, dr)
+	}
+	if n := e.Stats.ALGEvents[bits.TrailingZeros32(uint32(alg.EvTornDown))].Load(); n != 3 {
+		t.Errorf("%d torn-down events, want 3", n)
 	}
 }
 
@@ -538,7 +551,7 @@ func TestNAT64StaticBinding(t *testing.T) {
 		t.Fatalf("UDP to 198.19.64.3:53 reached v%d %v:%d %q", u.Version, u.Dst, u.DstPort, u.payload)
 	}
 	// another port of the pool address: nothing published
-	if v, _, r := e.ProcessReason(tcpSeg{src: cli4, dst: netip.AddrPortFrom(pool, 2122), seq: 1, flags: fSYN}.build(), t0); v != Drop || r != DropNoFlow {
+	if v, _, r := e.processPacketReason(tcpSeg{src: cli4, dst: netip.AddrPortFrom(pool, 2122), seq: 1, flags: fSYN}.build(), t0); v != Drop || r != DropNoFlow {
 		t.Errorf("SYN to an unpublished port: %v %v", v, r)
 	}
 	// the sessions end; the binding stays
@@ -561,7 +574,7 @@ func TestNAT64StaticBindingConfig(t *testing.T) {
 		}
 	}
 	for _, fws := range [][]string{
-		{"tcp:21=[fd00:64::2]:21", "tcp:21=[fd00:64::3]:21"},                         // one pool port twice (fd00:64::2 and ::3 share an address? then clash; else ok)
+		{"tcp:198.19.64.1:21=[fd00:64::2]:21", "tcp:198.19.64.1:21=[fd00:64::3]:21"}, // one pool port twice
 		{"tcp:198.19.65.1:21=[fd00:64::2]:21"},                                       // outside the pool
 		{"tcp:198.19.64.1:21=[fd00:64::2]:21", "tcp:198.19.64.2:22=[fd00:64::2]:22"}, // one host, two pool addresses
 		{"tcp:21=[2001:db8:64::1]:21"},                                               // inside the prefix
@@ -575,15 +588,13 @@ func TestNAT64StaticBindingConfig(t *testing.T) {
 			}
 			cfg = append(cfg, fw)
 		}
-		if fws[0] == "tcp:21=[fd00:64::2]:21" && fws[1] == "tcp:21=[fd00:64::3]:21" {
-			n := nat64Engine(t).n64
-			if n.pick(netip.MustParseAddr("fd00:64::2")) != n.pick(netip.MustParseAddr("fd00:64::3")) {
-				continue // different pool addresses: no clash
-			}
-		}
 		if _, err := New(Config{NAT64Prefix: pfx64, NAT64Pool: pool64, NAT64Forwards: cfg}); err == nil {
 			t.Errorf("%v accepted", fws)
 		}
+	}
+	fw, _ := ParseForward64("tcp:21=[fd00:64::2]:21")
+	if _, err := New(Config{Public: []netip.Addr{pubIP}, Inside: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16")}, NAT64Forwards: []Forward64{fw}}); err == nil {
+		t.Error("a NAT64 forward without NAT64 accepted")
 	}
 }
 
@@ -656,7 +667,7 @@ func TestNAT64OnlyPrefixAndPool(t *testing.T) {
 		udpPkt(ap("[fd00:64::2]:5353"), ap("[fd00:65::1]:53"), "q", false),
 		udpPkt(ap("198.18.64.2:53"), ap("198.18.9.9:5353"), "a", true),
 	} {
-		v, out, r := e.ProcessReason(pkt, t0)
+		v, out, r := e.processPacketReason(pkt, t0)
 		if v != Accept || r != DropNone || !bytes.Equal(out, pkt) {
 			t.Errorf("%v %v: want it passed unchanged", v, r)
 		}
@@ -664,4 +675,26 @@ func TestNAT64OnlyPrefixAndPool(t *testing.T) {
 	if e.Table().Len() != 0 || e.Stats.Passed.Load() != 2 {
 		t.Errorf("%d flows, %d passed", e.Table().Len(), e.Stats.Passed.Load())
 	}
+}
+
+// FuzzParseForward64: ParseForward64 never panics, and what it accepts
+// prints as a spec it parses back to the same binding.
+func FuzzParseForward64(f *testing.F) {
+	for _, s := range []string{"tcp:21=[fd00:64::2]:21", "udp:198.19.64.3:53=[fd00:64::53]:53", "TCP:2121=[2001:db8::1]:65535",
+		"tcp:21=fd00::1", "tcp::21=[::1]:1", "udp:1.2.3.4:0=[::1]:1", "tcp:21=[::ffff:1.2.3.4]:21", "tcp:21=[fe80::1%eth0]:21"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		fw, err := ParseForward64(s)
+		if err != nil {
+			return
+		}
+		if !fw.Target.Addr().Is6() || fw.Target.Port() == 0 || fw.Pool.Port() == 0 || fw.Pool.Addr().IsValid() && !fw.Pool.Addr().Is4() {
+			t.Fatalf("%q accepted as %+v", s, fw)
+		}
+		back, err := ParseForward64(fw.String())
+		if err != nil || back != fw {
+			t.Fatalf("%q -> %q -> %+v, %v", s, fw.String(), back, err)
+		}
+	})
 }

@@ -19,10 +19,8 @@ import (
 
 // prefetchMin is the table size (flows) from which ProcessBatch
 // prefetches: below it the table stays in the caches and the hints only
-// cost. On the machine measured (bench/README.md, "Prefetching a batch")
-// they broke even at 2-3k flows and cost 1 ns/packet at 1k; at 20k flows,
-// where the table no longer fits the L2 cache, they saved 43%. Tests
-// lower it.
+// cost (bench/README.md, "Prefetching a batch", has the measurements
+// behind the value). Tests lower it.
 var prefetchMin = 2048
 
 // peekTuple reads the flow tuple of a plain TCP or UDP packet, without the
@@ -66,13 +64,10 @@ func peekTuple(b []byte, tu *conntrack.Tuple) bool {
 // prefetchGroup is how many packets' hints are issued together (see
 // prefetchBatch): the whole of a default batch of 64. A prefetch that
 // misses the TLB holds up the instructions behind it until its page walk
-// is done, so each pass costs about one walk plus the walks it has to
-// queue; the more walks a pass has, the less the first one weighs. Once
-// peek reached past the home line (conntrack.prefetchProbes), 64 beat 16
-// at 1M flows in 18 of 19 alternating pairs of runs pinned to cpu1 (in the
-// fast phase 135-150 against 147-159 ns/packet), 7 of 13 on cpu0, within
-// its noise; 4k-100k flows unchanged (bench/README.md, "Prefetching a
-// batch"). Larger batches are still pipelined in groups of this size.
+// is done, so each pass costs about one walk plus the walks it queues; the
+// more walks a pass has, the less the first one weighs. Larger batches are
+// pipelined in groups of this size. (bench/README.md, "Prefetching a
+// batch", item 7, compares group sizes.)
 const prefetchGroup = 64
 
 // prefetchHints holds the hashes of three groups of packets in flight.
@@ -126,7 +121,7 @@ func (e *Engine) prefetchBatch(ps []Packet, split bool, c *counts) {
 				hint = &hs[j]
 			}
 			p := &b[j]
-			p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), hint, c, p.more(split), nil)
+			p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), hint, c, p.more(split), e.factsOf(p))
 		}
 	}
 }

@@ -82,10 +82,8 @@ func (r DropReason) String() string {
 
 // Stats are the engine's cumulative counters. Read them with Snapshot.
 //
-// The counters every batch adds (In, Accepted, Passed, Translated) come
-// first, together: at the start of the Engine, which the heap places at most
-// 8 bytes into a cache line, they share one line, which each worker then
-// takes once per batch instead of two.
+// The counters of the fast path (In, Accepted, Passed, Translated) are
+// added once per batch (counts.flush); the others as their event happens.
 type Stats struct {
 	In          atomic.Uint64
 	Accepted    atomic.Uint64
@@ -108,7 +106,8 @@ type Stats struct {
 	Reassembled  atomic.Uint64
 	FragmentsOut atomic.Uint64
 
-	frag *frag.Stats // the reassembler's outcomes; nil without reassembly
+	frag      *frag.Stats   // the reassembler's outcomes; nil without reassembly
+	ALGResets atomic.Uint64 // server segments of torn-down NAT64 FTP sessions sent back as resets (RFC 6384 §12)
 }
 
 func (s *Stats) xlat(r xlat.Reason) { s.Xlat[r&15].Add(1) }
@@ -235,5 +234,6 @@ func (s *Stats) WriteMetrics(w io.Writer) {
 	}
 	fmt.Fprintf(w, "# HELP natalg_fragments_reassembled_total Datagrams reassembled from fragments and translated.\n# TYPE natalg_fragments_reassembled_total counter\nnatalg_fragments_reassembled_total %d\n", s.Reassembled.Load())
 	fmt.Fprintf(w, "# HELP natalg_fragments_sent_total Fragments sent for reassembled datagrams and NAT64 fragmentation (RFC 7915 §4.1).\n# TYPE natalg_fragments_sent_total counter\nnatalg_fragments_sent_total %d\n", s.FragmentsOut.Load())
+	fmt.Fprintf(w, "# HELP natalg_nat64_ftp_resets_total Segments of NAT64 FTP servers whose session the gateway tore down, sent back to them as resets (RFC 6384 §12).\n# TYPE natalg_nat64_ftp_resets_total counter\nnatalg_nat64_ftp_resets_total %d\n", s.ALGResets.Load())
 	fmt.Fprintf(w, "# HELP natalg_seq_adjusted_total Segments whose SEQ, ACK or SACK edges were shifted.\n# TYPE natalg_seq_adjusted_total counter\nnatalg_seq_adjusted_total %d\n", s.SeqAdjusted.Load())
 }

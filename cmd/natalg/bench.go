@@ -22,7 +22,6 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	flows := fs.String("flows", "", "concurrent flows, or a comma-separated list of counts (e.g. 1000,10000,100000,1000000)")
 	cores := fs.Int("cores", 1, "workers (Serve loops on one engine, each with its own device); GOMAXPROCS is set to it")
 	asJSON := fs.Bool("json", false, "print one JSON object per run, the last run's on the last line")
-	plotFile := fs.String("plot", "", "draw cost per packet and memory per flow against flow count to this PNG")
 	size := fs.Int("size", bench.DefaultSize, "IP length of data packets, 40..1500 (mixed uses IMIX sizes)")
 	packets := fs.Int("packets", bench.DefaultPackets, "packets to time, about")
 	maxTime := fs.Duration("time", bench.DefaultMaxTime, "bound on each timed phase")
@@ -119,7 +118,6 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	if !*asJSON && len(rs) > 0 {
 		fmt.Fprintf(stdout, "%s, GOMAXPROCS=%d of %d CPUs; ns/packet is per worker\n", rs[0].GoVersion, rs[0].GOMAXPROCS, rs[0].NumCPU)
 	}
-	plotted := rs
 	if *rounds > 1 {
 		sum, err := bench.Summarize(rs, counts, *rounds)
 		if err != nil {
@@ -131,16 +129,6 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "%s\n", b)
 		} else {
 			printBenchSummary(stdout, sum)
-		}
-		plotted = rs[len(rs)-len(counts):] // the last round
-	}
-	if *plotFile != "" {
-		if err := bench.Plot(*plotFile, plotted); err != nil {
-			fmt.Fprintf(stderr, "natalg bench: plot: %v\n", err)
-			return 1
-		}
-		if !*asJSON {
-			fmt.Fprintf(stdout, "plot written to %s\n", *plotFile)
 		}
 	}
 	return 0

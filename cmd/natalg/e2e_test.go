@@ -36,7 +36,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -388,10 +387,8 @@ func newE2EWork(t *testing.T, mid, big int64) *e2eRun {
 func (r *e2eRun) buildNatalg(t *testing.T) {
 	bin := os.Getenv("NATALG_E2E_BIN")
 	if bin == "" {
-		gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(gobin); err != nil {
-			gobin = "go"
-		}
+		// go test puts the go command's GOROOT/bin first in PATH.
+		gobin := "go"
 		bin = filepath.Join(r.dir, "bin", "natalg")
 		args := []string{"build", "-o", bin}
 		if bi, ok := debug.ReadBuildInfo(); ok {

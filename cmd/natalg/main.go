@@ -40,7 +40,7 @@ usage:
       have a running daemon adopt the connections the kernel's conntrack
       holds for it (keepalived's notify when the router becomes master;
       SIGUSR1 does the same)
-  natalg bench --scenario NAME --flows N [--cores C] [--json] [--plot FILE.png]
+  natalg bench --scenario NAME --flows N [--cores C] [--json]
       measure the engine from memory, no kernel in the path (see bench/README.md)
 
 NAT flags (shared by the subcommands that translate):

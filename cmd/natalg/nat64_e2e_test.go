@@ -433,6 +433,60 @@ f.quit()
 		}
 	})
 
+	// RFC 6384 §12: a server that answers the gateway's stand-in NOOP
+	// with something else than 200: the client gets a reset instead of
+	// any reply, the server's side is reset too, natalg logs it.
+	t.Run("noop-not-200-teardown", func(t *testing.T) {
+		const addr, addr6 = "198.18.64.4", "2001:db8:64::c612:4004"
+		mustIn(t, e.nsOut, "ip", "addr", "add", addr+"/24", "dev", "o-eth")
+		dir := filepath.Join(e.dir, fmt.Sprintf("noop502-%d", e.run.next()))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		slog := filepath.Join(dir, "server.log")
+		srv := startBg(t, "noepsvftp (NOOP 502)", filepath.Join(dir, "out"), e.nsOut, "/usr/bin/python3",
+			filepath.Join(r.scripts, "noepsvftp.py"), "--addr", addr, "--root", dir, "--log", slog,
+			"--lifetime", "60", "--timeout", "20", "--noop-reply", "502 NOOP not allowed here.")
+		t.Cleanup(func() { _ = srv.stop(5 * time.Second) })
+		if !waitFor(100, 100*time.Millisecond, func() bool {
+			b, _ := os.ReadFile(slog)
+			return srv.exited() || strings.Contains(string(b), "listening on")
+		}) || srv.exited() {
+			t.Fatalf("noepsvftp.py did not listen:\n%s", srv.output())
+		}
+		script := filepath.Join(dir, "client.py")
+		writeFile(t, script, 0o644, `import ftplib, sys
+f = ftplib.FTP()
+f.connect(sys.argv[1], 21, timeout=10)
+f.login()
+try:
+    print("EPSV ALL => " + f.sendcmd("EPSV ALL"), flush=True)
+except EOFError:
+    print("EPSV ALL => EOF", flush=True)
+except ConnectionResetError:
+    print("EPSV ALL => reset", flush=True)
+except ftplib.all_errors as e:
+    print("EPSV ALL => " + str(e), flush=True)
+`)
+		out, err := runIn(30*time.Second, e.nsIn, "/usr/bin/python3", script, addr6)
+		t.Logf("client: %s (%v)", strings.TrimSpace(out), err)
+		if !strings.Contains(out, "EPSV ALL => reset") {
+			t.Errorf("the client did not get a reset for the NOOP's 502")
+		}
+		if strings.Contains(out, "502") {
+			t.Errorf("the server's reply to the stand-in NOOP reached the client")
+		}
+		if !waitFor(100, 100*time.Millisecond, func() bool {
+			b, _ := os.ReadFile(slog)
+			return strings.Contains(string(b), "session closed")
+		}) {
+			t.Errorf("the server's session was not closed within 10 s (no reset reached it):\n%s", tail(func() string { b, _ := os.ReadFile(slog); return string(b) }(), 10))
+		}
+		if !strings.Contains(e.daemon.output(), "RFC 6384 §12") {
+			t.Errorf("natalg logged no teardown")
+		}
+	})
+
 	// RFC 6052 §3.1: a natalg run with the Well-Known Prefix drops, and
 	// counts, packets to 64:ff9b::198.18.64.2 (198.18.0.0/15 is not
 	// global, RFC 6890): nothing reaches the server, while the same

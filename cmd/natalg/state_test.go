@@ -41,7 +41,7 @@ func TestStateFileLifecycle(t *testing.T) {
 	copy(pkt[12:], []byte{198, 18, 0, 2, 198, 19, 0, 2})
 	pkt[20], pkt[21], pkt[23], pkt[32], pkt[33] = 0x9c, 0x40, 80, 0x50, 0x02
 	fixChecksums(pkt)
-	if v, _ := e.Process(pkt, time.Now()); v != nat.Accept || e.Table().Len() != 1 {
+	if v := processOne(e, pkt, time.Now()); v != nat.Accept || e.Table().Len() != 1 {
 		t.Fatalf("SYN: %v, %d flows", v, e.Table().Len())
 	}
 	if err := saveStateFile(e, path, log); err != nil {

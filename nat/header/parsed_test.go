@@ -215,7 +215,7 @@ func verifyChecksums(b []byte, inner bool, wasZeroUDP bool) error {
 		}
 		return nil
 	}
-	if want := refL4Checksum(src, dst, p.Proto, l4, off); got != want {
+	if want := refL4Checksum(src, dst, p.Proto, l4); got != want {
 		return fmt.Errorf("proto %d checksum %#04x, want %#04x", p.Proto, got, want)
 	}
 	return nil

@@ -125,7 +125,7 @@ func TestUDPView(t *testing.T) {
 	h.SetSrcPort(1)
 	h.SetDstPort(2)
 	s, d := netip.MustParseAddr(v4a).As4(), netip.MustParseAddr(v4b).As4()
-	if got, want := h.Checksum(), refL4Checksum(s[:], d[:], ProtoUDP, h, 6); got != want {
+	if got, want := h.Checksum(), refL4Checksum(s[:], d[:], ProtoUDP, h); got != want {
 		t.Fatalf("checksum %#04x want %#04x", got, want)
 	}
 	h.SetChecksum(0)

@@ -6,110 +6,30 @@ import (
 	"testing"
 
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/internal/refpkt"
 )
 
-// This file builds packets for the tests by plain byte manipulation, with a
-// naive byte-at-a-time reference checksum (RFC 1071 §4.1 read literally),
-// independent of the code under test.
+// The tests build packets with package refpkt (plain byte manipulation and
+// a byte-at-a-time reference checksum, independent of the code under test);
+// these are its builders with this package's defaults.
 
-// refSum is the naive ones'-complement sum of b (an odd byte padded with
-// zero), folded to 16 bits.
-func refSum(b []byte, initial uint32) uint16 {
-	s := uint64(initial)
-	for i := 0; i < len(b); i += 2 {
-		w := uint64(b[i]) << 8
-		if i+1 < len(b) {
-			w |= uint64(b[i+1])
-		}
-		s += w
-	}
-	for s>>16 != 0 {
-		s = s>>16 + s&0xffff
-	}
-	return uint16(s)
-}
+var (
+	refSum        = refpkt.Sum
+	refL4Checksum = refpkt.L4Checksum
+	ckOff         = refpkt.ChecksumOffset
+	sameCk        = refpkt.SameChecksum
+	udpDgram      = refpkt.UDP
+	icmpBytes     = refpkt.ICMP
+	optsExt       = refpkt.OptionsExt
+	routingExt    = refpkt.RoutingExt
+	fragExt       = refpkt.FragmentExt
+	ahExt         = refpkt.AHExt
+)
 
-// refPseudo is the naive sum of the IPv4 (12-byte) or IPv6 (40-byte)
-// pseudo-header, built as bytes.
-func refPseudo(src, dst []byte, proto uint8, n int) uint32 {
-	var ph []byte
-	ph = append(ph, src...)
-	ph = append(ph, dst...)
-	if len(src) == 4 {
-		ph = append(ph, 0, proto, byte(n>>8), byte(n))
-	} else {
-		ph = append(ph, byte(n>>24), byte(n>>16), byte(n>>8), byte(n), 0, 0, 0, proto)
-	}
-	return uint32(refSum(ph, 0))
-}
-
-// ckOff is the checksum offset in the transport header of proto.
-func ckOff(proto uint8) int {
-	switch proto {
-	case header.ProtoTCP:
-		return 16
-	case header.ProtoUDP:
-		return 6
-	}
-	return 2
-}
-
-// refL4Checksum is the full recompute of the checksum transport segment l4
-// of proto should carry, given the packet's addresses (4 or 16 bytes):
-// the checksum field is taken as zero, ICMPv4 has no pseudo-header, and a
-// UDP result of 0 is sent as 0xffff.
-func refL4Checksum(src, dst []byte, proto uint8, l4 []byte) uint16 {
-	c := append([]byte(nil), l4...)
-	off := ckOff(proto)
-	c[off], c[off+1] = 0, 0
-	init := uint32(0)
-	if proto != header.ProtoICMPv4 {
-		init = refPseudo(src, dst, proto, len(l4))
-	}
-	r := ^refSum(c, init)
-	if proto == header.ProtoUDP && r == 0 {
-		r = 0xffff
-	}
-	return r
-}
-
-// sameCk reports whether two checksums are the same ones'-complement value
-// (0x0000 and 0xffff both stand for zero, RFC 1624 §3).
-func sameCk(a, b uint16) bool {
-	return a == b || (a == 0 && b == 0xffff) || (a == 0xffff && b == 0)
-}
-
+// tcpSeg builds a TCP header (checksum zero, window 29200) with options and
+// data.
 func tcpSeg(sport, dport uint16, seq, ack uint32, flags uint8, opts, data []byte) []byte {
-	o := append([]byte(nil), opts...)
-	for len(o)%4 != 0 {
-		o = append(o, 0)
-	}
-	h := make([]byte, 20, 20+len(o)+len(data))
-	binary.BigEndian.PutUint16(h[0:], sport)
-	binary.BigEndian.PutUint16(h[2:], dport)
-	binary.BigEndian.PutUint32(h[4:], seq)
-	binary.BigEndian.PutUint32(h[8:], ack)
-	h[12] = byte((20+len(o))/4) << 4
-	h[13] = flags
-	binary.BigEndian.PutUint16(h[14:], 29200)
-	h = append(h, o...)
-	return append(h, data...)
-}
-
-func udpDgram(sport, dport uint16, data []byte) []byte {
-	h := make([]byte, 8, 8+len(data))
-	binary.BigEndian.PutUint16(h[0:], sport)
-	binary.BigEndian.PutUint16(h[2:], dport)
-	binary.BigEndian.PutUint16(h[4:], uint16(8+len(data)))
-	return append(h, data...)
-}
-
-// icmpBytes builds an ICMP or ICMPv6 message (checksum zero) with the 32-bit
-// rest of header and data.
-func icmpBytes(typ, code uint8, rest uint32, data []byte) []byte {
-	h := []byte{typ, code, 0, 0, 0, 0, 0, 0}
-	binary.BigEndian.PutUint32(h[4:], rest)
-	return append(h, data...)
+	return refpkt.TCP(sport, dport, seq, ack, flags, 29200, opts, data)
 }
 
 func echoRest(id, seq uint16) uint32 { return uint32(id)<<16 | uint32(seq) }
@@ -136,79 +56,12 @@ type v4cfg struct {
 // header checksum and (unless c.noCk) the transport checksum computed by
 // the reference.
 func mk4(src, dst string, proto uint8, l4 []byte, c v4cfg) []byte {
-	opts := append([]byte(nil), c.opts...)
-	for len(opts)%4 != 0 {
-		opts = append(opts, 0)
-	}
-	hl := 20 + len(opts)
-	b := make([]byte, hl, hl+len(l4))
-	b[0] = 0x40 | byte(hl/4)
-	b[1] = c.tos
-	tl := hl + len(l4)
-	if c.total != 0 {
-		tl = c.total
-	}
-	binary.BigEndian.PutUint16(b[2:], uint16(tl))
-	binary.BigEndian.PutUint16(b[4:], c.id)
-	binary.BigEndian.PutUint16(b[6:], c.flagFrag)
-	b[8] = c.ttl
-	b[9] = proto
-	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
-	copy(b[12:], s[:])
-	copy(b[16:], d[:])
-	copy(b[20:], opts)
-	binary.BigEndian.PutUint16(b[10:], ^refSum(b[:hl], 0))
-	l4 = append([]byte(nil), l4...)
-	if !c.noCk && len(l4) >= ckOff(proto)+2 {
-		off := ckOff(proto)
-		binary.BigEndian.PutUint16(l4[off:], refL4Checksum(s[:], d[:], proto, l4))
-	}
-	return append(b, l4...)
+	return refpkt.V4(src, dst, proto, l4, refpkt.V4Opts{Options: c.opts, FlagFrag: c.flagFrag, TOS: c.tos, TTL: c.ttl,
+		ID: c.id, TotalLength: c.total, NoL4Checksum: c.noCk})
 }
 
-// ext6 is one IPv6 extension header: its type and its bytes after the
-// next-header byte.
-type ext6 struct {
-	typ  uint8
-	body []byte
-}
-
-// optsExt builds an 8*n8-byte Hop-by-Hop or Destination Options header
-// holding one PadN option.
-func optsExt(typ uint8, n8 int) ext6 {
-	body := make([]byte, 8*n8-1)
-	body[0] = byte(n8 - 1)
-	body[1] = 1 // PadN
-	body[2] = byte(8*n8 - 4)
-	return ext6{typ, body}
-}
-
-// routingExt builds a 24-byte type-0-shaped Routing header with segments
-// left sl.
-func routingExt(sl uint8) ext6 {
-	body := make([]byte, 23)
-	body[0] = 2 // (24/8)-1
-	body[1] = 0 // routing type
-	body[2] = sl
-	return ext6{header.ProtoRouting, body}
-}
-
-func fragExt(offset uint16, more bool) ext6 {
-	b := make([]byte, 7)
-	v := offset &^ 7
-	if more {
-		v |= 1
-	}
-	binary.BigEndian.PutUint16(b[1:], v)
-	binary.BigEndian.PutUint32(b[3:], 0xabcdef01)
-	return ext6{header.ProtoFragment, b}
-}
-
-func ahExt() ext6 {
-	b := make([]byte, 23)
-	b[0] = 4
-	return ext6{header.ProtoAH, b}
-}
+// ext6 is one IPv6 extension header.
+type ext6 = refpkt.Ext
 
 // v6cfg configures mk6.
 type v6cfg struct {
@@ -222,32 +75,8 @@ type v6cfg struct {
 // mk6 builds an IPv6 packet with extension headers and transport bytes l4 of
 // proto, the transport checksum (unless c.noCk) computed by the reference.
 func mk6(src, dst string, proto uint8, l4 []byte, c v6cfg) []byte {
-	b := make([]byte, 40)
-	binary.BigEndian.PutUint32(b[0:], 6<<28|uint32(c.tc)<<20|c.flow&0xfffff)
-	b[7] = c.hop
-	s, d := netip.MustParseAddr(src).As16(), netip.MustParseAddr(dst).As16()
-	copy(b[8:], s[:])
-	copy(b[24:], d[:])
-	prev := 6
-	for _, e := range c.exts {
-		b[prev] = e.typ
-		prev = len(b)
-		b = append(b, 0)
-		b = append(b, e.body...)
-	}
-	b[prev] = proto
-	l4 = append([]byte(nil), l4...)
-	if !c.noCk && len(l4) >= ckOff(proto)+2 {
-		off := ckOff(proto)
-		binary.BigEndian.PutUint16(l4[off:], refL4Checksum(s[:], d[:], proto, l4))
-	}
-	b = append(b, l4...)
-	pl := len(b) - 40
-	if c.payload != 0 {
-		pl = c.payload
-	}
-	binary.BigEndian.PutUint16(b[4:], uint16(pl))
-	return b
+	return refpkt.V6(src, dst, proto, l4, refpkt.V6Opts{Exts: c.exts, TrafficClass: c.tc, FlowLabel: c.flow, HopLimit: c.hop,
+		PayloadLength: c.payload, NoL4Checksum: c.noCk})
 }
 
 // withRoom returns a copy of b in an array with extra bytes of capacity.

@@ -29,10 +29,13 @@ natalg_rules_on
 natalg_start
 log "natalg run is ready (log: $WORK/natalg.log)"
 
-# the router's control channel, both interfaces
+# the router's control channel, both interfaces. --immediate-mode: without
+# it libpcap's TPACKET_V3 ring hands packets over a block at a time, after
+# up to a second, and what is still in the ring when tcpdump is stopped is
+# lost (a session of the last second would be missing from the capture).
 CAP_PIDS=()
 for ifn in r-in r-out; do
-	ip netns exec "$NS_R" tcpdump -i "$ifn" -U -n -s 0 -Z root -w "$WORK/$ifn.pcap" 'tcp port 21' >"$WORK/$ifn.tcpdump.log" 2>&1 &
+	ip netns exec "$NS_R" tcpdump -i "$ifn" --immediate-mode -U -n -s 0 -Z root -w "$WORK/$ifn.pcap" 'tcp port 21' >"$WORK/$ifn.tcpdump.log" 2>&1 &
 	CAP_PIDS+=($!)
 	PIDS+=($!)
 done
@@ -84,15 +87,30 @@ echo "download complete, SHA-256 matches ($(stat -c %s "$WORK/got2.bin") bytes)"
 sleep 0.3
 for p in "${CAP_PIDS[@]}"; do stop_pid "$p" || true; done
 
-ctl_lines() { # pcap: address-carrying control lines, in order, with the connection
-	tcpdump -nn -A -r "$1" 2>/dev/null | awk '
+# show_ctl_lines IFN: prints the address-carrying control lines (PORT, EPRT,
+# 227, 229) captured on the router's interface IFN, each with its
+# connection. The demo promises the PORT of session 1 and the 227 of session
+# 2 on both sides: if the capture is missing or unreadable, or either line is
+# not in it, this says why and the demo fails.
+show_ctl_lines() {
+	local ifn=$1 pcap=$WORK/$1.pcap text packets lines
+	[[ -s $pcap ]] || die "no capture from $ifn: $pcap is missing or empty; tcpdump said: $(tail -n 5 "$WORK/$ifn.tcpdump.log" | tr '\n' ' ')"
+	text=$(tcpdump -nn -A -r "$pcap" 2>"$WORK/$ifn.read.log") ||
+		die "cannot read the capture of $ifn: $(tr '\n' ' ' <"$WORK/$ifn.read.log")"
+	packets=$(grep -cE '^[0-9][0-9:.]+ IP6? ' <<<"$text" || true)
+	lines=$(awk '
 		/^[0-9][0-9:.]+ IP6? / { conn = $3 " > " $5; sub(/:$/, "", conn); next }
-		match($0, /(PORT [0-9,]+|EPRT [!-~]+|227 [^\r]*|229 [^\r]*)/) { print conn "  " substr($0, RSTART, RLENGTH) }'
+		match($0, /(PORT [0-9,]+|EPRT [!-~]+|227 [^\r]*|229 [^\r]*)/) { print conn "  " substr($0, RSTART, RLENGTH) }' <<<"$text")
+	((packets > 0)) || die "tcpdump captured no packet to or from port 21 on $ifn ($(tail -n 2 "$WORK/$ifn.tcpdump.log" | tr '\n' ' ')): the FTP sessions did not cross the router there"
+	[[ -n $lines ]] || die "the capture of $ifn holds $packets packets to or from port 21 but no PORT, EPRT, 227 or 229 line: natalg did not pass the control connections, or tcpdump missed them ($(tail -n 2 "$WORK/$ifn.tcpdump.log" | tr '\n' ' '))"
+	grep -q ' PORT ' <<<"$lines" || die "the capture of $ifn ($packets packets) has no PORT line: session 1's PORT did not cross $ifn"
+	grep -q ' 227 ' <<<"$lines" || die "the capture of $ifn ($packets packets) has no 227 line: session 2's PASV reply did not cross $ifn"
+	sed 's/^/  /' <<<"$lines"
 }
 hr "control lines on the router's inside interface r-in (the inside host's view)"
-ctl_lines "$WORK/r-in.pcap" | sed 's/^/  /'
+show_ctl_lines r-in
 hr "control lines on the router's outside interface r-out (the world's view, rewritten by natalg)"
-ctl_lines "$WORK/r-out.pcap" | sed 's/^/  /'
+show_ctl_lines r-out
 
 hr "natalg counters"
 nsx "$NS_R" curl -sS --max-time 5 http://127.0.0.1:9108/metrics |

@@ -111,7 +111,7 @@ class Session:
         self.reply("215 UNIX Type: L8")
 
     def cmd_NOOP(self, arg):
-        self.reply("200 NOOP ok.")
+        self.reply(self.a.noop_reply)
 
     def cmd_PWD(self, arg):
         self.reply('257 "%s" is the current directory' % self.cwd)
@@ -239,6 +239,9 @@ def main():
     ap.add_argument("--timeout", type=float, default=20.0)
     ap.add_argument("--max-sessions", type=int, default=16)
     ap.add_argument("--log")
+    # a NOOP answered otherwise than 200 makes an RFC 6384 gateway tear
+    # the session down (RFC 6384 §12)
+    ap.add_argument("--noop-reply", default="200 NOOP ok.")
     a = ap.parse_args()
     socket.inet_aton(a.addr)  # IPv4 only
     out = open(a.log, "a") if a.log else sys.stderr

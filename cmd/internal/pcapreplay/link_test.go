@@ -127,3 +127,30 @@ func TestNonIPAndTruncatedFrames(t *testing.T) {
 		t.Fatalf("summary %+v, %d out", sum, len(got))
 	}
 }
+
+// TestNonIPFrameKeepsItsPlace: a non-IP frame between IP packets of one
+// batch is written between their translations, where it was read.
+func TestNonIPFrameKeepsItsPlace(t *testing.T) {
+	in := readFile(t, "../../../testdata/kernel/snat-port/in.pcap")
+	arp := append(bytes.Clone(in[0].Data[:12]), 0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1)
+	const at = 3
+	var frames []Packet
+	frames = append(frames, in[:at]...)
+	frames = append(frames, Packet{Time: in[at-1].Time, Data: arp, LinkType: layers.LinkTypeEthernet})
+	frames = append(frames, in[at:]...)
+	eng, _ := nat.New(configFromArgs(t, "../../../testdata/kernel/snat-port/args"))
+	var out bytes.Buffer
+	sum, err := Replay(eng, bytes.NewReader(writePcap(t, frames, layers.LinkTypeEthernet, false)), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadAll(&out)
+	if err != nil || len(got) != len(frames) || sum.NotIP != 1 {
+		t.Fatalf("%d of %d frames out, summary %+v, %v", len(got), len(frames), sum, err)
+	}
+	for i, p := range got {
+		if isARP := bytes.Equal(p.Data, arp); isARP != (i == at) {
+			t.Fatalf("frame %d: ARP %v, want the ARP frame at %d only", i, isARP, at)
+		}
+	}
+}

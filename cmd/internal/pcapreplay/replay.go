@@ -3,6 +3,7 @@ package pcapreplay
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -112,98 +113,182 @@ func Replay(eng *nat.Engine, r io.Reader, w io.Writer) (Summary, error) {
 	return ReplayWith(eng, r, w, Options{})
 }
 
-// ReplayWith is Replay with options.
+// replayBatch is the number of packets the replay device hands to
+// Engine.Serve at a time.
+const replayBatch = 64
+
+// ReplayWith is Replay with options. The capture is a nat.Device (device)
+// served by eng.Serve, as the NFQUEUE and TUN front ends are.
 func ReplayWith(eng *nat.Engine, r io.Reader, w io.Writer, opt Options) (Summary, error) {
-	var sum Summary
 	pr, err := open(r)
 	if err != nil {
-		return sum, err
+		return Summary{}, err
 	}
 	lt := pr.LinkType()
 	if err := supported(lt); err != nil {
-		return sum, err
+		return Summary{}, err
 	}
 	pw := pcapgo.NewWriterNanos(w)
 	if err := pw.WriteFileHeader(262144, lt); err != nil {
-		return sum, fmt.Errorf("writing pcap header: %w", err)
+		return Summary{}, fmt.Errorf("writing pcap header: %w", err)
 	}
-	// One packet at a time through ProcessBatch, which may answer a
-	// fragment that completes a datagram with several packets (Out, then
-	// More: the datagram cut again).
-	ps := nat.NewBatch(1)
-	var lastSweep time.Time
-	for {
-		data, ci, err := pr.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return sum, fmt.Errorf("packet %d: %w", sum.In+1, err)
-		}
-		sum.In++
-		if ci.Timestamp.Sub(lastSweep) >= time.Second {
-			eng.Expire(ci.Timestamp)
-			lastSweep = ci.Timestamp
-		}
-		off, isIP := ipOffset(lt, data)
-		if !isIP {
-			sum.NotIP++
-			if err := write(pw, ci, data); err != nil {
-				return sum, err
-			}
-			sum.Out++
-			continue
-		}
-		if ci.CaptureLength < ci.Length {
-			sum.CaptureTruncated++
-			sum.Dropped++
-			continue
-		}
-		p := &ps[0]
-		p.N = copy(p.Buf[:cap(p.Buf)], data[off:])
-		p.Time = ci.Timestamp
-		var before []byte
-		if opt.OnRewrite != nil {
-			before = bytes.Clone(p.Buf[:p.N])
-		}
-		eng.ProcessBatch(ps)
-		switch p.Verdict {
-		case nat.Accept:
-		case nat.Held:
-			sum.Held++
-			continue
-		default:
-			sum.Dropped++
-			continue
-		}
-		out := p.Out
-		if opt.OnRewrite != nil {
-			if a, b := transportPayload(before), transportPayload(out); !bytes.Equal(a, b) {
-				opt.OnRewrite(Rewrite{Index: sum.In, Before: before, After: bytes.Clone(out), Payloads: [2][]byte{a, bytes.Clone(b)}})
-			}
-		}
-		for i := 0; i <= len(p.More); i++ {
-			if i > 0 {
-				out = p.More[i-1]
-			}
-			frame := make([]byte, 0, off+len(out))
-			frame = append(append(frame, data[:off]...), out...)
-			if ver := out[0] >> 4; ver != data[off]>>4 && !setFamily(lt, frame, off, ver) {
-				// NAT64 changed the family and the link type cannot say so
-				sum.Dropped++
-				continue
-			}
-			ci.CaptureLength, ci.Length = len(frame), len(frame)
-			if err := write(pw, ci, frame); err != nil {
-				return sum, err
-			}
-			sum.Out++
-		}
-	}
+	dev := &device{eng: eng, pr: pr, lt: lt, pw: pw, opt: opt}
+	err = eng.Serve(context.Background(), dev, replayBatch)
+	sum := dev.sum
 	sum.Engine = eng.Stats.Snapshot()
 	sum.Flows = eng.Table().Len()
 	sum.Expectations = eng.Table().ExpectationCount()
-	return sum, nil
+	return sum, err
+}
+
+// device is a capture being replayed, as a nat.Device. ReadBatch hands out
+// the IP packets of the capture in order; a batch ends early where the
+// engine must see something between two packets: before a packet whose
+// capture time is a second or more past the last expiry sweep (the sweep,
+// Engine.Expire at that time, runs before the packet is handed out) and
+// before a non-IP frame (written as it is, after the packets before it).
+// WriteBatch writes the accepted packets with their link-layer headers.
+// The output is therefore the same as processing one packet at a time.
+type device struct {
+	eng *nat.Engine
+	pr  packetReader
+	lt  layers.LinkType
+	pw  *pcapgo.Writer
+	opt Options
+	sum Summary
+
+	lastSweep time.Time
+	// next is the frame read but not yet handed out (haveNext)
+	next     frame
+	haveNext bool
+	// batch holds, per slot of the batch handed out, where its frame came
+	// from
+	batch []frame
+}
+
+// frame is one frame of the capture.
+type frame struct {
+	data  []byte
+	ci    gopacket.CaptureInfo
+	index int    // 1-based number in the capture
+	off   int    // where the IP packet starts
+	orig  []byte // the IP packet as read, kept for Options.OnRewrite
+}
+
+// ReadBatch fills ps with the next IP packets of the capture. At the end of
+// the capture it returns nat.ErrClosed.
+func (d *device) ReadBatch(_ context.Context, ps []nat.Packet) (int, error) {
+	d.batch = d.batch[:0]
+	n := 0
+	for n < len(ps) {
+		if !d.haveNext {
+			data, ci, err := d.pr.ReadPacketData()
+			if errors.Is(err, io.EOF) {
+				if n > 0 {
+					return n, nil
+				}
+				return 0, nat.ErrClosed
+			}
+			if err != nil {
+				return n, fmt.Errorf("packet %d: %w", d.sum.In+1, err)
+			}
+			d.sum.In++
+			d.next, d.haveNext = frame{data: data, ci: ci, index: d.sum.In}, true
+		}
+		f := &d.next
+		if f.ci.Timestamp.Sub(d.lastSweep) >= time.Second {
+			if n > 0 {
+				return n, nil // the packets before the sweep go first
+			}
+			d.eng.Expire(f.ci.Timestamp)
+			d.lastSweep = f.ci.Timestamp
+		}
+		off, isIP := ipOffset(d.lt, f.data)
+		if !isIP {
+			if n > 0 {
+				return n, nil // the packets before it are written first
+			}
+			d.haveNext = false
+			d.sum.NotIP++
+			if err := write(d.pw, f.ci, f.data); err != nil {
+				return 0, err
+			}
+			d.sum.Out++
+			continue
+		}
+		d.haveNext = false
+		if f.ci.CaptureLength < f.ci.Length {
+			d.sum.CaptureTruncated++
+			d.sum.Dropped++
+			continue
+		}
+		f.off = off
+		p := &ps[n]
+		p.N = copy(p.Buf[:cap(p.Buf)], f.data[off:])
+		if p.N < len(f.data)-off {
+			return n, fmt.Errorf("packet %d: %d bytes, more than the engine's buffer", f.index, len(f.data)-off)
+		}
+		p.Time = f.ci.Timestamp
+		p.ID = uint64(f.index)
+		if d.opt.OnRewrite != nil {
+			f.orig = bytes.Clone(f.data[off:])
+		}
+		d.batch = append(d.batch, *f)
+		n++
+	}
+	return n, nil
+}
+
+// WriteBatch writes the accepted packets of ps, each behind the link-layer
+// header of its frame; a packet with More (a reassembled datagram cut
+// again) is followed by those fragments, behind the same header. Held
+// fragments are counted, not written: their datagram leaves with the last.
+func (d *device) WriteBatch(ps []nat.Packet) error {
+	for i := range ps {
+		p, f := &ps[i], &d.batch[i]
+		switch p.Verdict {
+		case nat.Accept:
+		case nat.Held:
+			d.sum.Held++
+			continue
+		default:
+			d.sum.Dropped++
+			continue
+		}
+		out := p.Out
+		if d.opt.OnRewrite != nil {
+			if before, after := transportPayload(f.orig), transportPayload(out); !bytes.Equal(before, after) {
+				d.opt.OnRewrite(Rewrite{Index: f.index, Before: f.orig, After: bytes.Clone(out), Payloads: [2][]byte{before, bytes.Clone(after)}})
+			}
+		}
+		for j := 0; j <= len(p.More); j++ {
+			if j > 0 {
+				out = p.More[j-1]
+			}
+			if err := d.writeIP(f, out); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// writeIP writes the IP packet out behind the link-layer header of frame f.
+func (d *device) writeIP(f *frame, out []byte) error {
+	frame := make([]byte, 0, f.off+len(out))
+	frame = append(append(frame, f.data[:f.off]...), out...)
+	if ver := out[0] >> 4; ver != f.data[f.off]>>4 && !setFamily(d.lt, frame, f.off, ver) {
+		// NAT64 changed the family and the link type cannot say so
+		d.sum.Dropped++
+		return nil
+	}
+	ci := f.ci
+	ci.CaptureLength, ci.Length = len(frame), len(frame)
+	if err := write(d.pw, ci, frame); err != nil {
+		return err
+	}
+	d.sum.Out++
+	return nil
 }
 
 // transportPayload returns the TCP or UDP payload of an IP packet, or nil.

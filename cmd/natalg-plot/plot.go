@@ -1,4 +1,4 @@
-package bench
+package main
 
 import (
 	"fmt"
@@ -10,13 +10,15 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/natalg/natalg/bench"
 )
 
-// Plot draws, side by side, the cost per packet and the memory per flow of
-// rs against their flow counts (log scale) and writes a PNG to file.
-func Plot(file string, rs []*Result) error {
+// plotResults draws, side by side, the cost per packet and the memory per
+// flow of rs against their flow counts (log scale) and writes a PNG to file.
+func plotResults(file string, rs []*bench.Result) error {
 	if len(rs) == 0 {
-		return fmt.Errorf("bench: nothing to plot")
+		return fmt.Errorf("nothing to plot")
 	}
 	title := fmt.Sprintf("%s, %d worker(s), %d-byte packets, %s",
 		rs[0].Scenario, rs[0].Workers, rs[0].PacketSize, rs[0].GoVersion)
