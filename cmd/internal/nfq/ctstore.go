@@ -28,7 +28,7 @@ const (
 	ctaProtoDst   = 3
 
 	nfnlSubsysCTNetlink = 1
-	ctMsgNew            = nfnlSubsysCTNetlink<<8 | 0 // IPCTNL_MSG_CT_NEW
+	ctMsgNew            = nfnlSubsysCTNetlink << 8 // IPCTNL_MSG_CT_NEW (message 0)
 	nlaFNested          = 1 << 15
 )
 
