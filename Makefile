@@ -92,7 +92,7 @@ bench-live: deps build
 FUZZ_TARGETS := ./cmd/internal/nfq:FuzzQueueBatch ./alg:FuzzParseLine ./alg:FuzzTLSTracker ./alg:FuzzNAT64Control ./alg:FuzzControlState \
 	./nat:FuzzProcess ./nat:FuzzPeekTuple ./nat:FuzzLoadState ./nat/header:FuzzDecode ./nat/xlat:FuzzXlat \
 	./nat/checksum:FuzzSum ./nat/checksum:FuzzUpdate ./seqdelta:FuzzLedger ./seqdelta:FuzzLedgerBinary ./conntrack:FuzzFlowRecord \
-	./nat/frag:FuzzReassemble ./nat:FuzzFragments ./nat:FuzzParseForward64
+	./nat/frag:FuzzReassemble ./nat:FuzzFragments ./nat:FuzzParseForward64 ./nat:FuzzDecodeLabels
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "== $$fn ($$pkg, $(FUZZTIME))"; \

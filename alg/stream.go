@@ -70,6 +70,7 @@ type stream struct {
 	synced    bool
 	fromSYN   bool   // synced by this direction's SYN (not picked up mid-stream)
 	lineStart bool   // the byte at next begins a line
+	adopted   bool   // not synced yet: the first segment starts a line (AdoptControl)
 	next      uint32 // next expected original sequence number
 	mss       uint16 // MSS announced by this direction's receiver
 
@@ -107,9 +108,11 @@ func (s *stream) synchronize(seq uint32) {
 }
 
 // pickUp starts a direction first seen mid-stream at seq: line boundaries
-// are unknown until the next LF.
+// are unknown until the next LF, unless the control connection was adopted
+// after a restart (AdoptControl), where the next segment is taken to start
+// a line.
 func (s *stream) pickUp(seq uint32) {
-	s.synced, s.lineStart, s.next = true, false, seq
+	s.synced, s.lineStart, s.next = true, s.adopted, seq
 }
 
 // segment runs a segment of a clear-text direction through the gateway.
