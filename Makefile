@@ -15,7 +15,7 @@ FUZZTIME  ?= 30s
 # the end-to-end suite (namespaces, the kernel's NAT and FTP helper, vsftpd,
 # curl, lftp, Python's ftplib, tcpdump). ProFTPD, the second server, conflicts
 # with vsftpd in Debian: testdata/e2e/deps.sh unpacks it beside it.
-APT_PKGS  := iproute2 iptables nftables vsftpd curl lftp tcpdump ethtool conntrack wireshark-common procps python3 iperf3
+APT_PKGS  := iproute2 iptables nftables vsftpd curl lftp tcpdump ethtool conntrack wireshark-common procps python3 iperf3 keepalived conntrackd
 
 .PHONY: all build deps vet test test-unit demo fuzz record clean bench bench-plot bench-go bench-targets bench-live
 
