@@ -181,6 +181,7 @@ type stream struct {
 	synced    bool
 	fromSYN   bool   // synced by this direction's SYN (not picked up mid-stream)
 	lineStart bool   // the byte at next begins a line
+	adopted   bool   // not synced yet: the first segment starts a line (AdoptControl)
 	next      uint32 // next expected original sequence number
 	mss       uint16 // MSS announced by this direction's receiver
 
@@ -247,6 +248,26 @@ func NewControl(cfg *Config, tuples [2]conntrack.Tuple) *Control {
 	return c
 }
 
+// AdoptControl returns the gateway of a control connection that natalg
+// adopts from the kernel's conntrack entry after a restart: nothing of its
+// streams is known but whether each direction is encrypted (tls, by
+// conntrack.Dir), and the first segment seen in each direction is taken to
+// start a line (FTP commands and replies are whole lines, RFC 959 §4.2, and
+// a client waits for the reply before its next command). A command or reply
+// that was half received when natalg stopped is read from its middle: it is
+// not rewritten.
+func AdoptControl(cfg *Config, tuples [2]conntrack.Tuple, tls [2]bool) *Control {
+	c := NewControl(cfg, tuples)
+	for d := range c.dir {
+		c.dir[d].adopted = true
+		c.dir[d].tls = tls[d]
+	}
+	return c
+}
+
+// TLSDir reports whether direction d (a conntrack.Dir) is encrypted.
+func (c *Control) TLSDir(d conntrack.Dir) bool { return c.dir[d].tls }
+
 // TLS reports whether the control channel is encrypted (RFC 4217 §4) in
 // either direction.
 func (c *Control) TLS() bool { return c.dir[0].tls || c.dir[1].tls }
@@ -279,8 +300,10 @@ func (c *Control) Segment(seg *Segment, led *seqdelta.Ledger, tr Translator) Res
 		return Result{}
 	}
 	if !s.synced {
-		// Picked up mid-stream: line boundaries unknown until the next LF.
-		s.synced, s.lineStart, s.next = true, false, seg.Seq
+		// Picked up mid-stream: line boundaries unknown until the next LF,
+		// unless the control connection was adopted after a restart
+		// (AdoptControl), where the next segment is taken to start a line.
+		s.synced, s.lineStart, s.next = true, s.adopted, seg.Seq
 	}
 	var resumed Event
 	if s.tls {

@@ -38,9 +38,13 @@ type Flow struct {
 }
 
 const (
-	stateMask  = 0xffff
-	deadBit    = 1 << 16
-	lockedBit  = 1 << 17
+	stateMask = 0xffff
+	deadBit   = 1 << 16
+	lockedBit = 1 << 17
+	// storedBit: the flow's facts (public port and kind) are in the
+	// kernel's conntrack entry of the connection (natalg run's crash-only
+	// store, set with an NFQUEUE verdict).
+	storedBit  = 1 << 18
 	spinBefore = 64 // lock attempts before yielding the processor
 )
 
@@ -86,6 +90,14 @@ func (f *Flow) Expired(now int64) bool { return f.expires.Load() <= now || f.Dea
 
 // Dead reports whether the flow has been removed from its table.
 func (f *Flow) Dead() bool { return f.state.Load()&deadBit != 0 }
+
+// Stored reports whether the flow's facts were stored in the kernel's
+// conntrack entry (see MarkStored).
+func (f *Flow) Stored() bool { return f.state.Load()&storedBit != 0 }
+
+// MarkStored records that the flow's facts are in the kernel's conntrack
+// entry, so that they are not sent again with every packet.
+func (f *Flow) MarkStored() { f.state.Or(storedBit) }
 
 // kill marks the flow removed and reports whether it was live.
 func (f *Flow) kill() bool { return f.state.Or(deadBit)&deadBit == 0 }

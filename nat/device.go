@@ -79,7 +79,7 @@ func (e *Engine) processBatch(ps []Packet, split bool) {
 	} else {
 		for i := range ps {
 			p := &ps[i]
-			p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), nil, &c, p.more(split))
+			p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), nil, &c, p.more(split), nil)
 		}
 	}
 	c.flush(&e.Stats)

@@ -35,6 +35,7 @@ type Engine struct {
 	n64     *nat64            // nil unless NAT64 is on
 	frags   *frag.Reassembler // nil with Config.NoReassembly
 	ftpPort [65536 / 64]uint64
+	ct      CTStore // where ProcessCT stores flows' facts in the kernel's conntrack entries
 
 	// Stats come last, a cache line's worth of padding on either side, so
 	// that no field read on every packet shares a cache line with a
@@ -153,7 +154,7 @@ func (e *Engine) inside(a netip.Addr) bool {
 // fragments again: see Packet.More).
 func (e *Engine) Process(pkt []byte, now time.Time) (Verdict, []byte) {
 	var c counts
-	v, out, _ := e.process(pkt, now.UnixNano(), nil, &c, nil)
+	v, out, _ := e.process(pkt, now.UnixNano(), nil, &c, nil, nil)
 	c.flush(&e.Stats)
 	return v, out
 }
@@ -161,7 +162,7 @@ func (e *Engine) Process(pkt []byte, now time.Time) (Verdict, []byte) {
 // ProcessReason is Process that also says why a packet was dropped.
 func (e *Engine) ProcessReason(pkt []byte, now time.Time) (Verdict, []byte, DropReason) {
 	var c counts
-	v, out, r := e.process(pkt, now.UnixNano(), nil, &c, nil)
+	v, out, r := e.process(pkt, now.UnixNano(), nil, &c, nil, nil)
 	c.flush(&e.Stats)
 	return v, out, r
 }
@@ -170,7 +171,7 @@ func (e *Engine) ProcessReason(pkt []byte, now time.Time) (Verdict, []byte, Drop
 // learned of the tuple peekTuple reads from pkt (its hash, and the flow its
 // index slot points to): the lookup starts from it. more, when not nil, is
 // where packets to send after the returned one go (Packet.More).
-func (e *Engine) process(pkt []byte, now int64, hint *conntrack.Hint, c *counts, more *[][]byte) (Verdict, []byte, DropReason) {
+func (e *Engine) process(pkt []byte, now int64, hint *conntrack.Hint, c *counts, more *[][]byte, facts *CTFacts) (Verdict, []byte, DropReason) {
 	c.in++
 	var p header.Parsed
 	if r := p.Decode(pkt); r != header.Ok {
@@ -253,7 +254,10 @@ func (e *Engine) process(pkt []byte, now int64, hint *conntrack.Hint, c *counts,
 	}
 	f.Touch(dir, p.TCPFlags, now, e.table.Timeouts())
 	if x, ok := f.Ext.(*ftpFlow); ok && p.Proto == header.ProtoTCP {
-		return e.processFTP(&p, f, dir, x, now)
+		return e.processFTP(&p, f, dir, x, now, facts)
+	}
+	if facts != nil {
+		e.ctFacts(f, nil, facts)
 	}
 	e.translate(&p, f, dir)
 	c.translated++

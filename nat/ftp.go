@@ -19,6 +19,9 @@ type ftpFlow struct {
 	ctl *alg.Control
 	seq [2]seqdelta.Ledger
 	now int64 // time of the packet being processed, for MapData
+	// stored is the connection labels last stored in the kernel's
+	// conntrack entry (ProcessCT): sent again only when they change.
+	stored [LabelBytes]byte
 }
 
 func newFTPFlow(e *Engine, f *conntrack.Flow) *ftpFlow {
@@ -77,7 +80,7 @@ func (x *ftpFlow) MapData(dir conntrack.Dir, announced netip.AddrPort) (netip.Ad
 // shifts its SEQ by its direction's ledger and its ACK and SACK edges by the
 // other direction's (RFC 9293 §3.4, RFC 2018 §3), translates it and fixes
 // its checksum.
-func (e *Engine) processFTP(p *header.Parsed, f *conntrack.Flow, dir conntrack.Dir, x *ftpFlow, now int64) (Verdict, []byte, DropReason) {
+func (e *Engine) processFTP(p *header.Parsed, f *conntrack.Flow, dir conntrack.Dir, x *ftpFlow, now int64, facts *CTFacts) (Verdict, []byte, DropReason) {
 	f.Lock()
 	defer f.Unlock()
 	payload := p.Payload()
@@ -176,6 +179,7 @@ func (e *Engine) processFTP(p *header.Parsed, f *conntrack.Flow, dir conntrack.D
 	if rewrote {
 		p.ComputeL4Checksum()
 	}
+	e.ctFacts(f, x, facts)
 	e.Stats.Accepted.Add(1)
 	e.Stats.Translated.Add(1)
 	return Accept, p.Buf, DropNone

@@ -117,6 +117,11 @@ type savedFlow struct {
 	ftp    bool
 	led    [2]seqdelta.State
 	ctl    alg.ControlState
+	// adopted: rebuilt from the kernel's conntrack entry (Adopt), not read
+	// from a file; tls and stored are its FTP gateway's labels.
+	adopted bool
+	tls     [2]bool
+	stored  [LabelBytes]byte
 }
 
 // decoded is a whole decoded state file.
@@ -527,6 +532,9 @@ func (e *Engine) restore(dec *decoded, now int64, st *LoadStats) {
 		if sf.rec.Tag == tag64 {
 			m.sentThrough(in, 1) // an active mapping, for hairpinning
 		}
+		if sf.adopted {
+			f.MarkStored() // the kernel's entry has the mark already
+		}
 		made[i] = f
 		st.Flows++
 		if ext != nil {
@@ -721,6 +729,16 @@ func (e *Engine) publicPort(r *conntrack.FlowRecord) uint16 {
 func (e *Engine) restoreExt(f *conntrack.Flow, sf *savedFlow) (any, bool) {
 	o, r := f.Tuples[conntrack.Original], f.Tuples[conntrack.Reply]
 	isFTP := o.Proto == header.ProtoTCP && f.Master == nil && sf.master == 0 && (e.isFTP(o.DstPort) || e.isFTP(r.SrcPort))
+	if sf.adopted {
+		if sf.ftp {
+			return e.adoptExt(f, sf)
+		}
+		if isFTP {
+			// no labels: no rewrite happened yet
+			return e.adoptExt(f, sf)
+		}
+		return nil, true
+	}
 	if !sf.ftp {
 		if isFTP {
 			return newFTPFlow(e, f), true

@@ -86,6 +86,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRules(args[1:], stdout, stderr)
 	case "flows":
 		return cmdFlows(args[1:], stdout, stderr)
+	case "rebuild":
+		return cmdRebuild(args[1:], stdout, stderr)
 	case "bench":
 		return cmdBench(args[1:], stdout, stderr)
 	case "help", "-h", "--help":

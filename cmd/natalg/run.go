@@ -49,6 +49,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	datapath := fs.String("datapath", "split", "split: only FTP control connections are queued to natalg, the kernel translates every other flow and the FTP data connections; full: every packet of the NAT goes through natalg")
 	enginePorts := fs.String("ports", "", "natalg's public ports MIN-MAX (default: 49152-65535 in split mode, 1024-65535 in full mode)")
 	kernelPorts := fs.String("kernel-ports", "1024-49151", "split mode: the ports the kernel masquerades TCP and UDP source ports of 1024 and above into (must not overlap --ports)")
+	ctMarkMask := fs.String("ct-mark-mask", fmt.Sprintf("%#08x", nat.DefaultCTMarkMask), "connection mark bits natalg owns (one run of 20 bits or more): each flow's kind and public port are stored there, so a restarted natalg rebuilds its table from the kernel (crash-only); 0: off")
+	ctLabelBits := fs.Int("ct-label-bits", 128, "connection label bits natalg owns on the FTP control connections it translates: 128 stores their sequence offsets there (crash-only), 0: off")
 	var n64 nat64Flags
 	n64.register(fs)
 	if _, err := parseWithConfig(fs, args); err != nil {
@@ -94,6 +96,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	eng, err := nat.New(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "natalg run: %v\n", err)
+		return 2
+	}
+	ctStore, err := parseCTStore(*ctMarkMask, *ctLabelBits)
+	if err == nil {
+		err = eng.SetCTStore(ctStore)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "natalg run: %v\n", err)
 		return 2
@@ -173,10 +183,42 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		if kdp != nil && !kcfg.Full {
 			kexp = kdp.Elements
 		}
-		go func() { defer wg.Done(); serveControl(ctx, ln, eng, log, kexp) }()
+		var rebuild func() (nat.AdoptStats, error)
+		if kdp != nil && ctStore.MarkMask != 0 {
+			rebuild = func() (nat.AdoptStats, error) { return kerneldp.Rebuild(eng, kdp, log) }
+		}
+		go func() { defer wg.Done(); serveControl(ctx, ln, eng, log, kexp, rebuild) }()
 		defer os.Remove(*control)
 	}
 	loadStateFile(eng, *stateFile, log) // after every early return, before any packet
+	if kdp != nil && ctStore.MarkMask != 0 {
+		// Crash-only: natalg's connections as the kernel's conntrack
+		// entries hold them, and the expectations left in the kernel, each
+		// adopted once (after the state file, whose fuller gateway state
+		// wins for the flows it has), before any packet is translated.
+		if _, err := kerneldp.Rebuild(eng, kdp, log); err != nil {
+			log.Error("crash-only: table not rebuilt from the kernel; connections natalg translated before it started may stall", "err", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// SIGUSR1 (keepalived's notify "became master"): adopt the
+			// connections conntrackd synced to this router.
+			usr := make(chan os.Signal, 1)
+			signal.Notify(usr, syscall.SIGUSR1)
+			defer signal.Stop(usr)
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-usr:
+					if _, err := kerneldp.Rebuild(eng, kdp, log); err != nil {
+						log.Error("crash-only: rebuild on SIGUSR1", "err", err)
+					}
+				}
+			}
+		}()
+	}
 	if kdp != nil && !kcfg.Full {
 		// The restored control sessions' expectations, in the table Open
 		// just replaced: each once.
@@ -235,7 +277,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}()
 	}
 	if useNFQ {
-		err = nfq.Run(ctx, eng, nfq.Options{Queues: qs, MaxQueueLen: uint32(*queueLen), ReadBuffer: *rcvbuf, GSO: *gso, Log: log}, &st, ready)
+		err = nfq.Run(ctx, eng, nfq.Options{Queues: qs, MaxQueueLen: uint32(*queueLen), ReadBuffer: *rcvbuf, GSO: *gso,
+			StoreCT: ctStore.MarkMask != 0, Log: log}, &st, ready)
 	} else {
 		ready()
 		<-ctx.Done()
@@ -304,6 +347,29 @@ func kernelConfig(nf *natFlags, cfg *nat.Config, datapath, enginePorts, kernelPo
 		}
 	}
 	return k, nil
+}
+
+// parseCTStore reads --ct-mark-mask and --ct-label-bits.
+func parseCTStore(mask string, labelBits int) (nat.CTStore, error) {
+	m, err := strconv.ParseUint(mask, 0, 32)
+	if err != nil {
+		return nat.CTStore{}, fmt.Errorf("--ct-mark-mask: %q is not a 32-bit number", mask)
+	}
+	s := nat.CTStore{MarkMask: uint32(m)}
+	switch labelBits {
+	case 0:
+	case 128:
+		s.Labels = s.MarkMask != 0
+	default:
+		return s, fmt.Errorf("--ct-label-bits: %d: natalg stores an FTP control connection's offsets in all 128 label bits (128) or not at all (0)", labelBits)
+	}
+	if s.MarkMask&kerneldp.CtMarkData != 0 {
+		return s, fmt.Errorf("--ct-mark-mask %#x overlaps the split datapath's data-connection mark %#x", s.MarkMask, kerneldp.CtMarkData)
+	}
+	if err := s.Check(); err != nil {
+		return s, fmt.Errorf("--ct-mark-mask: %w", err)
+	}
+	return s, nil
 }
 
 // parsePortRange reads "MIN-MAX".
@@ -447,6 +513,7 @@ func metricsHandler(eng *nat.Engine, st *nfq.Stats, qs []uint16) http.Handler {
 			fmt.Fprintf(w, "natalg_nfqueue_packets_total{event=%q} %d\n", e.name, e.v)
 		}
 		fmt.Fprintf(w, "# HELP natalg_nfqueue_errors_total Netlink errors (the reader survives them).\n# TYPE natalg_nfqueue_errors_total counter\n")
+		fmt.Fprintf(w, "# HELP natalg_nfqueue_ct_stored_total Verdicts that stored natalg's facts in the packet's conntrack entry (crash-only).\n# TYPE natalg_nfqueue_ct_stored_total counter\nnatalg_nfqueue_ct_stored_total %d\n", st.CTStored.Load())
 		fmt.Fprintf(w, "natalg_nfqueue_errors_total{kind=\"read\"} %d\nnatalg_nfqueue_errors_total{kind=\"verdict\"} %d\n", st.ReadErrors.Load(), st.VerdictErrors.Load())
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)

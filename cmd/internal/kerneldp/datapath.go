@@ -27,7 +27,8 @@ type Stats struct {
 	InstallFailed atomic.Uint64 // additions the kernel refused (the announcement still left: its data connection fails)
 	Used          atomic.Uint64 // a data connection came through (seen in a conntrack event)
 	Expired       atomic.Uint64 // lapsed unused
-	Withdrawn     atomic.Uint64 // removed unused before their time: control connection gone, evicted, replaced
+	Withdrawn     atomic.Uint64 // removed unused before their time: control connection gone, evicted, replaced, or left by an earlier natalg and not adopted
+	Adopted       atomic.Uint64 // left in the kernel by an earlier natalg and adopted (Sync)
 	Events        atomic.Uint64 // conntrack events read
 	EventErrors   atomic.Uint64 // conntrack event socket errors (events lost: elements then lapse by timeout)
 }
@@ -58,8 +59,12 @@ func Open(cfg Config, log *slog.Logger) (*Datapath, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kerneldp: nftables netlink: %w", err)
 	}
-	_, lerr := cc.ListTableOfFamily(TableName, nftables.TableFamilyINet)
-	obj, err := build(cc, &cfg, lerr == nil)
+	old, lerr := cc.ListTableOfFamily(TableName, nftables.TableFamilyINet)
+	var keep [2][]nftables.SetElement
+	if lerr == nil && !cfg.Full {
+		keep = pending(cc, old, log)
+	}
+	obj, err := build(cc, &cfg, lerr == nil, keep)
 	if err == nil {
 		err = cc.Flush()
 	}
@@ -210,23 +215,97 @@ func (d *Datapath) remove(x *conntrack.Expectation) {
 	}
 }
 
-// Sync installs the engine's pending expectations (restored from --state)
-// in the kernel. The table was replaced at Open, so none is there twice.
+// Sync makes the kernel's expectation maps hold exactly the engine's
+// pending expectations (restored from --state, or adopted from the kernel
+// by Rebuild), each once: an element already in the kernel for one of them
+// is adopted as it is (the kernel's timeout stands), a missing one is
+// installed, and an element no expectation of the engine claims (its
+// control connection was not adopted, or another natalg left it) is
+// removed. It returns the number installed.
 func (d *Datapath) Sync(eng *nat.Engine) (int, error) {
+	if d.cfg.Full {
+		return 0, nil
+	}
 	var xs []*conntrack.Expectation
 	eng.Table().RangeExpectations(func(x *conntrack.Expectation) {
 		if x.Proto == conntrack.ProtoTCP && !(x.Dst.Is4() && x.Target.Addr().Is6()) { // not NAT64's
 			xs = append(xs, x)
 		}
 	})
-	n := 0
+	d.mu.Lock()
+	inKernel := map[string][]byte{} // by owner key: the element's key
+	for i, s := range d.obj.expect {
+		if s == nil {
+			continue
+		}
+		els, err := d.cc.GetSetElements(s)
+		if err != nil {
+			d.mu.Unlock()
+			return 0, fmt.Errorf("kerneldp: list %s: %w", s.Name, err)
+		}
+		for _, el := range els {
+			inKernel[ownerKey(i, &el)] = el.Key
+		}
+	}
+	var install []*conntrack.Expectation
 	for _, x := range xs {
+		i, el := expectElement(x)
+		k := ownerKey(i, &el)
+		if owner, ok := d.owners[k]; ok && owner == x {
+			delete(inKernel, k)
+			continue
+		}
+		if _, ok := inKernel[k]; ok {
+			d.owners[k] = x // adopted: the element is there
+			delete(inKernel, k)
+			d.Stats.Adopted.Add(1)
+			continue
+		}
+		install = append(install, x)
+	}
+	for k, key := range inKernel {
+		if _, owned := d.owners[k]; owned {
+			continue
+		}
+		d.cc.SetDeleteElements(d.obj.expect[k[0]], []nftables.SetElement{{Key: key}})
+		d.Stats.Withdrawn.Add(1)
+	}
+	err := d.cc.Flush()
+	d.mu.Unlock()
+	if err != nil {
+		return 0, fmt.Errorf("kerneldp: withdraw unclaimed expectations: %w", err)
+	}
+	n := 0
+	for _, x := range install {
 		if err := d.ExpectationInstalled(x); err != nil {
 			return n, err
 		}
 		n++
 	}
 	return n, nil
+}
+
+// pending reads the expectation elements of natalg's table as an earlier
+// run left it, with the life each has left.
+func pending(cc *nftables.Conn, t *nftables.Table, log *slog.Logger) (keep [2][]nftables.SetElement) {
+	for i := range families {
+		s, err := cc.GetSetByName(t, families[i].expect)
+		if err != nil {
+			continue // none (an older table, or full mode)
+		}
+		els, err := cc.GetSetElements(s)
+		if err != nil {
+			log.Warn("kerneldp: cannot read the expectations left in the kernel; they are dropped", "map", s.Name, "err", err)
+			continue
+		}
+		for _, el := range els {
+			if el.Expires <= 0 {
+				continue
+			}
+			keep[i] = append(keep[i], nftables.SetElement{Key: el.Key, Val: el.Val, Timeout: el.Expires.Round(time.Millisecond)})
+		}
+	}
+	return keep
 }
 
 // Watch reads conntrack events until ctx is done: a new connection with

@@ -38,7 +38,11 @@ type Options struct {
 	// GSO asks the kernel for GSO super-packets (NFQA_CFG_F_GSO) instead of
 	// segmenting them before queueing; their checksums are completed here.
 	GSO bool
-	Log *slog.Logger
+	// StoreCT has the kernel send each packet's conntrack entry
+	// (NFQA_CFG_F_CONNTRACK) and stores in it, with the verdict, what the
+	// engine asks (nat.Engine.ProcessCT: natalg's crash-only state).
+	StoreCT bool
+	Log     *slog.Logger
 }
 
 // Stats count what the front end saw.
@@ -50,6 +54,7 @@ type Stats struct {
 	GSO            atomic.Uint64 // super-packets received
 	CsumCompleted  atomic.Uint64 // partial checksums completed before translation
 	CsumUnverified atomic.Uint64 // packets the kernel had not verified
+	CTStored       atomic.Uint64 // verdicts that stored facts in the packet's conntrack entry
 	VerdictErrors  atomic.Uint64
 	ReadErrors     atomic.Uint64 // ENOBUFS, timeouts: counted, the reader goes on
 }
@@ -106,8 +111,10 @@ type queue struct {
 	num  uint16
 	nf   *nfqueue.Nfqueue
 	eng  *nat.Engine
-	st   *Stats
-	log  *slog.Logger
+	// storeCT: attach the engine's conntrack facts to verdicts
+	storeCT bool
+	st      *Stats
+	log     *slog.Logger
 }
 
 func open(ctx context.Context, eng *nat.Engine, num uint16, opt Options, st *Stats, log *slog.Logger) (*queue, error) {
@@ -123,7 +130,7 @@ func open(ctx context.Context, eng *nat.Engine, num uint16, opt Options, st *Sta
 		nf.Close()
 		return nil, fmt.Errorf("nfqueue %d: NETLINK_NO_ENOBUFS: %w", num, err)
 	}
-	q := &queue{num: num, nf: nf, eng: eng, st: st, log: log, done: make(chan struct{})}
+	q := &queue{num: num, nf: nf, eng: eng, st: st, log: log, done: make(chan struct{}), storeCT: opt.StoreCT}
 	l, err := newLoop(q)
 	if err != nil {
 		nf.Close()
@@ -142,6 +149,9 @@ func open(ctx context.Context, eng *nat.Engine, num uint16, opt Options, st *Sta
 	var flags uint32
 	if opt.GSO {
 		flags |= nfqueue.NfQaCfgFlagGSO
+	}
+	if opt.StoreCT {
+		flags |= nfqueue.NfQaCfgFlagConntrack
 	}
 	if err := l.configure(opt.MaxQueueLen, flags); err != nil {
 		nf.Close()
