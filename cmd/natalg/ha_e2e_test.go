@@ -23,7 +23,7 @@ package main
 // on it must work through B, and B must not open a pinhole: a PORT naming
 // another host is not announced, and the expectation of a legitimate PORT
 // admits the server but not another outside address. Then router A comes
-// back as from a reboot (empty conntrack table, fresh daemons), resyncs from B
+// back as from a reboot (empty conntrack table, fresh daemons), fetches B's table (conntrackd's StartupResync)
 // and takes the addresses back (fail back); the same checks run through A.
 // The downloads must complete intact (SHA-256). The gap the client saw is
 // measured from a capture on the client: the longest silence of each data
@@ -52,7 +52,11 @@ const (
 	haGateway4   = "198.18.0.1" // the inside VIP, the client's default gateway
 	haWrongPeer4 = "198.19.0.3" // a second outside address: not the server
 	haThird4     = "198.18.0.99"
-	haRate       = "2M" // curl --limit-rate: 64 MiB take about 33 s
+	// the server's link is shaped to this (tc tbf): the two 64 MiB downloads
+	// share it, 2 MB/s each, about 34 s, and they send a steady stream
+	// whose silences are the failover's (curl --limit-rate would send in
+	// bursts, with pauses of its own)
+	haServerRate = "32mbit"
 )
 
 // haDatapaths are the datapaths the failover runs in.
@@ -167,6 +171,7 @@ func newHAEnv(t *testing.T, r *e2eRun, datapath string) *haEnv {
 	mustIn(t, h.e.nsOut, "ip", "addr", "add", outHost4+"/16", "dev", "eth0")
 	mustIn(t, h.e.nsOut, "ip", "addr", "add", haWrongPeer4+"/16", "dev", "eth0")
 	mustIn(t, h.e.nsOut, "ip", "link", "set", "eth0", "up")
+	mustIn(t, h.e.nsOut, "tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", haServerRate, "burst", "32kb", "latency", "100ms")
 	for _, rt := range h.routers {
 		mustIn(t, rt.ns, "ip", "addr", "add", rt.lan+"/16", "dev", "lan0")
 		mustIn(t, rt.ns, "ip", "addr", "add", rt.wan+"/16", "dev", "wan0")
@@ -295,8 +300,12 @@ func readTail(path string, n int) string {
 	return tail(string(b), n)
 }
 
-// masterRE is the notify script's last line on becoming master.
-var masterRE = regexp.MustCompile(`(?m)^\S+ MASTER: (ok|FAILED \(\d+\)): \S*natalg resync .*$`)
+// masterRE is the notify script's last line on becoming master;
+// rebuiltRE its line for a natalg rebuild that succeeded.
+var (
+	masterRE  = regexp.MustCompile(`(?m)^\S+ MASTER: done$`)
+	rebuiltRE = regexp.MustCompile(`(?m)^\S+ MASTER: ok: \S*natalg rebuild .*$`)
+)
 
 // waitMaster waits until rt holds the addresses and its notify script has
 // run to the end for the (seen+1)th time as master; it reports whether it did.
@@ -304,6 +313,21 @@ func (h *haEnv) waitMaster(t *testing.T, rt *haRouter, seen int, limit time.Dura
 	return waitFor(int(limit/(50*time.Millisecond)), 50*time.Millisecond, func() bool {
 		return len(masterRE.FindAllString(h.notifyLog(rt), -1)) > seen && h.hasVIPs(rt)
 	})
+}
+
+// checkRebuilt checks that the notify script's natalg rebuild succeeded
+// (its last run on rt) and took the FTP control connections over.
+func (h *haEnv) checkRebuilt(t *testing.T, rt *haRouter) {
+	t.Helper()
+	lines := rebuiltRE.FindAllString(h.notifyLog(rt), -1)
+	if len(lines) == 0 {
+		t.Errorf("router %s: natalg rebuild did not succeed in the notify script:\n%s", rt.name, h.notifyLog(rt))
+		return
+	}
+	t.Logf("router %s: %s", rt.name, lines[len(lines)-1])
+	if !regexp.MustCompile(`ftp_control=[1-9]`).MatchString(lines[len(lines)-1]) {
+		t.Errorf("router %s: natalg rebuild took no FTP control connection over: %s", rt.name, lines[len(lines)-1])
+	}
 }
 
 func (h *haEnv) hasVIPs(rt *haRouter) bool {
@@ -404,7 +428,7 @@ func (h *haEnv) failover(t *testing.T) {
 		wg.Add(1)
 		go func(mode string) {
 			defer wg.Done()
-			x := xfer{ns: h.e.nsIn, host: outHost4, client: "curl", mode: mode, file: r.big, rate: haRate}
+			x := xfer{ns: h.e.nsIn, host: outHost4, client: "curl", mode: mode, file: r.big}
 			err := h.e.transfer(t, s, x)
 			results <- done{name: x.String(), err: err, at: time.Now()}
 		}(mode)
@@ -421,9 +445,10 @@ func (h *haEnv) failover(t *testing.T) {
 		t.Fatalf("router B did not become master within 20 s:\n%s", h.routerLogs(b))
 	}
 	t.Logf("router B master and its notify script done %v after the kill:\n%s", time.Since(tKill).Round(time.Millisecond), h.notifyLog(b))
+	h.checkRebuilt(t, b)
 	t.Logf("natalg on B after the takeover:\n%s", h.flows(t, b))
 	writeFile(t, filepath.Join(pause, "go-1"), 0o644, "")
-	h.pinholes(t, b, pause, 1)
+	h.pinholes(t, b, cl, pause, 1)
 	waitPause("ready-2")
 
 	// --- fail back: A returns as from a reboot and preempts
@@ -436,9 +461,10 @@ func (h *haEnv) failover(t *testing.T) {
 	if !waitFor(100, 100*time.Millisecond, func() bool { return !h.hasVIPs(b) }) {
 		t.Errorf("router B still holds the addresses after A took them back")
 	}
+	h.checkRebuilt(t, a)
 	t.Logf("router A rebooted, resynced and master again %v after its boot:\n%s", tBackDone.Sub(tBack).Round(time.Millisecond), h.notifyLog(a))
 	writeFile(t, filepath.Join(pause, "go-2"), 0o644, "")
-	h.pinholes(t, a, pause, 2)
+	h.pinholes(t, a, cl, pause, 2)
 
 	if !waitFor(1200, 100*time.Millisecond, cl.exited) {
 		t.Fatalf("control session did not finish within 120 s:\n%s", cl.output())
@@ -471,7 +497,7 @@ func (h *haEnv) failover(t *testing.T) {
 			continue
 		}
 		if d.at.Before(tBackDone) {
-			t.Errorf("%s finished at %s, before the fail back was done (%s): it did not span both events; lower haRate",
+			t.Errorf("%s finished at %s, before the fail back was done (%s): it did not span both events; lower haServerRate",
 				d.name, d.at.Format("15:04:05.000"), tBackDone.Format("15:04:05.000"))
 		}
 	}
@@ -482,14 +508,14 @@ func (h *haEnv) failover(t *testing.T) {
 // pinholes checks, through the router that is master (round k of
 // haftp.py), that a PORT naming another host opened nothing and that the
 // expectation of a legitimate PORT admits the server and no other address.
-func (h *haEnv) pinholes(t *testing.T, rt *haRouter, pause string, k int) {
+func (h *haEnv) pinholes(t *testing.T, rt *haRouter, cl *bgProc, pause string, k int) {
 	t.Helper()
 	ported := filepath.Join(pause, fmt.Sprintf("ported-%d", k))
 	if !waitFor(1200, 100*time.Millisecond, func() bool {
 		_, err := os.Stat(ported)
-		return err == nil
-	}) {
-		t.Fatalf("control session did not reach port-%d within 120 s", k)
+		return err == nil || cl.exited()
+	}) || cl.exited() {
+		t.Fatalf("control session did not reach port-%d within 120 s:\n%s", k, cl.output())
 	}
 	var p struct{ Port int }
 	b, _ := os.ReadFile(ported)
