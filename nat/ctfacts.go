@@ -2,10 +2,11 @@ package nat
 
 // Crash-only state: the facts natalg needs to go on translating a flow live
 // in the kernel's conntrack entry of the connection, which outlives the
-// process. The front end (natalg run's NFQUEUE loop) attaches them to the
-// verdict of the packet that makes them true (NFQA_CT), so the kernel
-// records them atomically with the packet; a restarted natalg reads them
-// back with a conntrack dump (Adopt) before it translates any packet.
+// process. ProcessCT says what to store when a packet makes new facts true;
+// the front end (natalg run's NFQUEUE loop) stores them in the entry
+// (ctnetlink) before it releases the packet, then calls CTFacts.Done; a
+// restarted natalg reads them back with a conntrack dump (Adopt) before it
+// translates any packet.
 //
 // The connection mark holds the flow's kind and public port, under a
 // configurable mask (CTStore.MarkMask): value = (kind<<16 | port) << shift,
@@ -84,12 +85,12 @@ func (e *Engine) SetCTStore(s CTStore) error {
 	return nil
 }
 
-// CTFacts is what ProcessCT asks the front end to store in the packet's
-// conntrack entry with its verdict.
+// CTFacts is what ProcessCT asks the front end to store in the kernel's
+// conntrack entry of the packet's connection before the packet leaves.
 type CTFacts struct {
-	// Present is set by the caller: the packet has a conntrack entry the
-	// verdict can update (the kernel sent NFQA_CT with it).
-	Present bool
+	// Tuple is the entry's original tuple (the inside view: the kernel's
+	// conntrack sees natalg's flows untranslated).
+	Tuple conntrack.Tuple
 	// SetMark: store Mark under Mask (the bits outside it are the
 	// operator's and stay).
 	SetMark    bool
@@ -97,16 +98,41 @@ type CTFacts struct {
 	// SetLabels: store Labels (all 128 bits).
 	SetLabels bool
 	Labels    [LabelBytes]byte
+
+	flow *conntrack.Flow
+	ftp  *ftpFlow
 }
 
-// ProcessCT is Process that also fills facts with what the verdict must
-// store in the packet's conntrack entry: the flow's kind and public port
-// the first time a packet of the flow has an entry, an FTP control
-// connection's labels whenever they change. It allocates nothing.
+// Pending reports whether there is anything to store.
+func (c *CTFacts) Pending() bool { return c.SetMark || c.SetLabels }
+
+// Done records that the facts are stored, so that they are not asked for
+// again until they change. Call it once the kernel took them; without it
+// the next packet of the flow asks again.
+func (c *CTFacts) Done() {
+	if c.SetMark {
+		c.flow.MarkStored()
+	}
+	if c.SetLabels {
+		c.flow.Lock()
+		c.ftp.stored = c.Labels
+		c.flow.Unlock()
+	}
+}
+
+// ProcessCT is Process that also fills facts with what must be stored in
+// the kernel's conntrack entry of the packet's connection: the flow's kind
+// and public port until they are stored, an FTP control connection's labels
+// whenever they change. The packet that creates a flow asks nothing (its
+// conntrack entry is not in the kernel's table yet). It allocates nothing.
 func (e *Engine) ProcessCT(pkt []byte, now time.Time, facts *CTFacts) (Verdict, []byte) {
+	*facts = CTFacts{}
 	var c counts
 	v, out, _ := e.process(pkt, now.UnixNano(), nil, &c, nil, facts)
 	c.flush(&e.Stats)
+	if v != Accept {
+		facts.SetMark, facts.SetLabels = false, false
+	}
 	return v, out
 }
 
@@ -125,24 +151,36 @@ func (e *Engine) markValue(f *conntrack.Flow) uint32 {
 	return (uint32(f.Tag)<<16 | uint32(port)) << bits.TrailingZeros32(e.ct.MarkMask)
 }
 
+// kernelTuple returns the original tuple of f's entry in the kernel's
+// conntrack: the inside view.
+func kernelTuple(f *conntrack.Flow) conntrack.Tuple {
+	o, r := &f.Tuples[conntrack.Original], &f.Tuples[conntrack.Reply]
+	if f.Tag == tagSNAT {
+		return *o
+	}
+	return conntrack.Tuple{Src: o.Src, Dst: r.Src, SrcPort: o.SrcPort, DstPort: r.SrcPort, Proto: o.Proto}
+}
+
 // ctFacts fills facts for a packet of f (x: its FTP gateway, or nil).
 // f is locked when x is not nil.
 func (e *Engine) ctFacts(f *conntrack.Flow, x *ftpFlow, facts *CTFacts) {
-	if facts == nil || !facts.Present || e.ct.MarkMask == 0 {
+	if facts == nil || e.ct.MarkMask == 0 {
+		return
+	}
+	m := e.markValue(f)
+	if m == 0 {
 		return
 	}
 	if !f.Stored() {
-		if m := e.markValue(f); m != 0 {
-			facts.SetMark, facts.Mark, facts.Mask = true, m, e.ct.MarkMask
-			f.MarkStored()
+		facts.SetMark, facts.Mark, facts.Mask = true, m, e.ct.MarkMask
+	}
+	if x != nil && e.ct.Labels {
+		if l, ok := encodeLabels(x); ok && l != x.stored {
+			facts.SetLabels, facts.Labels = true, l
 		}
 	}
-	if x != nil && e.ct.Labels && e.markValue(f) != 0 {
-		l, ok := encodeLabels(x)
-		if ok && l != x.stored {
-			facts.SetLabels, facts.Labels = true, l
-			x.stored = l
-		}
+	if facts.SetMark || facts.SetLabels {
+		facts.Tuple, facts.flow, facts.ftp = kernelTuple(f), f, x
 	}
 }
 

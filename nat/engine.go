@@ -232,6 +232,10 @@ func (e *Engine) process(pkt []byte, now int64, hint *conntrack.Hint, c *counts,
 		f, dir = e.table.LookupHash(&tu, e.table.Hash(&tu), now)
 	}
 	if f == nil {
+		// A new flow: its conntrack entry is not in the kernel's table
+		// yet (unconfirmed, or not made at all before an inbound packet's
+		// translation): its facts are stored with a later packet.
+		facts = nil
 		var dr DropReason
 		switch {
 		case outbound && p.Dst == e.public[familyOf(p.Dst)]:

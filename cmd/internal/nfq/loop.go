@@ -25,7 +25,6 @@ const (
 	attrPacketHdr  = 1  // NFQA_PACKET_HDR: be32 id, be16 hw_protocol, u8 hook
 	attrVerdictHdr = 2  // NFQA_VERDICT_HDR: be32 verdict, be32 id
 	attrPayload    = 10 // NFQA_PAYLOAD
-	attrCT         = 11 // NFQA_CT: the packet's conntrack entry (nested CTA_*); in a verdict, attributes to set on it
 	attrCapLen     = 13 // NFQA_CAP_LEN: be32 original length when truncated
 	attrSkbInfo    = 14 // NFQA_SKB_INFO: be32 flags
 
@@ -34,17 +33,6 @@ const (
 	cfgMaxLen = 3 // NFQA_CFG_QUEUE_MAXLEN: be32
 	cfgMask   = 4 // NFQA_CFG_MASK: be32
 	cfgFlags  = 5 // NFQA_CFG_FLAGS: be32
-
-	// CTA_* of include/uapi/linux/netfilter/nfnetlink_conntrack.h, as a
-	// verdict's NFQA_CT carries them (nfqnl_ct_parse, ctnetlink_glue_parse:
-	// the kernel sets them on the packet's entry before reinjecting it).
-	ctaMark       = 8
-	ctaMarkMask   = 21
-	ctaLabels     = 22
-	ctaLabelsMask = 23
-	nlaFNested    = 1 << 15
-	// ctAttrMax is the most an NFQA_CT of a verdict takes.
-	ctAttrMax = nlaHdrLen + 2*(nlaHdrLen+4) + 2*(nlaHdrLen+nat.LabelBytes)
 
 	cmdBind   = 1
 	cmdUnbind = 2
@@ -80,7 +68,8 @@ type loop struct {
 	wbuf  []byte
 	seq   uint32
 	acked map[uint32]error // replies to config requests, by sequence number
-	facts nat.CTFacts      // what the verdict of the packet at hand stores in its conntrack entry
+	facts nat.CTFacts      // what the packet at hand makes true, for its conntrack entry
+	ct    *ctStore         // nil: crash-only store off
 }
 
 func newLoop(q *queue) (*loop, error) {
@@ -274,7 +263,6 @@ func (l *loop) packet(body []byte) {
 		payload []byte
 		capLen  = -1
 		skb     uint32
-		hasCT   bool
 	)
 	for a := body[nfgenLen:]; len(a) >= nlaHdrLen; {
 		alen := int(binary.NativeEndian.Uint16(a[0:2]))
@@ -297,8 +285,6 @@ func (l *loop) packet(body []byte) {
 			if len(data) >= 4 {
 				skb = binary.BigEndian.Uint32(data[0:4])
 			}
-		case attrCT:
-			hasCT = true
 		}
 		a = a[min(align4(alen), len(a)):]
 	}
@@ -325,7 +311,7 @@ func (l *loop) packet(body []byte) {
 	// Lay the verdict header down, copy the packet after it, translate it
 	// where it lies (with room to grow), then fill in the lengths.
 	start := len(l.wbuf)
-	if cap(l.wbuf)-start < verdictHeadLen+nat.MaxPacket+4+ctAttrMax {
+	if cap(l.wbuf)-start < verdictHeadLen+nat.MaxPacket+4 {
 		l.flush()
 		start = 0
 	}
@@ -336,8 +322,23 @@ func (l *loop) packet(body []byte) {
 		completeChecksum(pkt)
 		st.CsumCompleted.Add(1)
 	}
-	l.facts = nat.CTFacts{Present: hasCT && l.q.storeCT}
-	v, out := l.q.eng.ProcessCT(pkt, time.Now(), &l.facts)
+	var v nat.Verdict
+	var out []byte
+	if l.ct == nil {
+		v, out = l.q.eng.Process(pkt, time.Now())
+	} else {
+		v, out = l.q.eng.ProcessCT(pkt, time.Now(), &l.facts)
+		if l.facts.Pending() {
+			// Crash-only: the flow's new facts go into its conntrack
+			// entry before the packet that makes them true leaves.
+			if err := l.ct.put(&l.facts); err != nil {
+				st.CTStoreErrors.Add(1)
+			} else {
+				l.facts.Done()
+				st.CTStored.Add(1)
+			}
+		}
+	}
 	if v != nat.Accept {
 		st.Dropped.Add(1)
 		l.wbuf = l.wbuf[:start]
@@ -357,41 +358,6 @@ func (l *loop) packet(body []byte) {
 	for len(l.wbuf)%4 != 0 {
 		l.wbuf = append(l.wbuf, 0)
 	}
-	if l.facts.SetMark || l.facts.SetLabels {
-		l.appendCT(start)
-		st.CTStored.Add(1)
-	}
-}
-
-// appendCT appends to the verdict starting at start the NFQA_CT that
-// stores l.facts in the packet's conntrack entry, and fixes the message's
-// length.
-func (l *loop) appendCT(start int) {
-	w := l.wbuf
-	at := len(w)
-	w = binary.NativeEndian.AppendUint16(w, 0) // length, below
-	w = binary.NativeEndian.AppendUint16(w, attrCT|nlaFNested)
-	if l.facts.SetLabels {
-		w = binary.NativeEndian.AppendUint16(w, nlaHdrLen+nat.LabelBytes)
-		w = binary.NativeEndian.AppendUint16(w, ctaLabels)
-		w = append(w, l.facts.Labels[:]...)
-		w = binary.NativeEndian.AppendUint16(w, nlaHdrLen+nat.LabelBytes)
-		w = binary.NativeEndian.AppendUint16(w, ctaLabelsMask)
-		for range nat.LabelBytes {
-			w = append(w, 0xff)
-		}
-	}
-	if l.facts.SetMark {
-		w = binary.NativeEndian.AppendUint16(w, nlaHdrLen+4)
-		w = binary.NativeEndian.AppendUint16(w, ctaMark)
-		w = binary.BigEndian.AppendUint32(w, l.facts.Mark)
-		w = binary.NativeEndian.AppendUint16(w, nlaHdrLen+4)
-		w = binary.NativeEndian.AppendUint16(w, ctaMarkMask)
-		w = binary.BigEndian.AppendUint32(w, l.facts.Mask)
-	}
-	binary.NativeEndian.PutUint16(w[at:], uint16(len(w)-at))
-	binary.NativeEndian.PutUint32(w[start:], uint32(len(w)-start))
-	l.wbuf = w
 }
 
 // verdict appends a verdict without a packet.

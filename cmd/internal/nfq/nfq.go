@@ -38,9 +38,9 @@ type Options struct {
 	// GSO asks the kernel for GSO super-packets (NFQA_CFG_F_GSO) instead of
 	// segmenting them before queueing; their checksums are completed here.
 	GSO bool
-	// StoreCT has the kernel send each packet's conntrack entry
-	// (NFQA_CFG_F_CONNTRACK) and stores in it, with the verdict, what the
-	// engine asks (nat.Engine.ProcessCT: natalg's crash-only state).
+	// StoreCT stores in the kernel's conntrack entries what the engine
+	// asks (nat.Engine.ProcessCT: natalg's crash-only state), over
+	// ctnetlink, before the packet's verdict.
 	StoreCT bool
 	Log     *slog.Logger
 }
@@ -54,7 +54,8 @@ type Stats struct {
 	GSO            atomic.Uint64 // super-packets received
 	CsumCompleted  atomic.Uint64 // partial checksums completed before translation
 	CsumUnverified atomic.Uint64 // packets the kernel had not verified
-	CTStored       atomic.Uint64 // verdicts that stored facts in the packet's conntrack entry
+	CTStored       atomic.Uint64 // facts stored in a conntrack entry before the packet's verdict
+	CTStoreErrors  atomic.Uint64 // stores the kernel refused (no entry yet: the next packet tries again)
 	VerdictErrors  atomic.Uint64
 	ReadErrors     atomic.Uint64 // ENOBUFS, timeouts: counted, the reader goes on
 }
@@ -111,10 +112,8 @@ type queue struct {
 	num  uint16
 	nf   *nfqueue.Nfqueue
 	eng  *nat.Engine
-	// storeCT: attach the engine's conntrack facts to verdicts
-	storeCT bool
-	st      *Stats
-	log     *slog.Logger
+	st   *Stats
+	log  *slog.Logger
 }
 
 func open(ctx context.Context, eng *nat.Engine, num uint16, opt Options, st *Stats, log *slog.Logger) (*queue, error) {
@@ -130,11 +129,17 @@ func open(ctx context.Context, eng *nat.Engine, num uint16, opt Options, st *Sta
 		nf.Close()
 		return nil, fmt.Errorf("nfqueue %d: NETLINK_NO_ENOBUFS: %w", num, err)
 	}
-	q := &queue{num: num, nf: nf, eng: eng, st: st, log: log, done: make(chan struct{}), storeCT: opt.StoreCT}
+	q := &queue{num: num, nf: nf, eng: eng, st: st, log: log, done: make(chan struct{})}
 	l, err := newLoop(q)
 	if err != nil {
 		nf.Close()
 		return nil, fmt.Errorf("nfqueue %d: %w", num, err)
+	}
+	if opt.StoreCT {
+		if l.ct, err = openCTStore(); err != nil {
+			nf.Close()
+			return nil, fmt.Errorf("nfqueue %d: %w", num, err)
+		}
 	}
 	// The FORCE options pass net.core.rmem_max/wmem_max (root); netlink
 	// refuses a sendmsg larger than the send buffer.
@@ -150,9 +155,6 @@ func open(ctx context.Context, eng *nat.Engine, num uint16, opt Options, st *Sta
 	if opt.GSO {
 		flags |= nfqueue.NfQaCfgFlagGSO
 	}
-	if opt.StoreCT {
-		flags |= nfqueue.NfQaCfgFlagConntrack
-	}
 	if err := l.configure(opt.MaxQueueLen, flags); err != nil {
 		nf.Close()
 		return nil, fmt.Errorf("nfqueue %d: %w", num, err)
@@ -161,6 +163,9 @@ func open(ctx context.Context, eng *nat.Engine, num uint16, opt Options, st *Sta
 		defer close(q.done)
 		l.run(ctx)
 		l.unbind()
+		if l.ct != nil {
+			l.ct.close()
+		}
 	}()
 	return q, nil
 }
