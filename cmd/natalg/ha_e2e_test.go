@@ -60,7 +60,7 @@ const (
 )
 
 // haDatapaths are the datapaths the failover runs in.
-var haDatapaths = []string{"split"}
+var haDatapaths = []string{"split", "full"}
 
 // haRouterSpec is one router of the pair as the shipped configuration knows it.
 type haRouterSpec struct {
