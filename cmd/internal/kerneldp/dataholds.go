@@ -1,0 +1,44 @@
+package kerneldp
+
+import (
+	"net/netip"
+
+	ct "github.com/ti-mo/conntrack"
+
+	"github.com/natalg/natalg/conntrack"
+	"github.com/natalg/natalg/nat"
+)
+
+// dataEndpoints returns, for a conntrack entry of a data connection that
+// came through one of natalg's expectation elements (CtMarkData) and was
+// DNATed to the inside (an active-mode data connection to an inside
+// client, or a passive one to a forwarded inside server), the inside
+// endpoint it reaches (the reply's source) and the public endpoint it was
+// addressed to (the original destination). ok is false for other entries
+// (a passive data connection from an inside client is masqueraded by the
+// kernel into --kernel-ports: no port of natalg's).
+func dataEndpoints(f *ct.Flow) (inside, public netip.AddrPort, ok bool) {
+	if f == nil || f.Mark&CtMarkData == 0 || f.TupleOrig.Proto.Protocol != conntrack.ProtoTCP {
+		return inside, public, false
+	}
+	o, r := f.TupleOrig, f.TupleReply
+	public = netip.AddrPortFrom(o.IP.DestinationAddress.Unmap(), o.Proto.DestinationPort)
+	inside = netip.AddrPortFrom(r.IP.SourceAddress.Unmap(), r.Proto.SourcePort)
+	return inside, public, inside != public
+}
+
+// holdDataConnections has eng hold the public port of every data
+// connection of natalg's expectations in the kernel's table (see
+// nat.Engine.HoldKernelData): natalg rebuilding its table after a restart,
+// or on a router that took over from the other one of a pair, must not hand
+// those ports out again while the connections run. It returns how many it
+// holds; the holds are dropped by the connections' destroy events (Watch).
+func holdDataConnections(eng *nat.Engine, dump []ct.Flow) int {
+	n := 0
+	for i := range dump {
+		if inside, public, ok := dataEndpoints(&dump[i]); ok && eng.HoldKernelData(conntrack.ProtoTCP, inside, public) {
+			n++
+		}
+	}
+	return n
+}
