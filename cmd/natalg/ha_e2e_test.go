@@ -483,6 +483,13 @@ func (h *haEnv) failover(t *testing.T) {
 			t.Errorf("%s on the control session: got %v, want %d bytes sha256 %s", get, res[get], r.small.size, r.small.sum)
 		}
 	}
+	// what the inside listener of each round's PORT accepted: the server's
+	// probe, and not the wrong peer's
+	for _, k := range []string{"accepted-1", "accepted-2"} {
+		if got := fmt.Sprint(res[k]); got != "["+outHost4+"]" {
+			t.Errorf("%s: the PORT's inside listener accepted connections from %s, want one from the server %s", k, got, outHost4)
+		}
+	}
 	for _, k := range []string{"noop-1", "noop-2"} {
 		if v, _ := res[k].(string); !strings.HasPrefix(v, "200") {
 			t.Errorf("%s on the control session after the %s: %q, want 200", k, map[string]string{"noop-1": "failover", "noop-2": "fail back"}[k], v)

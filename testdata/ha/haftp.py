@@ -109,16 +109,19 @@ def main():
             out[phase] = ftp.voidcmd("PORT " + port_arg(host, lport))
             accepted = []
 
-            def poll():
-                r, _, _ = select.select([lsock], [], [], 0)
-                if r:
+            def poll(wait=0.0):
+                while True:
+                    r, _, _ = select.select([lsock], [], [], wait)
+                    if not r:
+                        return
                     c, peer = lsock.accept()
                     accepted.append(peer[0])
                     c.close()
             with open(os.path.join(a.pause_dir, "ported-%d" % k), "w") as f:
                 json.dump({"port": lport}, f)
             wait_file(os.path.join(a.pause_dir, "probed-%d" % k), a.pause_max, poll)
-            poll()
+            # what the probes left in the backlog
+            poll(0.5)
             lsock.close()
             out["accepted-%d" % k] = accepted
         phase = "quit"
