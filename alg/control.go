@@ -252,10 +252,12 @@ func NewControl(cfg *Config, tuples [2]conntrack.Tuple) *Control {
 // adopts from the kernel's conntrack entry after a restart: nothing of its
 // streams is known but whether each direction is encrypted (tls, by
 // conntrack.Dir), and the first segment seen in each direction is taken to
-// start a line (FTP commands and replies are whole lines, RFC 959 §4.2, and
-// a client waits for the reply before its next command). A command or reply
-// that was half received when natalg stopped is read from its middle: it is
-// not rewritten.
+// start a line: "FTP commands are "Telnet strings" terminated by the
+// "Telnet end of line code"" (RFC 959 §4.1.3) and a reply line is
+// "terminated by the Telnet end-of-line code" (§4.2), and clients send a
+// command once the previous reply is in, so a segment after a pause starts
+// one. A command or reply that was half received when natalg stopped is
+// read from its middle: it is not rewritten.
 func AdoptControl(cfg *Config, tuples [2]conntrack.Tuple, tls [2]bool) *Control {
 	c := NewControl(cfg, tuples)
 	for d := range c.dir {

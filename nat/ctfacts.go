@@ -284,7 +284,7 @@ func (e *Engine) Adopt(flows []KernelFlow, exps []KernelExpectation, now time.Ti
 		return st
 	}
 	shift := bits.TrailingZeros32(e.ct.MarkMask)
-	dec := &decoded{version: StateVersion, savedAt: now}
+	dec := &decoded{version: StateVersion, savedAt: now, adopted: true}
 	far := now.Add(365 * 24 * time.Hour).UnixNano() // Restore clamps to the configured timeout
 	for i := range flows {
 		kf := &flows[i]

@@ -11,7 +11,8 @@ package nat
 // documented as not hardened against adversarial input, and this file is
 // read by a process running as root. Layout, all integers big-endian:
 //
-//	magic "NATALGST", version uint16 (2), reserved uint16 (0),
+//	magic "NATALGST", version uint16 (2), flags uint16 (version 2: 1 = a
+//	snapshot taken while packets flowed, SaveSnapshot; else 0),
 //	saved-at int64 (Unix ns), uint32 NAT64 IPv4 Identification counter
 //	flows uint32, then each flow:
 //	  tuple original, tuple reply (tuple: addr src, addr dst, uint16 src
@@ -108,6 +109,7 @@ type LoadStats struct {
 	Full         int // flows and expectations over the table's limits
 	Clash        int // flows and expectations whose tuple, key or port is taken
 	Orphans      int // expectations whose control flow was not restored
+	Superseded   int // in a snapshot, flows a fresher record holds or may be ahead of (SaveSnapshot)
 }
 
 // savedFlow is one decoded flow record.
@@ -126,11 +128,13 @@ type savedFlow struct {
 
 // decoded is a whole decoded state file.
 type decoded struct {
-	version uint16
-	savedAt time.Time
-	ids     uint32 // NAT64 IPv4 Identification counter
-	flows   []savedFlow
-	exps    []savedExp
+	version  uint16
+	savedAt  time.Time
+	ids      uint32 // NAT64 IPv4 Identification counter
+	flows    []savedFlow
+	exps     []savedExp
+	adopted  bool // made by Adopt from the kernel's entries, not read from a file
+	snapshot bool // SaveSnapshot's: NAT64 plain flows only are restored
 }
 
 // savedExp is one decoded expectation record.
@@ -144,7 +148,22 @@ type savedExp struct {
 // closed): a packet processed after the snapshot is not in it. FTP control
 // flows are locked while their gateway state is read; see
 // alg.ControlState for what is not saved.
-func (e *Engine) SaveState(w io.Writer) error {
+func (e *Engine) SaveState(w io.Writer) error { return e.saveState(w, 0) }
+
+// SaveSnapshot writes the engine's state while packets flow (natalg run
+// --state-interval), flagged as a snapshot: LoadState restores from it only
+// what no fresher record can hold. The NAT44/NAT66 flows are in the
+// kernel's conntrack entries (crash-only: Adopt), whose facts are never
+// behind; the FTP gateway state of a NAT64 control connection may be (its
+// offsets and reply FIFO move with every command), and a gateway restored
+// behind its stream drops what follows (see loadStateFile). What is left
+// is NAT64's plain flows and bindings, whose facts do not change during
+// their life.
+func (e *Engine) SaveSnapshot(w io.Writer) error { return e.saveState(w, stateFlagSnapshot) }
+
+const stateFlagSnapshot = 1
+
+func (e *Engine) saveState(w io.Writer, flags uint16) error {
 	var flows []*conntrack.Flow
 	e.table.Range(func(f *conntrack.Flow) bool {
 		flows = append(flows, f)
@@ -178,7 +197,7 @@ func (e *Engine) SaveState(w io.Writer) error {
 	sw := &stateWriter{w: bufio.NewWriterSize(w, 64<<10), crc: crc32.New(crcTable)}
 	sw.bytes([]byte(stateMagic))
 	sw.u16(StateVersion)
-	sw.u16(0)
+	sw.u16(flags)
 	sw.i64(time.Now().UnixNano())
 	var ids uint32
 	if e.n64 != nil {
@@ -335,7 +354,8 @@ func decodeState(buf []byte) (*decoded, error) {
 		return nil, fmt.Errorf("%w: checksum mismatch (truncated or corrupt)", ErrStateFormat)
 	}
 	d := &stateReader{b: body[len(stateMagic)+2:], version: v}
-	if d.u16() != 0 {
+	flags := d.u16()
+	if flags > stateFlagSnapshot || flags != 0 && v < 2 {
 		return nil, fmt.Errorf("%w: reserved field set", ErrStateFormat)
 	}
 	savedAt := time.Unix(0, d.i64())
@@ -392,7 +412,7 @@ func decodeState(buf []byte) (*decoded, error) {
 	if d.err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStateFormat, d.err)
 	}
-	return &decoded{version: v, savedAt: savedAt, ids: ids, flows: flows, exps: exps}, nil
+	return &decoded{version: v, savedAt: savedAt, ids: ids, flows: flows, exps: exps, snapshot: flags&stateFlagSnapshot != 0}, nil
 }
 
 // ftpState decodes the FTP gateway state of f.
@@ -464,7 +484,7 @@ func (d *stateReader) ftpState(f *savedFlow) {
 // restore adds the decoded records to the engine.
 func (e *Engine) restore(dec *decoded, now int64, st *LoadStats) {
 	flows, exps := dec.flows, dec.exps
-	if e.n64 != nil && dec.version >= 2 {
+	if e.n64 != nil && dec.version >= 2 && !dec.adopted {
 		// Identification values go on from the saved ones (RFC 6864 §4.1:
 		// none repeated within a datagram's lifetime).
 		e.n64.ids.SetCounter(dec.ids)
@@ -478,6 +498,10 @@ func (e *Engine) restore(dec *decoded, now int64, st *LoadStats) {
 		}
 		if sf.rec.Check() != nil {
 			st.Misfit++
+			continue
+		}
+		if dec.snapshot && (sf.rec.Tag < tag64 || sf.ftp) {
+			st.Superseded++
 			continue
 		}
 		if sf.rec.Tag >= tag64 && dec.version < 2 {

@@ -45,7 +45,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	control := fs.String("control", defaultControl, "unix socket for natalg flows; empty: off")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := fs.String("pprof", "", "address for Go profiling (net/http/pprof); empty: off")
-	stateFile := fs.String("state", "", "file the NAT's state is saved to on SIGINT/SIGTERM and restored from on start (then removed); empty: off")
+	stateFile := fs.String("state", "", "file the NAT's state is saved to on SIGINT/SIGTERM and restored from on start (then removed): the exact gateway state across a planned restart, and NAT64's flows (they have no kernel conntrack entry); empty: off")
+	stateInterval := fs.Duration("state-interval", 10*time.Second, "with --state: also write a snapshot this often while running, from which a start after a crash restores NAT64's plain flows (NAT44/NAT66 flows come from the kernel's conntrack entries); 0: only at a clean stop")
 	datapath := fs.String("datapath", "split", "split: only FTP control connections are queued to natalg, the kernel translates every other flow and the FTP data connections; full: every packet of the NAT goes through natalg")
 	enginePorts := fs.String("ports", "", "natalg's public ports MIN-MAX (default: 49152-65535 in split mode, 1024-65535 in full mode)")
 	kernelPorts := fs.String("kernel-ports", "1024-49151", "split mode: the ports the kernel masquerades TCP and UDP source ports of 1024 and above into (must not overlap --ports)")
@@ -136,6 +137,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		if !kcfg.Full {
 			eng.SetExpectationSink(kdp)
 		}
+		kdp.KeepExpectations = ctStore.MarkMask != 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -232,6 +234,26 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			defer wg.Done()
 			if err := kdp.Watch(ctx, eng); err != nil {
 				log.Warn("kernel: conntrack events stopped; expectations now lapse by their timeout", "err", err)
+			}
+		}()
+	}
+	if *stateFile != "" && *stateInterval > 0 && dp != nil {
+		// NAT64 has no kernel conntrack entry to rebuild from: a snapshot
+		// bounds what a crash loses of its flows to the interval.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(*stateInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if err := writeFileAtomic(*stateFile, eng.SaveSnapshot); err != nil {
+						log.Warn("state: snapshot not written", "file", *stateFile, "err", err)
+					}
+				}
 			}
 		}()
 	}
@@ -513,7 +535,8 @@ func metricsHandler(eng *nat.Engine, st *nfq.Stats, qs []uint16) http.Handler {
 			fmt.Fprintf(w, "natalg_nfqueue_packets_total{event=%q} %d\n", e.name, e.v)
 		}
 		fmt.Fprintf(w, "# HELP natalg_nfqueue_errors_total Netlink errors (the reader survives them).\n# TYPE natalg_nfqueue_errors_total counter\n")
-		fmt.Fprintf(w, "# HELP natalg_nfqueue_ct_stored_total Verdicts that stored natalg's facts in the packet's conntrack entry (crash-only).\n# TYPE natalg_nfqueue_ct_stored_total counter\nnatalg_nfqueue_ct_stored_total %d\n", st.CTStored.Load())
+		fmt.Fprintf(w, "# HELP natalg_conntrack_store_total natalg's facts written into kernel conntrack entries before the packet's verdict (crash-only), and writes the kernel refused.\n# TYPE natalg_conntrack_store_total counter\n")
+		fmt.Fprintf(w, "natalg_conntrack_store_total{result=\"stored\"} %d\nnatalg_conntrack_store_total{result=\"refused\"} %d\n", st.CTStored.Load(), st.CTStoreErrors.Load())
 		fmt.Fprintf(w, "natalg_nfqueue_errors_total{kind=\"read\"} %d\nnatalg_nfqueue_errors_total{kind=\"verdict\"} %d\n", st.ReadErrors.Load(), st.VerdictErrors.Load())
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)

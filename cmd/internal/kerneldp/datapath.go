@@ -39,6 +39,10 @@ type Datapath struct {
 	cfg   Config
 	log   *slog.Logger
 	Stats Stats
+	// KeepExpectations: Close(false) leaves the expectation elements in
+	// the kernel, for the next natalg to adopt (crash-only: a clean stop
+	// then loses no more than a crash); each lapses by its timeout.
+	KeepExpectations bool
 
 	mu     sync.Mutex // guards cc, obj and owners
 	cc     *nftables.Conn
@@ -91,7 +95,7 @@ func (d *Datapath) Close(remove bool) error {
 	defer d.mu.Unlock()
 	if remove {
 		d.cc.DelTable(d.obj.table)
-	} else {
+	} else if !d.KeepExpectations {
 		for _, s := range d.obj.expect {
 			if s != nil {
 				d.cc.FlushSet(s)
@@ -441,7 +445,7 @@ func (d *Datapath) WriteMetrics(w io.Writer) {
 		name string
 		v    *atomic.Uint64
 	}{{"installed", &d.Stats.Installed}, {"install_failed", &d.Stats.InstallFailed}, {"used", &d.Stats.Used},
-		{"expired", &d.Stats.Expired}, {"withdrawn", &d.Stats.Withdrawn}} {
+		{"expired", &d.Stats.Expired}, {"withdrawn", &d.Stats.Withdrawn}, {"adopted", &d.Stats.Adopted}} {
 		fmt.Fprintf(w, "natalg_kernel_expectations_total{event=%q} %d\n", e.name, e.v.Load())
 	}
 	fmt.Fprintf(w, "# HELP natalg_kernel_conntrack_events_total Conntrack events read, and event socket errors.\n# TYPE natalg_kernel_conntrack_events_total counter\n")
