@@ -191,6 +191,14 @@ func newHAEnv(t *testing.T, r *e2eRun, datapath string) *haEnv {
 	if !waitFor(100, 100*time.Millisecond, func() bool { return strings.Contains(h.notifyLog(b), "BACKUP: ok: conntrackd") }) {
 		t.Fatalf("router B did not become backup within 10 s:\n%s", h.routerLogs(b))
 	}
+	// natalg's table is in both kernels, the backup's too: it must be there
+	// before the first packet of a failover arrives
+	for _, rt := range h.routers {
+		out, err := runIn(10*time.Second, rt.ns, "nft", "list", "table", "inet", "natalg")
+		if err != nil || !strings.Contains(out, "mark_in") || (datapath == "split" && !(strings.Contains(out, "nat_post") && strings.Contains(out, "expect4"))) {
+			t.Fatalf("router %s: table inet natalg missing or incomplete: %v\n%s", rt.name, err, out)
+		}
+	}
 	t.Logf("HA pair (%s datapath) up in %v", datapath, time.Since(t0).Round(time.Millisecond))
 	return h
 }
