@@ -102,6 +102,15 @@ func TestHAE2E(t *testing.T) {
 		}
 	}
 	r := newNatalgRun(t)
+	// the configuration directories of runs that crashed (e2ePreclean
+	// removed their namespaces)
+	stale, _ := filepath.Glob(filepath.Join("/run", e2ePrefix+"*-ha-*"))
+	for _, d := range stale {
+		var pid int
+		if _, err := fmt.Sscanf(strings.TrimPrefix(filepath.Base(d), e2ePrefix), "%d-", &pid); err == nil && pid != os.Getpid() && syscall.Kill(pid, 0) != nil {
+			os.RemoveAll(d)
+		}
+	}
 	for _, dp := range haDatapaths {
 		t.Run(dp, func(t *testing.T) {
 			h := newHAEnv(t, r, dp)
