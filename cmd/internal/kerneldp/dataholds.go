@@ -27,16 +27,24 @@ func dataEndpoints(f *ct.Flow) (inside, public netip.AddrPort, ok bool) {
 	return inside, public, inside != public
 }
 
+// closed reports whether a data connection's entry is in TIME_WAIT or
+// CLOSE: the kernel lets a new SYN with the same 5-tuple reopen it (a SYN
+// in any other state is ignored), so its public port may be handed out
+// again.
+func closed(f *ct.Flow) bool {
+	return f.ProtoInfo.TCP != nil && (f.ProtoInfo.TCP.State == ctTCPTimeWait || f.ProtoInfo.TCP.State == ctTCPClose)
+}
+
 // holdDataConnections has eng hold the public port of every data
 // connection of natalg's expectations in the kernel's table (see
 // nat.Engine.HoldKernelData): natalg rebuilding its table after a restart,
 // or on a router that took over from the other one of a pair, must not hand
 // those ports out again while the connections run. It returns how many it
-// holds; the holds are dropped by the connections' destroy events (Watch).
+// holds; the holds are dropped when the connections close (Watch).
 func holdDataConnections(eng *nat.Engine, dump []ct.Flow) int {
 	n := 0
 	for i := range dump {
-		if inside, public, ok := dataEndpoints(&dump[i]); ok && eng.HoldKernelData(conntrack.ProtoTCP, inside, public) {
+		if inside, public, ok := dataEndpoints(&dump[i]); ok && !closed(&dump[i]) && eng.HoldKernelData(conntrack.ProtoTCP, inside, public) {
 			n++
 		}
 	}

@@ -24,8 +24,8 @@ func dataFlow(mark uint32, src, dst, replySrc netip.AddrPort) ct.Flow {
 
 // TestHoldDataConnections: of a kernel table, the data connections DNATed
 // through natalg's expectations (data mark, to the public address) hold
-// their public ports; a masqueraded passive data connection and an
-// unmarked DNAT do not.
+// their public ports; a masqueraded passive data connection, an unmarked
+// DNAT and a data connection in TIME_WAIT do not.
 func TestHoldDataConnections(t *testing.T) {
 	eng, err := nat.New(nat.Config{
 		Inside:  []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16")},
@@ -44,7 +44,10 @@ func TestHoldDataConnections(t *testing.T) {
 		dataFlow(0, server20, ap("198.19.100.100:49160"), ap("198.18.0.2:41001")),
 		// passive mode from an inside client: masqueraded by the kernel
 		dataFlow(CtMarkData, ap("198.18.0.2:41002"), ap("198.19.0.2:12323"), ap("198.19.0.2:12323")),
+		// an active-mode one that has ended (TIME_WAIT): a SYN may reopen it
+		dataFlow(CtMarkData, server20, ap("198.19.100.100:49170"), ap("198.18.0.2:41003")),
 	}
+	dump[3].ProtoInfo.TCP = &ct.ProtoInfoTCP{State: ctTCPTimeWait}
 	if n := holdDataConnections(eng, dump); n != 1 || eng.KernelDataHolds() != 1 {
 		t.Fatalf("held %d (engine: %d), want 1: the active-mode data connection", n, eng.KernelDataHolds())
 	}

@@ -325,9 +325,10 @@ func (d *Datapath) Watch(ctx context.Context, eng *nat.Engine) error {
 		d.log.Debug("kerneldp: conntrack event buffer", "err", err)
 	}
 	evs := make(chan ct.Event, 1024)
-	// NEW: a data connection came through an element; DESTROY: it ended,
-	// and the public port it held is free again
-	errs, err := c.Listen(evs, 1, []netfilter.NetlinkGroup{netfilter.GroupCTNew, netfilter.GroupCTDestroy})
+	// NEW: a data connection came through an element; UPDATE to TIME_WAIT
+	// or CLOSE, or DESTROY: it ended, and the public port it held is free
+	// again
+	errs, err := c.Listen(evs, 1, []netfilter.NetlinkGroup{netfilter.GroupCTNew, netfilter.GroupCTUpdate, netfilter.GroupCTDestroy})
 	if err != nil {
 		return fmt.Errorf("kerneldp: conntrack events: %w", err)
 	}
@@ -351,8 +352,8 @@ func (d *Datapath) Watch(ctx context.Context, eng *nat.Engine) error {
 				continue
 			}
 			inside, public, dnat := dataEndpoints(ev.Flow)
-			if ev.Type == ct.EventDestroy {
-				if dnat {
+			if ev.Type == ct.EventDestroy || ev.Type == ct.EventUpdate {
+				if dnat && (ev.Type == ct.EventDestroy || closed(ev.Flow)) {
 					eng.ReleaseKernelData(conntrack.ProtoTCP, inside, public)
 				}
 				continue
