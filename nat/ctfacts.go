@@ -120,6 +120,16 @@ func (c *CTFacts) Done() {
 	}
 }
 
+// Failed records that the facts could not be stored. After three failures
+// for a flow natalg gives up on it (Done), so that a flow the kernel does
+// not track (a NOTRACK rule, an entry evicted) does not cost a failed store
+// with every packet: a crash then loses that flow.
+func (c *CTFacts) Failed() {
+	if c.flow.StoreFailed() {
+		c.Done()
+	}
+}
+
 // ProcessCT is Process that also fills facts with what must be stored in
 // the kernel's conntrack entry of the packet's connection: the flow's kind
 // and public port until they are stored, an FTP control connection's labels
@@ -143,6 +153,9 @@ func (e *Engine) markValue(f *conntrack.Flow) uint32 {
 	case tagSNAT, tagForward, tagExpected, tagMapped:
 	default:
 		return 0
+	}
+	if p := f.Proto(); p != conntrack.ProtoTCP && p != conntrack.ProtoUDP {
+		return 0 // ICMP echo flows: the kernel's tuple has no ports, and they are short
 	}
 	port := f.Tuples[conntrack.Original].DstPort
 	if f.Tag == tagSNAT {

@@ -223,3 +223,27 @@ func TestSnapshotRestoresNAT64PlainFlowsOnly(t *testing.T) {
 		t.Fatalf("clean-stop state: %+v", st)
 	}
 }
+
+// A flow whose facts the kernel keeps refusing (no entry: a NOTRACK rule)
+// is given up after three tries, not retried with every packet.
+func TestCTStoreGivesUp(t *testing.T) {
+	e := snatEngine(t)
+	if err := e.SetCTStore(CTStore{MarkMask: DefaultCTMarkMask}); err != nil {
+		t.Fatal(err)
+	}
+	mustSend(t, e, tcpSeg{src: cli, dst: ap("198.19.0.9:80"), seq: 1, flags: fSYN})
+	tries := 0
+	for range 10 {
+		var facts CTFacts
+		if v, _ := e.ProcessCT(tcpSeg{src: cli, dst: ap("198.19.0.9:80"), seq: 2, ack: 1, flags: fACK}.build(), t0, &facts); v != Accept {
+			t.Fatal("dropped")
+		}
+		if facts.Pending() {
+			tries++
+			facts.Failed()
+		}
+	}
+	if tries != 3 {
+		t.Fatalf("%d store attempts, want 3", tries)
+	}
+}

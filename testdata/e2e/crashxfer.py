@@ -125,7 +125,7 @@ def main():
             ftp.quit()
         else:
             if a.listen:
-                ls = socket.create_server(("", a.listen), backlog=1)
+                ls = socket.create_server(("", a.listen), family=socket.AF_INET6, dualstack_ipv6=True, backlog=1)
                 ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
                 ls.settimeout(a.timeout)
                 open(os.path.join(a.pause_dir, "listening"), "w").close()
@@ -133,7 +133,9 @@ def main():
                 ls.close()
             else:
                 host, port = a.connect.rsplit(":", 1)
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                host = host.strip("[]")
+                fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+                sock = socket.socket(fam, socket.SOCK_STREAM)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
                 sock.settimeout(a.timeout)
                 sock.connect((host, int(port)))

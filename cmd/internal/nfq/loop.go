@@ -70,6 +70,7 @@ type loop struct {
 	acked map[uint32]error // replies to config requests, by sequence number
 	facts nat.CTFacts      // what the packet at hand makes true, for its conntrack entry
 	ct    *ctStore         // nil: crash-only store off
+	sent  int              // wbuf[:sent] was sent already (before a store)
 }
 
 func newLoop(q *queue) (*loop, error) {
@@ -208,7 +209,7 @@ func (l *loop) receive() error {
 	if rerr != nil {
 		return rerr
 	}
-	l.wbuf = l.wbuf[:0]
+	l.wbuf, l.sent = l.wbuf[:0], 0
 	b := l.rbuf[:n]
 	for len(b) >= nlmsgHdrLen {
 		mlen := int(binary.NativeEndian.Uint32(b[0:4]))
@@ -239,16 +240,16 @@ func (l *loop) receive() error {
 	return nil
 }
 
-// flush sends the verdicts gathered so far.
+// flush sends the verdicts gathered so far (but those sent already).
 func (l *loop) flush() {
-	if len(l.wbuf) == 0 {
-		return
-	}
-	if err := l.write(l.wbuf); err != nil {
-		l.q.st.VerdictErrors.Add(1)
-		l.q.log.Warn("nfqueue verdicts", "queue", l.q.num, "err", err)
+	if len(l.wbuf) > l.sent {
+		if err := l.write(l.wbuf[l.sent:]); err != nil {
+			l.q.st.VerdictErrors.Add(1)
+			l.q.log.Warn("nfqueue verdicts", "queue", l.q.num, "err", err)
+		}
 	}
 	l.wbuf = l.wbuf[:0]
+	l.sent = 0
 }
 
 // packet parses one packet message, translates the packet in the verdict
@@ -331,8 +332,17 @@ func (l *loop) packet(body []byte) {
 		if l.facts.Pending() {
 			// Crash-only: the flow's new facts go into its conntrack
 			// entry before the packet that makes them true leaves.
+			if start > l.sent {
+				// The verdicts before it go first: a packet of this
+				// batch may be what puts the entry in the kernel's table.
+				if err := l.write(l.wbuf[l.sent:start]); err != nil {
+					st.VerdictErrors.Add(1)
+				}
+				l.sent = start
+			}
 			if err := l.ct.put(&l.facts); err != nil {
 				st.CTStoreErrors.Add(1)
+				l.facts.Failed()
 			} else {
 				l.facts.Done()
 				st.CTStored.Add(1)
