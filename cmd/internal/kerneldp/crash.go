@@ -71,6 +71,7 @@ func Rebuild(eng *nat.Engine, d *Datapath, log *slog.Logger) (nat.AdoptStats, er
 		}
 	}
 	st := eng.Adopt(flows, exps, time.Now())
+	held := holdDataConnections(eng, dump)
 	if d != nil {
 		if _, err := d.Sync(eng); err != nil {
 			return st, err
@@ -79,7 +80,7 @@ func Rebuild(eng *nat.Engine, d *Datapath, log *slog.Logger) (nat.AdoptStats, er
 	log.Info("crash-only: table rebuilt from the kernel's conntrack entries", "entries", len(dump), "natalg_entries", len(flows),
 		"flows", st.Flows, "ftp_control", st.FTP, "expectations", st.Expectations, "kernel_expectations", len(exps),
 		"skipped_config", st.Misfit, "skipped_present", st.Clash, "skipped_full", st.Full, "skipped_orphan", st.Orphans,
-		"skipped_labels", st.LabelsMissing, "took", time.Since(t0).Round(time.Microsecond))
+		"skipped_labels", st.LabelsMissing, "data_ports_held", held, "took", time.Since(t0).Round(time.Microsecond))
 	return st, nil
 }
 

@@ -327,7 +327,10 @@ func (d *Datapath) Watch(ctx context.Context, eng *nat.Engine) error {
 		d.log.Debug("kerneldp: conntrack event buffer", "err", err)
 	}
 	evs := make(chan ct.Event, 1024)
-	errs, err := c.Listen(evs, 1, []netfilter.NetlinkGroup{netfilter.GroupCTNew})
+	// NEW: a data connection came through an element; UPDATE to TIME_WAIT
+	// or CLOSE, or DESTROY: it ended, and the public port it held is free
+	// again
+	errs, err := c.Listen(evs, 1, []netfilter.NetlinkGroup{netfilter.GroupCTNew, netfilter.GroupCTUpdate, netfilter.GroupCTDestroy})
 	if err != nil {
 		return fmt.Errorf("kerneldp: conntrack events: %w", err)
 	}
@@ -349,6 +352,21 @@ func (d *Datapath) Watch(ctx context.Context, eng *nat.Engine) error {
 			o := ev.Flow.TupleOrig
 			if ipproto.Proto(o.Proto.Protocol) != ipproto.TCP {
 				continue
+			}
+			inside, public, dnat := dataEndpoints(ev.Flow)
+			if ev.Type == ct.EventDestroy || ev.Type == ct.EventUpdate {
+				if dnat && (ev.Type == ct.EventDestroy || closed(ev.Flow)) {
+					eng.ReleaseKernelData(conntrack.ProtoTCP, inside, public)
+				}
+				continue
+			}
+			// the public port stays bound to the inside endpoint while the
+			// connection runs (held before the expectation lets it go):
+			// the next data connection from the same peer port (an
+			// active-mode server's 20) must not be handed the same
+			// 5-tuple
+			if dnat {
+				eng.HoldKernelData(conntrack.ProtoTCP, inside, public)
 			}
 			d.used(eng, o.IP.SourceAddress.Unmap(), netip.AddrPortFrom(o.IP.DestinationAddress.Unmap(), o.Proto.DestinationPort))
 		}
