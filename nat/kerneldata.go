@@ -1,6 +1,7 @@
 package nat
 
 import (
+	"github.com/natalg/natalg/nat/ipproto"
 	"net/netip"
 )
 
@@ -26,7 +27,7 @@ type heldKey struct {
 // the port: false when public is not the public address of its family, or
 // the port is bound to another endpoint or forwarded. Holding it twice is
 // one hold.
-func (e *Engine) HoldKernelData(proto uint8, inside, public netip.AddrPort) bool {
+func (e *Engine) HoldKernelData(proto ipproto.Proto, inside, public netip.AddrPort) bool {
 	if public.Addr().Unmap() != e.public[familyOf(public.Addr())] {
 		return false
 	}
@@ -35,7 +36,7 @@ func (e *Engine) HoldKernelData(proto uint8, inside, public netip.AddrPort) bool
 
 // ReleaseKernelData drops the hold of HoldKernelData: the data connection
 // is gone (a conntrack destroy event). Without a hold it does nothing.
-func (e *Engine) ReleaseKernelData(proto uint8, inside, public netip.AddrPort) {
+func (e *Engine) ReleaseKernelData(proto ipproto.Proto, inside, public netip.AddrPort) {
 	e.ports.unhold(endpoint{addr: inside.Addr().Unmap(), port: inside.Port(), proto: proto}, public.Port())
 }
 

@@ -5,8 +5,8 @@ import (
 
 	ct "github.com/ti-mo/conntrack"
 
-	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // dataEndpoints returns, for a conntrack entry of a data connection that
@@ -18,7 +18,7 @@ import (
 // (a passive data connection from an inside client is masqueraded by the
 // kernel into --kernel-ports: no port of natalg's).
 func dataEndpoints(f *ct.Flow) (inside, public netip.AddrPort, ok bool) {
-	if f == nil || f.Mark&CtMarkData == 0 || f.TupleOrig.Proto.Protocol != conntrack.ProtoTCP {
+	if f == nil || f.Mark&CtMarkData == 0 || ipproto.Proto(f.TupleOrig.Proto.Protocol) != ipproto.TCP {
 		return inside, public, false
 	}
 	o, r := f.TupleOrig, f.TupleReply
@@ -44,7 +44,7 @@ func closed(f *ct.Flow) bool {
 func holdDataConnections(eng *nat.Engine, dump []ct.Flow) int {
 	n := 0
 	for i := range dump {
-		if inside, public, ok := dataEndpoints(&dump[i]); ok && !closed(&dump[i]) && eng.HoldKernelData(conntrack.ProtoTCP, inside, public) {
+		if inside, public, ok := dataEndpoints(&dump[i]); ok && !closed(&dump[i]) && eng.HoldKernelData(ipproto.TCP, inside, public) {
 			n++
 		}
 	}

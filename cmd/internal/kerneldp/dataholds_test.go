@@ -6,8 +6,8 @@ import (
 
 	ct "github.com/ti-mo/conntrack"
 
-	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // dataFlow is a conntrack entry from orig's source to its destination,
@@ -16,9 +16,9 @@ func dataFlow(mark uint32, src, dst, replySrc netip.AddrPort) ct.Flow {
 	var f ct.Flow
 	f.Mark = mark
 	f.TupleOrig.IP.SourceAddress, f.TupleOrig.IP.DestinationAddress = src.Addr(), dst.Addr()
-	f.TupleOrig.Proto.Protocol, f.TupleOrig.Proto.SourcePort, f.TupleOrig.Proto.DestinationPort = conntrack.ProtoTCP, src.Port(), dst.Port()
+	f.TupleOrig.Proto.Protocol, f.TupleOrig.Proto.SourcePort, f.TupleOrig.Proto.DestinationPort = uint8(ipproto.TCP), src.Port(), dst.Port()
 	f.TupleReply.IP.SourceAddress, f.TupleReply.IP.DestinationAddress = replySrc.Addr(), src.Addr()
-	f.TupleReply.Proto.Protocol, f.TupleReply.Proto.SourcePort, f.TupleReply.Proto.DestinationPort = conntrack.ProtoTCP, replySrc.Port(), src.Port()
+	f.TupleReply.Proto.Protocol, f.TupleReply.Proto.SourcePort, f.TupleReply.Proto.DestinationPort = uint8(ipproto.TCP), replySrc.Port(), src.Port()
 	return f
 }
 
@@ -51,15 +51,15 @@ func TestHoldDataConnections(t *testing.T) {
 	if n := holdDataConnections(eng, dump); n != 1 || eng.KernelDataHolds() != 1 {
 		t.Fatalf("held %d (engine: %d), want 1: the active-mode data connection", n, eng.KernelDataHolds())
 	}
-	if eng.HoldKernelData(conntrack.ProtoTCP, ap("198.18.0.3:41000"), public) {
+	if eng.HoldKernelData(ipproto.TCP, ap("198.18.0.3:41000"), public) {
 		t.Errorf("public port %d handed to another endpoint while the data connection holds it", public.Port())
 	}
 	inside, pub, ok := dataEndpoints(&dump[0])
 	if !ok || inside != ap("198.18.0.2:41000") || pub != public {
 		t.Errorf("dataEndpoints: %v %v %v", inside, pub, ok)
 	}
-	eng.ReleaseKernelData(conntrack.ProtoTCP, inside, pub)
-	if eng.KernelDataHolds() != 0 || !eng.HoldKernelData(conntrack.ProtoTCP, ap("198.18.0.3:41000"), public) {
+	eng.ReleaseKernelData(ipproto.TCP, inside, pub)
+	if eng.KernelDataHolds() != 0 || !eng.HoldKernelData(ipproto.TCP, ap("198.18.0.3:41000"), public) {
 		t.Errorf("public port %d not free after the destroy", public.Port())
 	}
 }

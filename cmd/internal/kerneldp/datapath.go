@@ -356,7 +356,7 @@ func (d *Datapath) Watch(ctx context.Context, eng *nat.Engine) error {
 			inside, public, dnat := dataEndpoints(ev.Flow)
 			if ev.Type == ct.EventDestroy || ev.Type == ct.EventUpdate {
 				if dnat && (ev.Type == ct.EventDestroy || closed(ev.Flow)) {
-					eng.ReleaseKernelData(conntrack.ProtoTCP, inside, public)
+					eng.ReleaseKernelData(ipproto.TCP, inside, public)
 				}
 				continue
 			}
@@ -366,7 +366,7 @@ func (d *Datapath) Watch(ctx context.Context, eng *nat.Engine) error {
 			// active-mode server's 20) must not be handed the same
 			// 5-tuple
 			if dnat {
-				eng.HoldKernelData(conntrack.ProtoTCP, inside, public)
+				eng.HoldKernelData(ipproto.TCP, inside, public)
 			}
 			d.used(eng, o.IP.SourceAddress.Unmap(), netip.AddrPortFrom(o.IP.DestinationAddress.Unmap(), o.Proto.DestinationPort))
 		}
