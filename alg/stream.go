@@ -81,6 +81,16 @@ type stream struct {
 	history      [historyLen]rewrite
 	historyCount int // number of valid entries, newest last
 
+	// mapFailedAt is where the data of a segment dropped for an
+	// announcement that could not be mapped began (valid when mapFailed).
+	// Its bytes were consumed, so a retransmission of them would take the
+	// replay path, which knows no rewrite for them and would send the
+	// inside address out: such a retransmission is dropped too. The
+	// control connection stalls, failing closed, as the kernel's helper
+	// does when it cannot map.
+	mapFailedAt uint32
+	mapFailed   bool
+
 	// acked is the receiver's highest trusted acknowledgment (original
 	// sequence space), valid when ackedOK: the rewrites before it may be
 	// forgotten when room is needed. Not saved in state files: the next
@@ -161,6 +171,9 @@ func (s *stream) segment(c *Control, seg *Segment, led *seqdelta.Ledger, tr Tran
 		if before(s.next, end) {
 			oldEnd = s.next
 		}
+		if s.mapFailed && before(s.mapFailedAt, oldEnd) {
+			return Result{Action: Drop, Events: EvMapFailed}
+		}
 		var ok bool
 		out, outSeq, ok = s.replay(out, start, seg.Payload[:oldEnd-start])
 		if !ok {
@@ -176,6 +189,7 @@ func (s *stream) segment(c *Control, seg *Segment, led *seqdelta.Ledger, tr Tran
 		start = oldEnd
 	}
 	changed := ev != 0
+	scanFrom := start
 	if len(fresh) > 0 {
 		var data []byte
 		dataSeq := start
@@ -194,6 +208,7 @@ func (s *stream) segment(c *Control, seg *Segment, led *seqdelta.Ledger, tr Tran
 		} else {
 			data = fresh
 		}
+		scanFrom = dataSeq
 		var e Event
 		var ch bool
 		out, e, ch = s.scan(c, out, seg, dataSeq, data, led, tr, ev&EvMerged != 0)
@@ -202,6 +217,9 @@ func (s *stream) segment(c *Control, seg *Segment, led *seqdelta.Ledger, tr Tran
 	}
 	c.out = out
 	if ev&EvMapFailed != 0 {
+		if !s.mapFailed || before(scanFrom, s.mapFailedAt) {
+			s.mapFailed, s.mapFailedAt = true, scanFrom
+		}
 		return Result{Action: Drop, Events: ev}
 	}
 	if !changed {
