@@ -153,7 +153,17 @@ func TestFragmentsE2E(t *testing.T) {
 	if r.natalg == "" {
 		t.Fatal(r.natalgMissingWhy)
 	}
-	e := newE2EEnv(t, r, "natalg")
+	for _, mode := range e2eNatalgModes {
+		t.Run(mode, func(t *testing.T) { testFragments(t, r, mode) })
+	}
+}
+
+// testFragments is TestFragmentsE2E in one datapath: in the split one the
+// kernel translates the datagrams (natalg sees none of them), in the full
+// one natalg's queues get them whole and natalg translates them.
+func testFragments(t *testing.T, r *e2eRun, mode string) {
+	e := newE2EEnv(t, r, mode)
+	queued := metricValue(t, e.nsR, `natalg_nfqueue_packets_total{event="received"}`)
 	if out := mustIn(t, e.nsR, "iptables", "-t", "raw", "-S", chainDefrag); !strings.Contains(out, "-m socket") {
 		t.Fatalf("natalg rules installed no %s chain:\n%s", chainDefrag, out)
 	}
@@ -185,6 +195,14 @@ func TestFragmentsE2E(t *testing.T) {
 	}
 	if n := metricValue(t, e.nsR, `natalg_drops_total{reason="fragment"}`); n != 0 {
 		t.Errorf("natalg dropped %d fragments", n)
+	}
+	if got := metricValue(t, e.nsR, `natalg_nfqueue_packets_total{event="received"}`) - queued; e.datapath() == "full" && got < 4 {
+		t.Errorf("full datapath: natalg's queues got %d packets, want the 4 datagrams at least", got)
+	}
+	if e.datapath() != "full" {
+		// the kernel chose the split datapath's ports (--kernel-ports):
+		// natalg replay, the full datapath's engine, would choose others
+		return
 	}
 	time.Sleep(500 * time.Millisecond) // tcpdump writes the last packets
 	replayFragments(t, e, capIn, capOut)
