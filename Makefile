@@ -91,8 +91,8 @@ bench-live: deps build
 # with the fix.
 FUZZ_TARGETS := ./cmd/internal/nfq:FuzzQueueBatch ./alg:FuzzParseLine ./alg:FuzzTLSTracker ./alg:FuzzNAT64Control \
 	./nat:FuzzProcess ./nat:FuzzPeekTuple ./nat:FuzzLoadState ./nat/header:FuzzDecode ./nat/xlat:FuzzXlat \
-	./nat/checksum:FuzzSum ./nat/checksum:FuzzUpdate ./seqdelta:FuzzLedger ./nat/frag:FuzzReassemble ./nat:FuzzFragments \
-	./nat:FuzzParseForward64
+	./nat/checksum:FuzzSum ./nat/checksum:FuzzUpdate ./seqdelta:FuzzLedger ./seqdelta:FuzzLedgerBinary ./conntrack:FuzzFlowRecord \
+	./nat/frag:FuzzReassemble ./nat:FuzzFragments ./nat:FuzzParseForward64
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "== $$fn ($$pkg, $(FUZZTIME))"; \

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // The benchmark topology (RFC 2544 benchmarking addresses, never on a wire):
@@ -39,7 +39,7 @@ func EngineConfig(maxFlows int) nat.Config {
 	cfg := nat.Config{
 		Inside:   []netip.Prefix{InsidePrefix},
 		Public:   []netip.Addr{PublicAddr},
-		Forwards: []nat.Forward{{Proto: conntrack.ProtoTCP, Port: 21, PortEnd: 21, Target: FTPServer, TargetPort: 21}},
+		Forwards: []nat.Forward{{Proto: ipproto.TCP, Port: 21, PortEnd: 21, Target: FTPServer, TargetPort: 21}},
 	}
 	cfg.Conntrack.MaxFlows = maxFlows
 	cfg.Conntrack.MaxExpectations = 1 << 16

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/natalg/natalg/nat/checksum"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // TCP flag bits.
@@ -123,7 +124,7 @@ func (t *Trace) icmpEcho(src, dst netip.Addr, reply bool, id, seq uint16, size i
 // ipv4 appends an IPv4 header for an l4len-byte transport part of which
 // stored bytes are kept, and returns the stored transport bytes to fill in
 // (checksum fields zero).
-func (t *Trace) ipv4(src, dst netip.Addr, proto uint8, l4len, stored int) []byte {
+func (t *Trace) ipv4(src, dst netip.Addr, proto ipproto.Proto, l4len, stored int) []byte {
 	start := len(t.data)
 	t.data = append(t.data, make([]byte, 20+stored)...)
 	h := t.data[start : start+20]
@@ -132,7 +133,7 @@ func (t *Trace) ipv4(src, dst netip.Addr, proto uint8, l4len, stored int) []byte
 	binary.BigEndian.PutUint16(h[4:], uint16(len(t.size)))
 	h[6] = 0x40 // DF
 	h[8] = 64
-	h[9] = proto
+	h[9] = byte(proto)
 	s, d := src.As4(), dst.As4()
 	copy(h[12:], s[:])
 	copy(h[16:], d[:])
@@ -142,7 +143,7 @@ func (t *Trace) ipv4(src, dst netip.Addr, proto uint8, l4len, stored int) []byte
 	return t.data[start+20:]
 }
 
-func pseudo(src, dst netip.Addr, proto uint8, n int) uint32 {
+func pseudo(src, dst netip.Addr, proto ipproto.Proto, n int) uint32 {
 	s, d := src.As4(), dst.As4()
 	return checksum.PseudoHeader(s[:], d[:], proto, uint32(n))
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // Errors returned by Table.Expect.
@@ -19,7 +21,7 @@ var (
 // kernel's FTP helper wildcards it) to Dst:DstPort, as it arrives at the NAT.
 // It is one-shot: the first matching connection takes it.
 type Expectation struct {
-	Proto   uint8
+	Proto   ipproto.Proto
 	Src     netip.Addr
 	Dst     netip.Addr
 	DstPort uint16
@@ -37,7 +39,7 @@ type Expectation struct {
 type expKey struct {
 	src, dst netip.Addr
 	dport    uint16
-	proto    uint8
+	proto    ipproto.Proto
 }
 
 func (e *Expectation) key() expKey {
@@ -115,7 +117,7 @@ func (t *Table) notifyExpectations(es []*Expectation) {
 
 // TakeExpectation returns and removes the live expectation for a new
 // connection of proto from src to dst:dport at now, or nil.
-func (t *Table) TakeExpectation(proto uint8, src, dst netip.Addr, dport uint16, now int64) *Expectation {
+func (t *Table) TakeExpectation(proto ipproto.Proto, src, dst netip.Addr, dport uint16, now int64) *Expectation {
 	k := expKey{src: src, dst: dst, dport: dport, proto: proto}
 	t.expMu.Lock()
 	e := t.expects[k]

@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
+
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // Flow is one tracked connection. Tuples[Original] is the tuple of packets in
@@ -73,7 +75,7 @@ func (f *Flow) Unlock() {
 }
 
 // Proto returns the flow's IP protocol.
-func (f *Flow) Proto() uint8 { return f.Tuples[Original].Proto }
+func (f *Flow) Proto() ipproto.Proto { return f.Tuples[Original].Proto }
 
 // State returns the flow's TCP state (TCPNone for other protocols).
 func (f *Flow) State() TCPState { return TCPState(f.state.Load() & 0xff) }
@@ -101,9 +103,9 @@ func (f *Flow) kill() bool { return f.state.Or(deadBit)&deadBit == 0 }
 // an active data channel", applied to NAT44 flows as to NAT64 ones. A long
 // transfer over an idle control connection thus never loses the control
 // connection (and its gateway state) under it.
-func (f *Flow) Touch(dir Dir, flags uint8, now int64, to *Timeouts) {
+func (f *Flow) Touch(dir Dir, flags ipproto.TCPFlags, now int64, to *Timeouts) {
 	proto := f.Proto()
-	if proto != ProtoTCP {
+	if proto != ipproto.TCP {
 		f.extend(now, to.timeout(proto, TCPNone))
 	} else {
 		for {

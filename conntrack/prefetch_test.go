@@ -1,6 +1,10 @@
 package conntrack
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/natalg/natalg/nat/ipproto"
+)
 
 // TestLookupHint: a hint from PrefetchFlows answers the lookup when its
 // flow holds the tuple in the hinted direction and is live; a wrong, stale
@@ -69,7 +73,7 @@ func TestPeekReach(t *testing.T) {
 		if sl := x.cur.Load(); sl != nil && len(sl.s) > 1<<17 && (x.used+1)*10 > len(sl.s)*maxLoad {
 			break
 		}
-		o := Tuple{Src: inside, Dst: remote, SrcPort: uint16(k), DstPort: uint16(k >> 16), Proto: ProtoTCP}
+		o := Tuple{Src: inside, Dst: remote, SrcPort: uint16(k), DstPort: uint16(k >> 16), Proto: ipproto.TCP}
 		f := NewFlow(o, o)
 		x.put(f, Original, hashTuple(&o, &seed), &seed)
 		fs = append(fs, f)

@@ -3,6 +3,8 @@ package conntrack
 import (
 	"errors"
 	"fmt"
+
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // Errors returned by Table.Restore and Table.RestoreExpectation.
@@ -62,7 +64,7 @@ func (r *FlowRecord) Check() error {
 	if *o == *p {
 		return fmt.Errorf("%w: original and reply tuples equal", ErrBadRecord)
 	}
-	if r.TCP > TCPClosed || r.FINs > 3 || o.Proto != ProtoTCP && (r.TCP != TCPNone || r.FINs != 0) {
+	if r.TCP > TCPClosed || r.FINs > 3 || o.Proto != ipproto.TCP && (r.TCP != TCPNone || r.FINs != 0) {
 		return fmt.Errorf("%w: TCP state %d, FINs %d for protocol %d", ErrBadRecord, r.TCP, r.FINs, o.Proto)
 	}
 	return nil
@@ -72,7 +74,7 @@ func (r *FlowRecord) Check() error {
 // NAT64 translates between the families: ICMPv6 on the IPv6 side, ICMP on
 // the IPv4 side.
 func icmpPair(v6, v4 *Tuple) bool {
-	return v6.Proto == ProtoICMPv6 && v6.Src.Is6() && v4.Proto == ProtoICMP && v4.Src.Is4()
+	return v6.Proto == ipproto.ICMPv6 && v6.Src.Is6() && v4.Proto == ipproto.ICMPv4 && v4.Src.Is4()
 }
 
 // RestoreFlow returns a flow made from r, not yet in any table. The caller

@@ -3,6 +3,8 @@ package conntrack
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // benchFlow is flow k of a large table: inside host k/50000, port k%50000.
@@ -10,8 +12,8 @@ func benchFlow(k int) *Flow {
 	in := netip.AddrFrom4([4]byte{198, 18, byte(k >> 16), byte(k >> 8)})
 	srv := netip.AddrFrom4([4]byte{198, 19, byte(k >> 16), byte(k)})
 	port := uint16(1024 + k%60000)
-	o := Tuple{Src: in, Dst: srv, SrcPort: port, DstPort: 80, Proto: ProtoTCP}
-	r := Tuple{Src: srv, Dst: public, SrcPort: 80, DstPort: port, Proto: ProtoTCP}
+	o := Tuple{Src: in, Dst: srv, SrcPort: port, DstPort: 80, Proto: ipproto.TCP}
+	r := Tuple{Src: srv, Dst: public, SrcPort: 80, DstPort: port, Proto: ipproto.TCP}
 	return NewFlow(o, r)
 }
 
@@ -82,12 +84,12 @@ func BenchmarkLookupParallel(b *testing.B) {
 func BenchmarkTouchEstablished(b *testing.B) {
 	f := benchFlow(1)
 	to := DefaultTimeouts
-	f.Touch(Original, FlagSYN, 0, &to)
-	f.Touch(Reply, FlagSYN|FlagACK, 0, &to)
-	f.Touch(Original, FlagACK, 0, &to)
+	f.Touch(Original, ipproto.TCPSYN, 0, &to)
+	f.Touch(Reply, ipproto.TCPSYN|ipproto.TCPACK, 0, &to)
+	f.Touch(Original, ipproto.TCPACK, 0, &to)
 	b.ReportAllocs()
 	for b.Loop() {
-		f.Touch(Original, FlagACK, 1, &to)
+		f.Touch(Original, ipproto.TCPACK, 1, &to)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // A flow's record carries its state, FINs, creation time and deadline into
@@ -13,10 +15,10 @@ func TestRestoreKeepsRecord(t *testing.T) {
 	tb := NewTable(Config{})
 	f := snatFlow(40000)
 	tb.Insert(f, 10*sec)
-	f.Touch(Original, FlagSYN, 10*sec, tb.Timeouts())
-	f.Touch(Reply, FlagSYN|FlagACK, 11*sec, tb.Timeouts())
-	f.Touch(Original, FlagACK, 12*sec, tb.Timeouts())
-	f.Touch(Reply, FlagFIN|FlagACK, 13*sec, tb.Timeouts())
+	f.Touch(Original, ipproto.TCPSYN, 10*sec, tb.Timeouts())
+	f.Touch(Reply, ipproto.TCPSYN|ipproto.TCPACK, 11*sec, tb.Timeouts())
+	f.Touch(Original, ipproto.TCPACK, 12*sec, tb.Timeouts())
+	f.Touch(Reply, ipproto.TCPFIN|ipproto.TCPACK, 13*sec, tb.Timeouts())
 	r := f.Record()
 	if r.TCP != TCPFinWait || r.FINs != 2 || r.Created != 10*sec || r.Expires != 13*sec+int64(DefaultTimeouts.TCPEstablished) {
 		t.Fatalf("record %+v", r)
@@ -33,7 +35,7 @@ func TestRestoreKeepsRecord(t *testing.T) {
 		t.Fatal("restored flow not found by its reply tuple")
 	}
 	// the FIN of the other direction closes it, as it would have
-	g.Touch(Original, FlagFIN|FlagACK, 21*sec, t2.Timeouts())
+	g.Touch(Original, ipproto.TCPFIN|ipproto.TCPACK, 21*sec, t2.Timeouts())
 	if g.State() != TCPClosing {
 		t.Fatalf("state %v after both FINs", g.State())
 	}
@@ -96,7 +98,7 @@ func TestRestoreExpectation(t *testing.T) {
 	tb := NewTable(Config{MaxExpectations: 1})
 	m := snatFlow(40000)
 	tb.Insert(m, 0)
-	x := &Expectation{Proto: ProtoTCP, Src: remote, Dst: public, DstPort: 50000,
+	x := &Expectation{Proto: ipproto.TCP, Src: remote, Dst: public, DstPort: 50000,
 		Target: netip.AddrPortFrom(inside, 50000), Master: m, Created: 1, Expires: 1000 * sec}
 	if err := tb.RestoreExpectation(x, 0); err != nil {
 		t.Fatal(err)
@@ -109,7 +111,7 @@ func TestRestoreExpectation(t *testing.T) {
 	if err := tb.RestoreExpectation(&y, 0); !errors.Is(err, ErrExpectFull) {
 		t.Fatalf("full: %v", err)
 	}
-	if got := tb.TakeExpectation(ProtoTCP, remote, public, 50000, sec); got != x {
+	if got := tb.TakeExpectation(ipproto.TCP, remote, public, 50000, sec); got != x {
 		t.Fatal("restored expectation not taken")
 	}
 	if err := tb.RestoreExpectation(&y, 400*sec); !errors.Is(err, ErrExpired) {
@@ -125,8 +127,8 @@ func TestRestoreExpectation(t *testing.T) {
 // consistent; other protocol pairs are not.
 func TestRecordCheckNAT64ICMP(t *testing.T) {
 	r := FlowRecord{Tuples: [2]Tuple{
-		{Src: netip.MustParseAddr("fd00:64::2"), Dst: netip.MustParseAddr("2001:db8:64::c612:4002"), SrcPort: 99, Proto: ProtoICMPv6},
-		{Src: netip.MustParseAddr("198.18.64.2"), Dst: netip.MustParseAddr("198.19.64.1"), DstPort: 99, Proto: ProtoICMP},
+		{Src: netip.MustParseAddr("fd00:64::2"), Dst: netip.MustParseAddr("2001:db8:64::c612:4002"), SrcPort: 99, Proto: ipproto.ICMPv6},
+		{Src: netip.MustParseAddr("198.18.64.2"), Dst: netip.MustParseAddr("198.19.64.1"), DstPort: 99, Proto: ipproto.ICMPv4},
 	}, Expires: 100 * sec}
 	if err := r.Check(); err != nil {
 		t.Fatal(err)
@@ -134,7 +136,7 @@ func TestRecordCheckNAT64ICMP(t *testing.T) {
 	if err := NewTable(Config{}).Restore(RestoreFlow(r), 50*sec); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range [][2]uint8{{ProtoICMP, ProtoICMPv6}, {ProtoICMPv6, ProtoTCP}, {ProtoUDP, ProtoICMP}, {ProtoICMPv6, ProtoICMPv6 + 1}} {
+	for _, c := range [][2]ipproto.Proto{{ipproto.ICMPv4, ipproto.ICMPv6}, {ipproto.ICMPv6, ipproto.TCP}, {ipproto.UDP, ipproto.ICMPv4}, {ipproto.ICMPv6, ipproto.ICMPv6 + 1}} {
 		bad := r
 		bad.Tuples[Original].Proto, bad.Tuples[Reply].Proto = c[0], c[1]
 		if err := bad.Check(); !errors.Is(err, ErrBadRecord) {
@@ -166,7 +168,7 @@ func TestRestoreHalfClosedFromOlderVersion(t *testing.T) {
 	if got := g.Record(); got != r {
 		t.Fatalf("restored %+v, want %+v", got, r)
 	}
-	g.Touch(Reply, FlagACK, 20*sec, tb.Timeouts())
+	g.Touch(Reply, ipproto.TCPACK, 20*sec, tb.Timeouts())
 	if g.State() != TCPFinWait || g.Expires() != 20*sec+int64(DefaultTimeouts.TCPEstablished) {
 		t.Fatalf("after a packet: %v, expires %v", g.State(), time.Duration(g.Expires()))
 	}

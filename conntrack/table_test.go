@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 var (
@@ -16,8 +18,8 @@ var (
 
 // snatFlow is a flow from inside:sport to remote:21 masqueraded to public:sport.
 func snatFlow(sport uint16) *Flow {
-	o := Tuple{Src: inside, Dst: remote, SrcPort: sport, DstPort: 21, Proto: ProtoTCP}
-	r := Tuple{Src: remote, Dst: public, SrcPort: 21, DstPort: sport, Proto: ProtoTCP}
+	o := Tuple{Src: inside, Dst: remote, SrcPort: sport, DstPort: 21, Proto: ipproto.TCP}
+	r := Tuple{Src: remote, Dst: public, SrcPort: 21, DstPort: sport, Proto: ipproto.TCP}
 	return NewFlow(o, r)
 }
 
@@ -52,8 +54,8 @@ func TestInsertClash(t *testing.T) {
 	tb.Insert(snatFlow(40000), 0)
 	// Another inside host mapped to the same public port towards the same
 	// remote endpoint would make replies ambiguous.
-	o := Tuple{Src: netip.MustParseAddr("198.18.0.3"), Dst: remote, SrcPort: 40000, DstPort: 21, Proto: ProtoTCP}
-	r := Tuple{Src: remote, Dst: public, SrcPort: 21, DstPort: 40000, Proto: ProtoTCP}
+	o := Tuple{Src: netip.MustParseAddr("198.18.0.3"), Dst: remote, SrcPort: 40000, DstPort: 21, Proto: ipproto.TCP}
+	r := Tuple{Src: remote, Dst: public, SrcPort: 21, DstPort: 40000, Proto: ipproto.TCP}
 	if _, _, err := tb.Insert(NewFlow(o, r), 0); !errors.Is(err, ErrClash) {
 		t.Fatalf("err %v, want ErrClash", err)
 	}
@@ -93,7 +95,7 @@ func TestExpiredFlowIsAbsentAndReplaced(t *testing.T) {
 	tb := NewTable(Config{FlowRemoved: func(f *Flow) { removed = append(removed, f) }})
 	f := snatFlow(40000)
 	tb.Insert(f, 0)
-	f.Touch(Original, FlagSYN, 0, tb.Timeouts())
+	f.Touch(Original, ipproto.TCPSYN, 0, tb.Timeouts())
 	if got := f.Expires(); got != int64(4*time.Minute) {
 		t.Fatalf("SYN_SENT timeout %v, want 4m (RFC 5382 transitory)", time.Duration(got))
 	}
@@ -115,20 +117,20 @@ func TestTCPStatesAndTimeouts(t *testing.T) {
 	f := snatFlow(1)
 	steps := []struct {
 		dir   Dir
-		flags uint8
+		flags ipproto.TCPFlags
 		want  TCPState
 		tmo   time.Duration
 	}{
-		{Original, FlagSYN, TCPSynSent, 4 * time.Minute},
-		{Reply, FlagSYN | FlagACK, TCPSynRecv, 4 * time.Minute},
-		{Original, FlagACK, TCPEstablished, 2*time.Hour + 4*time.Minute},
-		{Reply, FlagACK, TCPEstablished, 2*time.Hour + 4*time.Minute},
+		{Original, ipproto.TCPSYN, TCPSynSent, 4 * time.Minute},
+		{Reply, ipproto.TCPSYN | ipproto.TCPACK, TCPSynRecv, 4 * time.Minute},
+		{Original, ipproto.TCPACK, TCPEstablished, 2*time.Hour + 4*time.Minute},
+		{Reply, ipproto.TCPACK, TCPEstablished, 2*time.Hour + 4*time.Minute},
 		// RFC 5382 §5 REQ-5: half-closed is still the established phase
-		{Original, FlagFIN | FlagACK, TCPFinWait, 2*time.Hour + 4*time.Minute},
-		{Reply, FlagACK, TCPFinWait, 2*time.Hour + 4*time.Minute},
-		{Reply, FlagFIN | FlagACK, TCPClosing, 4 * time.Minute},
-		{Original, FlagSYN, TCPSynSent, 4 * time.Minute}, // port reuse
-		{Reply, FlagRST, TCPClosed, 4 * time.Minute},     // RFC 7857 §2.2
+		{Original, ipproto.TCPFIN | ipproto.TCPACK, TCPFinWait, 2*time.Hour + 4*time.Minute},
+		{Reply, ipproto.TCPACK, TCPFinWait, 2*time.Hour + 4*time.Minute},
+		{Reply, ipproto.TCPFIN | ipproto.TCPACK, TCPClosing, 4 * time.Minute},
+		{Original, ipproto.TCPSYN, TCPSynSent, 4 * time.Minute}, // port reuse
+		{Reply, ipproto.TCPRST, TCPClosed, 4 * time.Minute},     // RFC 7857 §2.2
 	}
 	for i, s := range steps {
 		f.Touch(s.dir, s.flags, 0, to)
@@ -137,18 +139,18 @@ func TestTCPStatesAndTimeouts(t *testing.T) {
 		}
 	}
 	picked := snatFlow(2)
-	picked.Touch(Original, FlagACK, 0, to)
+	picked.Touch(Original, ipproto.TCPACK, 0, to)
 	if picked.State() != TCPEstablished {
 		t.Fatalf("mid-stream pickup state %v", picked.State())
 	}
 	// Picked up at a FIN (a late retransmission after the flow went): the
 	// transitory timeout, not the established one.
 	late := snatFlow(3)
-	late.Touch(Reply, FlagFIN|FlagACK, 0, to)
+	late.Touch(Reply, ipproto.TCPFIN|ipproto.TCPACK, 0, to)
 	if late.State() != TCPClosing || late.Expires() != int64(4*time.Minute) {
 		t.Fatalf("pickup at a FIN: %v, expires %v", late.State(), time.Duration(late.Expires()))
 	}
-	u := NewFlow(Tuple{Proto: ProtoUDP}, Tuple{Proto: ProtoUDP, SrcPort: 1})
+	u := NewFlow(Tuple{Proto: ipproto.UDP}, Tuple{Proto: ipproto.UDP, SrcPort: 1})
 	u.Touch(Original, 0, 0, to)
 	if u.Expires() != int64(5*time.Minute) {
 		t.Fatal("udp timeout")
@@ -156,7 +158,7 @@ func TestTCPStatesAndTimeouts(t *testing.T) {
 }
 
 func exp(master *Flow, port uint16) *Expectation {
-	return &Expectation{Proto: ProtoTCP, Src: remote, Dst: public, DstPort: port,
+	return &Expectation{Proto: ipproto.TCP, Src: remote, Dst: public, DstPort: port,
 		Target: netip.AddrPortFrom(inside, port), Master: master}
 }
 
@@ -168,17 +170,17 @@ func TestExpectationOneShotAndTimeout(t *testing.T) {
 	if err := tb.Expect(exp(m, 50000), 0); err != nil {
 		t.Fatal(err)
 	}
-	if tb.TakeExpectation(ProtoTCP, netip.MustParseAddr("198.19.0.99"), public, 50000, sec) != nil {
+	if tb.TakeExpectation(ipproto.TCP, netip.MustParseAddr("198.19.0.99"), public, 50000, sec) != nil {
 		t.Fatal("a third party took the expectation")
 	}
-	if e := tb.TakeExpectation(ProtoTCP, remote, public, 50000, sec); e == nil || e.Target.Port() != 50000 {
+	if e := tb.TakeExpectation(ipproto.TCP, remote, public, 50000, sec); e == nil || e.Target.Port() != 50000 {
 		t.Fatal("expectation not taken")
 	}
-	if tb.TakeExpectation(ProtoTCP, remote, public, 50000, sec) != nil {
+	if tb.TakeExpectation(ipproto.TCP, remote, public, 50000, sec) != nil {
 		t.Fatal("expectation used twice")
 	}
 	tb.Expect(exp(m, 50001), 0)
-	if tb.TakeExpectation(ProtoTCP, remote, public, 50001, 301*sec) != nil {
+	if tb.TakeExpectation(ipproto.TCP, remote, public, 50001, 301*sec) != nil {
 		t.Fatal("expectation outlived 300 s")
 	}
 	tb.Sweep(301 * sec)
@@ -212,7 +214,7 @@ func TestExpectationPerMasterAndGlobalCap(t *testing.T) {
 	}
 	// Removing the master removes its expectation.
 	tb.Remove(m)
-	if tb.TakeExpectation(ProtoTCP, remote, public, 50001, 1) != nil {
+	if tb.TakeExpectation(ipproto.TCP, remote, public, 50001, 1) != nil {
 		t.Fatal("expectation outlived its master")
 	}
 	if err := tb.Expect(exp(m, 50005), 0); !errors.Is(err, ErrMasterGone) {
@@ -236,7 +238,7 @@ func TestConcurrentWorkers(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				g.Touch(d, FlagSYN, int64(i), tb.Timeouts())
+				g.Touch(d, ipproto.TCPSYN, int64(i), tb.Timeouts())
 				if h, _ := tb.Lookup(g.Tuples[Reply], int64(i)); h == nil {
 					t.Error("lookup after insert failed")
 					return
@@ -277,9 +279,9 @@ func BenchmarkLookup(b *testing.B) {
 
 // established drives f through a handshake at now.
 func established(f *Flow, now int64, to *Timeouts) {
-	f.Touch(Original, FlagSYN, now, to)
-	f.Touch(Reply, FlagSYN|FlagACK, now, to)
-	f.Touch(Original, FlagACK, now, to)
+	f.Touch(Original, ipproto.TCPSYN, now, to)
+	f.Touch(Reply, ipproto.TCPSYN|ipproto.TCPACK, now, to)
+	f.Touch(Original, ipproto.TCPACK, now, to)
 }
 
 // TestHalfClosedOutlivesTransitory: RFC 5382 §5 REQ-5 puts FIN_WAIT and
@@ -292,7 +294,7 @@ func TestHalfClosedOutlivesTransitory(t *testing.T) {
 	f := snatFlow(40000)
 	tb.Insert(f, 0)
 	established(f, 0, to)
-	f.Touch(Original, FlagFIN|FlagACK, sec, to) // the client shuts down its sending side
+	f.Touch(Original, ipproto.TCPFIN|ipproto.TCPACK, sec, to) // the client shuts down its sending side
 	idle := sec + int64(4*time.Minute) + 30*sec
 	if n := tb.Sweep(idle); n != 0 {
 		t.Fatalf("a half-closed connection idle for 4m30s was swept (%d flows)", n)
@@ -302,12 +304,12 @@ func TestHalfClosedOutlivesTransitory(t *testing.T) {
 	}
 	// The server goes on sending (CLOSE_WAIT on its side), an hour later.
 	later := int64(time.Hour)
-	f.Touch(Reply, FlagACK, later, to)
+	f.Touch(Reply, ipproto.TCPACK, later, to)
 	if got := f.Expires() - later; got != int64(to.TCPEstablished) {
 		t.Fatalf("half-closed timeout %v, want the established %v", time.Duration(got), to.TCPEstablished)
 	}
 	// Its FIN closes the connection: the transitory timeout applies.
-	f.Touch(Reply, FlagFIN|FlagACK, later, to)
+	f.Touch(Reply, ipproto.TCPFIN|ipproto.TCPACK, later, to)
 	if f.State() != TCPClosing || f.Expires()-later != int64(4*time.Minute) {
 		t.Fatalf("after both FINs: %v, %v", f.State(), time.Duration(f.Expires()-later))
 	}
@@ -329,7 +331,7 @@ func TestRSTThenDataReestablishes(t *testing.T) {
 	f := snatFlow(40000)
 	tb.Insert(f, 0)
 	established(f, 0, to)
-	f.Touch(Reply, FlagRST, 10*sec, to)
+	f.Touch(Reply, ipproto.TCPRST, 10*sec, to)
 	if f.State() != TCPClosed || f.Expires() != 10*sec+int64(4*time.Minute) {
 		t.Fatalf("after RST: %v, expires %v", f.State(), time.Duration(f.Expires()))
 	}
@@ -337,7 +339,7 @@ func TestRSTThenDataReestablishes(t *testing.T) {
 		t.Fatal("flow removed less than 4 minutes after a RST")
 	}
 	at := 10*sec + int64(3*time.Minute)
-	f.Touch(Original, FlagACK, at, to)
+	f.Touch(Original, ipproto.TCPACK, at, to)
 	if f.State() != TCPEstablished || f.Expires() != at+int64(to.TCPEstablished) {
 		t.Fatalf("data after RST: %v, timeout %v", f.State(), time.Duration(f.Expires()-at))
 	}
@@ -345,14 +347,14 @@ func TestRSTThenDataReestablishes(t *testing.T) {
 		t.Fatal("re-established flow swept after an hour")
 	}
 	// A RST after one FIN, then data: back to half-closed, not 4 minutes.
-	f.Touch(Original, FlagFIN|FlagACK, at, to)
-	f.Touch(Reply, FlagRST, at, to)
-	f.Touch(Reply, FlagACK, at, to)
+	f.Touch(Original, ipproto.TCPFIN|ipproto.TCPACK, at, to)
+	f.Touch(Reply, ipproto.TCPRST, at, to)
+	f.Touch(Reply, ipproto.TCPACK, at, to)
 	if f.State() != TCPFinWait || f.Expires() != at+int64(to.TCPEstablished) {
 		t.Fatalf("FIN, RST, data: %v, timeout %v", f.State(), time.Duration(f.Expires()-at))
 	}
 	// A RST alone, unanswered, ends the flow after the transitory timeout.
-	f.Touch(Reply, FlagRST, 2*at, to)
+	f.Touch(Reply, ipproto.TCPRST, 2*at, to)
 	if n := tb.Sweep(2*at + int64(4*time.Minute) + sec); n != 1 {
 		t.Fatalf("reset flow not swept after the transitory timeout (%d)", n)
 	}
@@ -367,8 +369,8 @@ func TestControlOutlivesActiveData(t *testing.T) {
 	ctl := snatFlow(40000)
 	tb.Insert(ctl, 0)
 	established(ctl, 0, tb.Timeouts())
-	o := Tuple{Src: remote, Dst: public, SrcPort: 20, DstPort: 50000, Proto: ProtoTCP}
-	r := Tuple{Src: inside, Dst: remote, SrcPort: 50000, DstPort: 20, Proto: ProtoTCP}
+	o := Tuple{Src: remote, Dst: public, SrcPort: 20, DstPort: 50000, Proto: ipproto.TCP}
+	r := Tuple{Src: inside, Dst: remote, SrcPort: 50000, DstPort: 20, Proto: ipproto.TCP}
 	data := NewFlow(o, r)
 	data.Master = ctl
 	tb.Insert(data, 0)
@@ -376,7 +378,7 @@ func TestControlOutlivesActiveData(t *testing.T) {
 	// An hour of transfer, a segment every minute; the control connection
 	// says nothing (its own timeout is 10 minutes).
 	for now := int64(0); now <= int64(time.Hour); now += int64(time.Minute) {
-		data.Touch(Reply, FlagACK, now, tb.Timeouts())
+		data.Touch(Reply, ipproto.TCPACK, now, tb.Timeouts())
 		tb.Sweep(now)
 		if g, _ := tb.Lookup(ctl.Tuples[Original], now); g != ctl {
 			t.Fatalf("control connection timed out at %v with an active data connection", time.Duration(now))
@@ -385,8 +387,8 @@ func TestControlOutlivesActiveData(t *testing.T) {
 	// The transfer ends: the data connection closes, and the control
 	// connection, idle, times out after its own timeout.
 	end := int64(time.Hour)
-	data.Touch(Reply, FlagFIN|FlagACK, end, tb.Timeouts())
-	data.Touch(Original, FlagFIN|FlagACK, end, tb.Timeouts())
+	data.Touch(Reply, ipproto.TCPFIN|ipproto.TCPACK, end, tb.Timeouts())
+	data.Touch(Original, ipproto.TCPFIN|ipproto.TCPACK, end, tb.Timeouts())
 	tb.Sweep(end + int64(5*time.Minute))
 	if g, _ := tb.Lookup(data.Tuples[Original], end+int64(5*time.Minute)); g != nil {
 		t.Fatal("closed data connection outlived its transitory timeout")
@@ -404,14 +406,14 @@ func TestControlOutlivesActiveData(t *testing.T) {
 	ctl = snatFlow(40001)
 	tb.Insert(ctl, 0)
 	established(ctl, 0, tb.Timeouts())
-	data = NewFlow(Tuple{Src: remote, Dst: public, SrcPort: 20, DstPort: 50001, Proto: ProtoTCP},
-		Tuple{Src: inside, Dst: remote, SrcPort: 50001, DstPort: 20, Proto: ProtoTCP})
+	data = NewFlow(Tuple{Src: remote, Dst: public, SrcPort: 20, DstPort: 50001, Proto: ipproto.TCP},
+		Tuple{Src: inside, Dst: remote, SrcPort: 50001, DstPort: 20, Proto: ipproto.TCP})
 	data.Master = ctl
 	tb.Insert(data, 0)
 	established(data, 0, tb.Timeouts())
-	ctl.Touch(Original, FlagFIN|FlagACK, sec, tb.Timeouts())
-	ctl.Touch(Reply, FlagFIN|FlagACK, sec, tb.Timeouts())
-	data.Touch(Reply, FlagFIN|FlagACK, 2*sec, tb.Timeouts()) // half-closed: established timeout
+	ctl.Touch(Original, ipproto.TCPFIN|ipproto.TCPACK, sec, tb.Timeouts())
+	ctl.Touch(Reply, ipproto.TCPFIN|ipproto.TCPACK, sec, tb.Timeouts())
+	data.Touch(Reply, ipproto.TCPFIN|ipproto.TCPACK, 2*sec, tb.Timeouts()) // half-closed: established timeout
 	if got := ctl.Expires(); got != sec+int64(to.TCPTransitory) {
 		t.Fatalf("closed control connection held to %v by its data connection", time.Duration(got))
 	}

@@ -1,6 +1,10 @@
 package conntrack
 
-import "time"
+import (
+	"time"
+
+	"github.com/natalg/natalg/nat/ipproto"
+)
 
 // TCPState is the simplified TCP connection state a NAT needs to pick
 // timeouts: the state machine of RFC 6146 §3.5.2.2, which RFC 7857 §2
@@ -32,14 +36,6 @@ func (s TCPState) String() string {
 	}
 	return "UNKNOWN"
 }
-
-// TCP header flag bits (RFC 9293 §3.1).
-const (
-	FlagFIN = 0x01
-	FlagSYN = 0x02
-	FlagRST = 0x04
-	FlagACK = 0x10
-)
 
 // Timeouts are the idle timeouts of flows and expectations.
 type Timeouts struct {
@@ -91,12 +87,12 @@ var DefaultTimeouts = Timeouts{
 //     (re)opens it (port reuse);
 //   - a flow picked up mid-stream (no SYN seen) is ESTABLISHED on an ACK,
 //     but CLOSING on a FIN.
-func nextTCPState(s TCPState, dir Dir, flags uint8, finSeen uint8) (TCPState, uint8) {
+func nextTCPState(s TCPState, dir Dir, flags ipproto.TCPFlags, finSeen uint8) (TCPState, uint8) {
 	switch {
-	case flags&FlagRST != 0:
+	case flags&ipproto.TCPRST != 0:
 		return TCPClosed, finSeen
-	case flags&FlagSYN != 0:
-		if flags&FlagACK != 0 {
+	case flags&ipproto.TCPSYN != 0:
+		if flags&ipproto.TCPACK != 0 {
 			if dir == Reply && (s == TCPSynSent || s == TCPSynRecv) {
 				return TCPSynRecv, finSeen
 			}
@@ -107,7 +103,7 @@ func nextTCPState(s TCPState, dir Dir, flags uint8, finSeen uint8) (TCPState, ui
 			return TCPSynSent, 0
 		}
 		return s, finSeen
-	case flags&FlagFIN != 0:
+	case flags&ipproto.TCPFIN != 0:
 		finSeen |= 1 << dir
 		if s == TCPNone {
 			// A flow picked up at a FIN (a late retransmission after the
@@ -121,7 +117,7 @@ func nextTCPState(s TCPState, dir Dir, flags uint8, finSeen uint8) (TCPState, ui
 		// RFC 6146 §3.5.2.2, TRANS: packets keep flowing, so the peer did
 		// not accept the RST (it was spoofed or lost).
 		return finState(finSeen), finSeen
-	case flags&FlagACK != 0:
+	case flags&ipproto.TCPACK != 0:
 		if s == TCPSynRecv && dir == Original {
 			return TCPEstablished, finSeen
 		}
@@ -146,9 +142,9 @@ func finState(finSeen uint8) TCPState {
 }
 
 // timeout returns the idle timeout for a flow of proto in TCP state s.
-func (t *Timeouts) timeout(proto uint8, s TCPState) time.Duration {
+func (t *Timeouts) timeout(proto ipproto.Proto, s TCPState) time.Duration {
 	switch proto {
-	case ProtoTCP:
+	case ipproto.TCP:
 		// RFC 5382 §5 REQ-5: the established phase (ESTABLISHED, and
 		// FIN_WAIT, where one side may still send) has the established
 		// connection idle-timeout; the partially open and closing phases,
@@ -157,9 +153,9 @@ func (t *Timeouts) timeout(proto uint8, s TCPState) time.Duration {
 			return t.TCPEstablished
 		}
 		return t.TCPTransitory
-	case ProtoUDP:
+	case ipproto.UDP:
 		return t.UDP
-	case ProtoICMP, ProtoICMPv6:
+	case ipproto.ICMPv4, ipproto.ICMPv6:
 		return t.ICMP
 	}
 	return t.Other

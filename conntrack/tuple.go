@@ -7,14 +7,8 @@ package conntrack
 import (
 	"fmt"
 	"net/netip"
-)
 
-// Protocol numbers (IANA) the tracker distinguishes.
-const (
-	ProtoICMP   uint8 = 1
-	ProtoTCP    uint8 = 6
-	ProtoUDP    uint8 = 17
-	ProtoICMPv6 uint8 = 58
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // Tuple identifies one direction of a flow as its packets arrive at the NAT.
@@ -25,7 +19,7 @@ const (
 type Tuple struct {
 	Src, Dst         netip.Addr
 	SrcPort, DstPort uint16
-	Proto            uint8
+	Proto            ipproto.Proto
 }
 
 // Reverse returns the tuple of a packet travelling the other way.
@@ -35,23 +29,8 @@ func (t Tuple) Reverse() Tuple {
 
 // String formats the tuple like conntrack -L: "tcp 198.18.0.2:40000 -> 198.19.0.2:21".
 func (t Tuple) String() string {
-	return fmt.Sprintf("%s %s -> %s", ProtoName(t.Proto),
+	return fmt.Sprintf("%s %s -> %s", t.Proto,
 		netip.AddrPortFrom(t.Src, t.SrcPort), netip.AddrPortFrom(t.Dst, t.DstPort))
-}
-
-// ProtoName returns the lower-case name of an IP protocol number.
-func ProtoName(p uint8) string {
-	switch p {
-	case ProtoTCP:
-		return "tcp"
-	case ProtoUDP:
-		return "udp"
-	case ProtoICMP:
-		return "icmp"
-	case ProtoICMPv6:
-		return "icmpv6"
-	}
-	return fmt.Sprintf("proto-%d", p)
 }
 
 // Dir is the direction of a packet relative to its flow.

@@ -18,13 +18,14 @@ import (
 	"github.com/natalg/natalg/alg"
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat/frag"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // Forward is a DNAT port forward: connections of Proto to the public address
 // on ports [Port, PortEnd] go to Target, at TargetPort + (port - Port). With
 // TargetPort 0 the port is kept.
 type Forward struct {
-	Proto      uint8
+	Proto      ipproto.Proto
 	Port       uint16
 	PortEnd    uint16
 	Target     netip.Addr
@@ -43,9 +44,9 @@ func ParseForward(s string) (Forward, error) {
 	}
 	switch strings.ToLower(proto) {
 	case "tcp":
-		f.Proto = conntrack.ProtoTCP
+		f.Proto = ipproto.TCP
 	case "udp":
-		f.Proto = conntrack.ProtoUDP
+		f.Proto = ipproto.UDP
 	default:
 		return f, fmt.Errorf("forward %q: protocol %q is not tcp or udp", s, proto)
 	}
@@ -105,7 +106,7 @@ func (f Forward) String() string {
 	if f.TargetPort != 0 {
 		t = netip.AddrPortFrom(f.Target, f.TargetPort).String()
 	}
-	return conntrack.ProtoName(f.Proto) + ":" + ports + "=" + t
+	return f.Proto.String() + ":" + ports + "=" + t
 }
 
 // target returns the inside endpoint for public port p, which f covers.
@@ -172,7 +173,7 @@ func ParseFiltering(s string) (Filtering, error) {
 // (endpoint-independent mapping, RFC 6146 §3.5.1.1). An invalid Pool
 // address means the pool address the host gets anyway (paired pooling).
 type Forward64 struct {
-	Proto  uint8
+	Proto  ipproto.Proto
 	Pool   netip.AddrPort
 	Target netip.AddrPort
 }
@@ -188,9 +189,9 @@ func ParseForward64(s string) (Forward64, error) {
 	}
 	switch strings.ToLower(proto) {
 	case "tcp":
-		f.Proto = conntrack.ProtoTCP
+		f.Proto = ipproto.TCP
 	case "udp":
-		f.Proto = conntrack.ProtoUDP
+		f.Proto = ipproto.UDP
 	default:
 		return f, fmt.Errorf("NAT64 forward %q: protocol %q is not tcp or udp", s, proto)
 	}
@@ -224,7 +225,7 @@ func (f Forward64) String() string {
 	if f.Pool.Addr().IsValid() {
 		pub = f.Pool.String()
 	}
-	return conntrack.ProtoName(f.Proto) + ":" + pub + "=" + f.Target.String()
+	return f.Proto.String() + ":" + pub + "=" + f.Target.String()
 }
 
 // Config is the engine's configuration.

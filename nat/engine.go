@@ -8,21 +8,7 @@ import (
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat/frag"
 	"github.com/natalg/natalg/nat/header"
-)
-
-// Flow tags: how a flow was made, and so what it holds.
-const (
-	tagSNAT     uint8 = iota + 1 // outbound; holds a binding of its inside source
-	tagForward                   // inbound through a DNAT forward; holds nothing
-	tagExpected                  // inbound from an expectation; holds a binding of its target
-	tagMapped                    // inbound through a mapping its filtering admitted (RFC 4787 §5); holds a binding of its target
-	// Hairpinned flows (RFC 4787 §6 REQ-9, RFC 5382 §7.2 REQ-8): an inside
-	// host to a public endpoint that leads back inside. Both addresses are
-	// translated: the source through the host's own endpoint-independent
-	// mapping, the destination through a forward, an expectation or
-	// another inside endpoint's mapping.
-	tagHairpin      // to a forwarded port; holds a binding of its inside source
-	tagHairpinBound // to an expectation or a mapping; holds a binding of its source and one of its target
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // Engine translates packets. It is safe for concurrent use by several
@@ -157,12 +143,12 @@ func (e *Engine) process(pkt []byte, now int64, hint *conntrack.Hint, c *counts,
 	}
 	var tu conntrack.Tuple
 	switch p.Proto {
-	case header.ProtoTCP, header.ProtoUDP:
-		if p.Proto == header.ProtoUDP && p.Version == 6 && p.UDP().Checksum() == 0 {
+	case ipproto.TCP, ipproto.UDP:
+		if p.Proto == ipproto.UDP && p.Version == 6 && p.UDP().Checksum() == 0 {
 			v, dr := e.Stats.drop(DropBadUDPZeroChecksum)
 			return v, nil, dr
 		}
-	case header.ProtoICMPv4, header.ProtoICMPv6:
+	case ipproto.ICMPv4, ipproto.ICMPv6:
 		if p.ICMPError {
 			return e.icmpError(&p, outbound, now)
 		}
@@ -215,7 +201,7 @@ func (e *Engine) process(pkt []byte, now int64, hint *conntrack.Hint, c *counts,
 		}
 	}
 	f.Touch(dir, p.TCPFlags, now, e.table.Timeouts())
-	if x, ok := f.Ext.(*ftpFlow); ok && p.Proto == header.ProtoTCP {
+	if x, ok := f.Ext.(*ftpFlow); ok && p.Proto == ipproto.TCP {
 		return e.processFTP(&p, f, dir, x, now)
 	}
 	e.translate(&p, f, dir)
@@ -225,7 +211,7 @@ func (e *Engine) process(pkt []byte, now int64, hint *conntrack.Hint, c *counts,
 
 // isEcho reports whether p is an ICMP(v6) echo request or reply.
 func isEcho(p *header.Parsed) bool {
-	if p.Proto == header.ProtoICMPv4 {
+	if p.Proto == ipproto.ICMPv4 {
 		return p.ICMPType == header.ICMPv4Echo || p.ICMPType == header.ICMPv4EchoReply
 	}
 	return p.ICMPType == header.ICMPv6EchoRequest || p.ICMPType == header.ICMPv6EchoReply
@@ -242,10 +228,10 @@ func (e *Engine) translate(p *header.Parsed, f *conntrack.Flow, dir conntrack.Di
 	if p.Dst != t.Src {
 		p.SetDstAddr(t.Src)
 	}
-	if p.SrcPort != t.DstPort && (p.Proto != header.ProtoICMPv4 && p.Proto != header.ProtoICMPv6 || p.SrcPort != 0) {
+	if p.SrcPort != t.DstPort && (p.Proto != ipproto.ICMPv4 && p.Proto != ipproto.ICMPv6 || p.SrcPort != 0) {
 		p.SetSrcPort(t.DstPort)
 	}
-	if p.DstPort != t.SrcPort && (p.Proto != header.ProtoICMPv4 && p.Proto != header.ProtoICMPv6 || p.DstPort != 0) {
+	if p.DstPort != t.SrcPort && (p.Proto != ipproto.ICMPv4 && p.Proto != ipproto.ICMPv6 || p.DstPort != 0) {
 		p.SetDstPort(t.SrcPort)
 	}
 }
@@ -259,7 +245,7 @@ func (e *Engine) newOutbound(p *header.Parsed, tu conntrack.Tuple, now int64) (*
 	}
 	pub := e.public[familyOf(p.Src)]
 	in := endpoint{addr: p.Src, port: tu.SrcPort, proto: tu.Proto}
-	if isICMP(tu.Proto) {
+	if tu.Proto.IsICMP() {
 		if p.SrcPort == 0 && p.DstPort != 0 {
 			// An echo reply from inside to a request that has no flow.
 			return nil, 0, DropNoFlow
@@ -269,9 +255,7 @@ func (e *Engine) newOutbound(p *header.Parsed, tu conntrack.Tuple, now int64) (*
 	if !ok {
 		return nil, 0, DropPortsExhausted
 	}
-	reply := conntrack.Tuple{Src: tu.Dst, Dst: pub, SrcPort: tu.DstPort, DstPort: port, Proto: tu.Proto}
-	f := conntrack.NewFlow(tu, reply)
-	f.Tag = tagSNAT
+	f := kindSNAT.newFlow(tu, netip.AddrPortFrom(tu.Dst, tu.DstPort), netip.AddrPortFrom(pub, port))
 	g, dir, dr := e.insert(f, now)
 	if g != f {
 		e.ports.release(in)
@@ -284,7 +268,7 @@ func (e *Engine) newOutbound(p *header.Parsed, tu conntrack.Tuple, now int64) (*
 // newInbound creates the flow for an inbound packet with no flow: through a
 // DNAT forward, or as the connection an expectation announced.
 func (e *Engine) newInbound(p *header.Parsed, tu conntrack.Tuple, now int64) (*conntrack.Flow, conntrack.Dir, DropReason) {
-	if isICMP(tu.Proto) {
+	if tu.Proto.IsICMP() {
 		return nil, 0, DropNoFlow
 	}
 	if dr := e.mayCreate(p); dr != DropNone {
@@ -294,13 +278,11 @@ func (e *Engine) newInbound(p *header.Parsed, tu conntrack.Tuple, now int64) (*c
 		fw := &e.cfg.Forwards[i]
 		if fw.Proto == tu.Proto && tu.DstPort >= fw.Port && tu.DstPort <= fw.PortEnd && familyOf(fw.Target) == familyOf(tu.Dst) {
 			t := fw.target(tu.DstPort)
-			reply := conntrack.Tuple{Src: t.Addr(), Dst: tu.Src, SrcPort: t.Port(), DstPort: tu.SrcPort, Proto: tu.Proto}
-			f := conntrack.NewFlow(tu, reply)
-			f.Tag = tagForward
+			f := kindForward.newFlow(tu, t, netip.AddrPortFrom(tu.Src, tu.SrcPort))
 			return e.insert(f, now)
 		}
 	}
-	if tu.Proto == header.ProtoTCP && p.TCPFlags&(conntrack.FlagSYN|conntrack.FlagACK) != conntrack.FlagSYN {
+	if tu.Proto == ipproto.TCP && p.TCPFlags&(ipproto.TCPSYN|ipproto.TCPACK) != ipproto.TCPSYN {
 		// An expectation admits only a connection's opening SYN.
 		return nil, 0, DropNoFlow
 	}
@@ -309,9 +291,7 @@ func (e *Engine) newInbound(p *header.Parsed, tu conntrack.Tuple, now int64) (*c
 		return e.newMapped(tu, now)
 	}
 	t := x.Target
-	reply := conntrack.Tuple{Src: t.Addr(), Dst: tu.Src, SrcPort: t.Port(), DstPort: tu.SrcPort, Proto: tu.Proto}
-	f := conntrack.NewFlow(tu, reply)
-	f.Tag = tagExpected
+	f := kindExpected.newFlow(tu, t, netip.AddrPortFrom(tu.Src, tu.SrcPort))
 	f.Master = x.Master
 	g, dir, dr := e.insert(f, now)
 	if g != f {
@@ -325,17 +305,17 @@ func (e *Engine) newInbound(p *header.Parsed, tu conntrack.Tuple, now int64) (*c
 
 // mayCreate says whether p may open a new flow.
 func (e *Engine) mayCreate(p *header.Parsed) DropReason {
-	if p.Proto != header.ProtoTCP {
+	if p.Proto != ipproto.TCP {
 		return DropNone
 	}
 	fl := p.TCPFlags
-	if fl&conntrack.FlagRST != 0 {
+	if fl&ipproto.TCPRST != 0 {
 		return DropNoFlow
 	}
-	if fl&conntrack.FlagSYN == 0 && e.cfg.NoPickup {
+	if fl&ipproto.TCPSYN == 0 && e.cfg.NoPickup {
 		return DropNoPickup
 	}
-	if fl&conntrack.FlagSYN != 0 && fl&conntrack.FlagACK != 0 {
+	if fl&ipproto.TCPSYN != 0 && fl&ipproto.TCPACK != 0 {
 		return DropNoFlow // a SYN+ACK never opens a flow
 	}
 	return DropNone
@@ -344,7 +324,7 @@ func (e *Engine) mayCreate(p *header.Parsed) DropReason {
 // insert adds f to the table, attaching the FTP gateway to control flows.
 func (e *Engine) insert(f *conntrack.Flow, now int64) (*conntrack.Flow, conntrack.Dir, DropReason) {
 	o, r := f.Tuples[conntrack.Original], f.Tuples[conntrack.Reply]
-	if o.Proto == header.ProtoTCP && f.Master == nil && (e.isFTP(o.DstPort) || e.isFTP(r.SrcPort)) {
+	if o.Proto == ipproto.TCP && f.Master == nil && (e.isFTP(o.DstPort) || e.isFTP(r.SrcPort)) {
 		f.Ext = newFTPFlow(e, f)
 	}
 	g, dir, err := e.table.Insert(f, now)
@@ -358,32 +338,6 @@ func (e *Engine) insert(f *conntrack.Flow, now int64) (*conntrack.Flow, conntrac
 		return nil, 0, DropTableFull
 	default:
 		return nil, 0, DropClash
-	}
-}
-
-func isICMP(proto uint8) bool {
-	return proto == header.ProtoICMPv4 || proto == header.ProtoICMPv6
-}
-
-// flowRemoved releases what a flow held.
-func (e *Engine) flowRemoved(f *conntrack.Flow) {
-	if f.Tag >= tag64 {
-		e.release64(f)
-		return
-	}
-	o, r := f.Tuples[conntrack.Original], f.Tuples[conntrack.Reply]
-	switch f.Tag {
-	case tagSNAT:
-		in := endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto}
-		e.ports.dropPeer(in, o.Dst)
-		e.ports.release(in)
-	case tagExpected, tagMapped:
-		e.ports.release(endpoint{addr: r.Src, port: r.SrcPort, proto: r.Proto})
-	case tagHairpin:
-		e.ports.release(endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto})
-	case tagHairpinBound:
-		e.ports.release(endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto})
-		e.ports.release(endpoint{addr: r.Src, port: r.SrcPort, proto: r.Proto})
 	}
 }
 

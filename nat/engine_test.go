@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // establish opens a plain (non-FTP) TCP flow inside:40001 -> remote:80.
@@ -184,7 +185,7 @@ func icmpEcho(src, dst netip.Addr, reply bool, id uint16) []byte {
 	}
 	binary.BigEndian.PutUint16(m[4:], id)
 	binary.BigEndian.PutUint16(m[6:], 1)
-	proto := uint8(1)
+	proto := ipproto.ICMPv4
 	if src.Is6() {
 		proto = 58
 	}
@@ -196,9 +197,9 @@ func icmpErr(src, dst netip.Addr, typ, code uint8, q []byte) []byte {
 	m := make([]byte, 8+len(q))
 	m[0], m[1] = typ, code
 	copy(m[8:], q)
-	proto := uint8(1)
+	proto := ipproto.ICMPv4
 	if src.Is6() {
-		proto = 58
+		proto = ipproto.ICMPv6
 	}
 	return ipWrap(src, dst, proto, m)
 }

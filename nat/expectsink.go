@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/natalg/natalg/conntrack"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // ExpectationSink is told of the FTP expectations the engine installs and
@@ -33,7 +34,7 @@ func (e *Engine) SetExpectationSink(s ExpectationSink) { e.cfg.Expectations = s 
 // public and releases the public port it held: the sink saw its connection
 // appear outside the engine (split mode: in the kernel). It reports whether
 // there was one. The sink is not called for it.
-func (e *Engine) ExpectationUsed(proto uint8, peer netip.Addr, public netip.AddrPort, now time.Time) bool {
+func (e *Engine) ExpectationUsed(proto ipproto.Proto, peer netip.Addr, public netip.AddrPort, now time.Time) bool {
 	x := e.table.TakeExpectation(proto, peer, public.Addr(), public.Port(), now.UnixNano())
 	if x == nil {
 		return false

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/natalg/natalg/conntrack"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // recordingSink is an ExpectationSink that remembers what it was told.
@@ -91,14 +92,14 @@ func TestExpectationSink(t *testing.T) {
 	if x.Expires != t0.UnixNano()+int64(e.Table().Timeouts().Expectation) {
 		t.Errorf("sink's expectation expires at %d, want now + the expectation timeout", x.Expires)
 	}
-	if !e.ExpectationUsed(conntrack.ProtoTCP, srv.Addr(), netip.AddrPortFrom(pubIP, x.DstPort), t0) {
+	if !e.ExpectationUsed(ipproto.TCP, srv.Addr(), netip.AddrPortFrom(pubIP, x.DstPort), t0) {
 		t.Fatal("ExpectationUsed found no expectation")
 	}
 	if e.Table().ExpectationCount() != 0 || e.Bindings() != bindings || len(sink.removed) != 1 {
 		t.Fatalf("after use: %d expectations, %d bindings (want %d), sink told of %d removals (want 1)",
 			e.Table().ExpectationCount(), e.Bindings(), bindings, len(sink.removed))
 	}
-	if e.ExpectationUsed(conntrack.ProtoTCP, srv.Addr(), netip.AddrPortFrom(pubIP, x.DstPort), t0) {
+	if e.ExpectationUsed(ipproto.TCP, srv.Addr(), netip.AddrPortFrom(pubIP, x.DstPort), t0) {
 		t.Fatal("an expectation was used twice")
 	}
 

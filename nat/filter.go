@@ -1,8 +1,10 @@
 package nat
 
 import (
+	"net/netip"
+
 	"github.com/natalg/natalg/conntrack"
-	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // newMapped creates the flow of an inbound UDP datagram or TCP SYN that
@@ -23,7 +25,7 @@ import (
 // as long as any of its flows (RFC 4787 §4.3). An unmapped port gets
 // DropNoFlow, a mapped one whose filtering refuses the source DropFiltered.
 func (e *Engine) newMapped(tu conntrack.Tuple, now int64) (*conntrack.Flow, conntrack.Dir, DropReason) {
-	if tu.Proto != header.ProtoUDP && tu.Proto != header.ProtoTCP {
+	if tu.Proto != ipproto.UDP && tu.Proto != ipproto.TCP {
 		return nil, 0, DropNoFlow
 	}
 	k := publicKey{port: tu.DstPort, proto: tu.Proto, fam: uint8(familyOf(tu.Dst))}
@@ -34,9 +36,7 @@ func (e *Engine) newMapped(tu conntrack.Tuple, now int64) (*conntrack.Flow, conn
 		}
 		return nil, 0, DropNoFlow
 	}
-	reply := conntrack.Tuple{Src: in.addr, Dst: tu.Src, SrcPort: in.port, DstPort: tu.SrcPort, Proto: tu.Proto}
-	f := conntrack.NewFlow(tu, reply)
-	f.Tag = tagMapped
+	f := kindMapped.newFlow(tu, netip.AddrPortFrom(in.addr, in.port), netip.AddrPortFrom(tu.Src, tu.SrcPort))
 	g, dir, dr := e.insert(f, now)
 	if g != f {
 		e.ports.release(in)

@@ -10,6 +10,7 @@ import (
 	"github.com/natalg/natalg/nat/checksum"
 	"github.com/natalg/natalg/nat/frag"
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 var (
@@ -43,7 +44,7 @@ func bigUDP(src, dst netip.AddrPort, n int, df bool) []byte {
 	for i := range n {
 		l4[8+i] = byte(i*31 + i>>8)
 	}
-	b := ipWrap(src.Addr(), dst.Addr(), header.ProtoUDP, l4)
+	b := ipWrap(src.Addr(), dst.Addr(), ipproto.UDP, l4)
 	if src.Addr().Is4() && !df {
 		b[6] = 0
 		b[10], b[11] = 0, 0

@@ -6,6 +6,7 @@ import (
 	"github.com/natalg/natalg/alg"
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 	"github.com/natalg/natalg/seqdelta"
 )
 
@@ -32,7 +33,7 @@ func (x *ftpFlow) Ledger(d conntrack.Dir) *seqdelta.Ledger { return &x.seq[d] }
 // to a public port (the announced one when free) and expects the peer of
 // the control connection to connect there.
 func (x *ftpFlow) MapData(dir conntrack.Dir, announced netip.AddrPort) (netip.AddrPort, bool) {
-	if x.f.Tag >= tag64 {
+	if kindOf(x.f).isNAT64() {
 		return x.mapData64(dir, announced)
 	}
 	a := announced.Addr().Unmap()
@@ -40,13 +41,13 @@ func (x *ftpFlow) MapData(dir conntrack.Dir, announced netip.AddrPort) (netip.Ad
 	if !pub.IsValid() {
 		return netip.AddrPort{}, false
 	}
-	in := endpoint{addr: a, port: announced.Port(), proto: conntrack.ProtoTCP}
+	in := endpoint{addr: a, port: announced.Port(), proto: ipproto.TCP}
 	port, ok := x.e.ports.acquire(in)
 	if !ok {
 		return netip.AddrPort{}, false
 	}
 	exp := &conntrack.Expectation{
-		Proto:   conntrack.ProtoTCP,
+		Proto:   ipproto.TCP,
 		Src:     x.f.Tuples[dir.Other()].Src, // the peer, as it reaches the NAT
 		Dst:     pub,
 		DstPort: port,
@@ -84,20 +85,20 @@ func (e *Engine) processFTP(p *header.Parsed, f *conntrack.Flow, dir conntrack.D
 	seq := p.Seq
 	rewrote := false
 	fl := p.TCPFlags
-	if len(payload) > 0 || fl&conntrack.FlagSYN != 0 {
+	if len(payload) > 0 || fl&ipproto.TCPSYN != 0 {
 		if len(payload) > 0 && !p.TCPChecksumValid() {
 			// Never give a corrupted segment a valid checksum by rewriting it.
 			v, dr := e.Stats.drop(DropBadL4Checksum)
 			return v, nil, dr
 		}
 		seg := alg.Segment{Dir: dir, Seq: p.Seq, Payload: payload,
-			SYN: fl&conntrack.FlagSYN != 0, FIN: fl&conntrack.FlagFIN != 0, RST: fl&conntrack.FlagRST != 0, MSS: p.MSS}
+			SYN: fl&ipproto.TCPSYN != 0, FIN: fl&ipproto.TCPFIN != 0, RST: fl&ipproto.TCPRST != 0, MSS: p.MSS}
 		x.now = now
 		res := x.ctl.Segment(&seg, &x.seq[dir], x)
 		e.Stats.algEvents(res.Events)
 		switch res.Action {
 		case alg.Drop:
-			if res.Events&alg.EvTornDown != 0 && f.Tag >= tag64 && dir == conntrack.Reply && fl&conntrack.FlagACK != 0 && fl&conntrack.FlagRST == 0 {
+			if res.Events&alg.EvTornDown != 0 && kindOf(f).isNAT64() && dir == conntrack.Reply && fl&ipproto.TCPACK != 0 && fl&ipproto.TCPRST == 0 {
 				// RFC 6384 §12, the server's side of a torn-down
 				// session: its next segment goes back to it as a reset
 				e.Stats.ALGResets.Add(1)
@@ -111,9 +112,9 @@ func (e *Engine) processFTP(p *header.Parsed, f *conntrack.Flow, dir conntrack.D
 			// segment goes on as a reset, its payload never relayed
 			p.Buf = p.Buf[:p.PayloadOff]
 			p.SetIPLength(p.PayloadOff)
-			p.SetTCPFlags(p.TCPFlags&conntrack.FlagACK | conntrack.FlagRST)
+			p.SetTCPFlags(p.TCPFlags&ipproto.TCPACK | ipproto.TCPRST)
 			seq, rewrote, fl = res.Seq, true, p.TCPFlags
-			f.Touch(dir, conntrack.FlagRST, now, e.table.Timeouts())
+			f.Touch(dir, ipproto.TCPRST, now, e.table.Timeouts())
 			if e.cfg.Log != nil {
 				e.cfg.Log.Warn("nat64 ftp: the server did not answer 200 to a NOOP standing in for a command: control connection reset (RFC 6384 §12)",
 					"client", f.Tuples[conntrack.Original].Src, "client_port", f.Tuples[conntrack.Original].SrcPort,
@@ -130,7 +131,7 @@ func (e *Engine) processFTP(p *header.Parsed, f *conntrack.Flow, dir conntrack.D
 			p.SetIPLength(n)
 			seq = res.Seq
 			rewrote = true
-			if p.TCPFlags&header.TCPURG != 0 {
+			if p.TCPFlags&ipproto.TCPURG != 0 {
 				// the urgent pointer counts bytes of the old payload:
 				// cleared rather than wrong (RFC 6384 §5)
 				p.ClearTCPUrgent()
@@ -145,10 +146,10 @@ func (e *Engine) processFTP(p *header.Parsed, f *conntrack.Flow, dir conntrack.D
 		p.SetTCPSeq(s)
 		adjusted = true
 	}
-	if fl&conntrack.FlagACK != 0 {
+	if fl&ipproto.TCPACK != 0 {
 		back := &x.seq[dir.Other()]
 		a := back.Ack(p.Ack)
-		if fl&conntrack.FlagRST == 0 && x.ctl.Outstanding(dir.Other()) > 0 &&
+		if fl&ipproto.TCPRST == 0 && x.ctl.Outstanding(dir.Other()) > 0 &&
 			(len(payload) > 0 || p.TCPChecksumValid()) {
 			// What the receiver of the other direction has: the gateway
 			// forgets the rewrites before it when it needs room for new
@@ -172,7 +173,7 @@ func (e *Engine) processFTP(p *header.Parsed, f *conntrack.Flow, dir conntrack.D
 	if adjusted {
 		e.Stats.SeqAdjusted.Add(1)
 	}
-	if f.Tag >= tag64 {
+	if kindOf(f).isNAT64() {
 		if dr := e.translate64(p, f, dir); dr != DropNone {
 			v, dr := e.Stats.drop(dr)
 			return v, nil, dr
@@ -210,10 +211,10 @@ func algDropReason(ev alg.Event) DropReason {
 func resetSender(p *header.Parsed) []byte {
 	src, dst, sport, dport := p.Src, p.Dst, p.SrcPort, p.DstPort
 	end := p.Seq + uint32(len(p.Payload()))
-	if p.TCPFlags&header.TCPSYN != 0 {
+	if p.TCPFlags&ipproto.TCPSYN != 0 {
 		end++
 	}
-	if p.TCPFlags&header.TCPFIN != 0 {
+	if p.TCPFlags&ipproto.TCPFIN != 0 {
 		end++
 	}
 	ack := p.Ack
@@ -226,7 +227,7 @@ func resetSender(p *header.Parsed) []byte {
 	p.SetTCPSeq(ack)
 	p.SetTCPAck(end)
 	p.ClearTCPUrgent()
-	p.SetTCPFlags(header.TCPRST | header.TCPACK)
+	p.SetTCPFlags(ipproto.TCPRST | ipproto.TCPACK)
 	p.ComputeL4Checksum()
 	return p.Buf
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/natalg/natalg/conntrack"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // fuzzStateEngine is the configuration state files are loaded into: both
@@ -129,7 +130,7 @@ func loadChecked(t *testing.T, b []byte) {
 	}
 	holding := 0
 	e.Table().Range(func(f *conntrack.Flow) bool {
-		if f.Tag == tagSNAT || f.Tag == tagExpected || f.Tag == tag64 || f.Tag == tag64Expected {
+		if k := kindOf(f); k == kindSNAT || k == kindExpected || k == kind64 || k == kind64Expected {
 			holding++
 		}
 		return true
@@ -147,7 +148,7 @@ func loadChecked(t *testing.T, b []byte) {
 		return len(some) < 8
 	})
 	for _, tu := range some {
-		if tu.Proto != conntrack.ProtoTCP {
+		if tu.Proto != ipproto.TCP {
 			continue
 		}
 		for _, p := range []string{"PORT 198,18,0,2,195,80\r\n", "227 Entering Passive Mode (198,18,0,2,234,96).\r\n", "x"} {

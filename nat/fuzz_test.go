@@ -11,6 +11,7 @@ import (
 
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // readPcapIP returns the IP packets of a classic pcap file of Ethernet
@@ -106,7 +107,7 @@ func FuzzProcess(f *testing.F) {
 				t.Fatalf("checksums broken by translation:\n in %x\nout %x", in, out)
 			}
 			var q header.Parsed
-			if q.Decode(bytes.Clone(in)) != header.Ok || q.Proto != header.ProtoTCP {
+			if q.Decode(bytes.Clone(in)) != header.Ok || q.Proto != ipproto.TCP {
 				continue
 			}
 			after := [2]int32{x.seq[0].Offset(), x.seq[1].Offset()}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // newHairpin creates the flow for a packet from an inside host to a public
@@ -32,25 +33,25 @@ import (
 // than a SYN to a port an inside endpoint holds (a hairpinned connection
 // whose flow expired) is dropped as no_flow, as it would be from outside.
 func (e *Engine) newHairpin(p *header.Parsed, tu conntrack.Tuple, now int64) (*conntrack.Flow, conntrack.Dir, DropReason) {
-	if isICMP(tu.Proto) {
+	if tu.Proto.IsICMP() {
 		return nil, 0, DropNone // echo to the public address: the router answers
 	}
 	fam := familyOf(tu.Dst)
 	src := endpoint{addr: tu.Src, port: tu.SrcPort, proto: tu.Proto}
 	var target netip.AddrPort
 	var x *conntrack.Expectation
-	tag := tagHairpin
+	kind := kindHairpin
 	if fw := e.forwardOf(tu.Proto, fam, tu.DstPort); fw != nil {
 		target = fw.target(tu.DstPort)
 	} else {
-		tcpSYN := tu.Proto == header.ProtoTCP && p.TCPFlags&(conntrack.FlagSYN|conntrack.FlagACK) == conntrack.FlagSYN
+		tcpSYN := tu.Proto == ipproto.TCP && p.TCPFlags&(ipproto.TCPSYN|ipproto.TCPACK) == ipproto.TCPSYN
 		if tcpSYN {
 			x = e.table.TakeExpectation(tu.Proto, tu.Src, tu.Dst, tu.DstPort, now)
 		}
 		if x != nil {
-			target, tag = x.Target, tagHairpinBound
+			target, kind = x.Target, kindHairpinBound
 		} else {
-			if tu.Proto == header.ProtoTCP && !tcpSYN {
+			if tu.Proto == ipproto.TCP && !tcpSYN {
 				// Only a SYN opens a connection to a mapping. A segment
 				// to a port some inside endpoint holds is not the
 				// router's (its stack would answer with a reset): it is
@@ -69,13 +70,13 @@ func (e *Engine) newHairpin(p *header.Parsed, tu conntrack.Tuple, now int64) (*c
 				}
 				return nil, 0, DropNone
 			}
-			target, tag = netip.AddrPortFrom(in.addr, in.port), tagHairpinBound
+			target, kind = netip.AddrPortFrom(in.addr, in.port), kindHairpinBound
 		}
 	}
 	// release gives back the target's binding (an expectation's or a held
 	// mapping) when no flow takes it over.
 	release := func() {
-		if tag == tagHairpinBound {
+		if kind == kindHairpinBound {
 			e.ports.release(endpoint{addr: target.Addr(), port: target.Port(), proto: tu.Proto})
 		}
 	}
@@ -83,14 +84,12 @@ func (e *Engine) newHairpin(p *header.Parsed, tu conntrack.Tuple, now int64) (*c
 		release()
 		return nil, 0, dr
 	}
-	port, ok := e.ports.acquire(src)
+	port, ok := e.ports.acquireHairpin(src)
 	if !ok {
 		release()
 		return nil, 0, DropPortsExhausted
 	}
-	reply := conntrack.Tuple{Src: target.Addr(), Dst: tu.Dst, SrcPort: target.Port(), DstPort: port, Proto: tu.Proto}
-	f := conntrack.NewFlow(tu, reply)
-	f.Tag = tag
+	f := kind.newFlow(tu, target, netip.AddrPortFrom(tu.Dst, port))
 	if x != nil {
 		f.Master = x.Master
 	}
@@ -109,7 +108,7 @@ func (e *Engine) newHairpin(p *header.Parsed, tu conntrack.Tuple, now int64) (*c
 
 // forwardOf returns the forward of public port port of proto and address
 // family fam, or nil.
-func (e *Engine) forwardOf(proto uint8, fam int, port uint16) *Forward {
+func (e *Engine) forwardOf(proto ipproto.Proto, fam int, port uint16) *Forward {
 	for i := range e.cfg.Forwards {
 		fw := &e.cfg.Forwards[i]
 		if fw.Proto == proto && port >= fw.Port && port <= fw.PortEnd && familyOf(fw.Target) == fam {
@@ -121,7 +120,7 @@ func (e *Engine) forwardOf(proto uint8, fam int, port uint16) *Forward {
 
 // bound reports whether public port pub of proto and family fam is bound
 // to an inside endpoint.
-func (m *portMap) bound(proto, fam uint8, pub uint16) bool {
+func (m *portMap) bound(proto ipproto.Proto, fam uint8, pub uint16) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.byPublic[publicKey{port: pub, proto: proto, fam: fam}] != nil
@@ -136,7 +135,7 @@ func (m *portMap) bound(proto, fam uint8, pub uint16) bool {
 // take a data port announced to someone else, from the public address that
 // the server checks the data connection against. Nor is the sender's own
 // mapping (a packet to it would have identical tuples in both directions).
-func (m *portMap) holdPublic(proto, fam uint8, pub uint16, not endpoint) (in endpoint, found, ok bool) {
+func (m *portMap) holdPublic(proto ipproto.Proto, fam uint8, pub uint16, not endpoint) (in endpoint, found, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	b := m.byPublic[publicKey{port: pub, proto: proto, fam: fam}]

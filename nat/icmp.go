@@ -3,6 +3,7 @@ package nat
 import (
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // icmpError translates an ICMP or ICMPv6 error (RFC 5508 §4, RFC 792,
@@ -21,7 +22,7 @@ import (
 func (e *Engine) icmpError(p *header.Parsed, outbound bool, now int64) (Verdict, []byte, DropReason) {
 	var in header.Parsed
 	f, dir, dr := e.quotedFlow(p, &in, now)
-	if dr == DropNone && f.Tag >= tag64 {
+	if dr == DropNone && kindOf(f).isNAT64() {
 		dr = DropICMPErrorNoFlow // a NAT64 flow's errors arrive by process64
 	}
 	if dr != DropNone {
@@ -46,13 +47,13 @@ func (e *Engine) icmpError(p *header.Parsed, outbound bool, now int64) (Verdict,
 	if in.Dst != t.Dst {
 		in.SetDstAddr(t.Dst)
 	}
-	if in.SrcPort != t.SrcPort && (!isICMP(in.Proto) || in.SrcPort != 0) {
+	if in.SrcPort != t.SrcPort && (!in.Proto.IsICMP() || in.SrcPort != 0) {
 		in.SetSrcPort(t.SrcPort)
 	}
-	if in.DstPort != t.DstPort && (!isICMP(in.Proto) || in.DstPort != 0) {
+	if in.DstPort != t.DstPort && (!in.Proto.IsICMP() || in.DstPort != 0) {
 		in.SetDstPort(t.DstPort)
 	}
-	if x, ok := f.Ext.(*ftpFlow); ok && in.Proto == header.ProtoTCP {
+	if x, ok := f.Ext.(*ftpFlow); ok && in.Proto == ipproto.TCP {
 		x.unmapQuoted(&in, dir.Other())
 	}
 	// The outer checksum covers the quoted packet (and, for ICMPv6, the
@@ -119,7 +120,7 @@ func (x *ftpFlow) unmapQuoted(in *header.Parsed, q conntrack.Dir) {
 	if s := fwd.Ack(in.Seq); s != in.Seq {
 		in.SetTCPSeq(s)
 	}
-	if in.TCPFlags&conntrack.FlagACK == 0 {
+	if in.TCPFlags&ipproto.TCPACK == 0 {
 		return // the quote stops before the flags, or carries no ACK
 	}
 	if a := back.Seq(in.Ack); a != in.Ack {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/natalg/natalg/conntrack"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // FlowInfo is a snapshot of one flow for operators (natalg flows).
@@ -40,7 +41,7 @@ func (e *Engine) Flows(fn func(FlowInfo)) {
 		fi := FlowInfo{
 			Orig: f.Tuples[conntrack.Original], Reply: f.Tuples[conntrack.Reply],
 			State: f.State(), Expires: time.Unix(0, f.Expires()), Created: time.Unix(0, f.Created),
-			Kind: flowKind(f.Tag), Related: f.Master != nil,
+			Kind: kindOf(f).String(), Related: f.Master != nil,
 		}
 		infos = append(infos, fi)
 		return true
@@ -65,7 +66,7 @@ func (e *Engine) Flows(fn func(FlowInfo)) {
 
 // ExpectationInfo is a snapshot of one pending expectation.
 type ExpectationInfo struct {
-	Proto   uint8
+	Proto   ipproto.Proto
 	Peer    string // the only address allowed to connect
 	Public  string // address:port it connects to
 	Target  string // inside address:port it goes to
@@ -84,31 +85,4 @@ func (e *Engine) Expectations(fn func(ExpectationInfo)) {
 		}
 		fn(ei)
 	})
-}
-
-// flowKind names a flow's tag for inspection.
-func flowKind(tag uint8) string {
-	switch tag {
-	case tagSNAT:
-		return "snat"
-	case tagForward:
-		return "forward"
-	case tagExpected:
-		return "expected"
-	case tagMapped:
-		return "mapped"
-	case tagHairpin:
-		return "hairpin"
-	case tagHairpinBound:
-		return "hairpin-bound"
-	case tag64:
-		return "nat64"
-	case tag64Expected:
-		return "nat64-expected"
-	case tag64Hairpin:
-		return "nat64-hairpin"
-	case tag64Static:
-		return "nat64-static"
-	}
-	return "unknown"
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/natalg/natalg/conntrack"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // at runs a segment that must be accepted, arriving at time now.
@@ -60,7 +61,7 @@ func TestControlKeptWhileDataActiveNAT44(t *testing.T) {
 	afterPort(t, e)
 	checkDataConnection(t, e) // the server's SYN from port 20, seq 9000
 	mustSend(t, e, tcpSeg{src: ap("198.18.0.2:50000"), dst: ap("198.19.0.2:20"), seq: 3000, ack: 9001, flags: fSYN | fACK})
-	ctl := conntrack.Tuple{Src: cli.Addr(), Dst: srv.Addr(), SrcPort: cli.Port(), DstPort: srv.Port(), Proto: conntrack.ProtoTCP}
+	ctl := conntrack.Tuple{Src: cli.Addr(), Dst: srv.Addr(), SrcPort: cli.Port(), DstPort: srv.Port(), Proto: ipproto.TCP}
 	srvData := ap("198.19.0.2:20")
 	pubData := netip.AddrPortFrom(pubIP, 50000)
 	holdsControl(t, e, ctl,
@@ -88,7 +89,7 @@ func TestControlKeptWhileDataActiveNAT64(t *testing.T) {
 	pubData := netip.AddrPortFrom(pub.Addr(), port)
 	send64(t, e, tcpSeg{src: srvData, dst: pubData, seq: 9000, flags: fSYN}.build())
 	send64(t, e, tcpSeg{src: cli6Port(50000), dst: ap("[2001:db8:64::c612:4002]:20"), seq: 3000, ack: 9001, flags: fSYN | fACK}.build())
-	ctl := conntrack.Tuple{Src: cli6.Addr(), Dst: srv6.Addr(), SrcPort: cli6.Port(), DstPort: srv6.Port(), Proto: conntrack.ProtoTCP}
+	ctl := conntrack.Tuple{Src: cli6.Addr(), Dst: srv6.Addr(), SrcPort: cli6.Port(), DstPort: srv6.Port(), Proto: ipproto.TCP}
 	holdsControl(t, e, ctl,
 		func(seq uint32) []byte {
 			return tcpSeg{src: srvData, dst: pubData, seq: seq, ack: 3001, flags: fACK, payload: strings.Repeat("d", 100)}.build()

@@ -7,18 +7,8 @@ import (
 
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 	"github.com/natalg/natalg/nat/xlat"
-)
-
-// Flow tags of NAT64 flows (RFC 6146). Every tag from tag64 on is a NAT64
-// flow, whose two tuples are of different address families: the original
-// tuple as the packet arrived (IPv6 from a client, or IPv4 for a data
-// connection an expectation admitted), the reply tuple in the other family.
-const (
-	tag64         uint8 = iota + 16 // outbound from an IPv6 client; holds a pool binding of its source
-	tag64Expected                   // inbound IPv4 from an expectation; holds a pool binding of its target
-	tag64Hairpin                    // a hairpinned IPv4 packet (RFC 6146 §3.8) to another IPv6 client's binding; holds a reference to that binding
-	tag64Static                     // inbound IPv4 to a static binding (Forward64); holds a reference to it
 )
 
 // nat64 is the stateful NAT64 of RFC 6146: IPv6 clients reach IPv4 hosts at
@@ -47,7 +37,7 @@ type nat64 struct {
 
 // fwdKey64 names a published pool endpoint of a static binding.
 type fwdKey64 struct {
-	proto uint8
+	proto ipproto.Proto
 	index uint32 // pool address index
 	port  uint16
 }
@@ -98,7 +88,7 @@ func newNAT64(cfg *Config) (*nat64, error) {
 func (n *nat64) addStatic(fw Forward64) error {
 	t := fw.Target
 	if !t.Addr().Is6() || t.Addr().Is4In6() || n.prefix.Contains(t.Addr()) || t.Port() == 0 ||
-		fw.Proto != header.ProtoTCP && fw.Proto != header.ProtoUDP {
+		fw.Proto != ipproto.TCP && fw.Proto != ipproto.UDP {
 		return fmt.Errorf("nat: NAT64 forward %v: want a TCP or UDP IPv6 endpoint outside the prefix %v", fw, n.prefix)
 	}
 	i, ok := n.static[t.Addr()]
@@ -151,18 +141,18 @@ func (n *nat64) pick(c netip.Addr) uint32 {
 
 // proto4 and proto6 map the ICMP protocol numbers across families; TCP and
 // UDP keep theirs.
-func proto4(p uint8) uint8 {
-	if p == header.ProtoICMPv6 {
-		return header.ProtoICMPv4
+func proto4(p ipproto.Proto) ipproto.Proto {
+	if p == ipproto.ICMPv6 {
+		return ipproto.ICMPv4
 	}
 	return p
 }
 
 // proto6 is the IPv6 side's protocol number of an IPv4 protocol: ICMPv6
 // for ICMP (RFC 7915 §4.2), the same number otherwise.
-func proto6(p uint8) uint8 {
-	if p == header.ProtoICMPv4 {
-		return header.ProtoICMPv6
+func proto6(p ipproto.Proto) ipproto.Proto {
+	if p == ipproto.ICMPv4 {
+		return ipproto.ICMPv6
 	}
 	return p
 }
@@ -291,8 +281,8 @@ func (e *Engine) process64Once(p *header.Parsed, outbound, hairpin bool, now int
 		return e.reassemble(p, now, c, more)
 	}
 	switch p.Proto {
-	case header.ProtoTCP, header.ProtoUDP:
-	case header.ProtoICMPv4, header.ProtoICMPv6:
+	case ipproto.TCP, ipproto.UDP:
+	case ipproto.ICMPv4, ipproto.ICMPv6:
 		if p.ICMPError {
 			return e.icmpError64(p, now)
 		}
@@ -322,7 +312,7 @@ func (e *Engine) process64Once(p *header.Parsed, outbound, hairpin bool, now int
 		}
 	}
 	f.Touch(dir, p.TCPFlags, now, e.table.Timeouts())
-	if x, ok := f.Ext.(*ftpFlow); ok && p.Proto == header.ProtoTCP {
+	if x, ok := f.Ext.(*ftpFlow); ok && p.Proto == ipproto.TCP {
 		return e.processFTP(p, f, dir, x, now)
 	}
 	// RFC 7915 §4.1: an IPv4 packet with DF clear may be fragmented on
@@ -359,7 +349,7 @@ func (e *Engine) newOutbound64(p *header.Parsed, tu conntrack.Tuple, now int64) 
 		// RFC 6146 §3.5: a destination that cannot be an IPv4 host.
 		return nil, 0, DropUnsupported
 	}
-	if isICMP(tu.Proto) && p.SrcPort == 0 {
+	if tu.Proto.IsICMP() && p.SrcPort == 0 {
 		return nil, 0, DropNoFlow // an echo reply that answers nothing
 	}
 	i := n.pick(tu.Src)
@@ -368,9 +358,7 @@ func (e *Engine) newOutbound64(p *header.Parsed, tu conntrack.Tuple, now int64) 
 	if !ok {
 		return nil, 0, DropPortsExhausted
 	}
-	reply := conntrack.Tuple{Src: dst, Dst: n.addrs[i], SrcPort: tu.DstPort, DstPort: port, Proto: proto4(tu.Proto)}
-	f := conntrack.NewFlow(tu, reply)
-	f.Tag = tag64
+	f := kind64.newFlow(tu, netip.AddrPortFrom(dst, tu.DstPort), netip.AddrPortFrom(n.addrs[i], port))
 	g, dir, dr := e.insert(f, now)
 	if g != f {
 		n.ports[i].release(in)
@@ -389,7 +377,7 @@ func (e *Engine) newInbound64(p *header.Parsed, tu conntrack.Tuple, now int64) (
 	if t, ok := e.n64.fwd[fwdKey64{proto: tu.Proto, index: e.n64.poolIndex(tu.Dst), port: tu.DstPort}]; ok {
 		return e.newStatic64(p, tu, t, now)
 	}
-	if tu.Proto != header.ProtoTCP || p.TCPFlags&(conntrack.FlagSYN|conntrack.FlagACK|conntrack.FlagRST) != conntrack.FlagSYN {
+	if tu.Proto != ipproto.TCP || p.TCPFlags&(ipproto.TCPSYN|ipproto.TCPACK|ipproto.TCPRST) != ipproto.TCPSYN {
 		return nil, 0, DropNoFlow
 	}
 	x := e.table.TakeExpectation(tu.Proto, tu.Src, tu.Dst, tu.DstPort, now)
@@ -397,9 +385,7 @@ func (e *Engine) newInbound64(p *header.Parsed, tu conntrack.Tuple, now int64) (
 		return nil, 0, DropNoFlow
 	}
 	t := x.Target
-	reply := conntrack.Tuple{Src: t.Addr(), Dst: xlat.Embed(e.n64.prefix, tu.Src), SrcPort: t.Port(), DstPort: tu.SrcPort, Proto: tu.Proto}
-	f := conntrack.NewFlow(tu, reply)
-	f.Tag = tag64Expected
+	f := kind64Expected.newFlow(tu, t, netip.AddrPortFrom(xlat.Embed(e.n64.prefix, tu.Src), tu.SrcPort))
 	f.Master = x.Master
 	g, dir, dr := e.insert(f, now)
 	if g != f {
@@ -426,9 +412,9 @@ func (e *Engine) newHairpin64(p *header.Parsed, tu conntrack.Tuple, now int64) (
 		return f, dir, dr
 	}
 	switch tu.Proto {
-	case header.ProtoUDP:
-	case header.ProtoTCP:
-		if p.TCPFlags&(conntrack.FlagSYN|conntrack.FlagACK|conntrack.FlagRST) != conntrack.FlagSYN {
+	case ipproto.UDP:
+	case ipproto.TCP:
+		if p.TCPFlags&(ipproto.TCPSYN|ipproto.TCPACK|ipproto.TCPRST) != ipproto.TCPSYN {
 			return nil, 0, DropNoFlow
 		}
 	default:
@@ -440,9 +426,7 @@ func (e *Engine) newHairpin64(p *header.Parsed, tu conntrack.Tuple, now int64) (
 	if !ok {
 		return nil, 0, DropNoFlow
 	}
-	reply := conntrack.Tuple{Src: in.addr, Dst: xlat.Embed(n.prefix, tu.Src), SrcPort: in.port, DstPort: tu.SrcPort, Proto: proto6(tu.Proto)}
-	f := conntrack.NewFlow(tu, reply)
-	f.Tag = tag64Hairpin
+	f := kind64Hairpin.newFlow(tu, netip.AddrPortFrom(in.addr, in.port), netip.AddrPortFrom(xlat.Embed(n.prefix, tu.Src), tu.SrcPort))
 	g, dir, dr := e.insert(f, now)
 	if g != f {
 		m.release(in)
@@ -466,9 +450,7 @@ func (e *Engine) newStatic64(p *header.Parsed, tu conntrack.Tuple, target netip.
 	if _, ok := n.ports[i].acquire(in); !ok {
 		return nil, 0, DropPortsExhausted // unreachable: the binding is pinned
 	}
-	reply := conntrack.Tuple{Src: target.Addr(), Dst: xlat.Embed(n.prefix, tu.Src), SrcPort: target.Port(), DstPort: tu.SrcPort, Proto: tu.Proto}
-	f := conntrack.NewFlow(tu, reply)
-	f.Tag = tag64Static
+	f := kind64Static.newFlow(tu, target, netip.AddrPortFrom(xlat.Embed(n.prefix, tu.Src), tu.SrcPort))
 	g, dir, dr := e.insert(f, now)
 	if g != f {
 		n.ports[i].release(in)
@@ -505,13 +487,13 @@ func (e *Engine) translate64(p *header.Parsed, f *conntrack.Flow, dir conntrack.
 		e.Stats.Malformed[hr&31].Add(1)
 		return DropMalformed
 	}
-	if p.SrcPort != t.DstPort && (!isICMP(p.Proto) || p.SrcPort != 0) {
+	if p.SrcPort != t.DstPort && (!p.Proto.IsICMP() || p.SrcPort != 0) {
 		p.SetSrcPort(t.DstPort)
 	}
-	if p.DstPort != t.SrcPort && (!isICMP(p.Proto) || p.DstPort != 0) {
+	if p.DstPort != t.SrcPort && (!p.Proto.IsICMP() || p.DstPort != 0) {
 		p.SetDstPort(t.SrcPort)
 	}
-	if p.TCPFlags&header.TCPSYN != 0 && p.Version == 6 && p.MSS > nat64MSSDelta && !e.cfg.NAT64KeepMSS {
+	if p.TCPFlags&ipproto.TCPSYN != 0 && p.Version == 6 && p.MSS > nat64MSSDelta && !e.cfg.NAT64KeepMSS {
 		// A SYN from the IPv4 side, now IPv6: its MSS was computed for
 		// 40 bytes of IPv4 and TCP headers (RFC 9293 §3.7.1); segments
 		// of that size from the IPv6 side carry 60 (RFC 8200 §3) and
@@ -550,7 +532,7 @@ func xlatDropReason(r xlat.Reason) DropReason {
 func (e *Engine) icmpError64(p *header.Parsed, now int64) (Verdict, []byte, DropReason) {
 	var in header.Parsed
 	f, dir, dr := e.quotedFlow(p, &in, now)
-	if dr == DropNone && f.Tag < tag64 {
+	if dr == DropNone && !kindOf(f).isNAT64() {
 		dr = DropICMPErrorNoFlow
 	}
 	if dr != DropNone {
@@ -569,7 +551,7 @@ func (e *Engine) icmpError64(p *header.Parsed, now int64) (Verdict, []byte, Drop
 		// An IPv6 router outside the prefix is hidden behind the flow's
 		// pool address (RFC 6146 §3.5.1.1 translates only what it can).
 	}
-	if x, ok := f.Ext.(*ftpFlow); ok && in.Proto == header.ProtoTCP {
+	if x, ok := f.Ext.(*ftpFlow); ok && in.Proto == ipproto.TCP {
 		// the quote's SEQ/ACK as the sender numbered them (ftp glue)
 		x.unmapQuoted(&in, dir.Other())
 	}
@@ -593,25 +575,11 @@ func (e *Engine) icmpError64(p *header.Parsed, now int64) (Verdict, []byte, Drop
 	return Accept, out, DropNone
 }
 
-// release64 releases what a NAT64 flow held.
-func (e *Engine) release64(f *conntrack.Flow) {
-	o, r := f.Tuples[conntrack.Original], f.Tuples[conntrack.Reply]
-	n := e.n64
-	switch f.Tag {
-	case tag64:
-		m, in := n.ports[n.poolIndex(r.Dst)], endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto}
-		m.sentThrough(in, -1)
-		m.release(in)
-	case tag64Expected, tag64Hairpin, tag64Static:
-		n.ports[n.poolIndex(o.Dst)].release(endpoint{addr: r.Src, port: r.SrcPort, proto: r.Proto})
-	}
-}
-
 // mapData64 implements MapData for a NAT64 control flow: the IPv6 client's
 // announced endpoint gets a port on its pool address, and the IPv4 server
 // is expected to connect there (RFC 6384 §7.2, stateful EPRT translation).
 func (x *ftpFlow) mapData64(dir conntrack.Dir, announced netip.AddrPort) (netip.AddrPort, bool) {
-	if x.f.Tag == tag64Static {
+	if kindOf(x.f) == kind64Static {
 		return x.mapStatic64(dir, announced)
 	}
 	n := x.e.n64
@@ -621,13 +589,13 @@ func (x *ftpFlow) mapData64(dir conntrack.Dir, announced netip.AddrPort) (netip.
 	}
 	pub := x.f.Tuples[conntrack.Reply].Dst
 	i := n.poolIndex(pub)
-	in := endpoint{addr: a, port: announced.Port(), proto: conntrack.ProtoTCP}
+	in := endpoint{addr: a, port: announced.Port(), proto: ipproto.TCP}
 	port, ok := n.ports[i].acquire(in)
 	if !ok {
 		return netip.AddrPort{}, false
 	}
 	exp := &conntrack.Expectation{
-		Proto:   conntrack.ProtoTCP,
+		Proto:   ipproto.TCP,
 		Src:     x.f.Tuples[conntrack.Reply].Src, // the IPv4 server
 		Dst:     pub,
 		DstPort: port,
@@ -654,13 +622,13 @@ func (x *ftpFlow) mapStatic64(dir conntrack.Dir, announced netip.AddrPort) (neti
 	}
 	pub := x.f.Tuples[conntrack.Original].Dst
 	i := n.poolIndex(pub)
-	in := endpoint{addr: a, port: announced.Port(), proto: conntrack.ProtoTCP}
+	in := endpoint{addr: a, port: announced.Port(), proto: ipproto.TCP}
 	port, ok := n.ports[i].acquire(in)
 	if !ok {
 		return netip.AddrPort{}, false
 	}
 	exp := &conntrack.Expectation{
-		Proto:   conntrack.ProtoTCP,
+		Proto:   ipproto.TCP,
 		Src:     x.f.Tuples[conntrack.Original].Src, // the IPv4 client
 		Dst:     pub,
 		DstPort: port,

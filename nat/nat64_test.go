@@ -11,6 +11,7 @@ import (
 
 	"github.com/natalg/natalg/alg"
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 	"github.com/natalg/natalg/nat/xlat"
 )
 
@@ -131,7 +132,7 @@ func TestNAT64UDPAndEcho(t *testing.T) {
 	e := nat64Engine(t)
 	dns6 := ap("[2001:db8:64::c612:4002]:53")
 	o := send64(t, e, udpPkt(ap("[fd00:64::2]:5353"), dns6, "query", false))
-	if o.Version != 4 || o.Proto != header.ProtoUDP || o.Dst != srv4Raw || o.payload != "query" {
+	if o.Version != 4 || o.Proto != ipproto.UDP || o.Dst != srv4Raw || o.payload != "query" {
 		t.Fatalf("UDP left as v%d proto %d to %v %q", o.Version, o.Proto, o.Dst, o.payload)
 	}
 	b := send64(t, e, udpPkt(ap("198.18.64.2:53"), netip.AddrPortFrom(o.Src, o.SrcPort), "answer", true))
@@ -460,12 +461,12 @@ func TestNAT64FTPTornDown(t *testing.T) {
 	var logged bytes.Buffer
 	e.cfg.Log = slog.New(slog.NewTextHandler(&logged, nil))
 	pub := open64(t, e)
-	c := send64(t, e, tcpSeg{src: cli6, dst: srv6, seq: 1001, ack: 5009, flags: fACK | fPSH | header.TCPURG, payload: "EPSV ALL\r\n"}.build())
-	if c.Version != 4 || c.payload != "NOOP\r\n" || c.TCPFlags&header.TCPURG != 0 || c.TCP().Urgent() != 0 {
+	c := send64(t, e, tcpSeg{src: cli6, dst: srv6, seq: 1001, ack: 5009, flags: fACK | fPSH | ipproto.TCPURG, payload: "EPSV ALL\r\n"}.build())
+	if c.Version != 4 || c.payload != "NOOP\r\n" || c.TCPFlags&ipproto.TCPURG != 0 || c.TCP().Urgent() != 0 {
 		t.Fatalf("EPSV ALL left as v%d %q flags %#x urgent %d", c.Version, c.payload, c.TCPFlags, c.TCP().Urgent())
 	}
 	r := send64(t, e, tcpSeg{src: srv4, dst: pub, seq: 5009, ack: 1007, flags: fACK | fPSH, payload: "500 NOOP not understood\r\n"}.build())
-	if r.Version != 6 || r.Dst != cli6.Addr() || r.TCPFlags != header.TCPRST|header.TCPACK || r.payload != "" || r.Seq != 5009 || r.Ack != 1011 {
+	if r.Version != 6 || r.Dst != cli6.Addr() || r.TCPFlags != ipproto.TCPRST|ipproto.TCPACK || r.payload != "" || r.Seq != 5009 || r.Ack != 1011 {
 		t.Fatalf("the reply to the NOOP reached the client as v%d flags %#x seq %d ack %d %q", r.Version, r.TCPFlags, r.Seq, r.Ack, r.payload)
 	}
 	if !strings.Contains(logged.String(), "RFC 6384 §12") {
@@ -476,7 +477,7 @@ func TestNAT64FTPTornDown(t *testing.T) {
 	rr := "500 NOOP not understood\r\n"
 	b := send64(t, e, tcpSeg{src: srv4, dst: pub, seq: 5009, ack: 1007, flags: fACK | fPSH, payload: rr}.build())
 	if b.Version != 4 || b.Src != pub.Addr() || b.SrcPort != pub.Port() || b.Dst != srv4.Addr() || b.DstPort != srv4.Port() ||
-		b.TCPFlags != header.TCPRST|header.TCPACK || b.Seq != 1007 || b.Ack != uint32(5009+len(rr)) || b.payload != "" {
+		b.TCPFlags != ipproto.TCPRST|ipproto.TCPACK || b.Seq != 1007 || b.Ack != uint32(5009+len(rr)) || b.payload != "" {
 		t.Fatalf("retransmitted reply: v%d %v:%d -> %v:%d flags %#x seq %d ack %d %q, want a reset back to the server",
 			b.Version, b.Src, b.SrcPort, b.Dst, b.DstPort, b.TCPFlags, b.Seq, b.Ack, b.payload)
 	}

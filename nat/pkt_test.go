@@ -8,24 +8,25 @@ import (
 
 	"github.com/natalg/natalg/nat/checksum"
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // tcpSeg describes a TCP segment to build.
 type tcpSeg struct {
 	src, dst netip.AddrPort
 	seq, ack uint32
-	flags    uint8
+	flags    ipproto.TCPFlags
 	payload  string
 	sack     [][2]uint32
 	mss      uint16
 }
 
 const (
-	fFIN = 0x01
-	fSYN = 0x02
-	fRST = 0x04
-	fPSH = 0x08
-	fACK = 0x10
+	fFIN = ipproto.TCPFIN
+	fSYN = ipproto.TCPSYN
+	fRST = ipproto.TCPRST
+	fPSH = ipproto.TCPPSH
+	fACK = ipproto.TCPACK
 )
 
 // build returns an IPv4 or IPv6 packet with correct checksums, in a buffer
@@ -51,7 +52,7 @@ func (s tcpSeg) build() []byte {
 	binary.BigEndian.PutUint32(tcp[4:], s.seq)
 	binary.BigEndian.PutUint32(tcp[8:], s.ack)
 	tcp[12] = byte((20 + len(opts)) / 4 << 4)
-	tcp[13] = s.flags
+	tcp[13] = byte(s.flags)
 	binary.BigEndian.PutUint16(tcp[14:], 64240)
 	copy(tcp[20:], opts)
 	copy(tcp[20+len(opts):], s.payload)
@@ -60,7 +61,7 @@ func (s tcpSeg) build() []byte {
 
 // ipWrap puts an L4 segment (checksum field zero) in an IP header and fills
 // in every checksum.
-func ipWrap(src, dst netip.Addr, proto uint8, l4 []byte) []byte {
+func ipWrap(src, dst netip.Addr, proto ipproto.Proto, l4 []byte) []byte {
 	buf := make([]byte, 0, 65535)
 	var hl int
 	if src.Is4() {
@@ -71,7 +72,7 @@ func ipWrap(src, dst netip.Addr, proto uint8, l4 []byte) []byte {
 		binary.BigEndian.PutUint16(h[4:], 0x1234)
 		h[6] = 0x40 // DF
 		h[8] = 64
-		h[9] = proto
+		h[9] = byte(proto)
 		s, d := src.As4(), dst.As4()
 		copy(h[12:], s[:])
 		copy(h[16:], d[:])
@@ -82,7 +83,7 @@ func ipWrap(src, dst netip.Addr, proto uint8, l4 []byte) []byte {
 		h := make([]byte, 40)
 		h[0] = 0x60
 		binary.BigEndian.PutUint16(h[4:], uint16(len(l4)))
-		h[6] = proto
+		h[6] = byte(proto)
 		h[7] = 64
 		s, d := src.As16(), dst.As16()
 		copy(h[8:], s[:])
@@ -108,7 +109,7 @@ func ipWrap(src, dst netip.Addr, proto uint8, l4 []byte) []byte {
 	return buf
 }
 
-func pseudo(src, dst netip.Addr, proto uint8, n int) uint32 {
+func pseudo(src, dst netip.Addr, proto ipproto.Proto, n int) uint32 {
 	s, d := src.AsSlice(), dst.AsSlice()
 	return checksum.PseudoHeader(s, d, proto, uint32(n))
 }

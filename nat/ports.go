@@ -3,6 +3,8 @@ package nat
 import (
 	"net/netip"
 	"sync"
+
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // endpoint is a transport endpoint: an address, a port (or ICMP identifier)
@@ -10,13 +12,13 @@ import (
 type endpoint struct {
 	addr  netip.Addr
 	port  uint16
-	proto uint8
+	proto ipproto.Proto
 }
 
 // publicKey names a public port of one protocol and address family.
 type publicKey struct {
 	port  uint16
-	proto uint8
+	proto ipproto.Proto
 	fam   uint8
 }
 
@@ -27,7 +29,7 @@ type binding struct {
 	inside endpoint
 	public uint16
 	refs   int32
-	// sent counts the outbound flows (tagSNAT) of the inside endpoint: the
+	// sent counts the outbound flows (kindSNAT) of the inside endpoint: the
 	// flows that make the mapping one the endpoint itself opened, through
 	// which filtering may let other remote endpoints in.
 	sent int32
@@ -68,16 +70,28 @@ func newPortMap(min, max uint16) *portMap {
 }
 
 // reserve takes public ports out of allocation (DNAT forwards).
-func (m *portMap) reserve(proto uint8, fam uint8, lo, hi uint16) {
+func (m *portMap) reserve(proto ipproto.Proto, fam uint8, lo, hi uint16) {
 	for p := uint32(lo); p <= uint32(hi); p++ {
 		m.reserved[publicKey{port: uint16(p), proto: proto, fam: fam}] = true
 	}
 }
 
 // acquire returns the public port bound to inside, creating the binding if
-// needed: the inside port itself when it is free, else a free port from
-// [min, max]. ok is false when every port is taken.
-func (m *portMap) acquire(inside endpoint) (uint16, bool) {
+// needed: the inside port itself when it is free (and, with strict, in
+// [min, max]), else a free port from [min, max]. ok is false when every
+// port is taken.
+func (m *portMap) acquire(inside endpoint) (uint16, bool) { return m.acquirePort(inside, m.strict) }
+
+// acquireHairpin is acquire for the source of a hairpinned flow: the
+// inside port is kept when free even outside [min, max] with strict. A
+// hairpinned flow's public port is seen only on the inside, so it cannot
+// meet the kernel's own mappings of the split datapath on the outside, and
+// keeping the port gives the inside host the source port the kernel's
+// port-preserving masquerade gives its other flows: RFC 4787 §6 REQ-9a,
+// "External source IP address and port".
+func (m *portMap) acquireHairpin(inside endpoint) (uint16, bool) { return m.acquirePort(inside, false) }
+
+func (m *portMap) acquirePort(inside endpoint, strict bool) (uint16, bool) {
 	fam := uint8(familyOf(inside.addr))
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -90,7 +104,7 @@ func (m *portMap) acquire(inside endpoint) (uint16, bool) {
 		return m.byPublic[k] == nil && !m.reserved[k]
 	}
 	port, found := inside.port, false
-	if port != 0 && (!m.strict || port >= m.min && port <= m.max) && free(port) {
+	if port != 0 && (!strict || port >= m.min && port <= m.max) && free(port) {
 		found = true
 	} else {
 		n := uint32(m.max) - uint32(m.min) + 1

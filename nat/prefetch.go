@@ -6,6 +6,7 @@ import (
 
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // Software prefetch over a batch. In a table too large for the caches, an
@@ -38,7 +39,7 @@ func peekTuple(b []byte, tu *conntrack.Tuple) bool {
 		if binary.BigEndian.Uint16(b[6:8])&0x3fff != 0 { // MF or an offset
 			return false
 		}
-		tu.Proto = b[9]
+		tu.Proto = ipproto.Proto(b[9])
 		tu.Src = netip.AddrFrom4([4]byte(b[12:16]))
 		tu.Dst = netip.AddrFrom4([4]byte(b[16:20]))
 		l4 = int(b[0]&0xf) * 4
@@ -46,14 +47,14 @@ func peekTuple(b []byte, tu *conntrack.Tuple) bool {
 		if len(b) < 40 {
 			return false
 		}
-		tu.Proto = b[6]
+		tu.Proto = ipproto.Proto(b[6])
 		tu.Src = netip.AddrFrom16([16]byte(b[8:24]))
 		tu.Dst = netip.AddrFrom16([16]byte(b[24:40]))
 		l4 = 40
 	default:
 		return false
 	}
-	if tu.Proto != header.ProtoTCP && tu.Proto != header.ProtoUDP || len(b) < l4+4 {
+	if tu.Proto != ipproto.TCP && tu.Proto != ipproto.UDP || len(b) < l4+4 {
 		return false
 	}
 	tu.SrcPort = binary.BigEndian.Uint16(b[l4:])

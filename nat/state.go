@@ -5,6 +5,10 @@ package nat
 // connections through the NAT, FTP control connections whose sequence
 // numbers a rewrite shifted among them, survive a restart of the daemon.
 //
+// Each package encodes its own records (conntrack.FlowRecord,
+// seqdelta.Ledger, alg's control state); this file holds the framing
+// around them and the checks of a record against the configuration.
+//
 // The format is a small binary one of its own rather than encoding/gob:
 // every length and count is bounded and checked by the reader, it needs no
 // reflection, and it does not change with the Go types; gob's decoder is
@@ -14,15 +18,13 @@ package nat
 //	magic "NATALGST", version uint16 (2), reserved uint16 (0),
 //	saved-at int64 (Unix ns), uint32 NAT64 IPv4 Identification counter
 //	flows uint32, then each flow:
-//	  tuple original, tuple reply (tuple: addr src, addr dst, uint16 src
-//	  port, uint16 dst port, uint8 protocol; addr: uint8 length 4 or 16,
-//	  then the bytes)
-//	  uint8 tag, uint8 TCP state, uint8 FINs seen
-//	  int64 created, int64 expires (Unix ns: absolute deadline)
+//	  the flow's record as conntrack.FlowRecord.AppendBinary writes it
+//	  (its tuples, tag (the flow kind), TCP state, FINs seen, created and
+//	  expires as absolute Unix ns)
 //	  uint32 master (0 none, else 1 + the index of an earlier flow)
 //	  uint8 gateway (0 none, 1 FTP), and for FTP: ledger original, ledger
-//	  reply (int32 base, uint8 n <= 8, n × (uint32 start, uint32 pos,
-//	  int32 offset)), uint16 multi-line reply code, uint8 AUTH pending,
+//	  reply as seqdelta.Ledger.AppendBinary writes them, uint16 multi-line
+//	  reply code, uint8 AUTH pending,
 //	  stream original, stream reply (uint8 flags: 1 synced, 2 line start,
 //	  4 TLS, 8 TLS framing lost, 16 record seen, 32 synced by its SYN;
 //	  uint32 next, uint16 MSS, uint32 record bytes left, uint8 n < 5 +
@@ -35,7 +37,8 @@ package nat
 //	  uint8 EPSV support, uint16 probe PASV port, uint8 reply mode, uint8
 //	  answer, uint8 n <= 8 pending replies × (uint8 kind, uint8 answer,
 //	  uint16 commands)
-//	expectations uint32, then each: uint8 protocol, addr peer, addr public,
+//	expectations uint32, then each (addr: uint8 length 4 or 16, then the
+//	  bytes): uint8 protocol, addr peer, addr public,
 //	  uint16 public port, addr target, uint16 target port, uint32 master
 //	  (1 + flow index), int64 created, int64 expires
 //	CRC-32C (Castagnoli) uint32 of every byte before it
@@ -62,8 +65,7 @@ import (
 
 	"github.com/natalg/natalg/alg"
 	"github.com/natalg/natalg/conntrack"
-	"github.com/natalg/natalg/nat/header"
-	"github.com/natalg/natalg/nat/xlat"
+	"github.com/natalg/natalg/nat/ipproto"
 	"github.com/natalg/natalg/seqdelta"
 )
 
@@ -115,8 +117,11 @@ type savedFlow struct {
 	rec    conntrack.FlowRecord
 	master uint32 // 1 + index, 0 none
 	ftp    bool
-	led    [2]seqdelta.State
-	ctl    alg.ControlState
+	led    [2]seqdelta.Ledger
+	// badLedger: a ledger's points are inconsistent (seqdelta.ErrBadState);
+	// the flow is a misfit, the rest of the file still loads.
+	badLedger bool
+	ctl       alg.ControlState
 }
 
 // decoded is a whole decoded state file.
@@ -183,19 +188,14 @@ func (e *Engine) SaveState(w io.Writer) error {
 	sw.u32(uint32(len(order)))
 	for _, f := range order {
 		r := f.Record()
-		sw.tuple(r.Tuples[conntrack.Original])
-		sw.tuple(r.Tuples[conntrack.Reply])
-		sw.u8(r.Tag)
-		sw.u8(uint8(r.TCP))
-		sw.u8(r.FINs)
-		sw.i64(r.Created)
-		sw.i64(r.Expires)
+		sw.scratchBuf, _ = r.AppendBinary(sw.scratchBuf[:0])
+		sw.bytes(sw.scratchBuf)
 		sw.u32(idx[f.Master]) // 0 for nil or unsaved
 		e.saveExt(sw, f)
 	}
 	sw.u32(uint32(len(exps)))
 	for _, x := range exps {
-		sw.u8(x.Proto)
+		sw.u8(uint8(x.Proto))
 		sw.addr(x.Src)
 		sw.addr(x.Dst)
 		sw.u16(x.DstPort)
@@ -228,18 +228,13 @@ func (e *Engine) saveExt(sw *stateWriter, f *conntrack.Flow) {
 		sw.u8(extNone)
 		return
 	}
-	led := [2]seqdelta.State{x.seq[0].State(), x.seq[1].State()}
+	led := x.seq
 	ctl := x.ctl.State()
 	f.Unlock()
 	sw.u8(extFTP)
 	for _, l := range led {
-		sw.u32(uint32(l.Base))
-		sw.u8(uint8(len(l.Points)))
-		for _, p := range l.Points {
-			sw.u32(p.Start)
-			sw.u32(p.Pos)
-			sw.u32(uint32(p.Offset))
-		}
+		sw.scratchBuf, _ = l.AppendBinary(sw.scratchBuf[:0])
+		sw.bytes(sw.scratchBuf)
 	}
 	sw.u16(uint16(ctl.Reply))
 	sw.bool(ctl.Auth)
@@ -342,13 +337,7 @@ func decodeState(buf []byte) (*decoded, error) {
 	flows := make([]savedFlow, 0, min(n, 4096))
 	for i := 0; i < n && d.err == nil; i++ {
 		var f savedFlow
-		f.rec.Tuples[conntrack.Original] = d.tuple()
-		f.rec.Tuples[conntrack.Reply] = d.tuple()
-		f.rec.Tag = d.u8()
-		f.rec.TCP = conntrack.TCPState(d.u8())
-		f.rec.FINs = d.u8()
-		f.rec.Created = d.i64()
-		f.rec.Expires = d.i64()
+		d.read(&f.rec)
 		f.master = d.u32()
 		if f.master > uint32(i) {
 			d.fail("flow %d: master %d is not an earlier flow", i, f.master)
@@ -367,7 +356,7 @@ func decodeState(buf []byte) (*decoded, error) {
 	exps := make([]savedExp, 0, min(n, 4096))
 	for i := 0; i < n && d.err == nil; i++ {
 		var x savedExp
-		x.x.Proto = d.u8()
+		x.x.Proto = ipproto.Proto(d.u8())
 		x.x.Src = d.addr()
 		x.x.Dst = d.addr()
 		x.x.DstPort = d.u16()
@@ -393,14 +382,8 @@ func decodeState(buf []byte) (*decoded, error) {
 // ftpState decodes the FTP gateway state of f.
 func (d *stateReader) ftpState(f *savedFlow) {
 	for k := range f.led {
-		f.led[k].Base = int32(d.u32())
-		n := int(d.u8())
-		if n > seqdelta.Capacity {
-			d.fail("ledger of %d points", n)
-			return
-		}
-		for range n {
-			f.led[k].Points = append(f.led[k].Points, seqdelta.Point{Start: d.u32(), Pos: d.u32(), Offset: int32(d.u32())})
+		if err := d.read(&f.led[k]); errors.Is(err, seqdelta.ErrBadState) {
+			f.badLedger = true
 		}
 	}
 	f.ctl.Reply = int(d.u16())
@@ -475,12 +458,12 @@ func (e *Engine) restore(dec *decoded, now int64, st *LoadStats) {
 			st.Misfit++
 			continue
 		}
-		if sf.rec.Tag >= tag64 && dec.version < 2 {
-			st.Misfit++ // saved without its NAT64 gateway state
-			continue
-		}
-		m, in, ok := e.fits(&sf.rec)
-		if !ok {
+		k := flowKind(sf.rec.Tag)
+		ki, known := k.info()
+		if !known || k.isNAT64() && dec.version < 2 || !ki.fits(e, &sf.rec.Tuples[conntrack.Original], &sf.rec.Tuples[conntrack.Reply]) {
+			// a kind this version does not restore, a NAT64 flow saved
+			// without its gateway state (version 1), or one the current
+			// configuration would not make
 			st.Misfit++
 			continue
 		}
@@ -494,38 +477,32 @@ func (e *Engine) restore(dec *decoded, now int64, st *LoadStats) {
 			continue
 		}
 		f.Ext = ext
-		if m != nil && !m.bindRestored(in, e.publicPort(&sf.rec)) {
+		// Take the bindings the flow holds again, one reference each.
+		bs, n := e.held(k, &sf.rec.Tuples)
+		taken := 0
+		for taken < n && bs[taken].ports.bindRestored(bs[taken].in, bs[taken].public) {
+			taken++
+		}
+		if taken < n {
+			for j := range taken {
+				bs[j].ports.release(bs[j].in)
+			}
 			st.Clash++
 			continue
 		}
-		// A hairpinned flow to an expectation or a mapping holds its
-		// target's binding too.
-		var target endpoint
-		if sf.rec.Tag == tagHairpinBound {
-			r := &sf.rec.Tuples[conntrack.Reply]
-			target = endpoint{addr: r.Src, port: r.SrcPort, proto: r.Proto}
-			if !m.bindRestored(target, sf.rec.Tuples[conntrack.Original].DstPort) {
-				m.release(in)
-				st.Clash++
-				continue
-			}
-		}
 		if err := e.table.Restore(f, now); err != nil {
-			if m != nil {
-				m.release(in)
-			}
-			if target.addr.IsValid() {
-				m.release(target)
+			for j := range n {
+				bs[j].ports.release(bs[j].in)
 			}
 			count(st, err)
 			continue
 		}
-		if sf.rec.Tag == tagSNAT {
+		if n > 0 && ki.peers {
 			// address-dependent filtering knows whom the endpoint sent to
-			m.addPeer(in, sf.rec.Tuples[conntrack.Original].Dst)
+			bs[0].ports.addPeer(bs[0].in, sf.rec.Tuples[conntrack.Original].Dst)
 		}
-		if sf.rec.Tag == tag64 {
-			m.sentThrough(in, 1) // an active mapping, for hairpinning
+		if n > 0 && ki.active {
+			bs[0].ports.sentThrough(bs[0].in, 1) // an active mapping, for hairpinning
 		}
 		made[i] = f
 		st.Flows++
@@ -571,7 +548,7 @@ func (e *Engine) restore(dec *decoded, now int64, st *LoadStats) {
 // address's, as expectationRemoved releases it.
 func (e *Engine) expectFits(x *conntrack.Expectation, version uint16) (*portMap, bool) {
 	t := x.Target.Addr()
-	if x.Proto != header.ProtoTCP || !x.Src.IsValid() || x.Src.Zone() != "" || x.Src.Is4In6() || x.Target.Port() == 0 || t.Zone() != "" {
+	if x.Proto != ipproto.TCP || !x.Src.IsValid() || x.Src.Zone() != "" || x.Src.Is4In6() || x.Target.Port() == 0 || t.Zone() != "" {
 		return nil, false
 	}
 	if x.Dst.Is4() && t.Is6() && !t.Is4In6() {
@@ -580,12 +557,12 @@ func (e *Engine) expectFits(x *conntrack.Expectation, version uint16) (*portMap,
 		if n == nil || version < 2 || !n.pool.Contains(x.Dst) || !x.Src.Is4() {
 			return nil, false
 		}
-		switch x.Master.Tag {
-		case tag64: // active mode of an IPv6 client (mapData64)
+		switch kindOf(x.Master) {
+		case kind64: // active mode of an IPv6 client (mapData64)
 			if mf[conntrack.Reply].Dst != x.Dst || mf[conntrack.Reply].Src != x.Src || mf[conntrack.Original].Src != t {
 				return nil, false
 			}
-		case tag64Static: // passive mode of an IPv6 server (mapStatic64)
+		case kind64Static: // passive mode of an IPv6 server (mapStatic64)
 			if mf[conntrack.Original].Dst != x.Dst || mf[conntrack.Original].Src != x.Src || mf[conntrack.Reply].Src != t {
 				return nil, false
 			}
@@ -617,101 +594,6 @@ func count(st *LoadStats, err error) {
 	}
 }
 
-// fits reports whether the engine, as configured now, would have made a
-// flow like r, and which inside endpoint's binding the flow holds in which
-// port map (m, nil when the flow holds none): the public port map, or for
-// a NAT64 flow the map of its pool address.
-func (e *Engine) fits(r *conntrack.FlowRecord) (m *portMap, in endpoint, ok bool) {
-	o, p := &r.Tuples[conntrack.Original], &r.Tuples[conntrack.Reply]
-	switch r.Tag {
-	case tagSNAT:
-		pub := e.public[familyOf(o.Src)]
-		ok = e.inside(o.Src) && pub.IsValid() && p.Dst == pub && p.Src == o.Dst && p.SrcPort == o.DstPort && p.DstPort != 0
-		return e.ports, endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto}, ok
-	case tagForward:
-		if o.Dst != e.public[familyOf(o.Dst)] || p.Dst != o.Src || p.DstPort != o.SrcPort {
-			return nil, endpoint{}, false
-		}
-		for i := range e.cfg.Forwards {
-			fw := &e.cfg.Forwards[i]
-			if fw.Proto == o.Proto && o.DstPort >= fw.Port && o.DstPort <= fw.PortEnd && familyOf(fw.Target) == familyOf(o.Dst) {
-				return nil, endpoint{}, fw.target(o.DstPort) == netip.AddrPortFrom(p.Src, p.SrcPort)
-			}
-		}
-		return nil, endpoint{}, false
-	case tagExpected, tagMapped:
-		ok = o.Dst == e.public[familyOf(o.Dst)] && e.inside(p.Src) && p.Dst == o.Src && p.DstPort == o.SrcPort && o.DstPort != 0 &&
-			(r.Tag == tagExpected || o.Proto == header.ProtoUDP || o.Proto == header.ProtoTCP)
-		return e.ports, endpoint{addr: p.Src, port: p.SrcPort, proto: p.Proto}, ok
-	case tagHairpin, tagHairpinBound:
-		// An inside host to a public endpoint, back inside (newHairpin):
-		// through a forward (tagHairpin), else to an expected or mapped
-		// inside endpoint, whose binding restore takes as well.
-		pub := e.public[familyOf(o.Src)]
-		ok = e.inside(o.Src) && pub.IsValid() && o.Dst == pub && p.Dst == pub && e.inside(p.Src) &&
-			p.DstPort != 0 && o.DstPort != 0 && p.SrcPort != 0 && !isICMP(o.Proto) && p.Proto == o.Proto
-		fw := e.forwardOf(o.Proto, familyOf(pub), o.DstPort)
-		if r.Tag == tagHairpin {
-			ok = ok && fw != nil && fw.target(o.DstPort) == netip.AddrPortFrom(p.Src, p.SrcPort)
-		} else {
-			ok = ok && fw == nil && netip.AddrPortFrom(p.Src, p.SrcPort) != netip.AddrPortFrom(o.Src, o.SrcPort)
-		}
-		return e.ports, endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto}, ok
-	case tag64Hairpin:
-		// A hairpinned IPv4 packet from a pool transport address to
-		// another's binding, towards its IPv6 holder (newHairpin64).
-		n := e.n64
-		if n == nil || !o.Src.Is4() || !p.Src.Is6() || !n.pool.Contains(o.Src) || !n.pool.Contains(o.Dst) {
-			return nil, endpoint{}, false
-		}
-		ok = (o.Proto == header.ProtoTCP || o.Proto == header.ProtoUDP) && p.Proto == o.Proto &&
-			p.Dst == xlat.Embed(n.prefix, o.Src) && p.DstPort == o.SrcPort && o.DstPort != 0 && p.SrcPort != 0
-		return n.ports[n.poolIndex(o.Dst)], endpoint{addr: p.Src, port: p.SrcPort, proto: p.Proto}, ok
-	case tag64:
-		// An IPv6 client to the prefix; the IPv4 server embedded there,
-		// seen from a pool address (newOutbound64).
-		n := e.n64
-		if n == nil || !o.Src.Is6() || !p.Dst.Is4() || !n.prefix.Contains(o.Dst) || !n.pool.Contains(p.Dst) {
-			return nil, endpoint{}, false
-		}
-		dst, ok := xlat.Extract(n.prefix, o.Dst)
-		ok = ok && usable4(dst) && p.Src == dst && p.SrcPort == o.DstPort && p.DstPort != 0 && p.Proto == proto4(o.Proto) &&
-			(o.Proto == header.ProtoTCP || o.Proto == header.ProtoUDP || o.Proto == header.ProtoICMPv6 && o.SrcPort != 0)
-		return n.ports[n.poolIndex(p.Dst)], endpoint{addr: o.Src, port: o.SrcPort, proto: o.Proto}, ok
-	case tag64Expected:
-		// An IPv4 server's data connection to a pool address, towards an
-		// IPv6 client from the server's embedded address (newInbound64).
-		n := e.n64
-		if n == nil || !o.Src.Is4() || !p.Src.Is6() || !n.pool.Contains(o.Dst) {
-			return nil, endpoint{}, false
-		}
-		ok = o.Proto == header.ProtoTCP && p.Dst == xlat.Embed(n.prefix, o.Src) && p.DstPort == o.SrcPort &&
-			o.DstPort != 0 && p.SrcPort != 0
-		return n.ports[n.poolIndex(o.Dst)], endpoint{addr: p.Src, port: p.SrcPort, proto: p.Proto}, ok
-	case tag64Static:
-		// An IPv4 client to a static binding's pool endpoint, towards its
-		// IPv6 server from the client's embedded address (newStatic64).
-		n := e.n64
-		if n == nil || !o.Src.Is4() || !p.Src.Is6() || !n.pool.Contains(o.Dst) {
-			return nil, endpoint{}, false
-		}
-		t, found := n.fwd[fwdKey64{proto: o.Proto, index: n.poolIndex(o.Dst), port: o.DstPort}]
-		ok = found && t == netip.AddrPortFrom(p.Src, p.SrcPort) && p.Proto == o.Proto &&
-			p.Dst == xlat.Embed(n.prefix, o.Src) && p.DstPort == o.SrcPort
-		return n.ports[n.poolIndex(o.Dst)], endpoint{addr: p.Src, port: p.SrcPort, proto: p.Proto}, ok
-	}
-	return nil, endpoint{}, false // a kind of flow this version does not restore
-}
-
-// publicPort returns the public (or NAT64 pool) port a flow holding a
-// binding uses.
-func (e *Engine) publicPort(r *conntrack.FlowRecord) uint16 {
-	if r.Tag == tagSNAT || r.Tag == tag64 || r.Tag == tagHairpin || r.Tag == tagHairpinBound {
-		return r.Tuples[conntrack.Reply].DstPort
-	}
-	return r.Tuples[conntrack.Original].DstPort
-}
-
 // restoreExt returns the gateway state for a restored flow: the saved FTP
 // state when the engine still inspects the flow's port, a fresh gateway
 // when it now does (as for a connection picked up mid-stream), none when
@@ -720,21 +602,17 @@ func (e *Engine) publicPort(r *conntrack.FlowRecord) uint16 {
 // ledgers), or whose saved state is inconsistent.
 func (e *Engine) restoreExt(f *conntrack.Flow, sf *savedFlow) (any, bool) {
 	o, r := f.Tuples[conntrack.Original], f.Tuples[conntrack.Reply]
-	isFTP := o.Proto == header.ProtoTCP && f.Master == nil && sf.master == 0 && (e.isFTP(o.DstPort) || e.isFTP(r.SrcPort))
+	isFTP := o.Proto == ipproto.TCP && f.Master == nil && sf.master == 0 && (e.isFTP(o.DstPort) || e.isFTP(r.SrcPort))
 	if !sf.ftp {
 		if isFTP {
 			return newFTPFlow(e, f), true
 		}
 		return nil, true
 	}
-	var led [2]seqdelta.Ledger
-	for d := range led {
-		l, err := sf.led[d].Ledger()
-		if err != nil {
-			return nil, false
-		}
-		led[d] = l
+	if sf.badLedger {
+		return nil, false
 	}
+	led := sf.led
 	if !isFTP {
 		shifted := led[0].Offset() != 0 || led[1].Offset() != 0 || led[0].Len() != 0 || led[1].Len() != 0
 		return nil, !shifted
@@ -786,8 +664,9 @@ type stateWriter struct {
 		io.Writer
 		Sum32() uint32
 	}
-	err     error
-	scratch [8]byte
+	err        error
+	scratch    [8]byte
+	scratchBuf []byte // a record's encoding
 }
 
 func (w *stateWriter) bytes(b []byte) {
@@ -839,14 +718,6 @@ func (w *stateWriter) addr(a netip.Addr) {
 	v := a.As16()
 	w.u8(16)
 	w.bytes(v[:])
-}
-
-func (w *stateWriter) tuple(t conntrack.Tuple) {
-	w.addr(t.Src)
-	w.addr(t.Dst)
-	w.u16(t.SrcPort)
-	w.u16(t.DstPort)
-	w.u8(t.Proto)
 }
 
 // stateReader reads big-endian fields from a checked buffer; the first
@@ -956,8 +827,26 @@ func (d *stateReader) addr() netip.Addr {
 	return netip.Addr{}
 }
 
-func (d *stateReader) tuple() conntrack.Tuple {
-	return conntrack.Tuple{Src: d.addr(), Dst: d.addr(), SrcPort: d.u16(), DstPort: d.u16(), Proto: d.u8()}
+// binaryReader is a record that decodes itself from the front of a
+// buffer: conntrack.FlowRecord, seqdelta.Ledger.
+type binaryReader interface {
+	ReadBinary(data []byte) (size int, err error)
+}
+
+// read decodes one record into r and steps past it. An error that leaves
+// its size known (an inconsistent but well-formed ledger) is returned, not
+// kept: the caller decides; any other fails the file.
+func (d *stateReader) read(r binaryReader) error {
+	if d.err != nil {
+		return nil
+	}
+	size, err := r.ReadBinary(d.b)
+	if err != nil && size == 0 {
+		d.fail("%w", err)
+		return nil
+	}
+	d.b = d.b[size:]
+	return err
 }
 
 // bitsOf packs up to 8 flags into a byte, the first in bit 0.

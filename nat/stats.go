@@ -9,6 +9,7 @@ import (
 	"github.com/natalg/natalg/alg"
 	"github.com/natalg/natalg/nat/frag"
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/promtext"
 	"github.com/natalg/natalg/nat/xlat"
 )
 
@@ -192,48 +193,66 @@ func (s *Stats) Snapshot() Summary {
 	return sum
 }
 
-// WriteMetrics writes the counters in the Prometheus text exposition format.
+// The engine's metric families.
+var (
+	metricPackets      = promtext.Family{Name: "natalg_packets_total", Type: promtext.Counter, Help: "Packets by verdict."}
+	metricDrops        = promtext.Family{Name: "natalg_drops_total", Type: promtext.Counter, Help: "Dropped packets by reason."}
+	metricALGEvents    = promtext.Family{Name: "natalg_alg_events_total", Type: promtext.Counter, Help: "FTP gateway events."}
+	metricRewrites     = promtext.Family{Name: "natalg_alg_rewrites_total", Type: promtext.Counter, Help: "Segments whose payload the FTP gateway rewrote."}
+	metricICMPErrors   = promtext.Family{Name: "natalg_icmp_errors_translated_total", Type: promtext.Counter, Help: "ICMP errors translated with their embedded packet."}
+	metricXlatFailures = promtext.Family{Name: "natalg_nat64_xlat_failures_total", Type: promtext.Counter, Help: "NAT64 packets RFC 7915 could not translate, by reason."}
+	metricMSSClamped   = promtext.Family{Name: "natalg_nat64_mss_clamped_total", Type: promtext.Counter, Help: "NAT64 SYNs from the IPv4 side whose MSS option was lowered by the header size difference."}
+	metricHairpinned   = promtext.Family{Name: "natalg_hairpinned_flows_total", Type: promtext.Counter, Help: "Flows from an inside host back inside through a public endpoint (RFC 4787 §6)."}
+	metricFragments    = promtext.Family{Name: "natalg_fragments_total", Type: promtext.Counter, Help: "Fragments of translated traffic by reassembly outcome (timeout and evicted count datagrams)."}
+	metricReassembled  = promtext.Family{Name: "natalg_fragments_reassembled_total", Type: promtext.Counter, Help: "Datagrams reassembled from fragments and translated."}
+	metricFragmentsOut = promtext.Family{Name: "natalg_fragments_sent_total", Type: promtext.Counter, Help: "Fragments sent for reassembled datagrams and NAT64 fragmentation (RFC 7915 §4.1)."}
+	metricALGResets    = promtext.Family{Name: "natalg_nat64_ftp_resets_total", Type: promtext.Counter, Help: "Segments of NAT64 FTP servers whose session the gateway tore down, sent back to them as resets (RFC 6384 §12)."}
+	metricSeqAdjusted  = promtext.Family{Name: "natalg_seq_adjusted_total", Type: promtext.Counter, Help: "Segments whose SEQ, ACK or SACK edges were shifted."}
+)
+
+// WriteMetrics writes the counters in the Prometheus text exposition format,
+// through a promtext.Writer on w (w itself when it is one).
 func (s *Stats) WriteMetrics(w io.Writer) {
-	fmt.Fprintf(w, "# HELP natalg_packets_total Packets by verdict.\n# TYPE natalg_packets_total counter\n")
-	fmt.Fprintf(w, "natalg_packets_total{verdict=\"accept\"} %d\n", s.Accepted.Load())
-	fmt.Fprintf(w, "natalg_packets_total{verdict=\"pass\"} %d\n", s.Passed.Load())
+	pw := promtext.New(w)
+	pw.Uint(metricPackets, s.Accepted.Load(), "verdict", "accept")
+	pw.Uint(metricPackets, s.Passed.Load(), "verdict", "pass")
 	var dropped uint64
 	for r := range s.Dropped {
 		dropped += s.Dropped[r].Load()
 	}
-	fmt.Fprintf(w, "natalg_packets_total{verdict=\"drop\"} %d\n", dropped)
-	fmt.Fprintf(w, "# HELP natalg_drops_total Dropped packets by reason.\n# TYPE natalg_drops_total counter\n")
+	pw.Uint(metricPackets, dropped, "verdict", "drop")
+	pw.Declare(metricDrops)
 	for r := DropReason(1); r < numDropReasons; r++ {
 		if r == DropMalformed {
 			continue
 		}
-		fmt.Fprintf(w, "natalg_drops_total{reason=%q} %d\n", r.String(), s.Dropped[r].Load())
+		pw.Uint(metricDrops, s.Dropped[r].Load(), "reason", r.String())
 	}
 	for _, r := range header.Reasons() {
-		fmt.Fprintf(w, "natalg_drops_total{reason=\"malformed_%s\"} %d\n", r.String(), s.Malformed[r].Load())
+		pw.Uint(metricDrops, s.Malformed[r].Load(), "reason", "malformed_"+r.String())
 	}
-	fmt.Fprintf(w, "# HELP natalg_alg_events_total FTP gateway events.\n# TYPE natalg_alg_events_total counter\n")
+	pw.Declare(metricALGEvents)
 	for ev := alg.Event(1); ev != 0 && algEventNames[ev] != ""; ev <<= 1 {
-		fmt.Fprintf(w, "natalg_alg_events_total{event=%q} %d\n", algEventNames[ev], s.ALGEvents[bits.TrailingZeros32(uint32(ev))].Load())
+		pw.Uint(metricALGEvents, s.ALGEvents[bits.TrailingZeros32(uint32(ev))].Load(), "event", algEventNames[ev])
 	}
-	fmt.Fprintf(w, "# HELP natalg_alg_rewrites_total Segments whose payload the FTP gateway rewrote.\n# TYPE natalg_alg_rewrites_total counter\nnatalg_alg_rewrites_total %d\n", s.Rewrites.Load())
-	fmt.Fprintf(w, "# HELP natalg_icmp_errors_translated_total ICMP errors translated with their embedded packet.\n# TYPE natalg_icmp_errors_translated_total counter\nnatalg_icmp_errors_translated_total %d\n", s.ICMPErrors.Load())
-	fmt.Fprintf(w, "# HELP natalg_nat64_xlat_failures_total NAT64 packets RFC 7915 could not translate, by reason.\n# TYPE natalg_nat64_xlat_failures_total counter\n")
+	pw.Uint(metricRewrites, s.Rewrites.Load())
+	pw.Uint(metricICMPErrors, s.ICMPErrors.Load())
+	pw.Declare(metricXlatFailures)
 	for i := range s.Xlat {
 		if n := s.Xlat[i].Load(); n != 0 {
-			fmt.Fprintf(w, "natalg_nat64_xlat_failures_total{reason=%q} %d\n", xlat.Reason(i).String(), n)
+			pw.Uint(metricXlatFailures, n, "reason", xlat.Reason(i).String())
 		}
 	}
-	fmt.Fprintf(w, "# HELP natalg_nat64_mss_clamped_total NAT64 SYNs from the IPv4 side whose MSS option was lowered by the header size difference.\n# TYPE natalg_nat64_mss_clamped_total counter\nnatalg_nat64_mss_clamped_total %d\n", s.MSSClamped.Load())
-	fmt.Fprintf(w, "# HELP natalg_hairpinned_flows_total Flows from an inside host back inside through a public endpoint (RFC 4787 §6).\n# TYPE natalg_hairpinned_flows_total counter\nnatalg_hairpinned_flows_total %d\n", s.Hairpinned.Load())
+	pw.Uint(metricMSSClamped, s.MSSClamped.Load())
+	pw.Uint(metricHairpinned, s.Hairpinned.Load())
 	if s.frag != nil {
-		fmt.Fprintf(w, "# HELP natalg_fragments_total Fragments of translated traffic by reassembly outcome (timeout and evicted count datagrams).\n# TYPE natalg_fragments_total counter\n")
+		pw.Declare(metricFragments)
 		for _, r := range frag.Reasons() {
-			fmt.Fprintf(w, "natalg_fragments_total{outcome=%q} %d\n", r.String(), s.frag.Count[r].Load())
+			pw.Uint(metricFragments, s.frag.Count[r].Load(), "outcome", r.String())
 		}
 	}
-	fmt.Fprintf(w, "# HELP natalg_fragments_reassembled_total Datagrams reassembled from fragments and translated.\n# TYPE natalg_fragments_reassembled_total counter\nnatalg_fragments_reassembled_total %d\n", s.Reassembled.Load())
-	fmt.Fprintf(w, "# HELP natalg_fragments_sent_total Fragments sent for reassembled datagrams and NAT64 fragmentation (RFC 7915 §4.1).\n# TYPE natalg_fragments_sent_total counter\nnatalg_fragments_sent_total %d\n", s.FragmentsOut.Load())
-	fmt.Fprintf(w, "# HELP natalg_nat64_ftp_resets_total Segments of NAT64 FTP servers whose session the gateway tore down, sent back to them as resets (RFC 6384 §12).\n# TYPE natalg_nat64_ftp_resets_total counter\nnatalg_nat64_ftp_resets_total %d\n", s.ALGResets.Load())
-	fmt.Fprintf(w, "# HELP natalg_seq_adjusted_total Segments whose SEQ, ACK or SACK edges were shifted.\n# TYPE natalg_seq_adjusted_total counter\nnatalg_seq_adjusted_total %d\n", s.SeqAdjusted.Load())
+	pw.Uint(metricReassembled, s.Reassembled.Load())
+	pw.Uint(metricFragmentsOut, s.FragmentsOut.Load())
+	pw.Uint(metricALGResets, s.ALGResets.Load())
+	pw.Uint(metricSeqAdjusted, s.SeqAdjusted.Load())
 }

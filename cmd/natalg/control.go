@@ -19,6 +19,7 @@ import (
 	"github.com/natalg/natalg/cmd/internal/kerneldp"
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // listenControl opens the daemon's control socket (mode 0600: the flow
@@ -77,7 +78,7 @@ func writeFlows(w io.Writer, eng *nat.Engine, now time.Time) {
 	var exps []string
 	eng.Expectations(func(x nat.ExpectationInfo) {
 		exps = append(exps, fmt.Sprintf("expect %s from %s to %s -> %s timeout=%ds master=[%s]",
-			conntrack.ProtoName(x.Proto), x.Peer, x.Public, x.Target, int(x.Expires.Sub(now).Seconds()), x.Master))
+			x.Proto, x.Peer, x.Public, x.Target, int(x.Expires.Sub(now).Seconds()), x.Master))
 	})
 	sort.Strings(exps)
 	for _, l := range lines {
@@ -111,13 +112,13 @@ func writeKernelExpectations(w io.Writer, kexp func() ([]kerneldp.Element, error
 func formatFlow(f nat.FlowInfo, now time.Time) string {
 	o, r := f.Orig, f.Reply
 	state := f.State.String()
-	if o.Proto != conntrack.ProtoTCP {
+	if o.Proto != ipproto.TCP {
 		state = "-"
 	}
 	// What the original direction looks like after translation: the
 	// reverse of the reply tuple.
 	t := r.Reverse()
-	s := fmt.Sprintf("%s %s timeout=%d %s %s => %s", conntrack.ProtoName(o.Proto), state,
+	s := fmt.Sprintf("%s %s timeout=%d %s %s => %s", o.Proto, state,
 		int(f.Expires.Sub(now).Seconds()), f.Kind, endpoints(o), endpoints(t))
 	if f.Related {
 		s += " [related]"

@@ -54,10 +54,11 @@ func TestConfigFileAndOverride(t *testing.T) {
 func TestRulesText(t *testing.T) {
 	text := rulesText("veth-in", "veth-out", "0-3", 0, 3)
 	for _, want := range []string{
-		"*raw\n:NATALG-IN - [0:0]\n-A PREROUTING -i veth-out -j NATALG-IN\n-A NATALG-IN -j MARK --or-mark 0x40000000\n" +
-			"-A NATALG-IN -m mark --mark 0x10000000/0x10000000 -j NFQUEUE --queue-balance 0:1\nCOMMIT\n",
-		"*mangle\n:NATALG-OUT - [0:0]\n-A FORWARD -i veth-in -o veth-out -j NATALG-OUT\n-A NATALG-OUT -j MARK --or-mark 0x20000000\n" +
-			"-A NATALG-OUT -m mark --mark 0x10000000/0x10000000 -j NFQUEUE --queue-balance 2:3\nCOMMIT\n",
+		"*raw\n:NATALG-IN - [0:0]\n-A PREROUTING -i veth-out -m mark --mark 0x10000000/0x10000000 -j NATALG-IN\n" +
+			"-A NATALG-IN -j NFQUEUE --queue-balance 0:1\nCOMMIT\n",
+		"*mangle\n:NATALG-OUT - [0:0]\n-A FORWARD -i veth-in -o veth-out -j MARK --or-mark 0x20000000\n" +
+			"-A FORWARD -i veth-in -o veth-out -m mark --mark 0x10000000/0x10000000 -j NATALG-OUT\n" +
+			"-A NATALG-OUT -j NFQUEUE --queue-balance 2:3\nCOMMIT\n",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("rules lack\n%s\ngot\n%s", want, text)
@@ -74,8 +75,8 @@ func TestRulesText(t *testing.T) {
 		t.Fatalf("same interface twice: %d %s", code, stderr)
 	}
 	code, stdout, _ := runCmd(t, "rules", "--inside-if", "eth1", "--outside-if", "eth0", "--queues", "0-1")
-	if code != 0 || !strings.Contains(stdout, "NATALG-IN -m mark --mark 0x10000000/0x10000000 -j NFQUEUE --queue-num 0\n") ||
-		!strings.Contains(stdout, "NATALG-OUT -m mark --mark 0x10000000/0x10000000 -j NFQUEUE --queue-num 1\n") {
+	if code != 0 || !strings.Contains(stdout, "-A NATALG-IN -j NFQUEUE --queue-num 0\n") ||
+		!strings.Contains(stdout, "-A NATALG-OUT -j NFQUEUE --queue-num 1\n") {
 		t.Fatalf("print: %d %s", code, stdout)
 	}
 	// RFC 4787 REQ-14: the kernel's defrag in front of the queues (see

@@ -546,7 +546,7 @@ func newE2EEnv(t *testing.T, r *e2eRun, mode string) *e2eEnv {
 	switch mode {
 	case "kernel":
 		e.kernelNAT(t)
-	case "natalg", "natalg-gso", "natalg-load", "natalg-hairpin", "natalg-full", "natalg-full-gso", "natalg-load-full":
+	case "natalg", "natalg-gso", "natalg-load", "natalg-hairpin", "natalg-hairpin-full", "natalg-full", "natalg-full-gso", "natalg-load-full":
 		e.startNatalg(t)
 	default:
 		t.Fatalf("unknown mode %q", mode)
@@ -1375,7 +1375,11 @@ func (e *e2eEnv) pending(t *testing.T) {
 		// the paused session's control flow: ESTABLISHED, its PORT grown by
 		// 4 bytes (198,18,0,2 -> 198,19,100,100); and its expectation, from
 		// the server to the public address, translated to the client
-		ctlRE := regexp.MustCompile(`ESTABLISHED.*` + regexp.QuoteMeta(inHost4) + `:\d+ -> ` + regexp.QuoteMeta(outHost4) + `:21\b.*seq_delta=\+?4\b`)
+		delta := `4` // 198,18,0,2 -> 198,19,100,100, the port kept
+		if e.datapath() == "split" {
+			delta = `[1-9]` // natalg's own port range: the port's digits change too
+		}
+		ctlRE := regexp.MustCompile(`ESTABLISHED.*` + regexp.QuoteMeta(inHost4) + `:\d+ -> ` + regexp.QuoteMeta(outHost4) + `:21\b.*seq_delta=\+?` + delta + `\b`)
 		expRE := regexp.MustCompile(`^expect .*` + regexp.QuoteMeta(outHost4) + `.*` + regexp.QuoteMeta(public4) + `:\d+.*` + regexp.QuoteMeta(inHost4) + `:\d+`)
 		var ctl, exp bool
 		for _, l := range strings.Split(out, "\n") {
@@ -1383,10 +1387,13 @@ func (e *e2eEnv) pending(t *testing.T) {
 			exp = exp || expRE.MatchString(l)
 		}
 		if !ctl {
-			t.Errorf("natalg flows shows no ESTABLISHED FTP control flow %s -> %s:21 with seq_delta=+4", inHost4, outHost4)
+			t.Errorf("natalg flows shows no ESTABLISHED FTP control flow %s -> %s:21 with seq_delta=+%s", inHost4, outHost4, delta)
 		}
 		if !exp {
 			t.Errorf("natalg flows shows no expect line from %s to %s -> %s while a transfer is pending", outHost4, public4, inHost4)
+		}
+		if e.datapath() == "split" && !regexp.MustCompile(`(?m)^kernel-expect tcp from `+regexp.QuoteMeta(outHost4)+` to `+regexp.QuoteMeta(public4)+`:\d+ -> `+regexp.QuoteMeta(inHost4)+`:\d+ `).MatchString(out) {
+			t.Errorf("natalg flows shows no kernel-expect line from %s to %s -> %s: the kernel would not admit the data connection", outHost4, public4, inHost4)
 		}
 		mid := e.metrics(t)
 		for _, k := range []string{"natalg_alg_rewrites_total", `natalg_expectations_total{event="created"}`} {

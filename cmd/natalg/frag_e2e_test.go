@@ -20,6 +20,7 @@ import (
 	"github.com/natalg/natalg/cmd/internal/pcapreplay"
 	"github.com/natalg/natalg/nat/frag"
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // udpEchoPy is a UDP echo server: every datagram goes back to its sender,
@@ -249,7 +250,7 @@ func replayFragments(t *testing.T, e *e2eEnv, capIn, capOut string) {
 		case frag.Complete:
 		case frag.NotFragment:
 			var h header.Parsed
-			if h.Decode(ip) == header.Ok && h.Proto == header.ProtoUDP {
+			if h.Decode(ip) == header.Ok && h.Proto == ipproto.UDP {
 				t.Fatalf("replay output: a whole UDP datagram %v > %v of %d bytes: natalg replay did not cut it again", h.Src, h.Dst, len(ip))
 			}
 			continue // neighbour discovery and the like
@@ -257,7 +258,7 @@ func replayFragments(t *testing.T, e *e2eEnv, capIn, capOut string) {
 			t.Fatalf("replay output %x: %v", ip[:min(len(ip), 40)], res)
 		}
 		var h header.Parsed
-		if h.Decode(dg.Packet) != header.Ok || !h.L4ChecksumValid() || h.Proto != header.ProtoUDP || len(h.Payload()) != 3000 {
+		if h.Decode(dg.Packet) != header.Ok || !h.L4ChecksumValid() || h.Proto != ipproto.UDP || len(h.Payload()) != 3000 {
 			t.Fatalf("reassembled replay output does not decode as a 3000-byte UDP datagram with a right checksum")
 		}
 		got[h.Src.String()+">"+h.Dst.String()]++
@@ -314,7 +315,7 @@ func TestNAT64FragmentsE2E(t *testing.T) {
 	toClient := 0
 	for _, pk := range readPcap(t, capC) {
 		ip := pk.IP()
-		if len(ip) < 40 || ip[0]>>4 != 6 || [16]byte(ip[24:40]) != netip.MustParseAddr(n64Client).As16() || ip[6] != header.ProtoFragment {
+		if len(ip) < 40 || ip[0]>>4 != 6 || [16]byte(ip[24:40]) != netip.MustParseAddr(n64Client).As16() || ipproto.Proto(ip[6]) != ipproto.Fragment {
 			continue
 		}
 		toClient++

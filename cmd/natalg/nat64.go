@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/natalg/natalg/cmd/internal/tun"
+	"github.com/natalg/natalg/nat/promtext"
 )
 
 // nat64Flags are natalg run's flags for the NAT64 datapath (the prefix and
@@ -155,19 +156,27 @@ func (dp *nat64Datapath) close() error {
 	return errors.Join(errs...)
 }
 
+// The NAT64 TUN front end's metric families.
+var (
+	metricTUNPackets = promtext.Family{Name: "natalg_tun_packets_total", Type: promtext.Counter,
+		Help: "Packets seen by the NAT64 TUN front end: read, written back (translated), dropped by the engine, accepted unchanged (not written back)."}
+	metricTUNErrors = promtext.Family{Name: "natalg_tun_errors_total", Type: promtext.Counter,
+		Help: "TUN read and write errors (the loop survives them)."}
+)
+
 // writeMetrics exports the TUN device's counters (the engine's per-verdict
 // and per-reason counters cover the translation itself).
 func (dp *nat64Datapath) writeMetrics(w io.Writer) {
+	pw := promtext.New(w)
 	s := &dp.dev.Stats
-	fmt.Fprintf(w, "# HELP natalg_tun_packets_total Packets seen by the NAT64 TUN front end: read, written back (translated), dropped by the engine, accepted unchanged (not written back).\n# TYPE natalg_tun_packets_total counter\n")
 	for _, e := range []struct {
 		name string
 		v    uint64
 	}{{"received", s.Received.Load()}, {"written", s.Written.Load()}, {"dropped", s.Dropped.Load()}, {"held", s.Held.Load()}, {"untranslated", s.Untranslated.Load()}} {
-		fmt.Fprintf(w, "natalg_tun_packets_total{event=%q} %d\n", e.name, e.v)
+		pw.Uint(metricTUNPackets, e.v, "event", e.name)
 	}
-	fmt.Fprintf(w, "# HELP natalg_tun_errors_total TUN read and write errors (the loop survives them).\n# TYPE natalg_tun_errors_total counter\n")
-	fmt.Fprintf(w, "natalg_tun_errors_total{kind=\"read\"} %d\nnatalg_tun_errors_total{kind=\"write\"} %d\n", s.ReadErrors.Load(), s.WriteErrors.Load())
+	pw.Uint(metricTUNErrors, s.ReadErrors.Load(), "kind", "read")
+	pw.Uint(metricTUNErrors, s.WriteErrors.Load(), "kind", "write")
 }
 
 // logStats logs the device's counters when natalg stops.

@@ -30,11 +30,12 @@ const (
 //   - outbound (inside interface to outside interface) in mangle FORWARD,
 //     after routing and after conntrack has seen the untranslated packet.
 //
-// Only packets carrying the queue mark (kerneldp.MarkQueue) are queued: natalg
-// run's nftables table (inet natalg, chains just before these hooks) sets it
-// on FTP control packets in split mode and on every packet of the NAT in
-// full mode. The rules also mark every packet by interface (MarkInbound,
-// MarkOutbound), which is how the table's kernel NAT knows the interfaces.
+// Only packets carrying the queue mark (kerneldp.MarkQueue) are queued (and
+// only they jump to natalg's chains): natalg run's nftables table (inet
+// natalg, chains just before these hooks) sets it on FTP control packets in
+// split mode and on every packet of the NAT in full mode. The rules also
+// mark packets forwarded from inside to outside (MarkOutbound), which is how
+// the table's masquerade knows the interfaces.
 //
 // So the kernel's conntrack sees every queued flow from the inside,
 // consistently in both directions and in the inside host's sequence space
@@ -54,10 +55,10 @@ func rulesText(inside, outside, queues string, lo, hi uint16) string {
 	q := fmt.Sprintf("-m mark --mark %#x/%#x", kerneldp.MarkQueue, kerneldp.MarkQueue)
 	var b strings.Builder
 	fmt.Fprintf(&b, "# natalg rules: inside %s, outside %s, queues %s\n", inside, outside, queues)
-	fmt.Fprintf(&b, "*raw\n:%s - [0:0]\n-A PREROUTING -i %s -j %s\n-A %s -j MARK --or-mark %#x\n-A %s %s -j %s\nCOMMIT\n",
-		chainIn, outside, chainIn, chainIn, kerneldp.MarkInbound, chainIn, q, target(inLo, inHi))
-	fmt.Fprintf(&b, "*mangle\n:%s - [0:0]\n-A FORWARD -i %s -o %s -j %s\n-A %s -j MARK --or-mark %#x\n-A %s %s -j %s\nCOMMIT\n",
-		chainOut, inside, outside, chainOut, chainOut, kerneldp.MarkOutbound, chainOut, q, target(outLo, outHi))
+	fmt.Fprintf(&b, "*raw\n:%s - [0:0]\n-A PREROUTING -i %s %s -j %s\n-A %s -j %s\nCOMMIT\n",
+		chainIn, outside, q, chainIn, chainIn, target(inLo, inHi))
+	fmt.Fprintf(&b, "*mangle\n:%s - [0:0]\n-A FORWARD -i %s -o %s -j MARK --or-mark %#x\n-A FORWARD -i %s -o %s %s -j %s\n-A %s -j %s\nCOMMIT\n",
+		chainOut, inside, outside, kerneldp.MarkOutbound, inside, outside, q, chainOut, chainOut, target(outLo, outHi))
 	return b.String()
 }
 
@@ -103,8 +104,9 @@ func removeDefragText() string {
 
 // removeText undoes rulesText (for iptables-restore --noflush).
 func removeText(inside, outside string) string {
-	return fmt.Sprintf("*raw\n-D PREROUTING -i %s -j %s\n-F %s\n-X %s\nCOMMIT\n*mangle\n-D FORWARD -i %s -o %s -j %s\n-F %s\n-X %s\nCOMMIT\n",
-		outside, chainIn, chainIn, chainIn, inside, outside, chainOut, chainOut, chainOut)
+	q := fmt.Sprintf("-m mark --mark %#x/%#x", kerneldp.MarkQueue, kerneldp.MarkQueue)
+	return fmt.Sprintf("*raw\n-D PREROUTING -i %s %s -j %s\n-F %s\n-X %s\nCOMMIT\n*mangle\n-D FORWARD -i %s -o %s -j MARK --or-mark %#x\n-D FORWARD -i %s -o %s %s -j %s\n-F %s\n-X %s\nCOMMIT\n",
+		outside, q, chainIn, chainIn, chainIn, inside, outside, kerneldp.MarkOutbound, inside, outside, q, chainOut, chainOut, chainOut)
 }
 
 // hairpinText returns the iptables-restore (v6 false) or ip6tables-restore

@@ -23,6 +23,7 @@ import (
 	"github.com/natalg/natalg/cmd/internal/kerneldp"
 	"github.com/natalg/natalg/cmd/internal/nfq"
 	"github.com/natalg/natalg/nat"
+	"github.com/natalg/natalg/nat/promtext"
 )
 
 const defaultControl = "/run/natalg.sock"
@@ -414,52 +415,71 @@ func readConfig(path string) ([]string, error) {
 	return args, sc.Err()
 }
 
+// The command's metric families: the flow table, the NFQUEUE front end,
+// the kernel's queues and the Go runtime.
+var (
+	metricFlows            = promtext.Family{Name: "natalg_flows", Type: promtext.Gauge, Help: "Flows in the table."}
+	metricFlowsMax         = promtext.Family{Name: "natalg_flows_max", Type: promtext.Gauge, Help: "Flow table size."}
+	metricExpectations     = promtext.Family{Name: "natalg_expectations", Type: promtext.Gauge, Help: "Pending expectations."}
+	metricFlowsTotal       = promtext.Family{Name: "natalg_flows_total", Type: promtext.Counter, Help: "Flows created, expired, refused for a full table."}
+	metricExpectationsTot  = promtext.Family{Name: "natalg_expectations_total", Type: promtext.Counter, Help: "Expectations by event."}
+	metricNFQPackets       = promtext.Family{Name: "natalg_nfqueue_packets_total", Type: promtext.Counter, Help: "Packets seen by the NFQUEUE front end."}
+	metricNFQErrors        = promtext.Family{Name: "natalg_nfqueue_errors_total", Type: promtext.Counter, Help: "Netlink errors (the reader survives them)."}
+	metricHeap             = promtext.Family{Name: "natalg_go_heap_bytes", Type: promtext.Gauge, Help: "Bytes of live heap objects (Go runtime)."}
+	metricHeapLive         = promtext.Family{Name: "natalg_go_heap_live_bytes", Type: promtext.Gauge, Help: "Live heap after the last garbage collection (Go runtime)."}
+	metricBindings         = promtext.Family{Name: "natalg_bindings", Type: promtext.Gauge, Help: "Public ports bound to inside endpoints."}
+	metricSys              = promtext.Family{Name: "natalg_go_sys_bytes", Type: promtext.Gauge, Help: "Bytes obtained from the OS (Go runtime)."}
+	metricGoroutines       = promtext.Family{Name: "natalg_go_goroutines", Type: promtext.Gauge, Help: "Goroutines."}
+	metricKernelQueueWait  = promtext.Family{Name: "natalg_nfqueue_kernel_waiting", Type: promtext.Gauge, Help: "Packets waiting in the kernel queue."}
+	metricKernelQueueDrops = promtext.Family{Name: "natalg_nfqueue_dropped_total", Type: promtext.Counter, Help: "Packets the kernel dropped for this queue, by cause."}
+)
+
 // metricsHandler serves the engine's counters, the front end's and the
-// kernel's queue counters in the Prometheus text format.
+// kernel's queue counters in the Prometheus text format, all through one
+// promtext.Writer.
 func metricsHandler(eng *nat.Engine, st *nfq.Stats, qs []uint16) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		eng.Stats.WriteMetrics(w)
+		pw := promtext.New(w)
+		eng.Stats.WriteMetrics(pw)
 		t := eng.Table()
-		fmt.Fprintf(w, "# HELP natalg_flows Flows in the table.\n# TYPE natalg_flows gauge\nnatalg_flows %d\n", t.Len())
-		fmt.Fprintf(w, "# HELP natalg_flows_max Flow table size.\n# TYPE natalg_flows_max gauge\nnatalg_flows_max %d\n", t.Max())
-		fmt.Fprintf(w, "# HELP natalg_expectations Pending expectations.\n# TYPE natalg_expectations gauge\nnatalg_expectations %d\n", t.ExpectationCount())
-		fmt.Fprintf(w, "# HELP natalg_flows_total Flows created, expired, refused for a full table.\n# TYPE natalg_flows_total counter\n")
-		fmt.Fprintf(w, "natalg_flows_total{event=\"created\"} %d\nnatalg_flows_total{event=\"expired\"} %d\nnatalg_flows_total{event=\"table_full\"} %d\n",
-			t.Stats.FlowsCreated.Load(), t.Stats.FlowsExpired.Load(), t.Stats.FlowsRejectedFull.Load())
-		fmt.Fprintf(w, "# HELP natalg_expectations_total Expectations by event.\n# TYPE natalg_expectations_total counter\n")
+		pw.Uint(metricFlows, uint64(t.Len()))
+		pw.Uint(metricFlowsMax, uint64(t.Max()))
+		pw.Uint(metricExpectations, uint64(t.ExpectationCount()))
+		pw.Uint(metricFlowsTotal, t.Stats.FlowsCreated.Load(), "event", "created")
+		pw.Uint(metricFlowsTotal, t.Stats.FlowsExpired.Load(), "event", "expired")
+		pw.Uint(metricFlowsTotal, t.Stats.FlowsRejectedFull.Load(), "event", "table_full")
 		for _, e := range []struct {
 			name string
 			v    uint64
 		}{{"created", t.Stats.ExpectationsCreated.Load()}, {"used", t.Stats.ExpectationsUsed.Load()},
 			{"expired", t.Stats.ExpectationsExpired.Load()}, {"evicted", t.Stats.ExpectationsEvicted.Load()},
 			{"refused_full", t.Stats.ExpectationsFull.Load()}} {
-			fmt.Fprintf(w, "natalg_expectations_total{event=%q} %d\n", e.name, e.v)
+			pw.Uint(metricExpectationsTot, e.v, "event", e.name)
 		}
-		fmt.Fprintf(w, "# HELP natalg_nfqueue_packets_total Packets seen by the NFQUEUE front end.\n# TYPE natalg_nfqueue_packets_total counter\n")
 		for _, e := range []struct {
 			name string
 			v    uint64
 		}{{"received", st.Received.Load()}, {"accepted", st.Accepted.Load()}, {"dropped", st.Dropped.Load()},
 			{"truncated", st.Truncated.Load()}, {"gso", st.GSO.Load()}, {"checksum_completed", st.CsumCompleted.Load()},
 			{"checksum_unverified", st.CsumUnverified.Load()}} {
-			fmt.Fprintf(w, "natalg_nfqueue_packets_total{event=%q} %d\n", e.name, e.v)
+			pw.Uint(metricNFQPackets, e.v, "event", e.name)
 		}
-		fmt.Fprintf(w, "# HELP natalg_nfqueue_errors_total Netlink errors (the reader survives them).\n# TYPE natalg_nfqueue_errors_total counter\n")
-		fmt.Fprintf(w, "natalg_nfqueue_errors_total{kind=\"read\"} %d\nnatalg_nfqueue_errors_total{kind=\"verdict\"} %d\n", st.ReadErrors.Load(), st.VerdictErrors.Load())
+		pw.Uint(metricNFQErrors, st.ReadErrors.Load(), "kind", "read")
+		pw.Uint(metricNFQErrors, st.VerdictErrors.Load(), "kind", "verdict")
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		fmt.Fprintf(w, "# HELP natalg_go_heap_bytes Bytes of live heap objects (Go runtime).\n# TYPE natalg_go_heap_bytes gauge\nnatalg_go_heap_bytes %d\n", ms.HeapAlloc)
+		pw.Uint(metricHeap, ms.HeapAlloc)
 		live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 		metrics.Read(live)
 		if live[0].Value.Kind() == metrics.KindUint64 {
-			fmt.Fprintf(w, "# HELP natalg_go_heap_live_bytes Live heap after the last garbage collection (Go runtime).\n# TYPE natalg_go_heap_live_bytes gauge\nnatalg_go_heap_live_bytes %d\n", live[0].Value.Uint64())
+			pw.Uint(metricHeapLive, live[0].Value.Uint64())
 		}
-		fmt.Fprintf(w, "# HELP natalg_bindings Public ports bound to inside endpoints.\n# TYPE natalg_bindings gauge\nnatalg_bindings %d\n", eng.Bindings())
-		fmt.Fprintf(w, "# HELP natalg_go_sys_bytes Bytes obtained from the OS (Go runtime).\n# TYPE natalg_go_sys_bytes gauge\nnatalg_go_sys_bytes %d\n", ms.Sys)
-		fmt.Fprintf(w, "# HELP natalg_go_goroutines Goroutines.\n# TYPE natalg_go_goroutines gauge\nnatalg_go_goroutines %d\n", runtime.NumGoroutine())
-		writeKernelQueueStats(w, qs)
+		pw.Uint(metricBindings, uint64(eng.Bindings()))
+		pw.Uint(metricSys, ms.Sys)
+		pw.Uint(metricGoroutines, uint64(runtime.NumGoroutine()))
+		writeKernelQueueStats(pw, qs)
 	})
 	return mux
 }
@@ -468,7 +488,7 @@ func metricsHandler(eng *nat.Engine, st *nfq.Stats, qs []uint16) http.Handler {
 // queue, packets waiting, dropped because the queue was full
 // (queue_dropped), and dropped because the netlink socket was full
 // (user_dropped).
-func writeKernelQueueStats(w io.Writer, qs []uint16) {
+func writeKernelQueueStats(pw *promtext.Writer, qs []uint16) {
 	b, err := os.ReadFile("/proc/net/netfilter/nfnetlink_queue")
 	if err != nil {
 		return
@@ -477,15 +497,15 @@ func writeKernelQueueStats(w io.Writer, qs []uint16) {
 	for _, q := range qs {
 		mine[strconv.Itoa(int(q))] = true
 	}
-	fmt.Fprintf(w, "# HELP natalg_nfqueue_kernel_waiting Packets waiting in the kernel queue.\n# TYPE natalg_nfqueue_kernel_waiting gauge\n")
-	fmt.Fprintf(w, "# HELP natalg_nfqueue_dropped_total Packets the kernel dropped for this queue, by cause.\n# TYPE natalg_nfqueue_dropped_total counter\n")
+	pw.Declare(metricKernelQueueWait)
+	pw.Declare(metricKernelQueueDrops)
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 7 || !mine[f[0]] {
 			continue
 		}
-		fmt.Fprintf(w, "natalg_nfqueue_kernel_waiting{queue=%q} %s\n", f[0], f[2])
-		fmt.Fprintf(w, "natalg_nfqueue_dropped_total{queue=%q,cause=\"queue_full\"} %s\n", f[0], f[5])
-		fmt.Fprintf(w, "natalg_nfqueue_dropped_total{queue=%q,cause=\"socket_full\"} %s\n", f[0], f[6])
+		pw.Sample(metricKernelQueueWait, f[2], "queue", f[0])
+		pw.Sample(metricKernelQueueDrops, f[5], "queue", f[0], "cause", "queue_full")
+		pw.Sample(metricKernelQueueDrops, f[6], "queue", f[0], "cause", "socket_full")
 	}
 }

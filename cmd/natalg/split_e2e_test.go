@@ -28,6 +28,7 @@ func TestSplitE2E(t *testing.T) {
 	t.Run("wrong-peer", e.wrongPeer)
 	t.Run("expectation-gone-with-control", e.expectationGoneWithControl)
 	t.Run("kernel-flows-survive-restart", func(t *testing.T) { e.kernelFlowsSurviveRestart(owner, t) })
+	t.Run("hairpin", func(t *testing.T) { e.hairpin(owner, t) })
 }
 
 // queueSequence sums the packet ids the router's queues have handed out
@@ -271,5 +272,41 @@ func (e *e2eEnv) kernelFlowsSurviveRestart(owner, t *testing.T) {
 	e.restartNatalg(owner, t, flags...)
 	if err := <-done; err != nil {
 		t.Fatalf("the download across natalg's restart: %v", err)
+	}
+}
+
+const hairpinServer4 = "198.18.0.99" // a second inside address: the forwarded server
+
+// hairpin: an inside host reaches a kernel forward through the public
+// address (RFC 4787 §6 REQ-9, RFC 5382 §7.2 REQ-8): the server, inside
+// too, sees the public address as the source; natalg sees none of it.
+func (e *e2eEnv) hairpin(owner, t *testing.T) {
+	mustIn(t, e.nsIn, "ip", "addr", "replace", hairpinServer4+"/16", "dev", "i-eth")
+	e.restartNatalg(owner, t, "--forward", "tcp:8080="+hairpinServer4+":80")
+	defer e.restartNatalg(owner, t, "--forward", "tcp:21=["+inHost6+"]:21", "--timeout-tcp-transitory", "3s")
+	srv := startBg(t, "hairpin server", filepath.Join(e.dir, fmt.Sprintf("hairpin-%d.log", e.run.next())), e.nsIn, "/usr/bin/python3", "-c", `
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 80)); s.listen(1); print("listening", flush=True)
+c, peer = s.accept(); c.sendall(peer[0].encode()); c.close()
+`, hairpinServer4)
+	if !waitFor(50, 100*time.Millisecond, func() bool { return strings.Contains(srv.output(), "listening") || srv.exited() }) || srv.exited() {
+		t.Fatalf("hairpin server did not start:\n%s", srv.output())
+	}
+	m0 := e.metrics(t)
+	out, err := runIn(10*time.Second, e.nsIn, "/usr/bin/python3", "-c", `
+import socket, sys
+c = socket.create_connection((sys.argv[2], 8080), timeout=3, source_address=(sys.argv[1], 0))
+print(c.recv(100).decode())
+`, inHost4, public4)
+	if err != nil {
+		t.Fatalf("%s could not reach %s:8080 (forwarded to %s:80): %v\n%s", inHost4, public4, hairpinServer4, err, out)
+	}
+	if got := strings.TrimSpace(out); got != public4 {
+		t.Errorf("the hairpinned connection reached the server from %q, want the public address %s", got, public4)
+	}
+	m1 := e.metrics(t)
+	if k := `natalg_nfqueue_packets_total{event="received"}`; m1[k] != m0[k] {
+		t.Errorf("natalg received %v packets of a hairpinned connection that is not FTP", m1[k]-m0[k])
 	}
 }

@@ -13,6 +13,8 @@ package checksum
 import (
 	"encoding/binary"
 	"math/bits"
+
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // Sum adds the 16-bit big-endian words of b to the running ones'-complement
@@ -98,7 +100,7 @@ func Checksum(b []byte, initial uint32) uint16 {
 // Preconditions: src and dst are both 4 bytes (IPv4) or both 16 bytes (IPv6),
 // and length is the transport header plus data length (at most 0xffff for
 // IPv4). Other inputs are summed as given and never cause a panic.
-func PseudoHeader(src, dst []byte, proto uint8, length uint32) uint32 {
+func PseudoHeader(src, dst []byte, proto ipproto.Proto, length uint32) uint32 {
 	s := Sum(src, 0)
 	s = Sum(dst, s)
 	// proto and the two 16-bit halves of length are each < 2^16; three of them

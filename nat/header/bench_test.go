@@ -3,6 +3,8 @@ package header
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 func BenchmarkDecode(b *testing.B) {
@@ -11,10 +13,10 @@ func BenchmarkDecode(b *testing.B) {
 		pkt   []byte
 		inner bool
 	}{
-		{"v4_tcp_sack", v4(v4a, v4b, ProtoTCP, tcpSeg(1, 2, 3, 4, TCPACK, sackOpts, make([]byte, 1400)), v4opts{}), false},
-		{"v4_udp", v4(v4a, v4b, ProtoUDP, udpDgram(1, 2, make([]byte, 100)), v4opts{}), false},
-		{"v6_tcp_exts", v6(v6a, v6b, []ext6{optsExt(ProtoHopByHop, 1), optsExt(ProtoDstOpts, 1)}, ProtoTCP, tcpSeg(1, 2, 3, 4, TCPSYN, synOpts, nil), false), false},
-		{"v6_icmp_error", v6(v6a, v6b, nil, ProtoICMPv6, icmpMsg(ICMPv6DstUnreachable, 4, 0, 0, innerV6TCPWhole()), false), false},
+		{"v4_tcp_sack", v4(v4a, v4b, ipproto.TCP, tcpSeg(1, 2, 3, 4, ipproto.TCPACK, sackOpts, make([]byte, 1400)), v4opts{}), false},
+		{"v4_udp", v4(v4a, v4b, ipproto.UDP, udpDgram(1, 2, make([]byte, 100)), v4opts{}), false},
+		{"v6_tcp_exts", v6(v6a, v6b, []ext6{optsExt(ipproto.HopByHop, 1), optsExt(ipproto.DstOpts, 1)}, ipproto.TCP, tcpSeg(1, 2, 3, 4, ipproto.TCPSYN, synOpts, nil), false), false},
+		{"v6_icmp_error", v6(v6a, v6b, nil, ipproto.ICMPv6, icmpMsg(ICMPv6DstUnreachable, 4, 0, 0, innerV6TCPWhole()), false), false},
 		{"inner_v4_tcp8", innerV4TCP8(), true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
@@ -32,8 +34,8 @@ func BenchmarkDecode(b *testing.B) {
 }
 
 func BenchmarkSetters(b *testing.B) {
-	pkt4 := v4(v4a, v4b, ProtoTCP, tcpSeg(1, 2, 3, 4, TCPACK, sackOpts, make([]byte, 1400)), v4opts{})
-	pkt6 := v6(v6a, v6b, nil, ProtoTCP, tcpSeg(1, 2, 3, 4, TCPACK, sackOpts, make([]byte, 1400)), false)
+	pkt4 := v4(v4a, v4b, ipproto.TCP, tcpSeg(1, 2, 3, 4, ipproto.TCPACK, sackOpts, make([]byte, 1400)), v4opts{})
+	pkt6 := v6(v6a, v6b, nil, ipproto.TCP, tcpSeg(1, 2, 3, 4, ipproto.TCPACK, sackOpts, make([]byte, 1400)), false)
 	a4 := []netip.Addr{netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr(v4a)}
 	a6 := []netip.Addr{netip.MustParseAddr("2001:db8:9::1"), netip.MustParseAddr(v6a)}
 	var p4, p6 Parsed

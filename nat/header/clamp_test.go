@@ -1,6 +1,10 @@
 package header
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/natalg/natalg/nat/ipproto"
+)
 
 // TestClampMSS: the MSS option of a SYN is lowered to the limit with the TCP
 // checksum kept right, whether the option starts a checksum word or sits
@@ -10,20 +14,20 @@ func TestClampMSS(t *testing.T) {
 	for _, c := range []struct {
 		name  string
 		opts  []byte
-		flags uint8
+		flags ipproto.TCPFlags
 		mss   uint16
 		want  uint16
 		moved bool
 	}{
-		{"aligned", cat(optMSS(1460), []byte{1, 1, 1, 0}), TCPSYN, 1460, 1440, true},
-		{"after a NOP", cat([]byte{1}, optMSS(1460), []byte{1, 1, 0}), TCPSYN | TCPACK, 1460, 1440, true},
-		{"already lower", cat(optMSS(1200), []byte{1, 1, 1, 0}), TCPSYN, 1200, 1200, false},
-		{"no SYN", cat(optMSS(1460), []byte{1, 1, 1, 0}), TCPACK, 0, 0, false},
-		{"no option", []byte{1, 1, 1, 0}, TCPSYN, 0, 0, false},
+		{"aligned", cat(optMSS(1460), []byte{1, 1, 1, 0}), ipproto.TCPSYN, 1460, 1440, true},
+		{"after a NOP", cat([]byte{1}, optMSS(1460), []byte{1, 1, 0}), ipproto.TCPSYN | ipproto.TCPACK, 1460, 1440, true},
+		{"already lower", cat(optMSS(1200), []byte{1, 1, 1, 0}), ipproto.TCPSYN, 1200, 1200, false},
+		{"no SYN", cat(optMSS(1460), []byte{1, 1, 1, 0}), ipproto.TCPACK, 0, 0, false},
+		{"no option", []byte{1, 1, 1, 0}, ipproto.TCPSYN, 0, 0, false},
 	} {
 		for _, pkt := range [][]byte{
-			v4("198.18.0.1", "198.18.0.2", ProtoTCP, tcpSeg(1, 2, 3, 4, c.flags, c.opts, nil), v4opts{}),
-			v6("2001:db8::1", "2001:db8::2", nil, ProtoTCP, tcpSeg(1, 2, 3, 4, c.flags, c.opts, nil), false),
+			v4("198.18.0.1", "198.18.0.2", ipproto.TCP, tcpSeg(1, 2, 3, 4, c.flags, c.opts, nil), v4opts{}),
+			v6("2001:db8::1", "2001:db8::2", nil, ipproto.TCP, tcpSeg(1, 2, 3, 4, c.flags, c.opts, nil), false),
 		} {
 			var p Parsed
 			if r := p.Decode(pkt); r != Ok {
@@ -49,9 +53,9 @@ func TestClampMSS(t *testing.T) {
 // TestClearTCPUrgentAndFlags: URG and the Urgent Pointer are cleared, other
 // bits kept; SetTCPFlags replaces the bits; the checksum stays right.
 func TestClearTCPUrgentAndFlags(t *testing.T) {
-	seg := tcpSeg(1, 2, 3, 4, TCPACK|TCPPSH|TCPURG, nil, []byte("ABOR\r\n"))
+	seg := tcpSeg(1, 2, 3, 4, ipproto.TCPACK|ipproto.TCPPSH|ipproto.TCPURG, nil, []byte("ABOR\r\n"))
 	seg[18], seg[19] = 0, 4 // urgent pointer
-	pkt := v4("198.18.0.1", "198.18.0.2", ProtoTCP, seg, v4opts{})
+	pkt := v4("198.18.0.1", "198.18.0.2", ipproto.TCP, seg, v4opts{})
 	var p Parsed
 	if r := p.Decode(pkt); r != Ok {
 		t.Fatal(r)
@@ -59,13 +63,13 @@ func TestClearTCPUrgentAndFlags(t *testing.T) {
 	if !p.TCPChecksumValid() {
 		t.Fatal("bad checksum to start with")
 	}
-	if !p.ClearTCPUrgent() || p.TCPFlags != TCPACK|TCPPSH || p.TCP().Urgent() != 0 || p.TCP().Flags() != TCPACK|TCPPSH {
+	if !p.ClearTCPUrgent() || p.TCPFlags != ipproto.TCPACK|ipproto.TCPPSH || p.TCP().Urgent() != 0 || p.TCP().Flags() != ipproto.TCPACK|ipproto.TCPPSH {
 		t.Fatalf("after ClearTCPUrgent: flags %#x on the wire %#x, urgent %d", p.TCPFlags, p.TCP().Flags(), p.TCP().Urgent())
 	}
 	if !p.TCPChecksumValid() {
 		t.Error("bad checksum after ClearTCPUrgent")
 	}
-	if !p.SetTCPFlags(TCPRST|TCPACK) || p.TCP().Flags() != TCPRST|TCPACK || p.TCP().DataOffset() != 5 {
+	if !p.SetTCPFlags(ipproto.TCPRST|ipproto.TCPACK) || p.TCP().Flags() != ipproto.TCPRST|ipproto.TCPACK || p.TCP().DataOffset() != 5 {
 		t.Fatalf("after SetTCPFlags: %#x, data offset %d", p.TCP().Flags(), p.TCP().DataOffset())
 	}
 	if !p.TCPChecksumValid() {

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/natalg/natalg/nat/checksum"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // IPv4 is a view of an IPv4 packet starting at its header (RFC 791 §3.1).
@@ -92,7 +93,7 @@ func (b IPv4) SetTTL(v uint8) {
 }
 
 // Protocol returns the Protocol field (the transport protocol number).
-func (b IPv4) Protocol() uint8 { return get8(b, ipv4Protocol) }
+func (b IPv4) Protocol() ipproto.Proto { return ipproto.Proto(get8(b, ipv4Protocol)) }
 
 // Checksum returns the Header Checksum field.
 func (b IPv4) Checksum() uint16 { return get16(b, ipv4Checksum) }

@@ -2,6 +2,8 @@ package header
 
 import (
 	"net/netip"
+
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // IPv6 is a view of an IPv6 packet starting at its fixed header (RFC 8200
@@ -43,7 +45,7 @@ func (b IPv6) PayloadLength() uint16 { return get16(b, ipv6PayloadLen) }
 func (b IPv6) SetPayloadLength(v uint16) { put16(b, ipv6PayloadLen, v) }
 
 // NextHeader returns the Next Header field of the fixed header.
-func (b IPv6) NextHeader() uint8 { return get8(b, ipv6NextHeader) }
+func (b IPv6) NextHeader() ipproto.Proto { return ipproto.Proto(get8(b, ipv6NextHeader)) }
 
 // HopLimit returns the Hop Limit field.
 func (b IPv6) HopLimit() uint8 { return get8(b, ipv6HopLimit) }

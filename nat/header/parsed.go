@@ -2,6 +2,8 @@ package header
 
 import (
 	"net/netip"
+
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // MaxIPv6ExtHeaders is the number of IPv6 extension headers Decode walks
@@ -25,10 +27,10 @@ type Parsed struct {
 	// for IPv6.
 	IPHeaderLen int
 	// Proto is the transport protocol: IPv4 Protocol, or for IPv6 the Next
-	// Header value that ended the extension header walk (ProtoTCP, ProtoUDP,
-	// ProtoICMPv4, ProtoICMPv6, ProtoESP, ProtoNoNext, anything else). For
+	// Header value that ended the extension header walk (ipproto.TCP, ipproto.UDP,
+	// ipproto.ICMPv4, ipproto.ICMPv6, ipproto.ESP, ipproto.NoNext, anything else). For
 	// a later fragment it is the next header named by the fragment header.
-	Proto uint8
+	Proto ipproto.Proto
 	// Src and Dst are the IP source and destination addresses.
 	Src, Dst netip.Addr
 	// Fragment is set for IPv4 with MF set or a non-zero fragment offset, and
@@ -52,7 +54,7 @@ type Parsed struct {
 	// being 0.
 	SrcPort, DstPort uint16
 	// TCPFlags, Seq and Ack are the TCP control bits and numbers.
-	TCPFlags uint8
+	TCPFlags ipproto.TCPFlags
 	Seq, Ack uint32
 	// MSS is the value of the MSS option of a SYN segment, 0 if absent.
 	MSS uint16
@@ -123,9 +125,9 @@ func (p *Parsed) decode(b []byte, inner bool) Reason {
 		return r
 	}
 	switch p.Proto {
-	case ProtoTCP:
+	case ipproto.TCP:
 		return p.decodeTCP()
-	case ProtoUDP:
+	case ipproto.UDP:
 		return p.decodeUDP()
 	default:
 		return p.decodeICMP()
@@ -158,7 +160,7 @@ func (p *Parsed) decodeIPv4(b []byte) Reason {
 	p.Version = 4
 	p.Buf = b[:tl]
 	p.IPHeaderLen = hl
-	p.Proto = b[ipv4Protocol]
+	p.Proto = ipproto.Proto(b[ipv4Protocol])
 	p.Src = netip.AddrFrom4([4]byte(b[ipv4SrcAddr : ipv4SrcAddr+4]))
 	p.Dst = netip.AddrFrom4([4]byte(b[ipv4DstAddr : ipv4DstAddr+4]))
 	ff := get16(b, ipv4FlagsFrag)
@@ -171,7 +173,7 @@ func (p *Parsed) decodeIPv4(b []byte) Reason {
 		return Ok
 	}
 	switch p.Proto {
-	case ProtoTCP, ProtoUDP, ProtoICMPv4:
+	case ipproto.TCP, ipproto.UDP, ipproto.ICMPv4:
 		p.L4Off = hl
 	}
 	return Ok
@@ -197,17 +199,17 @@ func (p *Parsed) decodeIPv6(b []byte) Reason {
 	p.Src = netip.AddrFrom16([16]byte(b[ipv6SrcAddr : ipv6SrcAddr+16]))
 	p.Dst = netip.AddrFrom16([16]byte(b[ipv6DstAddr : ipv6DstAddr+16]))
 
-	nh := b[ipv6NextHeader]
+	nh := ipproto.Proto(b[ipv6NextHeader])
 	off := IPv6FixedHeaderSize
 	p.IPHeaderLen = off
 	sawFrag := false
 	for n := 0; ; n++ {
 		switch nh {
-		case ProtoHopByHop, ProtoRouting, ProtoDstOpts, ProtoFragment, ProtoAH:
+		case ipproto.HopByHop, ipproto.Routing, ipproto.DstOpts, ipproto.Fragment, ipproto.AH:
 		default:
 			p.Proto = nh
 			switch nh {
-			case ProtoTCP, ProtoUDP, ProtoICMPv6:
+			case ipproto.TCP, ipproto.UDP, ipproto.ICMPv6:
 				p.L4Off = off
 			}
 			return Ok
@@ -216,7 +218,7 @@ func (p *Parsed) decodeIPv6(b []byte) Reason {
 			return IPv6ExtChain
 		}
 		// RFC 8200 §4.3: Hop-by-Hop only immediately after the IPv6 header.
-		if nh == ProtoHopByHop && off != IPv6FixedHeaderSize {
+		if nh == ipproto.HopByHop && off != IPv6FixedHeaderSize {
 			return IPv6ExtChain
 		}
 		if !has(b, off, 8) { // every extension header is at least 8 bytes
@@ -224,7 +226,7 @@ func (p *Parsed) decodeIPv6(b []byte) Reason {
 		}
 		var l int
 		switch nh {
-		case ProtoFragment: // RFC 8200 §4.5
+		case ipproto.Fragment: // RFC 8200 §4.5
 			if sawFrag {
 				return IPv6ExtChain
 			}
@@ -235,7 +237,7 @@ func (p *Parsed) decodeIPv6(b []byte) Reason {
 				p.Fragment = true
 				p.FirstFragment = offM&0xfff8 == 0
 			}
-		case ProtoAH: // RFC 4302 §2.2: length in 4-byte units, minus 2
+		case ipproto.AH: // RFC 4302 §2.2: length in 4-byte units, minus 2
 			l = (int(b[off+1]) + 2) * 4
 		default: // RFC 8200 §4.3, §4.4, §4.6: length in 8-byte units, minus 1
 			l = (int(b[off+1]) + 1) * 8
@@ -243,7 +245,7 @@ func (p *Parsed) decodeIPv6(b []byte) Reason {
 		if !has(b, off, l) {
 			return Truncated
 		}
-		nh = b[off]
+		nh = ipproto.Proto(b[off])
 		off += l
 		p.IPHeaderLen = off
 		if p.Fragment && !p.FirstFragment {
@@ -270,7 +272,7 @@ func (p *Parsed) decodeTCP() Reason {
 		return Ok // DecodeInner: quoted header cut after 8 bytes or more
 	}
 	p.Ack = get32(b, off+tcpAck)
-	p.TCPFlags = b[off+tcpFlags]
+	p.TCPFlags = ipproto.TCPFlags(b[off+tcpFlags])
 	hl := int(b[off+tcpDataOff]>>4) * 4
 	if hl < TCPMinimumSize {
 		return BadTCPOffset
@@ -313,7 +315,7 @@ func (p *Parsed) walkTCPOptions(start, end int) Reason {
 			if l != 4 {
 				return BadTCPOptions
 			}
-			if p.TCPFlags&TCPSYN != 0 {
+			if p.TCPFlags&ipproto.TCPSYN != 0 {
 				p.MSS = get16(b, i+2)
 			}
 		case TCPOptSACK:
@@ -429,7 +431,7 @@ func (p *Parsed) IPv6() IPv6 {
 
 // TCP returns the TCP view at L4Off, or nil if there is no TCP header.
 func (p *Parsed) TCP() TCP {
-	if p.Proto != ProtoTCP {
+	if p.Proto != ipproto.TCP {
 		return nil
 	}
 	return TCP(p.L4())
@@ -437,7 +439,7 @@ func (p *Parsed) TCP() TCP {
 
 // UDP returns the UDP view at L4Off, or nil if there is no UDP header.
 func (p *Parsed) UDP() UDP {
-	if p.Proto != ProtoUDP {
+	if p.Proto != ipproto.UDP {
 		return nil
 	}
 	return UDP(p.L4())
@@ -446,7 +448,7 @@ func (p *Parsed) UDP() UDP {
 // ICMPv4 returns the ICMPv4 view at L4Off, or nil if the packet is not ICMP
 // over IPv4.
 func (p *Parsed) ICMPv4() ICMPv4 {
-	if p.Version != 4 || p.Proto != ProtoICMPv4 {
+	if p.Version != 4 || p.Proto != ipproto.ICMPv4 {
 		return nil
 	}
 	return ICMPv4(p.L4())
@@ -455,7 +457,7 @@ func (p *Parsed) ICMPv4() ICMPv4 {
 // ICMPv6 returns the ICMPv6 view at L4Off, or nil if the packet is not
 // ICMPv6 over IPv6.
 func (p *Parsed) ICMPv6() ICMPv6 {
-	if p.Version != 6 || p.Proto != ProtoICMPv6 {
+	if p.Version != 6 || p.Proto != ipproto.ICMPv6 {
 		return nil
 	}
 	return ICMPv6(p.L4())

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 func decodeCase(p *Parsed, c tcase, b []byte) Reason {
@@ -86,7 +88,7 @@ func invariants(p *Parsed, b []byte, r Reason) string {
 		return "FirstFragment without Fragment"
 	case p.ICMPError && p.PayloadOff == 0:
 		return "ICMP error without embedded offset"
-	case p.SACKBlocks > 0 && (p.Proto != ProtoTCP || p.SACKOff < p.L4Off+20 || p.SACKOff+8*p.SACKBlocks > p.PayloadOff):
+	case p.SACKBlocks > 0 && (p.Proto != ipproto.TCP || p.SACKOff < p.L4Off+20 || p.SACKOff+8*p.SACKBlocks > p.PayloadOff):
 		return "SACK outside TCP options"
 	}
 	return ""
@@ -198,10 +200,10 @@ func verifyChecksums(b []byte, inner bool, wasZeroUDP bool) error {
 	}
 	if inner {
 		// Only a complete quoted segment can be verified.
-		if p.Proto == ProtoTCP && p.PayloadOff == 0 {
+		if p.Proto == ipproto.TCP && p.PayloadOff == 0 {
 			return nil
 		}
-		if p.Proto == ProtoUDP && int(binary.BigEndian.Uint16(l4[4:])) != len(l4) {
+		if p.Proto == ipproto.UDP && int(binary.BigEndian.Uint16(l4[4:])) != len(l4) {
 			return nil
 		}
 		if p.Version == 4 && int(binary.BigEndian.Uint16(p.Buf[2:])) != len(p.Buf) {
@@ -209,7 +211,7 @@ func verifyChecksums(b []byte, inner bool, wasZeroUDP bool) error {
 		}
 	}
 	got := binary.BigEndian.Uint16(l4[off:])
-	if p.Proto == ProtoUDP && wasZeroUDP {
+	if p.Proto == ipproto.UDP && wasZeroUDP {
 		if got != 0 {
 			return fmt.Errorf("zero UDP checksum became %#04x", got)
 		}
@@ -281,7 +283,7 @@ func TestSettersKeepChecksums(t *testing.T) {
 		}
 		var p0 Parsed
 		decodeCase(&p0, c, c.pkt)
-		zeroUDP := p0.Proto == ProtoUDP && p0.L4Off != 0 && p0.UDP().Checksum() == 0
+		zeroUDP := p0.Proto == ipproto.UDP && p0.L4Off != 0 && p0.UDP().Checksum() == 0
 		for _, s := range setters(p0.Version) {
 			for i := 0; i < 8; i++ {
 				b := clone(c.pkt)
@@ -345,7 +347,7 @@ func TestRewriteEmbedded(t *testing.T) {
 }
 
 func TestUDPZeroChecksumStaysZero(t *testing.T) {
-	b := v4(v4a, v4b, ProtoUDP, udpDgram(1, 2, []byte("abc")), v4opts{noL4Ck: true})
+	b := v4(v4a, v4b, ipproto.UDP, udpDgram(1, 2, []byte("abc")), v4opts{noL4Ck: true})
 	var p Parsed
 	if p.Decode(b) != Ok {
 		t.Fatal("decode")
@@ -363,7 +365,7 @@ func TestUDPZeroChecksumStaysZero(t *testing.T) {
 		t.Fatal(err)
 	}
 	// IPv6 zero UDP checksum is invalid.
-	b6 := v6(v6a, v6b, nil, ProtoUDP, udpDgram(1, 2, nil), true)
+	b6 := v6(v6a, v6b, nil, ipproto.UDP, udpDgram(1, 2, nil), true)
 	if p.Decode(b6) != Ok || p.L4ChecksumValid() {
 		t.Fatal("v6 zero UDP checksum reported valid")
 	}
@@ -372,7 +374,7 @@ func TestUDPZeroChecksumStaysZero(t *testing.T) {
 // TestUDPChecksumZeroResult finds a port value for which the updated UDP
 // checksum computes to 0 and checks that 0xffff is stored instead.
 func TestUDPChecksumZeroResult(t *testing.T) {
-	b := v4(v4a, v4b, ProtoUDP, udpDgram(1, 2, []byte("abc")), v4opts{})
+	b := v4(v4a, v4b, ipproto.UDP, udpDgram(1, 2, []byte("abc")), v4opts{})
 	var p Parsed
 	p.Decode(b)
 	// The stored checksum is ^S, S the folded sum of pseudo-header and
@@ -397,7 +399,7 @@ func TestUDPChecksumZeroResult(t *testing.T) {
 }
 
 func TestICMPAllZeroEchoReply(t *testing.T) {
-	b := v4(v4b, v4a, ProtoICMPv4, icmpMsg(ICMPv4EchoReply, 0, 0x0001, 0, nil), v4opts{})
+	b := v4(v4b, v4a, ipproto.ICMPv4, icmpMsg(ICMPv4EchoReply, 0, 0x0001, 0, nil), v4opts{})
 	var p Parsed
 	p.Decode(b)
 	if !p.SetDstPort(0) {
@@ -413,7 +415,7 @@ func TestICMPAllZeroEchoReply(t *testing.T) {
 
 func TestSetIPLength(t *testing.T) {
 	// Grow a v4 TCP payload in a larger buffer: the engine's resize workflow.
-	orig := v4(v4a, v4b, ProtoTCP, tcpSeg(1, 21, 3, 4, TCPACK, sackOpts, []byte("PORT 1,2,3,4,5,6\r\n")), v4opts{})
+	orig := v4(v4a, v4b, ipproto.TCP, tcpSeg(1, 21, 3, 4, ipproto.TCPACK, sackOpts, []byte("PORT 1,2,3,4,5,6\r\n")), v4opts{})
 	buf := make([]byte, len(orig), len(orig)+64)
 	copy(buf, orig)
 	var p Parsed
@@ -442,7 +444,7 @@ func TestSetIPLength(t *testing.T) {
 	}
 
 	// IPv6 with extension headers: payload length counts them.
-	b6 := v6(v6a, v6b, []ext6{optsExt(ProtoHopByHop, 1)}, ProtoUDP, udpDgram(1, 2, []byte("abcdef")), false)
+	b6 := v6(v6a, v6b, []ext6{optsExt(ipproto.HopByHop, 1)}, ipproto.UDP, udpDgram(1, 2, []byte("abcdef")), false)
 	if p.Decode(b6) != Ok || !p.SetIPLength(len(b6)-2) {
 		t.Fatal("v6")
 	}
@@ -460,14 +462,14 @@ func TestSetIPLength(t *testing.T) {
 }
 
 func TestSettersRefuseWrongFamily(t *testing.T) {
-	b := v4(v4a, v4b, ProtoTCP, tcpSeg(1, 2, 3, 4, TCPACK, nil, nil), v4opts{})
+	b := v4(v4a, v4b, ipproto.TCP, tcpSeg(1, 2, 3, 4, ipproto.TCPACK, nil, nil), v4opts{})
 	orig := clone(b)
 	var p Parsed
 	p.Decode(b)
 	if p.SetSrcAddr(netip.MustParseAddr("2001:db8::1")) || p.SetDstAddr(netip.Addr{}) {
 		t.Fatal("v6 address accepted in v4 packet")
 	}
-	b6 := v6(v6a, v6b, nil, ProtoTCP, tcpSeg(1, 2, 3, 4, TCPACK, nil, nil), false)
+	b6 := v6(v6a, v6b, nil, ipproto.TCP, tcpSeg(1, 2, 3, 4, ipproto.TCPACK, nil, nil), false)
 	orig6 := clone(b6)
 	var p6 Parsed
 	p6.Decode(b6)
@@ -485,9 +487,9 @@ func TestSettersRefuseWrongFamily(t *testing.T) {
 
 func TestAllocs(t *testing.T) {
 	pkts := [][]byte{
-		v4(v4a, v4b, ProtoTCP, tcpSeg(1, 2, 3, 4, TCPACK, sackOpts, []byte("data")), v4opts{}),
-		v6(v6a, v6b, []ext6{optsExt(ProtoHopByHop, 1), fragExt(0, true)}, ProtoUDP, udpDgram(1, 2, nil), false),
-		v6(v6a, v6b, nil, ProtoICMPv6, icmpMsg(ICMPv6DstUnreachable, 4, 0, 0, innerV6TCPWhole()), false),
+		v4(v4a, v4b, ipproto.TCP, tcpSeg(1, 2, 3, 4, ipproto.TCPACK, sackOpts, []byte("data")), v4opts{}),
+		v6(v6a, v6b, []ext6{optsExt(ipproto.HopByHop, 1), fragExt(0, true)}, ipproto.UDP, udpDgram(1, 2, nil), false),
+		v6(v6a, v6b, nil, ipproto.ICMPv6, icmpMsg(ICMPv6DstUnreachable, 4, 0, 0, innerV6TCPWhole()), false),
 	}
 	var p, in Parsed
 	for i, b := range pkts {
@@ -557,7 +559,7 @@ func FuzzDecode(f *testing.F) {
 		// Setters keep valid checksums valid.
 		ipValid := p.Version == 4 && p.IPv4().IsChecksumValid()
 		l4Valid := !inner && p.L4ChecksumValid()
-		zeroUDP := p.Proto == ProtoUDP && p.L4Off != 0 && p.UDP().Checksum() == 0
+		zeroUDP := p.Proto == ipproto.UDP && p.L4Off != 0 && p.UDP().Checksum() == 0
 		for i, s := range setters(p.Version) {
 			s.apply(&p, i)
 		}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/natalg/natalg/nat/checksum"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // This file holds the in-place rewriting methods of Parsed. Each keeps every
@@ -78,15 +79,15 @@ func (p *Parsed) updatePseudoHeader(old, new []byte) {
 		return
 	}
 	switch {
-	case p.Proto == ProtoTCP:
+	case p.Proto == ipproto.TCP:
 		if has(l4, tcpChecksum, 2) {
 			put16(l4, tcpChecksum, checksum.UpdateBytes(get16(l4, tcpChecksum), old, new))
 		}
-	case p.Proto == ProtoUDP:
+	case p.Proto == ipproto.UDP:
 		if c := get16(l4, udpChecksum); c != 0 {
 			put16(l4, udpChecksum, udpNonZero(checksum.UpdateBytes(c, old, new)))
 		}
-	case p.Proto == ProtoICMPv6 && p.Version == 6:
+	case p.Proto == ipproto.ICMPv6 && p.Version == 6:
 		if has(l4, icmpChecksum, 2) {
 			put16(l4, icmpChecksum, checksum.UpdateBytes(get16(l4, icmpChecksum), old, new))
 		}
@@ -123,14 +124,14 @@ func (p *Parsed) setPort(v uint16, src bool) bool {
 		return false
 	}
 	switch p.Proto {
-	case ProtoTCP:
+	case ipproto.TCP:
 		if src {
 			TCP(l4).SetSrcPort(v)
 		} else {
 			TCP(l4).SetDstPort(v)
 		}
 		return true
-	case ProtoUDP:
+	case ipproto.UDP:
 		if src {
 			UDP(l4).SetSrcPort(v)
 		} else {
@@ -141,9 +142,9 @@ func (p *Parsed) setPort(v uint16, src bool) bool {
 	// ICMP echo: the identifier stands for the port on one side only.
 	var req, rep bool
 	switch {
-	case p.Version == 4 && p.Proto == ProtoICMPv4:
+	case p.Version == 4 && p.Proto == ipproto.ICMPv4:
 		req, rep = p.ICMPType == ICMPv4Echo, p.ICMPType == ICMPv4EchoReply
-	case p.Version == 6 && p.Proto == ProtoICMPv6:
+	case p.Version == 6 && p.Proto == ipproto.ICMPv6:
 		req, rep = p.ICMPType == ICMPv6EchoRequest, p.ICMPType == ICMPv6EchoReply
 	}
 	if (src && req) || (!src && rep) {
@@ -260,7 +261,7 @@ func (p *Parsed) wholeL4() []byte {
 		return nil
 	}
 	l4 := p.L4()
-	if p.Proto == ProtoTCP && len(l4) < TCPMinimumSize {
+	if p.Proto == ipproto.TCP && len(l4) < TCPMinimumSize {
 		return nil
 	}
 	return l4
@@ -271,7 +272,7 @@ func (p *Parsed) wholeL4() []byte {
 // segment (RFC 9293 §3.1), verifies.
 func (p *Parsed) TCPChecksumValid() bool {
 	l4 := p.wholeL4()
-	if p.Proto != ProtoTCP || l4 == nil {
+	if p.Proto != ipproto.TCP || l4 == nil {
 		return false
 	}
 	return checksum.Checksum(l4, p.pseudoHeader(len(l4))) == 0
@@ -291,16 +292,16 @@ func (p *Parsed) L4ChecksumValid() bool {
 		return true
 	}
 	switch p.Proto {
-	case ProtoTCP:
+	case ipproto.TCP:
 		return checksum.Checksum(l4, p.pseudoHeader(len(l4))) == 0
-	case ProtoUDP:
+	case ipproto.UDP:
 		if get16(l4, udpChecksum) == 0 {
 			return p.Version == 4
 		}
 		return checksum.Checksum(l4, p.pseudoHeader(len(l4))) == 0
-	case ProtoICMPv4:
+	case ipproto.ICMPv4:
 		return checksum.Checksum(l4, 0) == 0
-	case ProtoICMPv6:
+	case ipproto.ICMPv6:
 		return checksum.Checksum(l4, p.pseudoHeader(len(l4))) == 0
 	}
 	return true
@@ -319,16 +320,16 @@ func (p *Parsed) ComputeL4Checksum() bool {
 		return false
 	}
 	switch p.Proto {
-	case ProtoTCP:
+	case ipproto.TCP:
 		put16(l4, tcpChecksum, 0)
 		put16(l4, tcpChecksum, checksum.Checksum(l4, p.pseudoHeader(len(l4))))
-	case ProtoUDP:
+	case ipproto.UDP:
 		put16(l4, udpChecksum, 0)
 		put16(l4, udpChecksum, udpNonZero(checksum.Checksum(l4, p.pseudoHeader(len(l4)))))
-	case ProtoICMPv4:
+	case ipproto.ICMPv4:
 		put16(l4, icmpChecksum, 0)
 		put16(l4, icmpChecksum, checksum.Checksum(l4, 0))
-	case ProtoICMPv6:
+	case ipproto.ICMPv6:
 		put16(l4, icmpChecksum, 0)
 		put16(l4, icmpChecksum, checksum.Checksum(l4, p.pseudoHeader(len(l4))))
 	default:
@@ -347,18 +348,18 @@ func (p *Parsed) ClearTCPUrgent() bool {
 	if !has(t, tcpUrgent, 2) {
 		return false
 	}
-	if w := get16(t, tcpDataOff); w&uint16(TCPURG) != 0 {
-		t.set16(tcpDataOff, w&^uint16(TCPURG))
+	if w := get16(t, tcpDataOff); w&uint16(ipproto.TCPURG) != 0 {
+		t.set16(tcpDataOff, w&^uint16(ipproto.TCPURG))
 	}
 	t.set16(tcpUrgent, 0)
-	p.TCPFlags &^= TCPURG
+	p.TCPFlags &^= ipproto.TCPURG
 	return true
 }
 
 // SetTCPFlags replaces the TCP control bits (byte 13, RFC 9293 §3.1),
 // updating the checksum incrementally. It returns false if there is no
 // whole TCP header.
-func (p *Parsed) SetTCPFlags(f uint8) bool {
+func (p *Parsed) SetTCPFlags(f ipproto.TCPFlags) bool {
 	t := p.TCP()
 	if !has(t, tcpUrgent, 2) {
 		return false
@@ -374,7 +375,7 @@ func (p *Parsed) SetTCPFlags(f uint8) bool {
 // whether the option was changed; a segment without the option, or with
 // one at most limit, is left alone.
 func (p *Parsed) ClampMSS(limit uint16) bool {
-	if p.TCPFlags&TCPSYN == 0 || p.MSS == 0 || p.MSS <= limit || p.L4Off == 0 {
+	if p.TCPFlags&ipproto.TCPSYN == 0 || p.MSS == 0 || p.MSS <= limit || p.L4Off == 0 {
 		return false
 	}
 	t := p.TCP()

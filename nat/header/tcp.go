@@ -1,6 +1,9 @@
 package header
 
-import "github.com/natalg/natalg/nat/checksum"
+import (
+	"github.com/natalg/natalg/nat/checksum"
+	"github.com/natalg/natalg/nat/ipproto"
+)
 
 // TCP is a view of a TCP segment starting at its header (RFC 9293 §3.1).
 // The slice may extend past the header (options and data).
@@ -27,18 +30,6 @@ const (
 	tcpWindow   = 14
 	tcpChecksum = 16
 	tcpUrgent   = 18
-)
-
-// TCP control bits (byte 13 of the header; RFC 9293 §3.1, RFC 3168 §23.2).
-const (
-	TCPFIN uint8 = 1 << 0
-	TCPSYN uint8 = 1 << 1
-	TCPRST uint8 = 1 << 2
-	TCPPSH uint8 = 1 << 3
-	TCPACK uint8 = 1 << 4
-	TCPURG uint8 = 1 << 5
-	TCPECE uint8 = 1 << 6
-	TCPCWR uint8 = 1 << 7
 )
 
 // TCP option kinds (IANA "TCP Option Kind Numbers").
@@ -71,8 +62,8 @@ func (b TCP) DataOffset() uint8 { return get8(b, tcpDataOff) >> 4 }
 // included.
 func (b TCP) HeaderLen() int { return int(b.DataOffset()) * 4 }
 
-// Flags returns the control bits (TCPFIN ... TCPCWR).
-func (b TCP) Flags() uint8 { return get8(b, tcpFlags) }
+// Flags returns the control bits (ipproto.TCPFIN ... ipproto.TCPCWR).
+func (b TCP) Flags() ipproto.TCPFlags { return ipproto.TCPFlags(get8(b, tcpFlags)) }
 
 // Window returns the Window field.
 func (b TCP) Window() uint16 { return get16(b, tcpWindow) }

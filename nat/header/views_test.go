@@ -4,15 +4,17 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 func TestIPv4View(t *testing.T) {
-	b := v4(v4a, v4b, ProtoUDP, udpDgram(1, 2, []byte("hello")), v4opts{opts: []byte{0x94, 4, 0, 0}, flagFrag: 0x4000, ttl: 17})
+	b := v4(v4a, v4b, ipproto.UDP, udpDgram(1, 2, []byte("hello")), v4opts{opts: []byte{0x94, 4, 0, 0}, flagFrag: 0x4000, ttl: 17})
 	h := IPv4(b)
 	switch {
 	case h.Version() != 4 || h.IHL() != 6 || h.HeaderLen() != 24:
 		t.Fatal("version/ihl")
-	case int(h.TotalLength()) != len(b) || h.ID() != 0x1234 || h.TTL() != 17 || h.Protocol() != ProtoUDP:
+	case int(h.TotalLength()) != len(b) || h.ID() != 0x1234 || h.TTL() != 17 || h.Protocol() != ipproto.UDP:
 		t.Fatal("fields")
 	case !h.DontFragment() || h.MoreFragments() || h.IsFragment() || h.FragmentOffset() != 0:
 		t.Fatal("flags")
@@ -54,13 +56,13 @@ func TestIPv4View(t *testing.T) {
 }
 
 func TestIPv6View(t *testing.T) {
-	b := v6(v6a, v6b, []ext6{optsExt(ProtoHopByHop, 1)}, ProtoTCP, tcpSeg(1, 2, 3, 4, 0, nil, nil), false)
+	b := v6(v6a, v6b, []ext6{optsExt(ipproto.HopByHop, 1)}, ipproto.TCP, tcpSeg(1, 2, 3, 4, 0, nil, nil), false)
 	b[0], b[1], b[2], b[3] = 0x6a, 0xbc, 0xde, 0xf1
 	h := IPv6(b)
 	switch {
 	case h.Version() != 6 || h.TrafficClass() != 0xab || h.FlowLabel() != 0xcdef1:
 		t.Fatal("version/tc/flow")
-	case int(h.PayloadLength()) != len(b)-40 || h.NextHeader() != ProtoHopByHop || h.HopLimit() != 64:
+	case int(h.PayloadLength()) != len(b)-40 || h.NextHeader() != ipproto.HopByHop || h.HopLimit() != 64:
 		t.Fatal("fields")
 	case h.Src() != netip.MustParseAddr(v6a) || h.Dst() != netip.MustParseAddr(v6b) || len(h.Payload()) != len(b)-40:
 		t.Fatal("addrs/payload")
@@ -81,16 +83,16 @@ func TestIPv6View(t *testing.T) {
 // tcpValid verifies a TCP view's checksum over a fixed pseudo-header.
 func tcpValid(seg []byte) bool {
 	s, d := netip.MustParseAddr(v4a).As4(), netip.MustParseAddr(v4b).As4()
-	return ^refSum(seg, refPseudo(s[:], d[:], ProtoTCP, len(seg))) == 0
+	return ^refSum(seg, refPseudo(s[:], d[:], ipproto.TCP, len(seg))) == 0
 }
 
 func TestTCPView(t *testing.T) {
-	pkt := v4(v4a, v4b, ProtoTCP, tcpSeg(1000, 2000, 0xdeadbeef, 0xfeedface, TCPSYN|TCPACK|TCPECE, synOpts, []byte("x")), v4opts{})
+	pkt := v4(v4a, v4b, ipproto.TCP, tcpSeg(1000, 2000, 0xdeadbeef, 0xfeedface, ipproto.TCPSYN|ipproto.TCPACK|ipproto.TCPECE, synOpts, []byte("x")), v4opts{})
 	h := TCP(pkt[20:])
 	switch {
 	case h.SrcPort() != 1000 || h.DstPort() != 2000 || h.Seq() != 0xdeadbeef || h.Ack() != 0xfeedface:
 		t.Fatal("ports/numbers")
-	case h.DataOffset() != 10 || h.HeaderLen() != 40 || h.Flags() != TCPSYN|TCPACK|TCPECE || h.Window() != 65535 || h.Urgent() != 0:
+	case h.DataOffset() != 10 || h.HeaderLen() != 40 || h.Flags() != ipproto.TCPSYN|ipproto.TCPACK|ipproto.TCPECE || h.Window() != 65535 || h.Urgent() != 0:
 		t.Fatal("fields")
 	case len(h.Options()) != 20 || string(h.Payload()) != "x" || !tcpValid(h):
 		t.Fatal("options/payload/checksum")
@@ -117,7 +119,7 @@ func TestTCPView(t *testing.T) {
 }
 
 func TestUDPView(t *testing.T) {
-	pkt := v4(v4a, v4b, ProtoUDP, udpDgram(53, 5353, []byte("answer")), v4opts{})
+	pkt := v4(v4a, v4b, ipproto.UDP, udpDgram(53, 5353, []byte("answer")), v4opts{})
 	h := UDP(pkt[20:])
 	if h.SrcPort() != 53 || h.DstPort() != 5353 || h.Length() != 14 || string(h.Payload()) != "answer" || h.Checksum() == 0 {
 		t.Fatal("fields")
@@ -125,7 +127,7 @@ func TestUDPView(t *testing.T) {
 	h.SetSrcPort(1)
 	h.SetDstPort(2)
 	s, d := netip.MustParseAddr(v4a).As4(), netip.MustParseAddr(v4b).As4()
-	if got, want := h.Checksum(), refL4Checksum(s[:], d[:], ProtoUDP, h); got != want {
+	if got, want := h.Checksum(), refL4Checksum(s[:], d[:], ipproto.UDP, h); got != want {
 		t.Fatalf("checksum %#04x want %#04x", got, want)
 	}
 	h.SetChecksum(0)

@@ -3,19 +3,19 @@ package xlat
 import (
 	"testing"
 
-	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // Packets for the allocation test and the benchmarks.
 var (
-	benchTCP6 = mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoTCP,
-		tcpSeg(40000, 443, 1, 2, header.TCPACK, optTS(), seq(1200)), v6cfg{hop: 64})
-	benchTCP4 = mk4("192.0.2.33", "198.51.100.2", header.ProtoTCP,
-		tcpSeg(443, 61000, 1, 2, header.TCPACK, optTS(), seq(1200)), v4cfg{ttl: 64, flagFrag: 0x4000})
-	benchErr6 = err6(1, 4, 0, mk6(q6src, q6dst, header.ProtoUDP, udpDgram(80, 40000, seq(100)), v6cfg{hop: 60}))
-	benchErr4 = err4(3, 3, 0, mk4(q4src, q4dst, header.ProtoUDP, udpDgram(80, 61000, seq(100)), v4cfg{ttl: 60}))
-	benchIn4  = innerFor(q4src, q4dst, header.ProtoUDP, false)
-	benchIn6  = innerFor(q6src, q6dst, header.ProtoUDP, false)
+	benchTCP6 = mk6("2001:db8::1", "64:ff9b::c000:221", ipproto.TCP,
+		tcpSeg(40000, 443, 1, 2, ipproto.TCPACK, optTS(), seq(1200)), v6cfg{hop: 64})
+	benchTCP4 = mk4("192.0.2.33", "198.51.100.2", ipproto.TCP,
+		tcpSeg(443, 61000, 1, 2, ipproto.TCPACK, optTS(), seq(1200)), v4cfg{ttl: 64, flagFrag: 0x4000})
+	benchErr6 = err6(1, 4, 0, mk6(q6src, q6dst, ipproto.UDP, udpDgram(80, 40000, seq(100)), v6cfg{hop: 60}))
+	benchErr4 = err4(3, 3, 0, mk4(q4src, q4dst, ipproto.UDP, udpDgram(80, 61000, seq(100)), v4cfg{ttl: 60}))
+	benchIn4  = innerFor(q4src, q4dst, ipproto.UDP, false)
+	benchIn6  = innerFor(q6src, q6dst, ipproto.UDP, false)
 )
 
 // translate copies tmpl into buf and translates it in the direction its

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 	"github.com/natalg/natalg/nat/xlat"
 )
 
@@ -22,7 +23,7 @@ func ExampleToIPv4() {
 	pkt := make([]byte, 40+8+4)
 	pkt[0] = 0x60
 	binary.BigEndian.PutUint16(pkt[4:], 12)
-	pkt[6], pkt[7] = header.ProtoUDP, 64
+	pkt[6], pkt[7] = byte(ipproto.UDP), 64
 	c, s := client.As16(), server.As16()
 	copy(pkt[8:], c[:])
 	copy(pkt[24:], s[:])
@@ -49,7 +50,7 @@ func ExampleToIPv4() {
 // An IPv4 packet grows by 20 bytes: give ToIPv6 the room.
 func ExampleToIPv6() {
 	pkt := make([]byte, 28, 28+20)
-	pkt[0], pkt[8], pkt[9] = 0x45, 50, header.ProtoICMPv4
+	pkt[0], pkt[8], pkt[9] = 0x45, 50, byte(ipproto.ICMPv4)
 	binary.BigEndian.PutUint16(pkt[2:], 28)
 	copy(pkt[12:], []byte{192, 0, 2, 33})
 	copy(pkt[16:], []byte{198, 51, 100, 2})

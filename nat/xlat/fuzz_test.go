@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // FuzzXlat translates arbitrary bytes in the direction their version nibble
@@ -29,10 +30,10 @@ func FuzzXlat(f *testing.F) {
 		seeds = append(seeds, q.pkt, err4(3, 3, 0, q.pkt), err4(3, 4, 0, q.pkt), err4(12, 0, 9<<24, q.pkt))
 	}
 	seeds = append(seeds,
-		mk6("2001:db8::1", "64:ff9b::1.2.3.4", header.ProtoUDP, udpDgram(1, 2, seq(3)), v6cfg{exts: []ext6{optsExt(header.ProtoHopByHop, 1), routingExt(0), optsExt(header.ProtoDstOpts, 1)}}),
-		mk6("2001:db8::1", "64:ff9b::1.2.3.4", header.ProtoICMPv6, icmpBytes(128, 0, echoRest(1, 1), seq(8)), v6cfg{}),
-		mk4("1.2.3.4", "5.6.7.8", header.ProtoICMPv4, icmpBytes(0, 0, echoRest(1, 1), seq(8)), v4cfg{}),
-		mk4("1.2.3.4", "5.6.7.8", header.ProtoUDP, udpDgram(1, 2, seq(7)), v4cfg{noCk: true, opts: []byte{1, 1, 1, 1}}),
+		mk6("2001:db8::1", "64:ff9b::1.2.3.4", ipproto.UDP, udpDgram(1, 2, seq(3)), v6cfg{exts: []ext6{optsExt(ipproto.HopByHop, 1), routingExt(0), optsExt(ipproto.DstOpts, 1)}}),
+		mk6("2001:db8::1", "64:ff9b::1.2.3.4", ipproto.ICMPv6, icmpBytes(128, 0, echoRest(1, 1), seq(8)), v6cfg{}),
+		mk4("1.2.3.4", "5.6.7.8", ipproto.ICMPv4, icmpBytes(0, 0, echoRest(1, 1), seq(8)), v4cfg{}),
+		mk4("1.2.3.4", "5.6.7.8", ipproto.UDP, udpDgram(1, 2, seq(7)), v4cfg{noCk: true, opts: []byte{1, 1, 1, 1}}),
 	)
 	for _, s := range seeds {
 		f.Add(s)
@@ -65,7 +66,7 @@ func repair(b []byte) []byte {
 		}
 	}
 	fix4(b)
-	if len(b) >= 20 && b[0]>>4 == 4 && b[9] == header.ProtoICMPv4 {
+	if len(b) >= 20 && b[0]>>4 == 4 && ipproto.Proto(b[9]) == ipproto.ICMPv4 {
 		if hl := int(b[0]&0xf) * 4; hl+8 < len(b) {
 			fix4(b[hl+8:])
 		}
@@ -154,7 +155,7 @@ func fuzzOne(t *testing.T, buf []byte) {
 	}
 	ol4, bl4 := ip.L4(), bp.L4()
 	off := ckOff(ip.Proto)
-	if ip.Proto == header.ProtoUDP && binary.BigEndian.Uint16(ol4[off:]) == 0 {
+	if ip.Proto == ipproto.UDP && binary.BigEndian.Uint16(ol4[off:]) == 0 {
 		// Checksum 0 computed on the way to IPv6: compare the rest.
 		if len(bl4) != len(ol4) || !bytes.Equal(bl4[:6], ol4[:6]) || !bytes.Equal(bl4[8:], ol4[8:]) {
 			t.Fatalf("back: UDP segment changed")

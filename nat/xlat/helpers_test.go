@@ -7,6 +7,7 @@ import (
 
 	"github.com/natalg/natalg/nat/header"
 	"github.com/natalg/natalg/nat/internal/refpkt"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // The tests build packets with package refpkt (plain byte manipulation and
@@ -14,22 +15,19 @@ import (
 // these are its builders with this package's defaults.
 
 var (
-	refSum        = refpkt.Sum
-	refL4Checksum = refpkt.L4Checksum
-	ckOff         = refpkt.ChecksumOffset
-	sameCk        = refpkt.SameChecksum
-	udpDgram      = refpkt.UDP
-	icmpBytes     = refpkt.ICMP
-	optsExt       = refpkt.OptionsExt
-	routingExt    = refpkt.RoutingExt
-	fragExt       = refpkt.FragmentExt
-	ahExt         = refpkt.AHExt
+	refSum     = refpkt.Sum
+	sameCk     = refpkt.SameChecksum
+	udpDgram   = refpkt.UDP
+	icmpBytes  = refpkt.ICMP
+	routingExt = refpkt.RoutingExt
+	fragExt    = refpkt.FragmentExt
+	ahExt      = refpkt.AHExt
 )
 
 // tcpSeg builds a TCP header (checksum zero, window 29200) with options and
 // data.
-func tcpSeg(sport, dport uint16, seq, ack uint32, flags uint8, opts, data []byte) []byte {
-	return refpkt.TCP(sport, dport, seq, ack, flags, 29200, opts, data)
+func tcpSeg(sport, dport uint16, seq, ack uint32, flags ipproto.TCPFlags, opts, data []byte) []byte {
+	return refpkt.TCP(sport, dport, seq, ack, uint8(flags), 29200, opts, data)
 }
 
 func echoRest(id, seq uint16) uint32 { return uint32(id)<<16 | uint32(seq) }
@@ -55,8 +53,8 @@ type v4cfg struct {
 // mk4 builds an IPv4 packet around transport bytes l4 of proto, with the
 // header checksum and (unless c.noCk) the transport checksum computed by
 // the reference.
-func mk4(src, dst string, proto uint8, l4 []byte, c v4cfg) []byte {
-	return refpkt.V4(src, dst, proto, l4, refpkt.V4Opts{Options: c.opts, FlagFrag: c.flagFrag, TOS: c.tos, TTL: c.ttl,
+func mk4(src, dst string, proto ipproto.Proto, l4 []byte, c v4cfg) []byte {
+	return refpkt.V4(src, dst, uint8(proto), l4, refpkt.V4Opts{Options: c.opts, FlagFrag: c.flagFrag, TOS: c.tos, TTL: c.ttl,
 		ID: c.id, TotalLength: c.total, NoL4Checksum: c.noCk})
 }
 
@@ -74,8 +72,8 @@ type v6cfg struct {
 
 // mk6 builds an IPv6 packet with extension headers and transport bytes l4 of
 // proto, the transport checksum (unless c.noCk) computed by the reference.
-func mk6(src, dst string, proto uint8, l4 []byte, c v6cfg) []byte {
-	return refpkt.V6(src, dst, proto, l4, refpkt.V6Opts{Exts: c.exts, TrafficClass: c.tc, FlowLabel: c.flow, HopLimit: c.hop,
+func mk6(src, dst string, proto ipproto.Proto, l4 []byte, c v6cfg) []byte {
+	return refpkt.V6(src, dst, uint8(proto), l4, refpkt.V6Opts{Exts: c.exts, TrafficClass: c.tc, FlowLabel: c.flow, HopLimit: c.hop,
 		PayloadLength: c.payload, NoL4Checksum: c.noCk})
 }
 
@@ -126,3 +124,16 @@ var (
 	a6src = netip.MustParseAddr("2001:db8::1")
 	a6dst = netip.MustParseAddr("64:ff9b::c000:221")
 )
+
+// optsExt builds an 8*n8-byte Hop-by-Hop or Destination Options header
+// (typ) holding one PadN option.
+func optsExt(typ ipproto.Proto, n8 int) ext6 { return refpkt.OptionsExt(uint8(typ), n8) }
+
+// refL4Checksum is the reference checksum transport segment l4 of proto
+// should carry.
+func refL4Checksum(src, dst []byte, proto ipproto.Proto, l4 []byte) uint16 {
+	return refpkt.L4Checksum(src, dst, uint8(proto), l4)
+}
+
+// ckOff is the checksum's offset in the transport header of proto.
+func ckOff(proto ipproto.Proto) int { return refpkt.ChecksumOffset(uint8(proto)) }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // Addresses of the packet quoted in the ICMP errors of these tests: in IPv6
@@ -21,9 +22,9 @@ var (
 
 // innerFor is the Inner a NAT64 would fill in for the quoted packets below,
 // translated to the family of src.
-func innerFor(src, dst string, proto uint8, echoReq bool) *Inner {
+func innerFor(src, dst string, proto ipproto.Proto, echoReq bool) *Inner {
 	in := &Inner{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst), SrcPort: 80, DstPort: 61000}
-	if proto == header.ProtoICMPv4 || proto == header.ProtoICMPv6 {
+	if proto == ipproto.ICMPv4 || proto == ipproto.ICMPv6 {
 		in.SrcPort, in.DstPort = 0, 0
 		if echoReq {
 			in.SrcPort = 4444
@@ -39,14 +40,14 @@ func innerFor(src, dst string, proto uint8, echoReq bool) *Inner {
 // bytes) with the ports of in: ports or echo identifier set, ICMP type
 // mapped, checksum recomputed in full by the reference (a UDP checksum of 0
 // stays 0).
-func expectL4(l4 []byte, proto uint8, src, dst []byte, in *Inner) []byte {
+func expectL4(l4 []byte, proto ipproto.Proto, src, dst []byte, in *Inner) []byte {
 	e := append([]byte(nil), l4...)
 	nproto := proto
 	switch proto {
-	case header.ProtoTCP, header.ProtoUDP:
+	case ipproto.TCP, ipproto.UDP:
 		binary.BigEndian.PutUint16(e[0:], in.SrcPort)
 		binary.BigEndian.PutUint16(e[2:], in.DstPort)
-	case header.ProtoICMPv4, header.ProtoICMPv6:
+	case ipproto.ICMPv4, ipproto.ICMPv6:
 		req := e[0] == 8 || e[0] == 128
 		id := in.DstPort
 		if req {
@@ -55,12 +56,12 @@ func expectL4(l4 []byte, proto uint8, src, dst []byte, in *Inner) []byte {
 		binary.BigEndian.PutUint16(e[4:], id)
 		m := map[uint8]uint8{8: 128, 0: 129, 128: 8, 129: 0}
 		e[0] = m[e[0]]
-		nproto = header.ProtoICMPv6
-		if proto == header.ProtoICMPv6 {
-			nproto = header.ProtoICMPv4
+		nproto = ipproto.ICMPv6
+		if proto == ipproto.ICMPv6 {
+			nproto = ipproto.ICMPv4
 		}
 	}
-	if proto == header.ProtoUDP && binary.BigEndian.Uint16(l4[6:]) == 0 {
+	if proto == ipproto.UDP && binary.BigEndian.Uint16(l4[6:]) == 0 {
 		return e
 	}
 	binary.BigEndian.PutUint16(e[ckOff(nproto):], refL4Checksum(src, dst, nproto, e))
@@ -69,7 +70,7 @@ func expectL4(l4 []byte, proto uint8, src, dst []byte, in *Inner) []byte {
 
 // checkQuote checks the translated quoted segment got against the expected
 // complete segment want (checksum as a value).
-func checkQuote(t *testing.T, got, want []byte, proto uint8) {
+func checkQuote(t *testing.T, got, want []byte, proto ipproto.Proto) {
 	t.Helper()
 	if len(got) > len(want) {
 		t.Fatalf("quote %d bytes, longer than the segment (%d)", len(got), len(want))
@@ -97,27 +98,27 @@ type quote6 struct {
 }
 
 func quotes6() []quote6 {
-	tcp := mk6(q6src, q6dst, header.ProtoTCP, tcpSeg(80, 40000, 5, 6, header.TCPACK, optTS(), seq(200)), v6cfg{tc: 0x28, hop: 60})
-	udp := mk6(q6src, q6dst, header.ProtoUDP, udpDgram(80, 40000, seq(100)), v6cfg{hop: 61})
+	tcp := mk6(q6src, q6dst, ipproto.TCP, tcpSeg(80, 40000, 5, 6, ipproto.TCPACK, optTS(), seq(200)), v6cfg{tc: 0x28, hop: 60})
+	udp := mk6(q6src, q6dst, ipproto.UDP, udpDgram(80, 40000, seq(100)), v6cfg{hop: 61})
 	return []quote6{
 		{"tcp", tcp, 0},
 		{"tcp cut after 8 bytes", tcp, 48},
 		{"tcp cut after 20 bytes", tcp, 60},
 		{"tcp cut in the data", tcp, 111},
-		{"tcp large, cut to 576", mk6(q6src, q6dst, header.ProtoTCP, tcpSeg(80, 40000, 5, 6, header.TCPACK, nil, seq(1200)), v6cfg{hop: 3}), 0},
+		{"tcp large, cut to 576", mk6(q6src, q6dst, ipproto.TCP, tcpSeg(80, 40000, 5, 6, ipproto.TCPACK, nil, seq(1200)), v6cfg{hop: 3}), 0},
 		{"udp", udp, 0},
 		{"udp cut after the header", udp, 48},
-		{"udp checksum 0", mk6(q6src, q6dst, header.ProtoUDP, udpDgram(80, 40000, seq(10)), v6cfg{noCk: true}), 0},
-		{"udp with hop-by-hop", mk6(q6src, q6dst, header.ProtoUDP, udpDgram(80, 40000, seq(10)), v6cfg{exts: []ext6{optsExt(header.ProtoHopByHop, 2)}}), 0},
-		{"echo request", mk6(q6src, q6dst, header.ProtoICMPv6, icmpBytes(128, 0, echoRest(99, 1), seq(30)), v6cfg{hop: 5}), 0},
-		{"echo reply cut", mk6(q6src, q6dst, header.ProtoICMPv6, icmpBytes(129, 0, echoRest(99, 1), seq(300)), v6cfg{hop: 5}), 60},
+		{"udp checksum 0", mk6(q6src, q6dst, ipproto.UDP, udpDgram(80, 40000, seq(10)), v6cfg{noCk: true}), 0},
+		{"udp with hop-by-hop", mk6(q6src, q6dst, ipproto.UDP, udpDgram(80, 40000, seq(10)), v6cfg{exts: []ext6{optsExt(ipproto.HopByHop, 2)}}), 0},
+		{"echo request", mk6(q6src, q6dst, ipproto.ICMPv6, icmpBytes(128, 0, echoRest(99, 1), seq(30)), v6cfg{hop: 5}), 0},
+		{"echo reply cut", mk6(q6src, q6dst, ipproto.ICMPv6, icmpBytes(129, 0, echoRest(99, 1), seq(300)), v6cfg{hop: 5}), 60},
 	}
 }
 
 // err6 builds an ICMPv6 error from a router to the embedded address of the
 // server quoting q.
 func err6(typ, code uint8, rest uint32, q []byte) []byte {
-	return mk6("2001:db8:ffff::1", "64:ff9b::c000:221", header.ProtoICMPv6, icmpBytes(typ, code, rest, q), v6cfg{tc: 0xc0, hop: 64})
+	return mk6("2001:db8:ffff::1", "64:ff9b::c000:221", ipproto.ICMPv6, icmpBytes(typ, code, rest, q), v6cfg{tc: 0xc0, hop: 64})
 }
 
 type icmpMap struct {
@@ -200,7 +201,7 @@ func checkToIPv4Error(t *testing.T, m icmpMap, q quote6) {
 	}
 	p := mustDecode(t, out)
 	ip := header.IPv4(out)
-	if p.Proto != header.ProtoICMPv4 || !p.ICMPError || p.Src != a4src || p.Dst != a4dst || ip.TOS() != 0xc0 || ip.TTL() != 64 ||
+	if p.Proto != ipproto.ICMPv4 || !p.ICMPError || p.Src != a4src || p.Dst != a4dst || ip.TOS() != 0xc0 || ip.TTL() != 64 ||
 		ip.IHL() != 5 || int(ip.TotalLength()) != len(out) || len(out) > 576 || ip.DontFragment() {
 		t.Errorf("%s: outer header %x", q.name, out[:20])
 	}
@@ -218,8 +219,8 @@ func checkToIPv4Error(t *testing.T, m icmpMap, q quote6) {
 	}
 	iq := header.IPv4(ip2.Buf)
 	nproto := qproto
-	if qproto == header.ProtoICMPv6 {
-		nproto = header.ProtoICMPv4
+	if qproto == ipproto.ICMPv6 {
+		nproto = ipproto.ICMPv4
 	}
 	if ip2.Version != 4 || ip2.IPHeaderLen != 20 || ip2.Src != in.Src || ip2.Dst != in.Dst || ip2.Proto != nproto ||
 		int(iq.TotalLength()) != 20+ulen || iq.TOS() != tc || iq.TTL() != hop || iq.DontFragment() != (20+ulen > 1260) {
@@ -241,26 +242,26 @@ type quote4 struct {
 }
 
 func quotes4() []quote4 {
-	tcp := mk4(q4src, q4dst, header.ProtoTCP, tcpSeg(80, 61000, 5, 6, header.TCPACK, optTS(), seq(200)), v4cfg{tos: 0x28, ttl: 60, flagFrag: 0x4000})
-	udp := mk4(q4src, q4dst, header.ProtoUDP, udpDgram(80, 61000, seq(100)), v4cfg{ttl: 61})
+	tcp := mk4(q4src, q4dst, ipproto.TCP, tcpSeg(80, 61000, 5, 6, ipproto.TCPACK, optTS(), seq(200)), v4cfg{tos: 0x28, ttl: 60, flagFrag: 0x4000})
+	udp := mk4(q4src, q4dst, ipproto.UDP, udpDgram(80, 61000, seq(100)), v4cfg{ttl: 61})
 	return []quote4{
 		{"tcp", tcp, 0},
 		{"tcp cut after 8 bytes", tcp, 28},
 		{"tcp cut after 20 bytes", tcp, 40},
 		{"tcp cut in the data", tcp, 91},
-		{"tcp large, cut to 1280", mk4(q4src, q4dst, header.ProtoTCP, tcpSeg(80, 61000, 5, 6, header.TCPACK, nil, seq(1400)), v4cfg{ttl: 3}), 0},
+		{"tcp large, cut to 1280", mk4(q4src, q4dst, ipproto.TCP, tcpSeg(80, 61000, 5, 6, ipproto.TCPACK, nil, seq(1400)), v4cfg{ttl: 3}), 0},
 		{"udp", udp, 0},
 		{"udp cut after the header", udp, 28},
-		{"udp checksum 0", mk4(q4src, q4dst, header.ProtoUDP, udpDgram(80, 61000, seq(10)), v4cfg{noCk: true}), 0},
-		{"udp with ip options", mk4(q4src, q4dst, header.ProtoUDP, udpDgram(80, 61000, seq(10)), v4cfg{opts: []byte{1, 1, 1, 1, 1, 1, 1, 0}}), 0},
-		{"echo", mk4(q4src, q4dst, header.ProtoICMPv4, icmpBytes(8, 0, echoRest(99, 1), seq(30)), v4cfg{ttl: 5}), 0},
-		{"echo reply cut", mk4(q4src, q4dst, header.ProtoICMPv4, icmpBytes(0, 0, echoRest(99, 1), seq(300)), v4cfg{ttl: 5}), 40},
+		{"udp checksum 0", mk4(q4src, q4dst, ipproto.UDP, udpDgram(80, 61000, seq(10)), v4cfg{noCk: true}), 0},
+		{"udp with ip options", mk4(q4src, q4dst, ipproto.UDP, udpDgram(80, 61000, seq(10)), v4cfg{opts: []byte{1, 1, 1, 1, 1, 1, 1, 0}}), 0},
+		{"echo", mk4(q4src, q4dst, ipproto.ICMPv4, icmpBytes(8, 0, echoRest(99, 1), seq(30)), v4cfg{ttl: 5}), 0},
+		{"echo reply cut", mk4(q4src, q4dst, ipproto.ICMPv4, icmpBytes(0, 0, echoRest(99, 1), seq(300)), v4cfg{ttl: 5}), 40},
 	}
 }
 
 // err4 builds an ICMPv4 error from a router to the pool address quoting q.
 func err4(typ, code uint8, rest uint32, q []byte) []byte {
-	return mk4("203.0.113.1", "198.51.100.2", header.ProtoICMPv4, icmpBytes(typ, code, rest, q), v4cfg{tos: 0xc0, ttl: 64})
+	return mk4("203.0.113.1", "198.51.100.2", ipproto.ICMPv4, icmpBytes(typ, code, rest, q), v4cfg{tos: 0xc0, ttl: 64})
 }
 
 var map4to6 = []icmpMap{
@@ -344,7 +345,7 @@ func checkToIPv6Error(t *testing.T, m icmpMap, q quote4) {
 	}
 	p := mustDecode(t, out)
 	ip := header.IPv6(out)
-	if p.Proto != header.ProtoICMPv6 || !p.ICMPError || p.Src != a6src || p.Dst != a6dst || ip.TrafficClass() != 0xc0 ||
+	if p.Proto != ipproto.ICMPv6 || !p.ICMPError || p.Src != a6src || p.Dst != a6dst || ip.TrafficClass() != 0xc0 ||
 		ip.HopLimit() != 64 || ip.FlowLabel() != 0 || int(ip.PayloadLength()) != len(out)-40 || len(out) > 1280 {
 		t.Errorf("%s: outer header %x", q.name, out[:40])
 	}
@@ -365,8 +366,8 @@ func checkToIPv6Error(t *testing.T, m icmpMap, q quote4) {
 	}
 	iq := header.IPv6(ip2.Buf)
 	nproto := qproto
-	if qproto == header.ProtoICMPv4 {
-		nproto = header.ProtoICMPv6
+	if qproto == ipproto.ICMPv4 {
+		nproto = ipproto.ICMPv6
 	}
 	if ip2.Version != 6 || ip2.IPHeaderLen != 40 || ip2.Src != in.Src || ip2.Dst != in.Dst || ip2.Proto != nproto ||
 		int(iq.PayloadLength()) != ulen || iq.TrafficClass() != tos || iq.HopLimit() != ttl || iq.FlowLabel() != 0 {
@@ -381,10 +382,10 @@ func checkToIPv6Error(t *testing.T, m icmpMap, q quote4) {
 }
 
 func TestICMPErrorReasons(t *testing.T) {
-	tcp6 := mk6(q6src, q6dst, header.ProtoTCP, tcpSeg(80, 40000, 5, 6, header.TCPACK, nil, seq(20)), v6cfg{})
-	tcp4 := mk4(q4src, q4dst, header.ProtoTCP, tcpSeg(80, 61000, 5, 6, header.TCPACK, nil, seq(20)), v4cfg{})
-	in4 := innerFor(q4src, q4dst, header.ProtoTCP, false)
-	in6 := innerFor(q6src, q6dst, header.ProtoTCP, false)
+	tcp6 := mk6(q6src, q6dst, ipproto.TCP, tcpSeg(80, 40000, 5, 6, ipproto.TCPACK, nil, seq(20)), v6cfg{})
+	tcp4 := mk4(q4src, q4dst, ipproto.TCP, tcpSeg(80, 61000, 5, 6, ipproto.TCPACK, nil, seq(20)), v4cfg{})
+	in4 := innerFor(q4src, q4dst, ipproto.TCP, false)
+	in6 := innerFor(q6src, q6dst, ipproto.TCP, false)
 	cases6 := []struct {
 		name string
 		pkt  []byte
@@ -395,13 +396,13 @@ func TestICMPErrorReasons(t *testing.T) {
 		{"inner of the wrong family", err6(1, 4, 0, tcp6), in6, BadAddress},
 		{"quote too short", err6(1, 4, 0, tcp6[:47]), in4, Malformed},
 		{"quote is ipv4", err6(1, 4, 0, tcp4), in4, Malformed},
-		{"quote is a fragment", err6(1, 4, 0, mk6(q6src, q6dst, header.ProtoUDP, udpDgram(1, 2, seq(8)), v6cfg{exts: []ext6{fragExt(0, true)}})), in4, Fragment},
-		{"quote has a source route", err6(1, 4, 0, mk6(q6src, q6dst, header.ProtoUDP, udpDgram(1, 2, seq(8)), v6cfg{exts: []ext6{routingExt(2)}})), in4, SourceRoute},
-		{"quote is esp", err6(1, 4, 0, mk6(q6src, q6dst, header.ProtoESP, seq(20), v6cfg{})), in4, Unsupported},
-		{"quote is a neighbor solicitation", err6(1, 4, 0, mk6(q6src, q6dst, header.ProtoICMPv6, icmpBytes(135, 0, 0, seq(16)), v6cfg{})), in4, Unsupported},
+		{"quote is a fragment", err6(1, 4, 0, mk6(q6src, q6dst, ipproto.UDP, udpDgram(1, 2, seq(8)), v6cfg{exts: []ext6{fragExt(0, true)}})), in4, Fragment},
+		{"quote has a source route", err6(1, 4, 0, mk6(q6src, q6dst, ipproto.UDP, udpDgram(1, 2, seq(8)), v6cfg{exts: []ext6{routingExt(2)}})), in4, SourceRoute},
+		{"quote is esp", err6(1, 4, 0, mk6(q6src, q6dst, ipproto.ESP, seq(20), v6cfg{})), in4, Unsupported},
+		{"quote is a neighbor solicitation", err6(1, 4, 0, mk6(q6src, q6dst, ipproto.ICMPv6, icmpBytes(135, 0, 0, seq(16)), v6cfg{})), in4, Unsupported},
 		{"quote is an error", err6(1, 4, 0, err6(1, 4, 0, tcp6)), in4, Malformed},
-		{"error that is a first fragment", mk6("2001:db8:ffff::1", "64:ff9b::c000:221", header.ProtoICMPv6, icmpBytes(1, 4, 0, tcp6), v6cfg{exts: []ext6{fragExt(0, true)}}), in4, Fragment},
-		{"error in an atomic fragment (RFC 6946 §4)", mk6("2001:db8:ffff::1", "64:ff9b::c000:221", header.ProtoICMPv6, icmpBytes(1, 4, 0, tcp6), v6cfg{exts: []ext6{fragExt(0, false)}}), in4, Ok},
+		{"error that is a first fragment", mk6("2001:db8:ffff::1", "64:ff9b::c000:221", ipproto.ICMPv6, icmpBytes(1, 4, 0, tcp6), v6cfg{exts: []ext6{fragExt(0, true)}}), in4, Fragment},
+		{"error in an atomic fragment (RFC 6946 §4)", mk6("2001:db8:ffff::1", "64:ff9b::c000:221", ipproto.ICMPv6, icmpBytes(1, 4, 0, tcp6), v6cfg{exts: []ext6{fragExt(0, false)}}), in4, Ok},
 	}
 	for _, c := range cases6 {
 		if out, r := ToIPv4(clonePkt(c.pkt), a4src, a4dst, c.in); r != c.want || (r != Ok) != (out == nil) {
@@ -418,15 +419,15 @@ func TestICMPErrorReasons(t *testing.T) {
 		{"no inner", err4(3, 3, 0, tcp4), 40, nil, InnerMissing},
 		{"inner of the wrong family", err4(3, 3, 0, tcp4), 40, in4, BadAddress},
 		{"no room", err4(3, 3, 0, tcp4), 39, in6, TooBig},
-		{"room enough (options)", mk4("203.0.113.1", "198.51.100.2", header.ProtoICMPv4, icmpBytes(3, 3, 0, tcp4), v4cfg{opts: make([]byte, 40)}), 0, in6, Ok},
+		{"room enough (options)", mk4("203.0.113.1", "198.51.100.2", ipproto.ICMPv4, icmpBytes(3, 3, 0, tcp4), v4cfg{opts: make([]byte, 40)}), 0, in6, Ok},
 		{"quote too short", err4(3, 3, 0, tcp4[:27]), 40, in6, Malformed},
 		{"quote bad header checksum", err4(3, 3, 0, func() []byte { b := clonePkt(tcp4); b[10]++; return b }()), 40, in6, Malformed},
 		{"quote is ipv6", err4(3, 3, 0, tcp6), 40, in6, Malformed},
-		{"quote is a fragment", err4(3, 3, 0, mk4(q4src, q4dst, header.ProtoUDP, udpDgram(1, 2, seq(8)), v4cfg{flagFrag: 0x2000})), 40, in6, Fragment},
+		{"quote is a fragment", err4(3, 3, 0, mk4(q4src, q4dst, ipproto.UDP, udpDgram(1, 2, seq(8)), v4cfg{flagFrag: 0x2000})), 40, in6, Fragment},
 		{"quote is gre", err4(3, 3, 0, mk4(q4src, q4dst, 47, seq(20), v4cfg{})), 40, in6, Unsupported},
-		{"quote is a timestamp", err4(3, 3, 0, mk4(q4src, q4dst, header.ProtoICMPv4, icmpBytes(13, 0, 0, seq(12)), v4cfg{})), 40, in6, Unsupported},
+		{"quote is a timestamp", err4(3, 3, 0, mk4(q4src, q4dst, ipproto.ICMPv4, icmpBytes(13, 0, 0, seq(12)), v4cfg{})), 40, in6, Unsupported},
 		{"quote is an error", err4(3, 3, 0, err4(3, 3, 0, tcp4)), 40, in6, Malformed},
-		{"error is a fragment", mk4("203.0.113.1", "198.51.100.2", header.ProtoICMPv4, icmpBytes(3, 3, 0, tcp4), v4cfg{flagFrag: 0x2000}), 40, in6, Fragment},
+		{"error is a fragment", mk4("203.0.113.1", "198.51.100.2", ipproto.ICMPv4, icmpBytes(3, 3, 0, tcp4), v4cfg{flagFrag: 0x2000}), 40, in6, Fragment},
 	}
 	for _, c := range cases4 {
 		if out, r := ToIPv6(withRoom(c.pkt, c.room), a6src, a6dst, c.in); r != c.want || (r != Ok) != (out == nil) {
@@ -440,20 +441,20 @@ func TestICMPErrorReasons(t *testing.T) {
 // more bytes than are quoted, so that only the attribute tells where the
 // quote ends.
 func TestICMPExtensions(t *testing.T) {
-	tcp6 := mk6(q6src, q6dst, header.ProtoTCP, tcpSeg(80, 40000, 5, 6, header.TCPACK, nil, seq(20)), v6cfg{payload: 1000}) // 80 bytes of 1040
-	q := append(clonePkt(tcp6), make([]byte, 48)...)                                                                       // pad to 128, then
-	q = append(q, 0x20, 0, 0xaa, 0xbb, 0, 8, 1, 1, 1, 2, 3, 4)                                                             // an extension
-	out, r := ToIPv4(err6(3, 0, uint32(128/8)<<24, q), a4src, a4dst, innerFor(q4src, q4dst, header.ProtoTCP, false))
+	tcp6 := mk6(q6src, q6dst, ipproto.TCP, tcpSeg(80, 40000, 5, 6, ipproto.TCPACK, nil, seq(20)), v6cfg{payload: 1000}) // 80 bytes of 1040
+	q := append(clonePkt(tcp6), make([]byte, 48)...)                                                                    // pad to 128, then
+	q = append(q, 0x20, 0, 0xaa, 0xbb, 0, 8, 1, 1, 1, 2, 3, 4)                                                          // an extension
+	out, r := ToIPv4(err6(3, 0, uint32(128/8)<<24, q), a4src, a4dst, innerFor(q4src, q4dst, ipproto.TCP, false))
 	if r != Ok {
 		t.Fatal(r)
 	}
 	if len(out) != 20+8+20+(128-40) || out[20+5] != 0 {
 		t.Errorf("ICMPv4 with the extension removed: %d bytes, length attribute %d", len(out), out[25])
 	}
-	tcp4 := mk4(q4src, q4dst, header.ProtoTCP, tcpSeg(80, 61000, 5, 6, header.TCPACK, nil, seq(20)), v4cfg{total: 1000}) // 60 bytes of 1000
+	tcp4 := mk4(q4src, q4dst, ipproto.TCP, tcpSeg(80, 61000, 5, 6, ipproto.TCPACK, nil, seq(20)), v4cfg{total: 1000}) // 60 bytes of 1000
 	q = append(clonePkt(tcp4), make([]byte, 68)...)
 	q = append(q, 0x20, 0, 0xaa, 0xbb, 0, 8, 1, 1, 1, 2, 3, 4)
-	out, r = ToIPv6(withRoom(err4(11, 0, uint32(128/4)<<16, q), 40), a6src, a6dst, innerFor(q6src, q6dst, header.ProtoTCP, false))
+	out, r = ToIPv6(withRoom(err4(11, 0, uint32(128/4)<<16, q), 40), a6src, a6dst, innerFor(q6src, q6dst, ipproto.TCP, false))
 	if r != Ok {
 		t.Fatal(r)
 	}

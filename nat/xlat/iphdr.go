@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // This file writes the translated IP headers (RFC 7915 §4.1 and §5.1) and
@@ -58,7 +59,7 @@ var shared IDs
 // allows any value for atomic datagrams). MF and the offset are 0.
 //
 // Precondition: len(b) >= 20; otherwise putIPv4 does nothing.
-func putIPv4(b []byte, tos uint8, total uint16, ttl, proto uint8, src, dst [4]byte, fresh *IDs) {
+func putIPv4(b []byte, tos uint8, total uint16, ttl uint8, proto ipproto.Proto, src, dst [4]byte, fresh *IDs) {
 	if len(b) < header.IPv4MinimumSize {
 		return
 	}
@@ -75,7 +76,7 @@ func putIPv4(b []byte, tos uint8, total uint16, ttl, proto uint8, src, dst [4]by
 	binary.BigEndian.PutUint16(b[4:], id)
 	binary.BigEndian.PutUint16(b[6:], ff)
 	b[8] = ttl
-	b[9] = proto
+	b[9] = byte(proto)
 	b[10], b[11] = 0, 0
 	copy(b[12:16], src[:])
 	copy(b[16:20], dst[:])
@@ -87,13 +88,13 @@ func putIPv4(b []byte, tos uint8, total uint16, ttl, proto uint8, src, dst [4]by
 // Next Header and Hop Limit, and the addresses.
 //
 // Precondition: len(b) >= 40; otherwise putIPv6 does nothing.
-func putIPv6(b []byte, tc uint8, payloadLen uint16, nh, hop uint8, src, dst [16]byte) {
+func putIPv6(b []byte, tc uint8, payloadLen uint16, nh ipproto.Proto, hop uint8, src, dst [16]byte) {
 	if len(b) < header.IPv6FixedHeaderSize {
 		return
 	}
 	binary.BigEndian.PutUint32(b[0:], 6<<28|uint32(tc)<<20)
 	binary.BigEndian.PutUint16(b[4:], payloadLen)
-	b[6] = nh
+	b[6] = byte(nh)
 	b[7] = hop
 	copy(b[8:24], src[:])
 	copy(b[24:40], dst[:])
@@ -111,34 +112,34 @@ func checkExt6(b []byte, end int) Reason {
 	if len(b) < header.IPv6FixedHeaderSize || end > len(b) {
 		return Malformed
 	}
-	nh := b[6]
+	nh := ipproto.Proto(b[6])
 	off := header.IPv6FixedHeaderSize
 	for off < end {
 		if off+8 > end {
 			return Malformed
 		}
 		switch nh {
-		case header.ProtoHopByHop, header.ProtoDstOpts:
-		case header.ProtoRouting:
+		case ipproto.HopByHop, ipproto.DstOpts:
+		case ipproto.Routing:
 			if b[off+3] != 0 { // RFC 8200 §4.4: Segments Left
 				return SourceRoute
 			}
-		case header.ProtoFragment:
+		case ipproto.Fragment:
 			// An atomic fragment (offset 0, M clear) is a whole packet
 			// (RFC 6946 §4): its Fragment header is skipped like the
 			// others. A true fragment is reassembled before translation.
 			if binary.BigEndian.Uint16(b[off+2:])&0xfff9 != 0 {
 				return Fragment
 			}
-			nh = b[off]
+			nh = ipproto.Proto(b[off])
 			off += 8
 			continue
-		case header.ProtoAH:
+		case ipproto.AH:
 			return Unsupported
 		default:
 			return Malformed
 		}
-		nh = b[off]
+		nh = ipproto.Proto(b[off])
 		off += (int(b[off+1]) + 1) * 8
 	}
 	if off != end {

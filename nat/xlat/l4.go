@@ -5,6 +5,7 @@ import (
 
 	"github.com/natalg/natalg/nat/checksum"
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // This file adjusts transport checksums for a translation (RFC 7915 §4.5 and
@@ -50,16 +51,16 @@ func nonZero(c uint16) uint16 {
 // a quote cut short: a checksum field that is not present is left alone. A
 // UDP checksum of 0 ("none", RFC 768) stays 0.
 //
-// Precondition: proto is header.ProtoTCP or header.ProtoUDP; for other
+// Precondition: proto is ipproto.TCP or ipproto.UDP; for other
 // values adjustL4 does nothing.
-func adjustL4(l4 []byte, proto uint8, oldPH, newPH uint32) {
+func adjustL4(l4 []byte, proto ipproto.Proto, oldPH, newPH uint32) {
 	switch proto {
-	case header.ProtoTCP:
+	case ipproto.TCP:
 		if len(l4) >= tcpChecksumOff+2 {
 			c := binary.BigEndian.Uint16(l4[tcpChecksumOff:])
 			binary.BigEndian.PutUint16(l4[tcpChecksumOff:], adjust(c, oldPH, newPH))
 		}
-	case header.ProtoUDP:
+	case ipproto.UDP:
 		if len(l4) >= udpChecksumOff+2 {
 			if c := binary.BigEndian.Uint16(l4[udpChecksumOff:]); c != 0 {
 				binary.BigEndian.PutUint16(l4[udpChecksumOff:], nonZero(adjust(c, oldPH, newPH)))
@@ -92,15 +93,15 @@ func retypeICMP(l4 []byte, typ uint8, oldPH, newPH uint32) {
 // ProtoICMPv6 for echo), through the header views, which update the quoted
 // checksum when it is present. echoReq tells an echo request (identifier in
 // SrcPort) from a reply (in DstPort).
-func setInnerPorts(l4 []byte, proto uint8, echoReq bool, in *Inner) {
+func setInnerPorts(l4 []byte, proto ipproto.Proto, echoReq bool, in *Inner) {
 	switch proto {
-	case header.ProtoTCP:
+	case ipproto.TCP:
 		header.TCP(l4).SetSrcPort(in.SrcPort)
 		header.TCP(l4).SetDstPort(in.DstPort)
-	case header.ProtoUDP:
+	case ipproto.UDP:
 		header.UDP(l4).SetSrcPort(in.SrcPort)
 		header.UDP(l4).SetDstPort(in.DstPort)
-	case header.ProtoICMPv4, header.ProtoICMPv6:
+	case ipproto.ICMPv4, ipproto.ICMPv6:
 		id := in.DstPort
 		if echoReq {
 			id = in.SrcPort

@@ -6,6 +6,7 @@ import (
 
 	"github.com/natalg/natalg/nat/checksum"
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // ToIPv4 translates the IPv6 packet pkt into IPv4 (RFC 7915 §5), in place,
@@ -72,12 +73,12 @@ func (g *IDs) ToIPv4(pkt []byte, src, dst netip.Addr, inner *Inner) ([]byte, Rea
 	s4, d4 := src.As4(), dst.As4()
 	proto := p.Proto
 	oldPH := checksum.PseudoHeader(b[8:24], b[24:40], proto, uint32(n))
-	if proto == header.ProtoICMPv6 {
+	if proto == ipproto.ICMPv6 {
 		m, r := icmp6to4Info(icmpMsg{typ: p.ICMPType, code: p.ICMPCode})
 		if r != Ok {
 			return nil, r
 		}
-		proto = header.ProtoICMPv4
+		proto = ipproto.ICMPv4
 		retypeICMP(l4, m.typ, oldPH, 0)
 	} else {
 		adjustL4(l4, proto, oldPH, checksum.PseudoHeader(s4[:], d4[:], proto, uint32(n)))
@@ -149,13 +150,13 @@ func toIPv4Error(p *header.Parsed, s4, d4 [4]byte, inner *Inner, g *IDs) ([]byte
 	oldPH := checksum.PseudoHeader(qb[8:24], qb[24:40], iproto, uint32(ulen))
 	is4, id4 := is.As4(), id.As4()
 	echoReq := false
-	if iproto == header.ProtoICMPv6 {
+	if iproto == ipproto.ICMPv6 {
 		mi, r := icmp6to4Info(icmpMsg{typ: q.ICMPType})
 		if r != Ok {
 			return nil, r
 		}
 		echoReq = q.ICMPType == header.ICMPv6EchoRequest
-		iproto = header.ProtoICMPv4
+		iproto = ipproto.ICMPv4
 		retypeICMP(il4, mi.typ, oldPH, 0)
 	} else {
 		adjustL4(il4, iproto, oldPH, checksum.PseudoHeader(is4[:], id4[:], iproto, uint32(ulen)))
@@ -175,6 +176,6 @@ func toIPv4Error(p *header.Parsed, s4, d4 [4]byte, inner *Inner, g *IDs) ([]byte
 	msg[0], msg[1], msg[2], msg[3] = m4.typ, m4.code, 0, 0
 	binary.BigEndian.PutUint32(msg[4:8], m4.rest)
 	binary.BigEndian.PutUint16(msg[2:], checksum.Checksum(msg, 0))
-	putIPv4(out, tc, uint16(len(out)), hop, header.ProtoICMPv4, s4, d4, g)
+	putIPv4(out, tc, uint16(len(out)), hop, ipproto.ICMPv4, s4, d4, g)
 	return out, Ok
 }

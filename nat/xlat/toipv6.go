@@ -6,6 +6,7 @@ import (
 
 	"github.com/natalg/natalg/nat/checksum"
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // ToIPv6 translates the IPv4 packet pkt into IPv6 (RFC 7915 §4), in place,
@@ -66,14 +67,14 @@ func ToIPv6(pkt []byte, src, dst netip.Addr, inner *Inner) ([]byte, Reason) {
 	oldPH := checksum.PseudoHeader(b[12:16], b[16:20], proto, uint32(n))
 	udpZero := false
 	switch proto {
-	case header.ProtoICMPv4:
+	case ipproto.ICMPv4:
 		m, r := icmp4to6Info(icmpMsg{typ: p.ICMPType, code: p.ICMPCode})
 		if r != Ok {
 			return nil, r
 		}
-		proto = header.ProtoICMPv6
+		proto = ipproto.ICMPv6
 		retypeICMP(l4, m.typ, 0, checksum.PseudoHeader(s6[:], d6[:], proto, uint32(n)))
-	case header.ProtoUDP:
+	case ipproto.UDP:
 		udpZero = binary.BigEndian.Uint16(l4[udpChecksumOff:]) == 0
 		if !udpZero {
 			adjustL4(l4, proto, oldPH, checksum.PseudoHeader(s6[:], d6[:], proto, uint32(n)))
@@ -86,7 +87,7 @@ func ToIPv6(pkt []byte, src, dst netip.Addr, inner *Inner) ([]byte, Reason) {
 	putIPv6(out, tos, uint16(n), proto, ttl, s6, d6)
 	if udpZero {
 		u := out[header.IPv6FixedHeaderSize:]
-		ph := checksum.PseudoHeader(s6[:], d6[:], header.ProtoUDP, uint32(n))
+		ph := checksum.PseudoHeader(s6[:], d6[:], ipproto.UDP, uint32(n))
 		binary.BigEndian.PutUint16(u[udpChecksumOff:], nonZero(checksum.Checksum(u, ph)))
 	}
 	return out, Ok
@@ -156,13 +157,13 @@ func toIPv6Error(pkt []byte, p *header.Parsed, s6, d6 [16]byte, inner *Inner) ([
 	is6, id6 := inner.Src.As16(), inner.Dst.As16()
 	oldPH := checksum.PseudoHeader(qb[12:16], qb[16:20], iproto, uint32(ulen))
 	echoReq := false
-	if iproto == header.ProtoICMPv4 {
+	if iproto == ipproto.ICMPv4 {
 		mi, r := icmp4to6Info(icmpMsg{typ: q.ICMPType})
 		if r != Ok {
 			return nil, r
 		}
 		echoReq = q.ICMPType == header.ICMPv4Echo
-		iproto = header.ProtoICMPv6
+		iproto = ipproto.ICMPv6
 		retypeICMP(il4, mi.typ, 0, checksum.PseudoHeader(is6[:], id6[:], iproto, uint32(ulen)))
 	} else {
 		adjustL4(il4, iproto, oldPH, checksum.PseudoHeader(is6[:], id6[:], iproto, uint32(ulen)))
@@ -177,8 +178,8 @@ func toIPv6Error(pkt []byte, p *header.Parsed, s6, d6 [16]byte, inner *Inner) ([
 	msg := out[header.IPv6FixedHeaderSize:]
 	msg[0], msg[1], msg[2], msg[3] = m6.typ, m6.code, 0, 0
 	binary.BigEndian.PutUint32(msg[4:8], m6.rest)
-	ph := checksum.PseudoHeader(s6[:], d6[:], header.ProtoICMPv6, uint32(len(msg)))
+	ph := checksum.PseudoHeader(s6[:], d6[:], ipproto.ICMPv6, uint32(len(msg)))
 	binary.BigEndian.PutUint16(msg[2:], checksum.Checksum(msg, ph))
-	putIPv6(out, tos, uint16(len(msg)), header.ProtoICMPv6, ttl, s6, d6)
+	putIPv6(out, tos, uint16(len(msg)), ipproto.ICMPv6, ttl, s6, d6)
 	return out, Ok
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // orig is what the tests compare a translation with, read from the input
@@ -33,7 +34,7 @@ func origL4(t *testing.T, in []byte) ([]byte, orig) {
 // checkSameL4 checks that the translated segment got equals the original
 // want except for the checksum (compared against a full recompute by
 // checkL4) and, for ICMP, the type byte.
-func checkSameL4(t *testing.T, got, want []byte, proto uint8) {
+func checkSameL4(t *testing.T, got, want []byte, proto ipproto.Proto) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("transport length %d, want %d", len(got), len(want))
@@ -41,7 +42,7 @@ func checkSameL4(t *testing.T, got, want []byte, proto uint8) {
 	g, w := append([]byte(nil), got...), append([]byte(nil), want...)
 	off := ckOff(proto)
 	g[off], g[off+1], w[off], w[off+1] = 0, 0, 0, 0
-	if proto == header.ProtoICMPv4 || proto == header.ProtoICMPv6 {
+	if proto == ipproto.ICMPv4 || proto == ipproto.ICMPv6 {
 		g[0], w[0] = 0, 0
 	}
 	if !bytes.Equal(g, w) {
@@ -55,50 +56,50 @@ func TestToIPv4(t *testing.T) {
 		name     string
 		pkt      []byte
 		want     Reason
-		proto    uint8 // IPv4 protocol of the result
-		icmpType uint8 // ICMPv4 type of the result
+		proto    ipproto.Proto // IPv4 protocol of the result
+		icmpType uint8         // ICMPv4 type of the result
 	}{
-		{"tcp syn", mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoTCP,
-			tcpSeg(40000, 80, 1000, 0, header.TCPSYN, []byte{2, 4, 5, 0xa0}, nil), v6cfg{tc: 0xb8, hop: 63}), Ok, header.ProtoTCP, 0},
-		{"tcp data", mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoTCP,
-			tcpSeg(40000, 80, 1000, 77, header.TCPACK|header.TCPPSH, nil, seq(333)), v6cfg{hop: 1}), Ok, header.ProtoTCP, 0},
-		{"tcp 1300 bytes DF", mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoTCP,
-			tcpSeg(1, 2, 3, 4, header.TCPACK, nil, big), v6cfg{hop: 64}), Ok, header.ProtoTCP, 0},
-		{"udp", mk6("2001:db8::ffff:1", "64:ff9b::1.2.3.4", header.ProtoUDP,
-			udpDgram(5353, 53, seq(41)), v6cfg{tc: 3, hop: 255}), Ok, header.ProtoUDP, 0},
-		{"udp checksum 0 kept", mk6("2001:db8::1", "64:ff9b::1.2.3.4", header.ProtoUDP,
-			udpDgram(5353, 53, seq(41)), v6cfg{hop: 9, noCk: true}), Ok, header.ProtoUDP, 0},
-		{"echo request", mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoICMPv6,
-			icmpBytes(128, 0, echoRest(0x1234, 7), seq(56)), v6cfg{hop: 64}), Ok, header.ProtoICMPv4, 8},
-		{"echo reply", mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoICMPv6,
-			icmpBytes(129, 0, echoRest(0x1234, 7), nil), v6cfg{hop: 64}), Ok, header.ProtoICMPv4, 0},
-		{"echo reply all zero", mk6("::", "::", header.ProtoICMPv6,
-			icmpBytes(129, 0, 0, nil), v6cfg{}), Ok, header.ProtoICMPv4, 0},
-		{"hop-by-hop and destination options", mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoTCP,
-			tcpSeg(40000, 80, 1, 2, header.TCPACK, nil, seq(10)),
-			v6cfg{hop: 64, exts: []ext6{optsExt(header.ProtoHopByHop, 1), optsExt(header.ProtoDstOpts, 2)}}), Ok, header.ProtoTCP, 0},
-		{"routing segments left 0", mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoUDP,
-			udpDgram(1, 2, seq(3)), v6cfg{hop: 64, exts: []ext6{optsExt(header.ProtoHopByHop, 1), routingExt(0), optsExt(header.ProtoDstOpts, 1)}}), Ok, header.ProtoUDP, 0},
+		{"tcp syn", mk6("2001:db8::1", "64:ff9b::c000:221", ipproto.TCP,
+			tcpSeg(40000, 80, 1000, 0, ipproto.TCPSYN, []byte{2, 4, 5, 0xa0}, nil), v6cfg{tc: 0xb8, hop: 63}), Ok, ipproto.TCP, 0},
+		{"tcp data", mk6("2001:db8::1", "64:ff9b::c000:221", ipproto.TCP,
+			tcpSeg(40000, 80, 1000, 77, ipproto.TCPACK|ipproto.TCPPSH, nil, seq(333)), v6cfg{hop: 1}), Ok, ipproto.TCP, 0},
+		{"tcp 1300 bytes DF", mk6("2001:db8::1", "64:ff9b::c000:221", ipproto.TCP,
+			tcpSeg(1, 2, 3, 4, ipproto.TCPACK, nil, big), v6cfg{hop: 64}), Ok, ipproto.TCP, 0},
+		{"udp", mk6("2001:db8::ffff:1", "64:ff9b::1.2.3.4", ipproto.UDP,
+			udpDgram(5353, 53, seq(41)), v6cfg{tc: 3, hop: 255}), Ok, ipproto.UDP, 0},
+		{"udp checksum 0 kept", mk6("2001:db8::1", "64:ff9b::1.2.3.4", ipproto.UDP,
+			udpDgram(5353, 53, seq(41)), v6cfg{hop: 9, noCk: true}), Ok, ipproto.UDP, 0},
+		{"echo request", mk6("2001:db8::1", "64:ff9b::c000:221", ipproto.ICMPv6,
+			icmpBytes(128, 0, echoRest(0x1234, 7), seq(56)), v6cfg{hop: 64}), Ok, ipproto.ICMPv4, 8},
+		{"echo reply", mk6("2001:db8::1", "64:ff9b::c000:221", ipproto.ICMPv6,
+			icmpBytes(129, 0, echoRest(0x1234, 7), nil), v6cfg{hop: 64}), Ok, ipproto.ICMPv4, 0},
+		{"echo reply all zero", mk6("::", "::", ipproto.ICMPv6,
+			icmpBytes(129, 0, 0, nil), v6cfg{}), Ok, ipproto.ICMPv4, 0},
+		{"hop-by-hop and destination options", mk6("2001:db8::1", "64:ff9b::c000:221", ipproto.TCP,
+			tcpSeg(40000, 80, 1, 2, ipproto.TCPACK, nil, seq(10)),
+			v6cfg{hop: 64, exts: []ext6{optsExt(ipproto.HopByHop, 1), optsExt(ipproto.DstOpts, 2)}}), Ok, ipproto.TCP, 0},
+		{"routing segments left 0", mk6("2001:db8::1", "64:ff9b::c000:221", ipproto.UDP,
+			udpDgram(1, 2, seq(3)), v6cfg{hop: 64, exts: []ext6{optsExt(ipproto.HopByHop, 1), routingExt(0), optsExt(ipproto.DstOpts, 1)}}), Ok, ipproto.UDP, 0},
 
-		{"routing segments left 1", mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoUDP,
+		{"routing segments left 1", mk6("2001:db8::1", "64:ff9b::c000:221", ipproto.UDP,
 			udpDgram(1, 2, seq(3)), v6cfg{exts: []ext6{routingExt(1)}}), SourceRoute, 0, 0},
-		{"first fragment", mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoUDP,
+		{"first fragment", mk6("2001:db8::1", "64:ff9b::c000:221", ipproto.UDP,
 			udpDgram(1, 2, seq(3)), v6cfg{exts: []ext6{fragExt(0, true)}}), Fragment, 0, 0},
-		{"later fragment", mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoUDP,
+		{"later fragment", mk6("2001:db8::1", "64:ff9b::c000:221", ipproto.UDP,
 			seq(16), v6cfg{exts: []ext6{fragExt(8, false)}}), Fragment, 0, 0},
 		// RFC 6946 §4: an atomic fragment is a whole packet.
-		{"atomic fragment", mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoUDP,
-			udpDgram(1, 2, seq(3)), v6cfg{exts: []ext6{fragExt(0, false)}}), Ok, header.ProtoUDP, 0},
-		{"authentication header", mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoTCP,
+		{"atomic fragment", mk6("2001:db8::1", "64:ff9b::c000:221", ipproto.UDP,
+			udpDgram(1, 2, seq(3)), v6cfg{exts: []ext6{fragExt(0, false)}}), Ok, ipproto.UDP, 0},
+		{"authentication header", mk6("2001:db8::1", "64:ff9b::c000:221", ipproto.TCP,
 			tcpSeg(1, 2, 3, 4, 0, nil, nil), v6cfg{exts: []ext6{ahExt()}}), Unsupported, 0, 0},
-		{"esp", mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoESP, seq(40), v6cfg{}), Unsupported, 0, 0},
+		{"esp", mk6("2001:db8::1", "64:ff9b::c000:221", ipproto.ESP, seq(40), v6cfg{}), Unsupported, 0, 0},
 		{"sctp", mk6("2001:db8::1", "64:ff9b::c000:221", 132, seq(40), v6cfg{}), Unsupported, 0, 0},
-		{"neighbor solicitation", mk6("fe80::1", "ff02::1:ff00:1", header.ProtoICMPv6,
+		{"neighbor solicitation", mk6("fe80::1", "ff02::1:ff00:1", ipproto.ICMPv6,
 			icmpBytes(135, 0, 0, seq(16)), v6cfg{hop: 255}), Unsupported, 0, 0},
-		{"mld query", mk6("fe80::1", "ff02::1", header.ProtoICMPv6,
+		{"mld query", mk6("fe80::1", "ff02::1", ipproto.ICMPv6,
 			icmpBytes(130, 0, 0, seq(16)), v6cfg{hop: 1}), Unsupported, 0, 0},
-		{"ipv4 packet", mk4("192.0.2.1", "192.0.2.2", header.ProtoUDP, udpDgram(1, 2, nil), v4cfg{}), Malformed, 0, 0},
-		{"truncated", mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoTCP,
+		{"ipv4 packet", mk4("192.0.2.1", "192.0.2.2", ipproto.UDP, udpDgram(1, 2, nil), v4cfg{}), Malformed, 0, 0},
+		{"truncated", mk6("2001:db8::1", "64:ff9b::c000:221", ipproto.TCP,
 			tcpSeg(1, 2, 3, 4, 0, nil, nil), v6cfg{})[:50], Malformed, 0, 0},
 		{"empty", nil, Malformed, 0, 0},
 	}
@@ -139,10 +140,10 @@ func TestToIPv4(t *testing.T) {
 				t.Errorf("result is not in place at the end of the input")
 			}
 			checkSameL4(t, p.L4(), ol4, c.proto)
-			if c.proto == header.ProtoICMPv4 && p.ICMPType != c.icmpType {
+			if c.proto == ipproto.ICMPv4 && p.ICMPType != c.icmpType {
 				t.Errorf("ICMP type %d, want %d", p.ICMPType, c.icmpType)
 			}
-			if c.proto == header.ProtoUDP && binary.BigEndian.Uint16(ol4[6:]) == 0 {
+			if c.proto == ipproto.UDP && binary.BigEndian.Uint16(ol4[6:]) == 0 {
 				if ck := header.UDP(p.L4()).Checksum(); ck != 0 {
 					t.Errorf("UDP checksum 0 became %#x", ck)
 				}
@@ -159,44 +160,44 @@ func TestToIPv6(t *testing.T) {
 		pkt      []byte
 		room     int
 		want     Reason
-		proto    uint8
+		proto    ipproto.Proto
 		icmpType uint8
 	}{
-		{"tcp syn", mk4("192.0.2.33", "198.51.100.2", header.ProtoTCP,
-			tcpSeg(80, 40000, 9, 1001, header.TCPSYN|header.TCPACK, []byte{2, 4, 5, 0xb4}, nil), v4cfg{tos: 0x2e, ttl: 50}), 20, Ok, header.ProtoTCP, 0},
-		{"tcp data", mk4("192.0.2.33", "198.51.100.2", header.ProtoTCP,
-			tcpSeg(80, 40000, 9, 1001, header.TCPACK, nil, seq(1400)), v4cfg{ttl: 1, flagFrag: 0x4000}), 20, Ok, header.ProtoTCP, 0},
-		{"ipv4 options", mk4("192.0.2.33", "198.51.100.2", header.ProtoTCP,
-			tcpSeg(80, 40000, 9, 1001, header.TCPACK, nil, seq(99)), v4cfg{ttl: 7, opts: []byte{7, 7, 4, 0, 0, 0, 0}}), 20, Ok, header.ProtoTCP, 0},
-		{"ipv4 40 bytes of options, no room needed", mk4("192.0.2.33", "198.51.100.2", header.ProtoUDP,
-			udpDgram(53, 5353, seq(20)), v4cfg{ttl: 7, opts: make([]byte, 40)}), 0, Ok, header.ProtoUDP, 0},
-		{"udp", mk4("192.0.2.33", "198.51.100.2", header.ProtoUDP,
-			udpDgram(53, 5353, seq(77)), v4cfg{ttl: 64}), 20, Ok, header.ProtoUDP, 0},
-		{"udp checksum 0 computed", mk4("192.0.2.33", "198.51.100.2", header.ProtoUDP,
-			udpDgram(53, 5353, seq(77)), v4cfg{ttl: 64, noCk: true}), 20, Ok, header.ProtoUDP, 0},
-		{"udp checksum 0 odd length", mk4("192.0.2.33", "198.51.100.2", header.ProtoUDP,
-			udpDgram(53, 5353, seq(3)), v4cfg{ttl: 64, noCk: true}), 20, Ok, header.ProtoUDP, 0},
-		{"echo", mk4("192.0.2.33", "198.51.100.2", header.ProtoICMPv4,
-			icmpBytes(8, 0, echoRest(77, 1), seq(56)), v4cfg{ttl: 64}), 20, Ok, header.ProtoICMPv6, 128},
-		{"echo reply", mk4("192.0.2.33", "198.51.100.2", header.ProtoICMPv4,
-			icmpBytes(0, 0, echoRest(77, 1), seq(3)), v4cfg{ttl: 64}), 20, Ok, header.ProtoICMPv6, 129},
-		{"echo reply all zero", mk4("0.0.0.0", "0.0.0.0", header.ProtoICMPv4,
-			icmpBytes(0, 0, 0, nil), v4cfg{}), 20, Ok, header.ProtoICMPv6, 129},
+		{"tcp syn", mk4("192.0.2.33", "198.51.100.2", ipproto.TCP,
+			tcpSeg(80, 40000, 9, 1001, ipproto.TCPSYN|ipproto.TCPACK, []byte{2, 4, 5, 0xb4}, nil), v4cfg{tos: 0x2e, ttl: 50}), 20, Ok, ipproto.TCP, 0},
+		{"tcp data", mk4("192.0.2.33", "198.51.100.2", ipproto.TCP,
+			tcpSeg(80, 40000, 9, 1001, ipproto.TCPACK, nil, seq(1400)), v4cfg{ttl: 1, flagFrag: 0x4000}), 20, Ok, ipproto.TCP, 0},
+		{"ipv4 options", mk4("192.0.2.33", "198.51.100.2", ipproto.TCP,
+			tcpSeg(80, 40000, 9, 1001, ipproto.TCPACK, nil, seq(99)), v4cfg{ttl: 7, opts: []byte{7, 7, 4, 0, 0, 0, 0}}), 20, Ok, ipproto.TCP, 0},
+		{"ipv4 40 bytes of options, no room needed", mk4("192.0.2.33", "198.51.100.2", ipproto.UDP,
+			udpDgram(53, 5353, seq(20)), v4cfg{ttl: 7, opts: make([]byte, 40)}), 0, Ok, ipproto.UDP, 0},
+		{"udp", mk4("192.0.2.33", "198.51.100.2", ipproto.UDP,
+			udpDgram(53, 5353, seq(77)), v4cfg{ttl: 64}), 20, Ok, ipproto.UDP, 0},
+		{"udp checksum 0 computed", mk4("192.0.2.33", "198.51.100.2", ipproto.UDP,
+			udpDgram(53, 5353, seq(77)), v4cfg{ttl: 64, noCk: true}), 20, Ok, ipproto.UDP, 0},
+		{"udp checksum 0 odd length", mk4("192.0.2.33", "198.51.100.2", ipproto.UDP,
+			udpDgram(53, 5353, seq(3)), v4cfg{ttl: 64, noCk: true}), 20, Ok, ipproto.UDP, 0},
+		{"echo", mk4("192.0.2.33", "198.51.100.2", ipproto.ICMPv4,
+			icmpBytes(8, 0, echoRest(77, 1), seq(56)), v4cfg{ttl: 64}), 20, Ok, ipproto.ICMPv6, 128},
+		{"echo reply", mk4("192.0.2.33", "198.51.100.2", ipproto.ICMPv4,
+			icmpBytes(0, 0, echoRest(77, 1), seq(3)), v4cfg{ttl: 64}), 20, Ok, ipproto.ICMPv6, 129},
+		{"echo reply all zero", mk4("0.0.0.0", "0.0.0.0", ipproto.ICMPv4,
+			icmpBytes(0, 0, 0, nil), v4cfg{}), 20, Ok, ipproto.ICMPv6, 129},
 
-		{"no room", mk4("192.0.2.33", "198.51.100.2", header.ProtoTCP,
-			tcpSeg(80, 40000, 9, 1001, header.TCPACK, nil, seq(10)), v4cfg{}), 19, TooBig, 0, 0},
-		{"more fragments", mk4("192.0.2.33", "198.51.100.2", header.ProtoUDP,
+		{"no room", mk4("192.0.2.33", "198.51.100.2", ipproto.TCP,
+			tcpSeg(80, 40000, 9, 1001, ipproto.TCPACK, nil, seq(10)), v4cfg{}), 19, TooBig, 0, 0},
+		{"more fragments", mk4("192.0.2.33", "198.51.100.2", ipproto.UDP,
 			udpDgram(53, 5353, seq(77)), v4cfg{flagFrag: 0x2000}), 20, Fragment, 0, 0},
-		{"later fragment", mk4("192.0.2.33", "198.51.100.2", header.ProtoUDP,
+		{"later fragment", mk4("192.0.2.33", "198.51.100.2", ipproto.UDP,
 			seq(77), v4cfg{flagFrag: 0x0010}), 20, Fragment, 0, 0},
-		{"timestamp", mk4("192.0.2.33", "198.51.100.2", header.ProtoICMPv4,
+		{"timestamp", mk4("192.0.2.33", "198.51.100.2", ipproto.ICMPv4,
 			icmpBytes(13, 0, 0, seq(12)), v4cfg{}), 20, Unsupported, 0, 0},
-		{"address mask", mk4("192.0.2.33", "198.51.100.2", header.ProtoICMPv4,
+		{"address mask", mk4("192.0.2.33", "198.51.100.2", ipproto.ICMPv4,
 			icmpBytes(17, 0, 0, seq(4)), v4cfg{}), 20, Unsupported, 0, 0},
 		{"gre", mk4("192.0.2.33", "198.51.100.2", 47, seq(20), v4cfg{}), 20, Unsupported, 0, 0},
-		{"ipv6 packet", mk6("2001:db8::1", "2001:db8::2", header.ProtoUDP, udpDgram(1, 2, nil), v6cfg{}), 20, Malformed, 0, 0},
+		{"ipv6 packet", mk6("2001:db8::1", "2001:db8::2", ipproto.UDP, udpDgram(1, 2, nil), v6cfg{}), 20, Malformed, 0, 0},
 		{"bad header checksum", func() []byte {
-			b := mk4("192.0.2.33", "198.51.100.2", header.ProtoUDP, udpDgram(1, 2, nil), v4cfg{})
+			b := mk4("192.0.2.33", "198.51.100.2", ipproto.UDP, udpDgram(1, 2, nil), v4cfg{})
 			b[10] ^= 1
 			return b
 		}(), 20, Malformed, 0, 0},
@@ -234,7 +235,7 @@ func TestToIPv6(t *testing.T) {
 				t.Errorf("result does not start at pkt[0]")
 			}
 			checkSameL4(t, p.L4(), ol4, c.proto)
-			if c.proto == header.ProtoICMPv6 && p.ICMPType != c.icmpType {
+			if c.proto == ipproto.ICMPv6 && p.ICMPType != c.icmpType {
 				t.Errorf("ICMP type %d, want %d", p.ICMPType, c.icmpType)
 			}
 			checkL4(t, p)
@@ -243,8 +244,8 @@ func TestToIPv6(t *testing.T) {
 }
 
 func TestBadAddress(t *testing.T) {
-	v6 := mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoUDP, udpDgram(1, 2, nil), v6cfg{})
-	v4 := mk4("192.0.2.33", "198.51.100.2", header.ProtoUDP, udpDgram(1, 2, nil), v4cfg{})
+	v6 := mk6("2001:db8::1", "64:ff9b::c000:221", ipproto.UDP, udpDgram(1, 2, nil), v6cfg{})
+	v4 := mk4("192.0.2.33", "198.51.100.2", ipproto.UDP, udpDgram(1, 2, nil), v4cfg{})
 	if _, r := ToIPv4(clonePkt(v6), a6src, a4dst, nil); r != BadAddress {
 		t.Errorf("ToIPv4 with an IPv6 source: %v", r)
 	}
@@ -267,8 +268,8 @@ func clonePkt(b []byte) []byte { return append([]byte(nil), b...) }
 // TestPortsAfterTranslation shows the intended use: translate, then set the
 // ports (or echo identifier) with header.Parsed, which keeps the checksum.
 func TestPortsAfterTranslation(t *testing.T) {
-	in := mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoTCP,
-		tcpSeg(40000, 80, 1, 2, header.TCPACK, nil, seq(100)), v6cfg{hop: 64})
+	in := mk6("2001:db8::1", "64:ff9b::c000:221", ipproto.TCP,
+		tcpSeg(40000, 80, 1, 2, ipproto.TCPACK, nil, seq(100)), v6cfg{hop: 64})
 	out, r := ToIPv4(in, a4src, a4dst, nil)
 	if r != Ok {
 		t.Fatal(r)
@@ -283,7 +284,7 @@ func TestPortsAfterTranslation(t *testing.T) {
 	}
 	checkL4(t, p)
 
-	in = withRoom(mk4("192.0.2.33", "198.51.100.2", header.ProtoICMPv4, icmpBytes(0, 0, echoRest(61000, 3), seq(20)), v4cfg{}), 20)
+	in = withRoom(mk4("192.0.2.33", "198.51.100.2", ipproto.ICMPv4, icmpBytes(0, 0, echoRest(61000, 3), seq(20)), v4cfg{}), 20)
 	out, r = ToIPv6(in, a6dst, a6src, nil)
 	if r != Ok {
 		t.Fatal(r)
@@ -304,11 +305,11 @@ func TestPortsAfterTranslation(t *testing.T) {
 // (checksum as a value).
 func TestRoundTrip(t *testing.T) {
 	for _, pkt := range [][]byte{
-		mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoTCP, tcpSeg(40000, 80, 1, 2, header.TCPACK, optTS(), seq(500)), v6cfg{tc: 0x10, hop: 9, flow: 0x12345}),
-		mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoUDP, udpDgram(40000, 80, seq(501)), v6cfg{hop: 9}),
-		mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoICMPv6, icmpBytes(128, 0, echoRest(1, 2), seq(9)), v6cfg{hop: 9}),
-		mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoICMPv6, icmpBytes(129, 0, echoRest(1, 2), seq(9)), v6cfg{hop: 9}),
-		mk6("2001:db8::1", "64:ff9b::c000:221", header.ProtoUDP, udpDgram(40000, 80, seq(1)), v6cfg{hop: 9, exts: []ext6{optsExt(header.ProtoHopByHop, 3)}}),
+		mk6("2001:db8::1", "64:ff9b::c000:221", ipproto.TCP, tcpSeg(40000, 80, 1, 2, ipproto.TCPACK, optTS(), seq(500)), v6cfg{tc: 0x10, hop: 9, flow: 0x12345}),
+		mk6("2001:db8::1", "64:ff9b::c000:221", ipproto.UDP, udpDgram(40000, 80, seq(501)), v6cfg{hop: 9}),
+		mk6("2001:db8::1", "64:ff9b::c000:221", ipproto.ICMPv6, icmpBytes(128, 0, echoRest(1, 2), seq(9)), v6cfg{hop: 9}),
+		mk6("2001:db8::1", "64:ff9b::c000:221", ipproto.ICMPv6, icmpBytes(129, 0, echoRest(1, 2), seq(9)), v6cfg{hop: 9}),
+		mk6("2001:db8::1", "64:ff9b::c000:221", ipproto.UDP, udpDgram(40000, 80, seq(1)), v6cfg{hop: 9, exts: []ext6{optsExt(ipproto.HopByHop, 3)}}),
 	} {
 		checkRoundTrip(t, pkt)
 	}

@@ -23,6 +23,7 @@
 # Usage: sudo testdata/e2e/bench-live.sh [ROUNDS] [MIB]   (default 3 rounds, 64 MiB)
 #   NATALG=PATH      natalg binary (default: go build ./cmd/natalg)
 #   SECS=N           seconds per iperf3 run (default 3)
+#   SETTLE=N         seconds between switching the NAT on and measuring (default 2)
 #   ROWS="..."       the rows to run (default: all five, in the order above)
 #   MODE=epsv|pasv|eprt|port  curl's FTP mode (default epsv)
 #
@@ -39,6 +40,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ROUNDS=${1:-3}
 MIB=${2:-64}
 SECS=${SECS:-3}
+SETTLE=${SETTLE:-2}
 MODE=${MODE:-epsv}
 ROWS=${ROWS:-ftp-offloads-on ftp-offloads-off iperf3-tcp iperf3-udp-1200 iperf3-udp-64}
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
@@ -139,6 +141,7 @@ for row in $ROWS; do
 		for i in 0 1 2; do
 			m=${MODES[$(((r - 1 + i) % 3))]}
 			nat_on "$m"
+			sleep "$SETTLE" # natalg run's start (its flow table's memory) off the clock
 			v=$(measure "$row" "$m")
 			nat_off "$m"
 			RES[$row/$m]+="$v "

@@ -19,6 +19,8 @@ import (
 
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat"
+	"github.com/natalg/natalg/nat/ipproto"
+	"github.com/natalg/natalg/nat/promtext"
 )
 
 // Stats count what happened to the expectations natalg put in the kernel.
@@ -136,7 +138,7 @@ func ownerKey(i int, el *nftables.SetElement) string {
 // element lapses with x (x.Expires), so it never outlives natalg's
 // expectation even when natalg cannot remove it.
 func (d *Datapath) ExpectationInstalled(x *conntrack.Expectation) error {
-	if x.Proto != conntrack.ProtoTCP {
+	if x.Proto != ipproto.TCP {
 		return fmt.Errorf("kerneldp: expectation of protocol %d", x.Proto)
 	}
 	i, el := expectElement(x)
@@ -215,7 +217,7 @@ func (d *Datapath) remove(x *conntrack.Expectation) {
 func (d *Datapath) Sync(eng *nat.Engine) (int, error) {
 	var xs []*conntrack.Expectation
 	eng.Table().RangeExpectations(func(x *conntrack.Expectation) {
-		if x.Proto == conntrack.ProtoTCP && !(x.Dst.Is4() && x.Target.Addr().Is6()) { // not NAT64's
+		if x.Proto == ipproto.TCP && !(x.Dst.Is4() && x.Target.Addr().Is6()) { // not NAT64's
 			xs = append(xs, x)
 		}
 	})
@@ -262,7 +264,7 @@ func (d *Datapath) Watch(ctx context.Context, eng *nat.Engine) error {
 				continue
 			}
 			o := ev.Flow.TupleOrig
-			if o.Proto.Protocol != conntrack.ProtoTCP {
+			if ipproto.Proto(o.Proto.Protocol) != ipproto.TCP {
 				continue
 			}
 			d.used(eng, o.IP.SourceAddress.Unmap(), netip.AddrPortFrom(o.IP.DestinationAddress.Unmap(), o.Proto.DestinationPort))
@@ -272,7 +274,7 @@ func (d *Datapath) Watch(ctx context.Context, eng *nat.Engine) error {
 
 // used handles the data connection from peer to public.
 func (d *Datapath) used(eng *nat.Engine, peer netip.Addr, public netip.AddrPort) {
-	x := &conntrack.Expectation{Proto: conntrack.ProtoTCP, Src: peer, Dst: public.Addr(), DstPort: public.Port()}
+	x := &conntrack.Expectation{Proto: ipproto.TCP, Src: peer, Dst: public.Addr(), DstPort: public.Port()}
 	i, el := expectElement(x)
 	k := ownerKey(i, &el)
 	d.mu.Lock()
@@ -289,7 +291,7 @@ func (d *Datapath) used(eng *nat.Engine, peer netip.Addr, public netip.AddrPort)
 		return
 	}
 	d.Stats.Used.Add(1)
-	eng.ExpectationUsed(conntrack.ProtoTCP, peer, public, time.Now())
+	eng.ExpectationUsed(ipproto.TCP, peer, public, time.Now())
 	d.log.Debug("kerneldp: expectation used", "peer", peer, "public", public)
 }
 
@@ -336,18 +338,28 @@ func (d *Datapath) Pending() int {
 	return len(d.owners)
 }
 
+// The kernel datapath's metric families.
+var (
+	metricKernelExpectations = promtext.Family{Name: "natalg_kernel_expectations", Type: promtext.Gauge,
+		Help: "Expectations natalg holds in the kernel's maps."}
+	metricKernelExpectationsTotal = promtext.Family{Name: "natalg_kernel_expectations_total", Type: promtext.Counter,
+		Help: "Expectations in the kernel by event."}
+	metricKernelEvents = promtext.Family{Name: "natalg_kernel_conntrack_events_total", Type: promtext.Counter,
+		Help: "Conntrack events read, and event socket errors."}
+)
+
 // WriteMetrics writes the kernel expectation counters in the Prometheus
-// text format.
+// text format, through a promtext.Writer on w (w itself when it is one).
 func (d *Datapath) WriteMetrics(w io.Writer) {
-	fmt.Fprintf(w, "# HELP natalg_kernel_expectations Expectations natalg holds in the kernel's maps.\n# TYPE natalg_kernel_expectations gauge\nnatalg_kernel_expectations %d\n", d.Pending())
-	fmt.Fprintf(w, "# HELP natalg_kernel_expectations_total Expectations in the kernel by event.\n# TYPE natalg_kernel_expectations_total counter\n")
+	pw := promtext.New(w)
+	pw.Uint(metricKernelExpectations, uint64(d.Pending()))
 	for _, e := range []struct {
 		name string
 		v    *atomic.Uint64
 	}{{"installed", &d.Stats.Installed}, {"install_failed", &d.Stats.InstallFailed}, {"used", &d.Stats.Used},
 		{"expired", &d.Stats.Expired}, {"withdrawn", &d.Stats.Withdrawn}} {
-		fmt.Fprintf(w, "natalg_kernel_expectations_total{event=%q} %d\n", e.name, e.v.Load())
+		pw.Uint(metricKernelExpectationsTotal, e.v.Load(), "event", e.name)
 	}
-	fmt.Fprintf(w, "# HELP natalg_kernel_conntrack_events_total Conntrack events read, and event socket errors.\n# TYPE natalg_kernel_conntrack_events_total counter\n")
-	fmt.Fprintf(w, "natalg_kernel_conntrack_events_total{kind=\"read\"} %d\nnatalg_kernel_conntrack_events_total{kind=\"error\"} %d\n", d.Stats.Events.Load(), d.Stats.EventErrors.Load())
+	pw.Uint(metricKernelEvents, d.Stats.Events.Load(), "kind", "read")
+	pw.Uint(metricKernelEvents, d.Stats.EventErrors.Load(), "kind", "error")
 }

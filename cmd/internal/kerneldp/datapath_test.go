@@ -16,6 +16,7 @@ import (
 
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 func mustForward(t *testing.T, s string) nat.Forward {
@@ -58,7 +59,7 @@ func TestConfigCheck(t *testing.T) {
 }
 
 func TestExpectElement(t *testing.T) {
-	x := &conntrack.Expectation{Proto: conntrack.ProtoTCP, Src: netip.MustParseAddr("198.19.0.2"),
+	x := &conntrack.Expectation{Proto: ipproto.TCP, Src: netip.MustParseAddr("198.19.0.2"),
 		Dst: netip.MustParseAddr("198.19.100.100"), DstPort: 0xc001, Target: netip.MustParseAddrPort("198.18.0.2:5001")}
 	i, el := expectElement(x)
 	wantKey := []byte{198, 19, 0, 2, 198, 19, 100, 100, 0xc0, 0x01, 0, 0}
@@ -66,7 +67,7 @@ func TestExpectElement(t *testing.T) {
 	if i != 0 || !bytes.Equal(el.Key, wantKey) || !bytes.Equal(el.Val, wantVal) {
 		t.Fatalf("IPv4 element %d %x : %x, want 0 %x : %x", i, el.Key, el.Val, wantKey, wantVal)
 	}
-	x6 := &conntrack.Expectation{Proto: conntrack.ProtoTCP, Src: netip.MustParseAddr("2001:db8:19::2"),
+	x6 := &conntrack.Expectation{Proto: ipproto.TCP, Src: netip.MustParseAddr("2001:db8:19::2"),
 		Dst: netip.MustParseAddr("2001:db8:19::100"), DstPort: 50000, Target: netip.MustParseAddrPort("[fd00:18::2]:5001")}
 	i, el = expectElement(x6)
 	if i != 1 || len(el.Key) != 36 || len(el.Val) != 20 {
@@ -142,9 +143,9 @@ func TestDatapathLive(t *testing.T) {
 		t.Errorf("the FTP forward is the kernel's too:\n%s", table)
 	}
 	now := time.Now()
-	x4 := &conntrack.Expectation{Proto: conntrack.ProtoTCP, Src: netip.MustParseAddr("198.19.0.2"), Dst: netip.MustParseAddr("198.19.100.100"),
+	x4 := &conntrack.Expectation{Proto: ipproto.TCP, Src: netip.MustParseAddr("198.19.0.2"), Dst: netip.MustParseAddr("198.19.100.100"),
 		DstPort: 50001, Target: netip.MustParseAddrPort("198.18.0.2:5001"), Expires: now.Add(300 * time.Second).UnixNano()}
-	x6 := &conntrack.Expectation{Proto: conntrack.ProtoTCP, Src: netip.MustParseAddr("2001:db8:19::2"), Dst: netip.MustParseAddr("2001:db8:19::100"),
+	x6 := &conntrack.Expectation{Proto: ipproto.TCP, Src: netip.MustParseAddr("2001:db8:19::2"), Dst: netip.MustParseAddr("2001:db8:19::100"),
 		DstPort: 50002, Target: netip.MustParseAddrPort("[fd00:18::2]:5002"), Expires: now.Add(10 * time.Second).UnixNano()}
 	for _, x := range []*conntrack.Expectation{x4, x6} {
 		if err := d.ExpectationInstalled(x); err != nil {
@@ -225,7 +226,7 @@ func TestQueueTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := list()
-	for _, want := range []string{`iifname "r-out" meta mark set meta mark | 0x40000000`, "queue to 0", "queue to 1",
+	for _, want := range []string{`iifname "r-out" meta mark & 0x10000000 != 0x00000000 queue to 0`, "queue to 1",
 		`iifname "r-in" oifname "r-out" meta mark set meta mark | 0x20000000`} {
 		if !strings.Contains(l, want) {
 			t.Errorf("table lacks %q:\n%s", want, l)

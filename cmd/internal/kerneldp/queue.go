@@ -37,8 +37,8 @@ func queueTo(qs Queues) []expr.Any {
 // ApplyQueueTable replaces table inet natalg_queue: the same rules as the
 // xt ones of "natalg rules", at the same hooks and priorities (raw
 // PREROUTING for packets arriving on outside, mangle FORWARD for packets
-// from inside to outside): every packet gets its interface mark, and those
-// with MarkQueue are queued. It fails on a kernel without nft_queue.
+// from inside to outside, which get MarkOutbound): those with MarkQueue are
+// queued. It fails on a kernel without nft_queue.
 func ApplyQueueTable(inside, outside string, in, out Queues) error {
 	cc, err := nftables.New()
 	if err != nil {
@@ -55,7 +55,6 @@ func ApplyQueueTable(inside, outside string, in, out Queues) error {
 	rule := func(c *nftables.Chain, e ...[]expr.Any) {
 		cc.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: cat(e...)})
 	}
-	rule(chIn, matchIfname(true, outside), setMark(MarkInbound))
 	rule(chIn, matchIfname(true, outside), testMark(MarkQueue, true), queueTo(in))
 	rule(chOut, matchIfname(true, inside), matchIfname(false, outside), setMark(MarkOutbound))
 	rule(chOut, matchIfname(true, inside), matchIfname(false, outside), testMark(MarkQueue, true), queueTo(out))

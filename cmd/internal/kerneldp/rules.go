@@ -25,6 +25,7 @@ import (
 
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // TableName is the nftables table (family inet) natalg run owns.
@@ -37,11 +38,9 @@ const (
 	// MarkQueue on a packet: natalg translates it (the xt rules queue it).
 	MarkQueue uint32 = 0x10000000
 	// MarkOutbound: "natalg rules" sets it on packets forwarded from the
-	// inside interface to the outside one (mangle FORWARD).
+	// inside interface to the outside one (mangle FORWARD): the table
+	// masquerades only them.
 	MarkOutbound uint32 = 0x20000000
-	// MarkInbound: "natalg rules" sets it on packets arriving on the outside
-	// interface (raw PREROUTING).
-	MarkInbound uint32 = 0x40000000
 	// CtMarkData in a connection's conntrack mark: the kernel admitted it
 	// through one of natalg's FTP expectations. A firewall accepts exactly
 	// these data connections with "ct mark & 0x10000000 == 0x10000000".
@@ -76,7 +75,7 @@ type Config struct {
 // isFTPForward reports whether natalg translates forward f: a TCP forward
 // with an FTP port on either side (as nat.Engine attaches its gateway).
 func (c *Config) isFTPForward(f nat.Forward) bool {
-	if f.Proto != conntrack.ProtoTCP {
+	if f.Proto != ipproto.TCP {
 		return false
 	}
 	for _, p := range c.FTPPorts {
@@ -163,10 +162,10 @@ func matchNFProto(fam *family) []expr.Any {
 	}
 }
 
-func matchL4(proto uint8) []expr.Any {
+func matchL4(proto ipproto.Proto) []expr.Any {
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{proto}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{byte(proto)}},
 	}
 }
 
@@ -245,6 +244,10 @@ func setCtMark(bit uint32) []expr.Any {
 }
 
 var accept = &expr.Verdict{Kind: expr.VerdictAccept}
+
+// ctStatusDstNAT is IPS_DST_NAT, the conntrack status bit of a connection
+// whose destination was translated.
+const ctStatusDstNAT uint32 = 1 << 5
 
 // loadExpectKey loads "saddr . daddr . tcp dport", the key of the
 // expectation maps.
@@ -337,7 +340,7 @@ func build(cc *nftables.Conn, cfg *Config, exists bool) (*objects, error) {
 	for _, a := range cfg.Public {
 		public[famOf(a)] = a.Unmap()
 	}
-	tcp := matchL4(conntrack.ProtoTCP)
+	tcp := matchL4(ipproto.TCP)
 	// Inbound FTP control packets, before raw PREROUTING queues them and
 	// before conntrack sees them: the replies of outbound control
 	// connections (from an FTP port to natalg's port range: the kernel
@@ -398,7 +401,9 @@ func build(cc *nftables.Conn, cfg *Config, exists bool) (*objects, error) {
 			&expr.NAT{Type: expr.NATTypeDestNAT, Family: fam.natFam, RegAddrMin: reg1, RegProtoMin: portReg, Specified: true},
 		})
 	}
-	// The forwards that are not FTP, for packets from the outside.
+	// The forwards that are not FTP. From any interface: from the inside
+	// they would need hairpin SNAT, which the table does not do, and fail
+	// as they would without the rule.
 	for _, f := range cfg.Forwards {
 		if cfg.isFTPForward(f) {
 			continue
@@ -406,7 +411,7 @@ func build(cc *nftables.Conn, cfg *Config, exists bool) (*objects, error) {
 		i := famOf(f.Target)
 		fam := &families[i]
 		pub := public[i]
-		head := cat(testMark(MarkInbound, true), matchNFProto(fam), matchAddr(fam, false, netip.PrefixFrom(pub, pub.BitLen())), matchL4(f.Proto))
+		head := cat(matchNFProto(fam), matchAddr(fam, false, netip.PrefixFrom(pub, pub.BitLen())), matchL4(f.Proto))
 		dnat := func(lo, hi uint16, port uint16) {
 			e := cat(head, matchPort(false, lo, hi), []expr.Any{&expr.Immediate{Register: reg1, Data: f.Target.AsSlice()}})
 			n := &expr.NAT{Type: expr.NATTypeDestNAT, Family: fam.natFam, RegAddrMin: reg1}
@@ -427,6 +432,29 @@ func build(cc *nftables.Conn, cfg *Config, exists bool) (*objects, error) {
 			}
 		}
 	}
+	// Hairpinning (RFC 4787 §6 REQ-9, RFC 5382 §7.2 REQ-8): an inside host
+	// reaching a forward through the public address. The forward's DNAT
+	// sends the connection back inside; SNAT to the public address makes
+	// the server answer through the router and shows it the external
+	// source address (REQ-8 a). The port is the kernel's choice (the
+	// client's, when free), not necessarily the client's outbound mapping.
+	for _, p := range cfg.Inside {
+		i := famOf(p.Addr())
+		fam := &families[i]
+		for _, q := range cfg.Inside {
+			if famOf(q.Addr()) != i {
+				continue
+			}
+			rule(natPost, []expr.Any{
+				&expr.Ct{Key: expr.CtKeySTATUS, Register: reg1},
+				&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: ne32(ctStatusDstNAT), Xor: ne32(0)},
+				&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: ne32(0)},
+			}, matchNFProto(fam), matchAddr(fam, true, p), matchAddr(fam, false, q), []expr.Any{
+				&expr.Immediate{Register: reg1, Data: public[i].AsSlice()},
+				&expr.NAT{Type: expr.NATTypeSourceNAT, Family: fam.natFam, RegAddrMin: reg1},
+			})
+		}
+	}
 	// Masquerade to the public address: TCP and UDP source ports from 1024
 	// into the kernel's range (natalg's lies above it), lower ones and
 	// other protocols as the kernel chooses (it keeps a port below 1024
@@ -436,7 +464,7 @@ func build(cc *nftables.Conn, cfg *Config, exists bool) (*objects, error) {
 		fam := &families[i]
 		pub := public[i]
 		head := cat(testMark(MarkOutbound, true), matchNFProto(fam), matchAddr(fam, true, p))
-		for _, proto := range []uint8{conntrack.ProtoTCP, conntrack.ProtoUDP} {
+		for _, proto := range []ipproto.Proto{ipproto.TCP, ipproto.UDP} {
 			rule(natPost, head, matchL4(proto), matchPort(true, 1024, 65535), []expr.Any{
 				&expr.Immediate{Register: reg1, Data: pub.AsSlice()},
 				&expr.Immediate{Register: reg2, Data: be16(cfg.KernelPorts[0])},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/natalg/natalg/nat"
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // NFQA_SKB_INFO bits (include/uapi/linux/netfilter/nfnetlink_queue.h).
@@ -102,7 +103,7 @@ func completeChecksum(b []byte) {
 		return
 	}
 	switch p.Proto {
-	case header.ProtoTCP, header.ProtoUDP:
+	case ipproto.TCP, ipproto.UDP:
 		p.ComputeL4Checksum()
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/natalg/natalg/nat/header"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
 // Compare checks a replay's output against a golden capture (for example,
@@ -128,13 +129,13 @@ func Describe(ip []byte) string {
 	}
 	var b strings.Builder
 	switch p.Proto {
-	case header.ProtoTCP:
-		fmt.Fprintf(&b, "tcp %s > %s [%s] seq %d ack %d", netip.AddrPortFrom(p.Src, p.SrcPort), netip.AddrPortFrom(p.Dst, p.DstPort), tcpFlags(p.TCPFlags), p.Seq, p.Ack)
+	case ipproto.TCP:
+		fmt.Fprintf(&b, "tcp %s > %s [%s] seq %d ack %d", netip.AddrPortFrom(p.Src, p.SrcPort), netip.AddrPortFrom(p.Dst, p.DstPort), p.TCPFlags, p.Seq, p.Ack)
 		for i := 0; i < p.SACKBlocks; i++ {
 			l, r := p.SACKBlock(i)
 			fmt.Fprintf(&b, " sack %d-%d", l, r)
 		}
-	case header.ProtoUDP:
+	case ipproto.UDP:
 		fmt.Fprintf(&b, "udp %s > %s", netip.AddrPortFrom(p.Src, p.SrcPort), netip.AddrPortFrom(p.Dst, p.DstPort))
 	default:
 		fmt.Fprintf(&b, "proto %d %s > %s", p.Proto, p.Src, p.Dst)
@@ -146,20 +147,6 @@ func Describe(ip []byte) string {
 		}
 	}
 	return b.String()
-}
-
-func tcpFlags(f uint8) string {
-	const names = "FSRPAUEC"
-	var s []byte
-	for i := 0; i < 8; i++ {
-		if f&(1<<i) != 0 {
-			s = append(s, names[i])
-		}
-	}
-	if len(s) == 0 {
-		return "."
-	}
-	return string(s)
 }
 
 func printable(b []byte) bool {
@@ -186,11 +173,11 @@ func Endpoints(before, after []byte) string {
 		netip.AddrPortFrom(b.Src, b.SrcPort), netip.AddrPortFrom(b.Dst, b.DstPort))
 }
 
-func protoName(p uint8) string {
+func protoName(p ipproto.Proto) string {
 	switch p {
-	case header.ProtoTCP:
+	case ipproto.TCP:
 		return "tcp"
-	case header.ProtoUDP:
+	case ipproto.UDP:
 		return "udp"
 	}
 	return strconv.Itoa(int(p))
