@@ -89,7 +89,7 @@ bench-live: deps build
 # A crasher the fuzzer finds is written to the package's testdata/fuzz/
 # directory, which plain `go test` then runs as a regression case: commit it
 # with the fix.
-FUZZ_TARGETS := ./cmd/internal/nfq:FuzzQueueBatch ./alg:FuzzParseLine ./alg:FuzzTLSTracker ./alg:FuzzNAT64Control \
+FUZZ_TARGETS := ./cmd/internal/nfq:FuzzQueueBatch ./alg:FuzzParseLine ./alg:FuzzTLSTracker ./alg:FuzzNAT64Control ./alg:FuzzControlState \
 	./nat:FuzzProcess ./nat:FuzzPeekTuple ./nat:FuzzLoadState ./nat/header:FuzzDecode ./nat/xlat:FuzzXlat \
 	./nat/checksum:FuzzSum ./nat/checksum:FuzzUpdate ./seqdelta:FuzzLedger ./seqdelta:FuzzLedgerBinary ./conntrack:FuzzFlowRecord \
 	./nat/frag:FuzzReassemble ./nat:FuzzFragments ./nat:FuzzParseForward64

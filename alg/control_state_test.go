@@ -13,7 +13,7 @@ import (
 // fixedMap maps every announcement to one public endpoint.
 type fixedMap netip.AddrPort
 
-func (m fixedMap) MapData(conntrack.Dir, netip.AddrPort) (netip.AddrPort, bool) {
+func (m fixedMap) MapData(conntrack.Dir, netip.AddrPort, int64) (netip.AddrPort, bool) {
 	return netip.AddrPort(m), true
 }
 

@@ -18,7 +18,7 @@ type fakeNAT struct {
 	refuse bool
 }
 
-func (f *fakeNAT) MapData(dir conntrack.Dir, a netip.AddrPort) (netip.AddrPort, bool) {
+func (f *fakeNAT) MapData(dir conntrack.Dir, a netip.AddrPort, _ int64) (netip.AddrPort, bool) {
 	f.asked = append(f.asked, a)
 	if f.refuse {
 		return netip.AddrPort{}, false

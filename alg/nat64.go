@@ -67,7 +67,7 @@ type pendKind uint8
 
 const (
 	pendPlain     pendKind = iota // n ordinary commands: their replies pass
-	pendAnswer                    // a NOOP standing in for a command: its 200 becomes answer ans, anything else tears the session down
+	pendAnswer                    // a NOOP standing in for a command: its 200 becomes its answer, anything else tears the session down
 	pendProbePASV                 // the PASV sent before a first EPSV: its reply is removed, a 227's port kept
 	pendProbeEPSV                 // that EPSV: a 229 passes; a rejection becomes a 229 from the kept port
 	pendTo229                     // a PASV standing in for EPSV: its 227 becomes a 229
@@ -77,9 +77,9 @@ const (
 
 // pending is one entry of the FIFO of outstanding replies.
 type pending struct {
-	kind pendKind
-	ans  answer
-	n    uint16 // pendPlain: number of commands
+	kind     pendKind
+	answer   answer
+	commands uint16 // pendPlain: number of commands
 }
 
 // pendingCap bounds the FIFO. Ordinary commands in a row share an entry, so
@@ -111,21 +111,21 @@ const (
 
 // nat64 is the RFC 6384 state of a control connection.
 type nat64 struct {
-	on       bool // an IPv6 client and an IPv4 server (the tuples' families differ)
-	rev      bool // an IPv4 client and an IPv6 server (a static NAT64 binding, rev64.go)
-	lost     bool // replies can no longer be told apart: no in-band answers
-	off      bool // ALGS DISABLE64 received (RFC 6384 §11)
-	greeted  bool // the server's greeting (220) went by
-	dead     bool // torn down (RFC 6384 §12): every segment is dropped
-	reset    bool // the segment being processed becomes a reset to its receiver
-	epsv     epsvSupport
-	pasvPort uint16 // port of the 227 answering the gateway's probe PASV, 0 if none
-	q        [pendingCap]pending
-	qh, qn   uint8
-	mode     replyMode // for the reply in progress
-	ans      answer    // modeReplace: the answer
-	emitted  bool      // modeTo229: the 229 was written
-	run      run
+	on                  bool // an IPv6 client and an IPv4 server (the tuples' families differ)
+	rev                 bool // an IPv4 client and an IPv6 server (a static NAT64 binding, rev64.go)
+	lost                bool // replies can no longer be told apart: no in-band answers
+	off                 bool // ALGS DISABLE64 received (RFC 6384 §11)
+	greeted             bool // the server's greeting (220) went by
+	dead                bool // torn down (RFC 6384 §12): every segment is dropped
+	reset               bool // the segment being processed becomes a reset to its receiver
+	epsv                epsvSupport
+	pasvPort            uint16              // port of the 227 answering the gateway's probe PASV, 0 if none
+	queue               [pendingCap]pending // FIFO of outstanding replies (ring)
+	queueHead, queueLen uint8               // the oldest entry of queue, the number of entries
+	mode                replyMode           // for the reply in progress
+	answer              answer              // modeReplace: the answer
+	emitted             bool                // modeTo229: the 229 was written
+	run                 run
 }
 
 // run is a rewrite being built over adjacent bytes of one segment: a line
@@ -144,7 +144,7 @@ type run struct {
 // stop ends the in-band answers for good (TLS: the commands and replies are
 // no longer seen, RFC 4217 §4, RFC 6384 §5).
 func (n *nat64) stop() {
-	n.lost, n.qn, n.mode = true, 0, modePass
+	n.lost, n.queueLen, n.mode = true, 0, modePass
 }
 
 // tracked reports whether the gateway counts commands and replies: both
@@ -156,48 +156,48 @@ func (c *Control) tracked() bool {
 
 // room reports whether k special entries, and an ordinary command after
 // them, fit in the FIFO.
-func (n *nat64) room(k int) bool { return int(n.qn)+k < pendingCap }
+func (n *nat64) room(k int) bool { return int(n.queueLen)+k < pendingCap }
 
 func (n *nat64) push(p pending) {
-	if p.kind == pendPlain && n.qn > 0 {
-		t := &n.q[(int(n.qh)+int(n.qn)-1)%pendingCap]
-		if t.kind == pendPlain && t.n < 65535 {
-			t.n++
+	if p.kind == pendPlain && n.queueLen > 0 {
+		last := &n.queue[(int(n.queueHead)+int(n.queueLen)-1)%pendingCap]
+		if last.kind == pendPlain && last.commands < 65535 {
+			last.commands++
 			return
 		}
 	}
-	if int(n.qn) == pendingCap {
+	if int(n.queueLen) == pendingCap {
 		// unreachable while room is respected; never guess
 		n.stop()
 		return
 	}
 	if p.kind == pendPlain {
-		p.n = 1
+		p.commands = 1
 	}
-	n.q[(int(n.qh)+int(n.qn))%pendingCap] = p
-	n.qn++
+	n.queue[(int(n.queueHead)+int(n.queueLen))%pendingCap] = p
+	n.queueLen++
 }
 
 // pop removes the entry of the oldest outstanding command; ok is false when
 // no command is outstanding.
 func (n *nat64) pop() (p pending, ok bool) {
-	if n.qn == 0 {
+	if n.queueLen == 0 {
 		return pending{}, false
 	}
-	h := &n.q[n.qh]
-	if h.kind == pendPlain && h.n > 1 {
-		h.n--
+	head := &n.queue[n.queueHead]
+	if head.kind == pendPlain && head.commands > 1 {
+		head.commands--
 		return pending{kind: pendPlain}, true
 	}
-	p = *h
-	n.qh = uint8((int(n.qh) + 1) % pendingCap)
-	n.qn--
+	p = *head
+	n.queueHead = uint8((int(n.queueHead) + 1) % pendingCap)
+	n.queueLen--
 	return p, true
 }
 
 // headSpecial reports whether the reply to come is one the gateway acts on.
 func (n *nat64) headSpecial() bool {
-	return n.qn > 0 && n.q[n.qh].kind != pendPlain
+	return n.queueLen > 0 && n.queue[n.queueHead].kind != pendPlain
 }
 
 // canRewrite reports whether a rewrite with newLen bytes of replacement at
@@ -207,7 +207,7 @@ func (c *Control) canRewrite(dir conntrack.Dir, seq uint32, newLen int) bool {
 	if r.active && r.dir == dir && r.end == seq && r.newN+newLen <= maxAnnounceText {
 		return true
 	}
-	return c.segRew < MaxRewritesPerSegment && c.room(dir, c.led)
+	return c.rewritesInSegment < MaxRewritesPerSegment && c.room(dir, c.led)
 }
 
 // runAdd replaces the original bytes old at seq by repl (at most
@@ -220,7 +220,7 @@ func (c *Control) runAdd(dir conntrack.Dir, seq uint32, old, repl []byte, led *s
 	}
 	if !r.active {
 		r.active, r.dir, r.start, r.end, r.sum, r.newN = true, dir, seq, seq, fnvBasis, 0
-		c.segRew++
+		c.rewritesInSegment++
 	}
 	if k := r.end - r.start; k < maxAnnounceText {
 		copy(r.old[k:], old)
@@ -261,9 +261,6 @@ func (c *Control) replaceLine(out []byte, dir conntrack.Dir, seq uint32, line []
 // rewrites, or any reply line while the reply to come or in progress is one
 // the gateway acts on.
 func (c *Control) hold64(client bool, rest []byte) bool {
-	if !c.n64.on && !c.n64.rev {
-		return false
-	}
 	if _, complete := telnetNegotiation(rest); !complete {
 		// a Telnet negotiation cut short: it is removed whole (RFC 6384
 		// §5)
@@ -479,17 +476,17 @@ func (c *Control) command64(out []byte, seq uint32, line []byte, a Announcement,
 				n.off = true
 			}
 		}
-		ans := ansALGSBad
+		reply := ansALGSBad
 		switch {
 		case algs == "":
 		case n.off:
-			ans = ansALGSOff
+			reply = ansALGSOff
 		case c.cfg.NAT64KeepEPRT:
-			ans = ansALGSEPSV
+			reply = ansALGSEPSV
 		default:
-			ans = ansALGSOn
+			reply = ansALGSOn
 		}
-		return c.answer(out, seq, line, ans, EvALGS, led)
+		return c.answer(out, seq, line, reply, EvALGS, led)
 	case eprt:
 		n.push(pending{kind: pendPlain})
 		return c.eprt64(out, seq, line, a, led, tr)
@@ -511,15 +508,15 @@ func (c *Control) command64(out []byte, seq uint32, line []byte, a Announcement,
 }
 
 // answer replaces a command by a stand-in NOOP whose 200 reply becomes the
-// gateway's answer ans (RFC 6384 §12). When it cannot (replies not
+// gateway's answer reply (RFC 6384 §12). When it cannot (replies not
 // tracked, or the FIFO full), the command passes unchanged, EvQueueFull.
-func (c *Control) answer(out []byte, seq uint32, line []byte, ans answer, ev Event, led *seqdelta.Ledger) ([]byte, Event, bool) {
+func (c *Control) answer(out []byte, seq uint32, line []byte, reply answer, ev Event, led *seqdelta.Ledger) ([]byte, Event, bool) {
 	n := &c.n64
 	if !c.tracked() || !n.room(1) {
 		n.push(pending{kind: pendPlain})
 		return append(out, line...), EvQueueFull, false
 	}
-	n.push(pending{kind: pendAnswer, ans: ans})
+	n.push(pending{kind: pendAnswer, answer: reply})
 	return c.replaceLine(out, conntrack.Original, seq, line, "NOOP\r\n", led), ev, true
 }
 
@@ -534,7 +531,7 @@ func (c *Control) eprt64(out []byte, seq uint32, line []byte, a Announcement, le
 	if a.Port < 1024 && !c.cfg.AllowLowPorts {
 		return append(out, line...), EvLowPort, false
 	}
-	pub, ok := tr.MapData(conntrack.Original, netip.AddrPortFrom(sender, a.Port))
+	pub, ok := tr.MapData(conntrack.Original, netip.AddrPortFrom(sender, a.Port), c.now)
 	if !ok || !pub.Addr().Unmap().Is4() {
 		return append(out, line...), EvMapFailed, false
 	}
@@ -669,8 +666,8 @@ func (c *Control) reply64(out []byte, seq uint32, line []byte, a Announcement, f
 	case modeReplace:
 		if first {
 			var b [maxAnnounceText]byte
-			text := append(b[:0], answers[n.ans]...)
-			if n.ans == ansEPSV229 {
+			text := append(b[:0], answers[n.answer]...)
+			if n.answer == ansEPSV229 {
 				text = append229(b[:0], n.pasvPort)
 				ev = EvEPSVToPASV
 			}
@@ -705,7 +702,7 @@ func (n *nat64) start(p pending, code int) {
 	case pendAnswer:
 		// RFC 6384 §12: the 200 to the NOOP becomes the gateway's answer;
 		// anything else SHOULD tear the session down
-		n.mode, n.ans = modeTeardown, p.ans
+		n.mode, n.answer = modeTeardown, p.answer
 		if code == 200 {
 			n.mode = modeReplace
 		}
@@ -717,7 +714,7 @@ func (n *nat64) start(p pending, code int) {
 			n.epsv = epsvYes
 		case epsvRejected(code) && n.pasvPort != 0:
 			n.epsv = epsvNo
-			n.mode, n.ans = modeReplace, ansEPSV229
+			n.mode, n.answer = modeReplace, ansEPSV229
 		}
 	case pendTo229:
 		if code == 227 {
@@ -828,7 +825,7 @@ func telnetInLine(line []byte) int {
 // the in-band answers stop (stop). Without room for the rewrites in this
 // segment, the line waits for the next one (c.cut).
 func (c *Control) telnetLine(out []byte, dir conntrack.Dir, seq uint32, line []byte, k int, led *seqdelta.Ledger) ([]byte, Event, bool) {
-	if c.segRew+k > MaxRewritesPerSegment {
+	if c.rewritesInSegment+k > MaxRewritesPerSegment {
 		c.cut = true
 		return out, 0, false
 	}
@@ -858,3 +855,43 @@ func (c *Control) telnetLine(out []byte, dir conntrack.Dir, seq uint32, line []b
 	}
 	return out, EvTelnetRefused, true
 }
+
+// The RFC 6384 gateway is the line policy (policy.go) of a NAT64 control
+// flow, in either direction (rev says which): its state is the policy.
+
+func (n *nat64) line(c *Control, out []byte, dir conntrack.Dir, seq uint32, line []byte, led *seqdelta.Ledger, tr Translator) ([]byte, Event, bool) {
+	if k := telnetInLine(line); k > 0 {
+		return c.telnetLine(out, dir, seq, line, k, led) // RFC 6384 §5
+	}
+	if dir == conntrack.Original {
+		a, ok := c.command(line)
+		if n.rev {
+			return c.commandRev(out, seq, line, a, ok, led)
+		}
+		return c.command64(out, seq, line, a, ok, led, tr)
+	}
+	r := c.followReply(line, true)
+	if r.tls {
+		return append(out, line...), EvTLS, false
+	}
+	// The server is the IPv4 side: its 227 and 229 need no mapping (RFC
+	// 6384 §6); only replies the gateway must answer or translate are
+	// touched.
+	return c.reply64(out, seq, line, r.Announcement, r.first, r.final, r.member, led, tr)
+}
+
+func (n *nat64) lineStart(c *Control, dir conntrack.Dir, seq uint32, data []byte, led *seqdelta.Ledger) (int, Event, bool) {
+	if data[0] != telnetIAC {
+		return 0, 0, false
+	}
+	// RFC 6384 §5: Telnet negotiations are not relayed
+	return c.telnet64(dir, seq, data, led)
+}
+
+func (n *nat64) holds(c *Control, client bool, partial []byte) bool {
+	return PrefixCouldBe(partial, client, MaxLine) || c.hold64(client, partial)
+}
+
+func (n *nat64) passed(c *Control, client bool, partial []byte) { c.partial64(client, partial) }
+
+func (n *nat64) growth(c *Control, line []byte, client bool) int { return c.growth(line, client) }

@@ -127,8 +127,8 @@ func (w *wire) send(d conntrack.Dir, n, limit int, retransmit bool) bool {
 	if w.taken(d) <= off {
 		t.Fatalf("%v: no byte taken at %d: %+v", d, off, r)
 	}
-	if h.c.n64.qn > pendingCap {
-		t.Fatalf("FIFO holds %d", h.c.n64.qn)
+	if h.c.n64.queueLen > pendingCap {
+		t.Fatalf("FIFO holds %d", h.c.n64.queueLen)
 	}
 	whole := (r.Action == Pass || r.Action == Replace && r.Seq == seq) && r.Events&EvTruncated == 0 && len(s.held) == 0
 	if retransmit && whole {

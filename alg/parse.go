@@ -1,8 +1,17 @@
 // Package alg implements the FTP application-layer gateway of the NAT.
 //
+// Layout: control.go is the entry point (Control.Segment) and the
+// announcement rewrite; stream.go frames each direction into lines (holds,
+// retransmission replay, rewrite history, TLS records); policy.go is the
+// line policy interface and its classic RFC 959/2428/1639 implementation,
+// nat64.go and rev64.go the RFC 6384 one; scan.go is the table-driven
+// scanner under the grammar here; state.go and state_binary.go save and
+// restore a Control; event.go names the events.
+//
 // This file holds the pure grammar layer: it classifies one complete
-// control-connection line and locates the text a NAT must rewrite. It keeps
-// no state, performs no I/O, never allocates and never panics.
+// control-connection line and locates the text a NAT must rewrite, with
+// the scanner of scan.go. It keeps no state, performs no I/O, never
+// allocates and never panics.
 package alg
 
 import (
@@ -137,10 +146,11 @@ func ParseClientLine(line []byte) (Announcement, bool) {
 	for n < len(s) && !isWS(s[n]) {
 		n++
 	}
-	kind := verbKind(s[:n])
-	if kind == KindNone {
+	pat := lookupVerb(s[:n])
+	if pat == nil {
 		return Announcement{}, false
 	}
+	kind := pat.kind
 	i := n
 	for i < len(s) && isWS(s[i]) {
 		i++
@@ -154,14 +164,14 @@ func ParseClientLine(line []byte) (Announcement, bool) {
 	a := Announcement{Kind: kind}
 	switch kind {
 	case KindPORT:
-		addr, port, end, ok := parseSix(s, i)
-		if !ok || end != e {
+		addr, port, end, v := scanFields(s, i, false, true)
+		if v != Match || end != e {
 			return bad, false
 		}
 		a.Addr, a.Port, a.Start, a.End = addr, port, i, end
 	case KindEPRT:
-		d, addr, port, ok := parseEPRT(arg)
-		if !ok {
+		d, addr, port, end, v := scanEPRT(arg, true)
+		if v != Match || end != len(arg) {
 			return bad, false
 		}
 		a.Addr, a.Port, a.Delim, a.Start, a.End = addr, port, d, i, e
@@ -185,8 +195,8 @@ func ParseClientLine(line []byte) (Announcement, bool) {
 			return bad, false
 		}
 	case KindLPRT:
-		addr, port, end, ok := parseLong(s, i)
-		if !ok || end != e {
+		addr, port, end, v := scanFields(s, i, true, true)
+		if v != Match || end != e {
 			return bad, false
 		}
 		a.Addr, a.Port, a.Start, a.End = addr, port, i, end
@@ -243,8 +253,8 @@ func ParseServerLine(line []byte) (Announcement, bool) {
 			if !isDigit(s[i]) || isDigit(s[i-1]) || s[i-1] == ',' {
 				continue
 			}
-			addr, port, end, ok := parseSix(s, i)
-			if ok && (end == len(s) || s[end] != ',') {
+			addr, port, end, v := scanFields(s, i, false, true)
+			if v == Match && (end == len(s) || s[end] != ',') {
 				a.Kind, a.Addr, a.Port, a.Start, a.End = Kind227, addr, port, i, end
 				break
 			}
@@ -275,8 +285,8 @@ func ParseServerLine(line []byte) (Announcement, bool) {
 			if !isDigit(s[i]) || isDigit(s[i-1]) || s[i-1] == ',' {
 				continue
 			}
-			addr, port, end, ok := parseLong(s, i)
-			if ok && (end == len(s) || s[end] != ',') {
+			addr, port, end, v := scanFields(s, i, true, true)
+			if v == Match && (end == len(s) || s[end] != ',') {
 				a.Kind, a.Addr, a.Port, a.Start, a.End = Kind228, addr, port, i, end
 				break
 			}
@@ -313,208 +323,46 @@ func PrefixCouldBe(prefix []byte, client bool, maxLine int) bool {
 	if len(prefix) > limit || bytes.IndexByte(prefix, '\n') >= 0 {
 		return false
 	}
-	if client {
-		return clientPrefix(prefix)
-	}
-	return serverPrefix(prefix)
+	return scanStart(prefix, client) != NoMatch
 }
 
-func clientPrefix(p []byte) bool {
-	n := min(len(p), 4)
-	port := eqFold(p[:n], "PORT"[:n])
-	eprt := eqFold(p[:n], "EPRT"[:n])
-	lprt := eqFold(p[:n], "LPRT"[:n])
-	if !port && !eprt && !lprt {
-		return false
+// scanStart answers for p, the start of a line whose LF has not come yet:
+// NeedMore (or Match, for a client argument already whole) when it may
+// still become an address announcement, NoMatch when it cannot. A server
+// line that starts "227 ", "228 " or "229 " (or with '-') may carry the
+// announcement anywhere in its free text: NeedMore.
+func scanStart(p []byte, client bool) Verdict {
+	pat, argAt, v := startsAnnouncement(p, client)
+	if v == NoMatch || argAt < 0 || !client {
+		return v
 	}
-	if len(p) <= 4 {
-		return true
-	}
-	if !isWS(p[4]) {
-		return false
-	}
-	i := 5
+	i := argAt
 	for i < len(p) && isWS(p[i]) {
 		i++
 	}
 	rest := p[i:]
-	complete := false
+	final := false
 	if len(rest) > 0 && rest[len(rest)-1] == '\r' {
 		// Only the CR of the final CR LF may appear: everything before it
 		// must already be a complete argument.
-		rest, complete = rest[:len(rest)-1], true
+		rest, final = rest[:len(rest)-1], true
 	}
-	switch {
-	case port:
-		return portArgPrefix(rest, complete)
-	case lprt:
-		return longArgPrefix(rest, complete)
+	var end int
+	switch pat.arg {
+	case argHostPort, argLongPort:
+		_, _, end, v = scanFields(rest, 0, pat.arg == argLongPort, final)
+	default:
+		_, _, _, end, v = scanEPRT(rest, final)
 	}
-	return eprtArgPrefix(rest, complete)
-}
-
-func serverPrefix(p []byte) bool {
-	for i, c := range p {
-		switch i {
-		case 0, 1:
-			if c != '2' {
-				return false
-			}
-		case 2:
-			if c != '7' && c != '8' && c != '9' {
-				return false
-			}
-		case 3:
-			if c != ' ' && c != '-' {
-				return false
-			}
-		default:
-			// Free text: the announcement may still follow.
-			return true
-		}
+	if v != Match {
+		return v
 	}
-	return true
-}
-
-// portArgPrefix reports whether b is a prefix of a PORT argument (six fields
-// and optional trailing white space); with complete it must be a whole one.
-func portArgPrefix(b []byte, complete bool) bool {
-	fields, digits, val := 0, 0, 0
-	for i, c := range b {
-		switch {
-		case isDigit(c):
-			digits++
-			val = val*10 + int(c-'0')
-			if digits > 3 || val > 255 {
-				return false
-			}
-		case c == ',':
-			if digits == 0 || fields == 5 {
-				return false
-			}
-			fields, digits, val = fields+1, 0, 0
-		case isWS(c):
-			if fields != 5 || digits == 0 {
-				return false
-			}
-			for _, c := range b[i:] {
-				if !isWS(c) {
-					return false
-				}
-			}
-			return true
-		default:
-			return false
-		}
-	}
-	return !complete || (fields == 5 && digits > 0)
-}
-
-// longArgPrefix reports whether b is a prefix of an LPRT argument (a
-// long-host-port as parseLong takes it, and optional trailing white space);
-// with complete it must be a whole one.
-func longArgPrefix(b []byte, complete bool) bool {
-	var f [3]int // af, hal, pal as far as known
-	fields, digits, val, want := 0, 0, 0, 3
-	// check validates field k (just completed with value v).
-	check := func(k, v int) bool {
-		switch {
-		case k == 0:
-			f[0] = v
-			return v == 4 || v == 6
-		case k == 1:
-			f[1] = v
-			want = 2 + v + 1
-			return f[0] == 4 && v == 4 || f[0] == 6 && v == 16
-		case k == 2+f[1]:
-			want += 2
-			return v == 2
-		}
-		return true
-	}
-	for i, c := range b {
-		switch {
-		case isDigit(c):
-			digits++
-			val = val*10 + int(c-'0')
-			if digits > 3 || val > 255 {
-				return false
-			}
-		case c == ',':
-			if digits == 0 || !check(fields, val) || fields+1 >= want {
-				return false
-			}
-			fields, digits, val = fields+1, 0, 0
-		case isWS(c):
-			if digits == 0 || fields != want-1 || !check(fields, val) || want == 3 || fields == 2+f[1] {
-				return false
-			}
-			for _, c := range b[i:] {
-				if !isWS(c) {
-					return false
-				}
-			}
-			return true
-		default:
-			return false
-		}
-	}
-	if !complete {
-		return true
-	}
-	return digits > 0 && fields == want-1 && want > 3 && fields != 2+f[1] && check(fields, val)
-}
-
-// eprtArgPrefix reports whether b is a prefix of an EPRT argument (with
-// optional trailing white space); with complete it must be a whole one.
-func eprtArgPrefix(b []byte, complete bool) bool {
-	if len(b) == 0 {
-		return !complete
-	}
-	d := b[0]
-	if !isDelim(d) {
-		return false
-	}
-	rest := b[1:]
-	k := bytes.IndexByte(rest, d)
-	if k < 0 {
-		return !complete && (len(rest) == 0 || len(rest) == 1 && (rest[0] == '1' || rest[0] == '2'))
-	}
-	if k != 1 || (rest[0] != '1' && rest[0] != '2') {
-		return false
-	}
-	af := rest[0]
-	if (af == '1' && d == '.') || (af == '2' && d == ':') {
-		return false // the address could never be written
-	}
-	rest = rest[2:]
-	k = bytes.IndexByte(rest, d)
-	if k < 0 {
-		if complete {
-			return false
-		}
-		if af == '1' {
-			return ipv4Prefix(rest)
-		}
-		return ipv6Prefix(rest)
-	}
-	if _, ok := parseAF(af, rest[:k]); !ok {
-		return false
-	}
-	rest = rest[k+1:]
-	k = bytes.IndexByte(rest, d)
-	if k < 0 {
-		return !complete && portPrefix(rest)
-	}
-	if _, ok := parsePort(rest[:k]); !ok {
-		return false
-	}
-	for _, c := range rest[k+1:] {
+	for _, c := range rest[end:] {
 		if !isWS(c) {
-			return false
+			return NoMatch
 		}
 	}
-	return true
+	return Match
 }
 
 // portPrefix reports whether b is a prefix of a port accepted by parsePort.
@@ -530,33 +378,6 @@ func portPrefix(b []byte) bool {
 		v = v*10 + int(c-'0')
 	}
 	return v <= 65535 && (len(b) < 5 || v > 0)
-}
-
-// ipv4Prefix reports whether b is a prefix of a dotted quad accepted by
-// parseIPv4.
-func ipv4Prefix(b []byte) bool {
-	dots, digits, val := 0, 0, 0
-	for _, c := range b {
-		switch {
-		case isDigit(c):
-			if digits == 1 && val == 0 {
-				return false // leading zero
-			}
-			digits++
-			val = val*10 + int(c-'0')
-			if val > 255 {
-				return false
-			}
-		case c == '.':
-			if digits == 0 || dots == 3 {
-				return false
-			}
-			dots, digits, val = dots+1, 0, 0
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // ipv6Prefix reports whether b is a prefix of an address accepted by
@@ -592,9 +413,9 @@ func ipv6Prefix(b []byte) bool {
 			if dot {
 				// Embedded IPv4 must be last (RFC 4291 §2.2 form 3).
 				if ellipsis {
-					return groups <= 5 && ipv4Prefix(tok)
+					return groups <= 5 && scanIPv4(tok, nil) != NoMatch
 				}
-				return groups == 6 && ipv4Prefix(tok)
+				return groups == 6 && scanIPv4(tok, nil) != NoMatch
 			}
 			return len(tok) <= 4 && groups+1 <= max
 		}
@@ -647,33 +468,6 @@ func lineContent(line []byte) (s []byte, ok bool) {
 	return s, true
 }
 
-func verbKind(v []byte) Kind {
-	switch len(v) {
-	case 3:
-		if eqFold(v, "CCC") {
-			return KindCCC
-		}
-	case 4:
-		switch {
-		case eqFold(v, "PORT"):
-			return KindPORT
-		case eqFold(v, "EPRT"):
-			return KindEPRT
-		case eqFold(v, "AUTH"):
-			return KindAUTH
-		case eqFold(v, "PASV"):
-			return KindPASV
-		case eqFold(v, "EPSV"):
-			return KindEPSV
-		case eqFold(v, "LPRT"):
-			return KindLPRT
-		case eqFold(v, "LPSV"):
-			return KindLPSV
-		}
-	}
-	return KindNone
-}
-
 // eqFold reports whether b equals the upper-case ASCII string s, ignoring
 // ASCII case.
 func eqFold(b []byte, s string) bool {
@@ -690,122 +484,6 @@ func eqFold(b []byte, s string) bool {
 		}
 	}
 	return true
-}
-
-// parseSix parses "h1,h2,h3,h4,p1,p2" starting at s[i] (RFC 959 §4.1.2
-// host-port): six fields of 1-3 decimal digits with value 0..255. end is the
-// index just after the last digit.
-func parseSix(s []byte, i int) (addr netip.Addr, port uint16, end int, ok bool) {
-	var f [6]byte
-	for k := range f {
-		if k > 0 {
-			if i >= len(s) || s[i] != ',' {
-				return netip.Addr{}, 0, 0, false
-			}
-			i++
-		}
-		n, v := 0, 0
-		for i < len(s) && isDigit(s[i]) && n < 4 {
-			v = v*10 + int(s[i]-'0')
-			i++
-			n++
-		}
-		if n == 0 || n > 3 || v > 255 {
-			return netip.Addr{}, 0, 0, false
-		}
-		f[k] = byte(v)
-	}
-	return netip.AddrFrom4([4]byte{f[0], f[1], f[2], f[3]}), uint16(f[4])<<8 | uint16(f[5]), i, true
-}
-
-// parseField parses one decimal field of 1-3 digits with value 0..255 at
-// s[i] (RFC 959 §4.1.2 host-port, RFC 1639 §2 long-host-port); a fourth
-// digit makes it invalid. next is the index after the digits.
-func parseField(s []byte, i int) (v int, next int, ok bool) {
-	n := 0
-	for i < len(s) && isDigit(s[i]) && n < 4 {
-		v = v*10 + int(s[i]-'0')
-		i++
-		n++
-	}
-	return v, i, n > 0 && n <= 3 && v <= 255
-}
-
-// parseLong parses the RFC 1639 §2 long-host-port "af,hal,h1,...,pal,p1,p2"
-// starting at s[i]: af 4 with hal 4 or af 6 with hal 16, pal 2, every field
-// 1-3 decimal digits with value 0..255. end is the index just after the
-// last digit.
-func parseLong(s []byte, i int) (addr netip.Addr, port uint16, end int, ok bool) {
-	var f [3 + 16 + 2]byte
-	n, want := 0, 3
-	for n < want {
-		if n > 0 {
-			if i >= len(s) || s[i] != ',' {
-				return netip.Addr{}, 0, 0, false
-			}
-			i++
-		}
-		v, next, ok := parseField(s, i)
-		if !ok {
-			return netip.Addr{}, 0, 0, false
-		}
-		i = next
-		f[n] = byte(v)
-		switch {
-		case n == 0 && v != 4 && v != 6:
-			return netip.Addr{}, 0, 0, false // address family (RFC 1639 §2)
-		case n == 1:
-			if f[0] == 4 && v != 4 || f[0] == 6 && v != 16 {
-				return netip.Addr{}, 0, 0, false // host-address-length
-			}
-			want = 2 + v + 1
-		case n == want-1 && want == 2+int(f[1])+1:
-			if v != 2 {
-				return netip.Addr{}, 0, 0, false // port-address-length
-			}
-			want += 2
-		}
-		n++
-	}
-	hal := int(f[1])
-	if hal == 4 {
-		addr = netip.AddrFrom4([4]byte(f[2:6]))
-	} else {
-		addr = netip.AddrFrom16([16]byte(f[2:18]))
-	}
-	return addr, uint16(f[3+hal])<<8 | uint16(f[4+hal]), i, true
-}
-
-// parseEPRT parses the EPRT argument "<d><af><d><addr><d><port><d>"
-// (RFC 2428 §2). The delimiter must occur exactly four times.
-func parseEPRT(arg []byte) (d byte, addr netip.Addr, port uint16, ok bool) {
-	if len(arg) < 7 || !isDelim(arg[0]) || arg[len(arg)-1] != arg[0] {
-		return 0, netip.Addr{}, 0, false
-	}
-	d = arg[0]
-	body := arg[1 : len(arg)-1] // "<af><d><addr><d><port>"
-	p1 := bytes.IndexByte(body, d)
-	if p1 != 1 {
-		return 0, netip.Addr{}, 0, false
-	}
-	p2 := bytes.IndexByte(body[p1+1:], d)
-	if p2 < 0 {
-		return 0, netip.Addr{}, 0, false
-	}
-	p2 += p1 + 1
-	portText := body[p2+1:]
-	if bytes.IndexByte(portText, d) >= 0 {
-		return 0, netip.Addr{}, 0, false
-	}
-	addr, ok = parseAF(body[0], body[p1+1:p2])
-	if !ok {
-		return 0, netip.Addr{}, 0, false
-	}
-	port, ok = parsePort(portText)
-	if !ok {
-		return 0, netip.Addr{}, 0, false
-	}
-	return d, addr, port, true
 }
 
 // parseAF parses an EPRT address of address family af (RFC 2428 §2: "1" is
@@ -842,40 +520,10 @@ func parsePort(b []byte) (uint16, bool) {
 // does: four decimal fields 0..255 without leading zeros.
 func parseIPv4(b []byte) (netip.Addr, bool) {
 	var f [4]byte
-	if !parseIPv4Fields(b, f[:]) {
+	if scanIPv4(b, f[:]) != Match {
 		return netip.Addr{}, false
 	}
 	return netip.AddrFrom4(f), true
-}
-
-func parseIPv4Fields(b []byte, f []byte) bool {
-	pos, val, digits := 0, 0, 0
-	for i, c := range b {
-		switch {
-		case isDigit(c):
-			if digits == 1 && val == 0 {
-				return false // leading zero
-			}
-			val = val*10 + int(c-'0')
-			digits++
-			if val > 255 {
-				return false
-			}
-		case c == '.':
-			if i == 0 || i == len(b)-1 || b[i-1] == '.' || pos == 3 {
-				return false
-			}
-			f[pos] = byte(val)
-			pos, val, digits = pos+1, 0, 0
-		default:
-			return false
-		}
-	}
-	if pos != 3 || digits == 0 {
-		return false
-	}
-	f[3] = byte(val)
-	return true
 }
 
 // parseIPv6 parses IPv6 address text (RFC 4291 §2.2) exactly as
@@ -919,7 +567,7 @@ func parseIPv6(s []byte) (netip.Addr, bool) {
 			if (ellipsis < 0 && i != 12) || i+4 > 16 {
 				return netip.Addr{}, false
 			}
-			if !parseIPv4Fields(s, ip[i:i+4]) {
+			if scanIPv4(s, ip[i:i+4]) != Match {
 				return netip.Addr{}, false
 			}
 			s = nil

@@ -302,6 +302,13 @@ func FuzzParseLine(f *testing.F) {
 					t.Fatalf("PrefixCouldBe(%q, %v) = false, but %q is an announcement", content[:i], client, line)
 				}
 			}
+			// The scanner: a whole announcement (its CR come, the
+			// reference says it is one) is a Match before its LF; a
+			// server's announcement is never complete before its LF (the
+			// free text goes on).
+			if v := scanStart(content, client); client && bytes.HasSuffix(content, []byte("\r")) && v != Match || !client && v != NeedMore {
+				t.Fatalf("scanStart(%q, %v) = %v, but %q is an announcement", content, client, v, line)
+			}
 		}
 		PrefixCouldBe(line, true, len(line)/2)
 		PrefixCouldBe(line, false, -1)

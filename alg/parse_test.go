@@ -607,7 +607,7 @@ func TestParseIPv6MatchesNetip(t *testing.T) {
 
 // TestParseIPv6Random compares parseIPv6 and parseIPv4 with netip.ParseAddr
 // on random strings made of a few tokens (so that many are valid), and
-// checks that every prefix of a valid text passes ipv6Prefix/ipv4Prefix.
+// checks that every prefix of a valid text passes ipv6Prefix/scanIPv4.
 func TestParseIPv6Random(t *testing.T) {
 	tokens := []string{"0", "f", "1", "A", "9", ":", ":", ":", ".", ".", "%", "ab", "ffff", "1ffff", "::", "1.2.3.4", "255.0.0.01", "0:0:"}
 	r := rand.New(rand.NewPCG(1, 2))
@@ -629,7 +629,7 @@ func TestParseIPv6Random(t *testing.T) {
 		if ok6 || ok4 {
 			valid++
 			for i := 0; i <= len(buf); i++ {
-				if ok6 && !ipv6Prefix(buf[:i]) || ok4 && !ipv4Prefix(buf[:i]) {
+				if ok6 && !ipv6Prefix(buf[:i]) || ok4 && scanIPv4(buf[:i], nil) == NoMatch {
 					t.Fatalf("prefix %q of valid %q rejected", buf[:i], buf)
 				}
 			}
@@ -760,6 +760,41 @@ func TestLPRTPrefixesRandom(t *testing.T) {
 			if PrefixCouldBe([]byte(strings.TrimSuffix(bad, "\n")), true, 0) {
 				t.Fatalf("PrefixCouldBe(%q) = true for a complete malformed line", bad)
 			}
+		}
+	}
+}
+
+// TestScanStart checks the scanner's three answers on line starts: a
+// whole client argument before its LF is a Match, a start that may still
+// become an announcement NeedMore, anything else NoMatch.
+func TestScanStart(t *testing.T) {
+	for _, c := range []struct {
+		text   string
+		client bool
+		want   Verdict
+	}{
+		{"", true, NeedMore},
+		{"po", true, NeedMore},
+		{"PORT 198,18,0,2,195", true, NeedMore},
+		{"PORT 198,18,0,2,195,80\r", true, Match},
+		{"PORT 198,18,0,2,195,80", true, NeedMore}, // the last field may go on: "8" became "80"
+		{"PORT 198,18,0,2,195,80 ", true, Match},
+		{"PORT 198,18,0,2,195,256", true, NoMatch},
+		{"PORT 198,18,0,2,195\r", true, NoMatch},
+		{"PASV", true, NoMatch},
+		{"EPRT |2|2001:db8::2|", true, NeedMore},
+		{"EPRT |2|2001:db8::2|50000|", true, Match},
+		{"EPRT |1|198.18.0.02", true, NoMatch},
+		{"LPRT 4,4,198,18,0,2,2,195,80\r", true, Match},
+		{"LPRT 5,", true, NoMatch},
+		{"LPRT 6,16,1", true, NeedMore},
+		{"22", false, NeedMore},
+		{"227 Entering Passive Mode", false, NeedMore},
+		{"226 done", false, NoMatch},
+		{"2270", false, NoMatch},
+	} {
+		if got := scanStart([]byte(c.text), c.client); got != c.want {
+			t.Errorf("scanStart(%q, %v) = %v, want %v", c.text, c.client, got, c.want)
 		}
 	}
 }

@@ -76,7 +76,7 @@ func (c *Control) commandRev(out []byte, seq uint32, line []byte, a Announcement
 func (c *Control) to227(out []byte, seq uint32, line []byte, a Announcement, final bool, led *seqdelta.Ledger, tr Translator) ([]byte, Event, bool) {
 	n := &c.n64
 	if !n.emitted && a.Kind == Kind229 && a.Port != 0 {
-		pub, ok := tr.MapData(conntrack.Reply, netip.AddrPortFrom(c.flow[conntrack.Reply].Src, a.Port))
+		pub, ok := tr.MapData(conntrack.Reply, netip.AddrPortFrom(c.flow[conntrack.Reply].Src, a.Port), c.now)
 		if !ok || !pub.Addr().Unmap().Is4() {
 			return append(out, line...), EvMapFailed, false
 		}

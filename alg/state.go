@@ -104,7 +104,7 @@ func (c *Control) State() ControlState {
 		s := &c.dir[d]
 		ss := StreamState{
 			Synced: s.synced, FromSYN: s.fromSYN, LineStart: s.lineStart, Next: s.next, MSS: s.mss,
-			TLS: s.tls, TLSLost: s.tlsLost, RecLeft: s.recLeft, Recs: s.recs,
+			TLS: s.tls, TLSLost: s.tlsLost, RecLeft: s.recLeft, Recs: s.recordSeen,
 		}
 		if len(s.held) > 0 {
 			// Release the held line: read it again from the sender's
@@ -114,7 +114,7 @@ func (c *Control) State() ControlState {
 		if s.hdrN > 0 {
 			ss.Hdr = append([]byte(nil), s.hdr[:min(int(s.hdrN), len(s.hdr))]...)
 		}
-		for i := 0; i < s.hn && i < historyLen; i++ {
+		for i := 0; i < s.historyCount && i < historyLen; i++ {
 			r := &s.history[i]
 			ss.History = append(ss.History, RewriteState{
 				Start: r.start,
@@ -129,11 +129,11 @@ func (c *Control) State() ControlState {
 	if n.on {
 		st.NAT64 = NAT64State{
 			Lost: n.lost, Off: n.off, Greeted: n.greeted, Dead: n.dead, Emitted: n.emitted,
-			EPSV: uint8(n.epsv), PasvPort: n.pasvPort, Mode: uint8(n.mode), Ans: uint8(n.ans),
+			EPSV: uint8(n.epsv), PasvPort: n.pasvPort, Mode: uint8(n.mode), Ans: uint8(n.answer),
 		}
-		for i := 0; i < int(n.qn) && i < pendingCap; i++ {
-			p := n.q[(int(n.qh)+i)%pendingCap]
-			st.NAT64.Pending = append(st.NAT64.Pending, PendingState{Kind: uint8(p.kind), Ans: uint8(p.ans), N: p.n})
+		for i := 0; i < int(n.queueLen) && i < pendingCap; i++ {
+			p := n.queue[(int(n.queueHead)+i)%pendingCap]
+			st.NAT64.Pending = append(st.NAT64.Pending, PendingState{Kind: uint8(p.kind), Ans: uint8(p.answer), N: p.commands})
 		}
 	}
 	return st
@@ -172,7 +172,7 @@ func RestoreControl(cfg *Config, tuples [2]conntrack.Tuple, st ControlState) (*C
 			h.newLen = uint8(copy(h.newText[:], r.New))
 			h.span, h.oldSum = r.Span, r.OldSum
 		}
-		s.hn = len(ss.History)
+		s.historyCount = len(ss.History)
 		if len(ss.Hdr) >= len(s.hdr) || len(ss.Hdr) > 0 && !plausibleHeader(ss.Hdr) {
 			return nil, fmt.Errorf("%w: %v: record header % x", ErrBadState, conntrack.Dir(d), ss.Hdr)
 		}
@@ -182,7 +182,7 @@ func RestoreControl(cfg *Config, tuples [2]conntrack.Tuple, st ControlState) (*C
 		s.hdrN = uint8(copy(s.hdr[:], ss.Hdr))
 		s.synced, s.lineStart, s.next, s.mss = ss.Synced, ss.LineStart, ss.Next, ss.MSS
 		s.fromSYN = ss.FromSYN
-		s.tls, s.tlsLost, s.recLeft, s.recs = ss.TLS, ss.TLSLost, ss.RecLeft, ss.Recs
+		s.tls, s.tlsLost, s.recLeft, s.recordSeen = ss.TLS, ss.TLSLost, ss.RecLeft, ss.Recs
 	}
 	if err := c.n64.restore(c.n64.on, &st.NAT64); err != nil {
 		return nil, err
@@ -209,10 +209,10 @@ func (n *nat64) restore(on bool, st *NAT64State) error {
 			p.Kind != uint8(pendAnswer) && p.Ans != 0 {
 			return fmt.Errorf("%w: NAT64 pending %d: kind %d, answer %d, %d commands", ErrBadState, i, p.Kind, p.Ans, p.N)
 		}
-		n.q[i] = pending{kind: pendKind(p.Kind), ans: answer(p.Ans), n: p.N}
+		n.queue[i] = pending{kind: pendKind(p.Kind), answer: answer(p.Ans), commands: p.N}
 	}
-	n.qh, n.qn = 0, uint8(len(st.Pending))
+	n.queueHead, n.queueLen = 0, uint8(len(st.Pending))
 	n.lost, n.off, n.greeted, n.dead, n.emitted = st.Lost, st.Off, st.Greeted, st.Dead, st.Emitted
-	n.epsv, n.pasvPort, n.mode, n.ans = epsvSupport(st.EPSV), st.PasvPort, replyMode(st.Mode), answer(st.Ans)
+	n.epsv, n.pasvPort, n.mode, n.answer = epsvSupport(st.EPSV), st.PasvPort, replyMode(st.Mode), answer(st.Ans)
 	return nil
 }

@@ -15,60 +15,59 @@ import (
 // ledgers exist before the first rewrite (the kernel once crashed for lack
 // of that, net-6.18-rc4). Guarded by the flow's lock.
 type ftpFlow struct {
-	e   *Engine
-	f   *conntrack.Flow
-	ctl *alg.Control
-	seq [2]seqdelta.Ledger
-	now int64 // time of the packet being processed, for MapData
+	engine  *Engine
+	flow    *conntrack.Flow
+	ctl     *alg.Control
+	ledgers [2]seqdelta.Ledger // by direction
 }
 
 func newFTPFlow(e *Engine, f *conntrack.Flow) *ftpFlow {
-	return &ftpFlow{e: e, f: f, ctl: alg.NewControl(&e.cfg.FTP, f.Tuples)}
+	return &ftpFlow{engine: e, flow: f, ctl: alg.NewControl(&e.cfg.FTP, f.Tuples)}
 }
 
-// Ledger returns the sequence ledger of direction d (for inspection tools).
-func (x *ftpFlow) Ledger(d conntrack.Dir) *seqdelta.Ledger { return &x.seq[d] }
+// Ledger returns the sequence ledger of direction dir (for inspection tools).
+func (ftp *ftpFlow) Ledger(dir conntrack.Dir) *seqdelta.Ledger { return &ftp.ledgers[dir] }
 
 // MapData implements alg.Translator: it binds the announced inside endpoint
 // to a public port (the announced one when free) and expects the peer of
 // the control connection to connect there.
-func (x *ftpFlow) MapData(dir conntrack.Dir, announced netip.AddrPort) (netip.AddrPort, bool) {
-	if kindOf(x.f).isNAT64() {
-		return x.mapData64(dir, announced)
+func (ftp *ftpFlow) MapData(dir conntrack.Dir, announced netip.AddrPort, now int64) (netip.AddrPort, bool) {
+	if kindOf(ftp.flow).isNAT64() {
+		return ftp.mapData64(dir, announced, now)
 	}
-	a := announced.Addr().Unmap()
-	pub := x.e.public[familyOf(a)]
+	inside := announced.Addr().Unmap()
+	pub := ftp.engine.public[familyOf(inside)]
 	if !pub.IsValid() {
 		return netip.AddrPort{}, false
 	}
-	in := endpoint{addr: a, port: announced.Port(), proto: ipproto.TCP}
-	port, ok := x.e.ports.acquire(in)
+	in := endpoint{addr: inside, port: announced.Port(), proto: ipproto.TCP}
+	port, ok := ftp.engine.ports.acquire(in)
 	if !ok {
 		return netip.AddrPort{}, false
 	}
 	exp := &conntrack.Expectation{
 		Proto:   ipproto.TCP,
-		Src:     x.f.Tuples[dir.Other()].Src, // the peer, as it reaches the NAT
+		Src:     ftp.flow.Tuples[dir.Other()].Src, // the peer, as it reaches the NAT
 		Dst:     pub,
 		DstPort: port,
-		Target:  netip.AddrPortFrom(a, announced.Port()),
-		Master:  x.f,
+		Target:  netip.AddrPortFrom(inside, announced.Port()),
+		Master:  ftp.flow,
 	}
-	if sink := x.e.cfg.Expectations; sink != nil {
+	if sink := ftp.engine.cfg.Expectations; sink != nil {
 		// The kernel holds the expectation before the rewritten segment,
 		// and so the peer's connection, can leave. A refusal still rewrites
 		// the announcement (the sink counts it): the peer's connection then
 		// finds nothing and fails, where dropping the segment would let its
 		// retransmission out unrewritten (the gateway has consumed the
 		// bytes), the inside address with it.
-		exp.Expires = x.now + int64(x.e.table.Timeouts().Expectation)
+		exp.Expires = now + int64(ftp.engine.table.Timeouts().Expectation)
 		_ = sink.ExpectationInstalled(exp)
 	}
-	if err := x.e.table.Expect(exp, x.now); err != nil {
-		if sink := x.e.cfg.Expectations; sink != nil {
+	if err := ftp.engine.table.Expect(exp, now); err != nil {
+		if sink := ftp.engine.cfg.Expectations; sink != nil {
 			sink.ExpectationRemoved(exp)
 		}
-		x.e.ports.release(in)
+		ftp.engine.ports.release(in)
 		return netip.AddrPort{}, false
 	}
 	return netip.AddrPortFrom(pub, port), true
@@ -78,27 +77,26 @@ func (x *ftpFlow) MapData(dir conntrack.Dir, announced netip.AddrPort) (netip.Ad
 // shifts its SEQ by its direction's ledger and its ACK and SACK edges by the
 // other direction's (RFC 9293 §3.4, RFC 2018 §3), translates it and fixes
 // its checksum.
-func (e *Engine) processFTP(p *header.Parsed, f *conntrack.Flow, dir conntrack.Dir, x *ftpFlow, now int64) (Verdict, []byte, DropReason) {
-	f.Lock()
-	defer f.Unlock()
+func (e *Engine) processFTP(p *header.Parsed, flow *conntrack.Flow, dir conntrack.Dir, ftp *ftpFlow, now int64) (Verdict, []byte, DropReason) {
+	flow.Lock()
+	defer flow.Unlock()
 	payload := p.Payload()
 	seq := p.Seq
 	rewrote := false
-	fl := p.TCPFlags
-	if len(payload) > 0 || fl&ipproto.TCPSYN != 0 {
+	flags := p.TCPFlags
+	if len(payload) > 0 || flags&ipproto.TCPSYN != 0 {
 		if len(payload) > 0 && !p.TCPChecksumValid() {
 			// Never give a corrupted segment a valid checksum by rewriting it.
 			v, dr := e.Stats.drop(DropBadL4Checksum)
 			return v, nil, dr
 		}
 		seg := alg.Segment{Dir: dir, Seq: p.Seq, Payload: payload,
-			SYN: fl&ipproto.TCPSYN != 0, FIN: fl&ipproto.TCPFIN != 0, RST: fl&ipproto.TCPRST != 0, MSS: p.MSS}
-		x.now = now
-		res := x.ctl.Segment(&seg, &x.seq[dir], x)
+			SYN: flags&ipproto.TCPSYN != 0, FIN: flags&ipproto.TCPFIN != 0, RST: flags&ipproto.TCPRST != 0, MSS: p.MSS, Now: now}
+		res := ftp.ctl.Segment(&seg, &ftp.ledgers[dir], ftp)
 		e.Stats.algEvents(res.Events)
 		switch res.Action {
 		case alg.Drop:
-			if res.Events&alg.EvTornDown != 0 && kindOf(f).isNAT64() && dir == conntrack.Reply && fl&ipproto.TCPACK != 0 && fl&ipproto.TCPRST == 0 {
+			if res.Events&alg.EvTornDown != 0 && kindOf(flow).isNAT64() && dir == conntrack.Reply && flags&ipproto.TCPACK != 0 && flags&ipproto.TCPRST == 0 {
 				// RFC 6384 §12, the server's side of a torn-down
 				// session: its next segment goes back to it as a reset
 				e.Stats.ALGResets.Add(1)
@@ -113,22 +111,22 @@ func (e *Engine) processFTP(p *header.Parsed, f *conntrack.Flow, dir conntrack.D
 			p.Buf = p.Buf[:p.PayloadOff]
 			p.SetIPLength(p.PayloadOff)
 			p.SetTCPFlags(p.TCPFlags&ipproto.TCPACK | ipproto.TCPRST)
-			seq, rewrote, fl = res.Seq, true, p.TCPFlags
-			f.Touch(dir, ipproto.TCPRST, now, e.table.Timeouts())
+			seq, rewrote, flags = res.Seq, true, p.TCPFlags
+			flow.Touch(dir, ipproto.TCPRST, now, e.table.Timeouts())
 			if e.cfg.Log != nil {
 				e.cfg.Log.Warn("nat64 ftp: the server did not answer 200 to a NOOP standing in for a command: control connection reset (RFC 6384 §12)",
-					"client", f.Tuples[conntrack.Original].Src, "client_port", f.Tuples[conntrack.Original].SrcPort,
-					"server", f.Tuples[conntrack.Reply].Src, "server_port", f.Tuples[conntrack.Reply].SrcPort)
+					"client", flow.Tuples[conntrack.Original].Src, "client_port", flow.Tuples[conntrack.Original].SrcPort,
+					"server", flow.Tuples[conntrack.Reply].Src, "server_port", flow.Tuples[conntrack.Reply].SrcPort)
 			}
 		case alg.Replace:
-			n := p.PayloadOff + len(res.Payload)
-			if n > cap(p.Buf) || n > 65535 {
+			size := p.PayloadOff + len(res.Payload)
+			if size > cap(p.Buf) || size > 65535 {
 				v, dr := e.Stats.drop(DropTooBig)
 				return v, nil, dr
 			}
-			p.Buf = p.Buf[:n]
+			p.Buf = p.Buf[:size]
 			copy(p.Buf[p.PayloadOff:], res.Payload)
-			p.SetIPLength(n)
+			p.SetIPLength(size)
 			seq = res.Seq
 			rewrote = true
 			if p.TCPFlags&ipproto.TCPURG != 0 {
@@ -142,30 +140,30 @@ func (e *Engine) processFTP(p *header.Parsed, f *conntrack.Flow, dir conntrack.D
 		}
 	}
 	adjusted := false
-	if s := x.seq[dir].Seq(seq); s != p.Seq {
-		p.SetTCPSeq(s)
+	if mapped := ftp.ledgers[dir].Seq(seq); mapped != p.Seq {
+		p.SetTCPSeq(mapped)
 		adjusted = true
 	}
-	if fl&ipproto.TCPACK != 0 {
-		back := &x.seq[dir.Other()]
-		a := back.Ack(p.Ack)
-		if fl&ipproto.TCPRST == 0 && x.ctl.Outstanding(dir.Other()) > 0 &&
+	if flags&ipproto.TCPACK != 0 {
+		back := &ftp.ledgers[dir.Other()]
+		ack := back.Ack(p.Ack)
+		if flags&ipproto.TCPRST == 0 && ftp.ctl.Outstanding(dir.Other()) > 0 &&
 			(len(payload) > 0 || p.TCPChecksumValid()) {
 			// What the receiver of the other direction has: the gateway
 			// forgets the rewrites before it when it needs room for new
 			// ones (their correction points, seqdelta.Ledger.Prune, and
 			// history entries). Only an intact segment's ACK counts (a
 			// payload's checksum was verified above).
-			x.ctl.Acked(dir.Other(), a)
+			ftp.ctl.Acked(dir.Other(), ack)
 		}
-		if a != p.Ack {
-			p.SetTCPAck(a)
+		if ack != p.Ack {
+			p.SetTCPAck(ack)
 			adjusted = true
 		}
 		for i := 0; i < p.SACKBlocks; i++ {
-			l, r := p.SACKBlock(i)
-			if nl, nr := back.Ack(l), back.Ack(r); nl != l || nr != r {
-				p.SetSACKBlock(i, nl, nr)
+			left, right := p.SACKBlock(i)
+			if newLeft, newRight := back.Ack(left), back.Ack(right); newLeft != left || newRight != right {
+				p.SetSACKBlock(i, newLeft, newRight)
 				adjusted = true
 			}
 		}
@@ -173,13 +171,13 @@ func (e *Engine) processFTP(p *header.Parsed, f *conntrack.Flow, dir conntrack.D
 	if adjusted {
 		e.Stats.SeqAdjusted.Add(1)
 	}
-	if kindOf(f).isNAT64() {
-		if dr := e.translate64(p, f, dir); dr != DropNone {
+	if kindOf(flow).isNAT64() {
+		if dr := e.translate64(p, flow, dir); dr != DropNone {
 			v, dr := e.Stats.drop(dr)
 			return v, nil, dr
 		}
 	} else {
-		e.translate(p, f, dir)
+		e.translate(p, flow, dir)
 	}
 	if rewrote {
 		p.ComputeL4Checksum()

@@ -92,7 +92,7 @@ func FuzzProcess(f *testing.F) {
 		for round := 0; round < 2; round++ { // the second round is a retransmission
 			in := bytes.Clone(pkt)
 			valid := checksumsValid(in)
-			before := [2]int32{x.seq[0].Offset(), x.seq[1].Offset()}
+			before := [2]int32{x.ledgers[0].Offset(), x.ledgers[1].Offset()}
 			buf := make([]byte, len(in), 65535)
 			copy(buf, in)
 			v, out := e.processPacket(buf, t0)
@@ -110,7 +110,7 @@ func FuzzProcess(f *testing.F) {
 			if q.Decode(bytes.Clone(in)) != header.Ok || q.Proto != ipproto.TCP {
 				continue
 			}
-			after := [2]int32{x.seq[0].Offset(), x.seq[1].Offset()}
+			after := [2]int32{x.ledgers[0].Offset(), x.ledgers[1].Offset()}
 			d := (after[0] - before[0]) + (after[1] - before[1])
 			grew := int32(len(p.Payload()) - len(q.Payload()))
 			if p.Seq == q.Seq && grew != d && d != 0 {

@@ -111,9 +111,9 @@ func (e *Engine) quotedFlow(p, in *header.Parsed, now int64) (*conntrack.Flow, c
 // quoted payload keeps the rewritten text: only the headers are the
 // sender's again.
 func (x *ftpFlow) unmapQuoted(in *header.Parsed, q conntrack.Dir) {
-	x.f.Lock()
-	defer x.f.Unlock()
-	fwd, back := &x.seq[q], &x.seq[q.Other()]
+	x.flow.Lock()
+	defer x.flow.Unlock()
+	fwd, back := &x.ledgers[q], &x.ledgers[q.Other()]
 	// Ack maps a forwarded sequence number back: a segment's first byte is
 	// never inside rewritten text, except where a rewrite starts (Ack's
 	// "inside" case returns that start, which is where the segment began).

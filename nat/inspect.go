@@ -54,8 +54,8 @@ func (e *Engine) Flows(fn func(FlowInfo)) {
 			if x, ok := f.Ext.(*ftpFlow); ok {
 				fi.FTP, fi.TLS = true, x.ctl.TLS()
 				for d := 0; d < 2; d++ {
-					fi.SeqDelta[d] = x.seq[d].Offset()
-					fi.Corrections[d] = x.seq[d].Len()
+					fi.SeqDelta[d] = x.ledgers[d].Offset()
+					fi.Corrections[d] = x.ledgers[d].Len()
 				}
 			}
 			f.Unlock()

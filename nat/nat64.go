@@ -578,32 +578,32 @@ func (e *Engine) icmpError64(p *header.Parsed, now int64) (Verdict, []byte, Drop
 // mapData64 implements MapData for a NAT64 control flow: the IPv6 client's
 // announced endpoint gets a port on its pool address, and the IPv4 server
 // is expected to connect there (RFC 6384 §7.2, stateful EPRT translation).
-func (x *ftpFlow) mapData64(dir conntrack.Dir, announced netip.AddrPort) (netip.AddrPort, bool) {
-	if kindOf(x.f) == kind64Static {
-		return x.mapStatic64(dir, announced)
+func (ftp *ftpFlow) mapData64(dir conntrack.Dir, announced netip.AddrPort, now int64) (netip.AddrPort, bool) {
+	if kindOf(ftp.flow) == kind64Static {
+		return ftp.mapStatic64(dir, announced, now)
 	}
-	n := x.e.n64
-	a := announced.Addr()
-	if dir != conntrack.Original || !a.Is6() || a != x.f.Tuples[dir].Src {
+	nat64 := ftp.engine.n64
+	announcer := announced.Addr()
+	if dir != conntrack.Original || !announcer.Is6() || announcer != ftp.flow.Tuples[dir].Src {
 		return netip.AddrPort{}, false
 	}
-	pub := x.f.Tuples[conntrack.Reply].Dst
-	i := n.poolIndex(pub)
-	in := endpoint{addr: a, port: announced.Port(), proto: ipproto.TCP}
-	port, ok := n.ports[i].acquire(in)
+	pub := ftp.flow.Tuples[conntrack.Reply].Dst
+	pool := nat64.poolIndex(pub)
+	in := endpoint{addr: announcer, port: announced.Port(), proto: ipproto.TCP}
+	port, ok := nat64.ports[pool].acquire(in)
 	if !ok {
 		return netip.AddrPort{}, false
 	}
 	exp := &conntrack.Expectation{
 		Proto:   ipproto.TCP,
-		Src:     x.f.Tuples[conntrack.Reply].Src, // the IPv4 server
+		Src:     ftp.flow.Tuples[conntrack.Reply].Src, // the IPv4 server
 		Dst:     pub,
 		DstPort: port,
 		Target:  announced,
-		Master:  x.f,
+		Master:  ftp.flow,
 	}
-	if err := x.e.table.Expect(exp, x.now); err != nil {
-		n.ports[i].release(in)
+	if err := ftp.engine.table.Expect(exp, now); err != nil {
+		nat64.ports[pool].release(in)
 		return netip.AddrPort{}, false
 	}
 	return netip.AddrPortFrom(pub, port), true
@@ -614,29 +614,29 @@ func (x *ftpFlow) mapData64(dir conntrack.Dir, announced netip.AddrPort) (netip.
 // server's passive endpoint gets a port on the binding's pool address, and
 // the IPv4 client is expected to connect there (RFC 6384 §6 in the other
 // direction).
-func (x *ftpFlow) mapStatic64(dir conntrack.Dir, announced netip.AddrPort) (netip.AddrPort, bool) {
-	n := x.e.n64
-	a := announced.Addr()
-	if dir != conntrack.Reply || a != x.f.Tuples[conntrack.Reply].Src {
+func (ftp *ftpFlow) mapStatic64(dir conntrack.Dir, announced netip.AddrPort, now int64) (netip.AddrPort, bool) {
+	nat64 := ftp.engine.n64
+	announcer := announced.Addr()
+	if dir != conntrack.Reply || announcer != ftp.flow.Tuples[conntrack.Reply].Src {
 		return netip.AddrPort{}, false
 	}
-	pub := x.f.Tuples[conntrack.Original].Dst
-	i := n.poolIndex(pub)
-	in := endpoint{addr: a, port: announced.Port(), proto: ipproto.TCP}
-	port, ok := n.ports[i].acquire(in)
+	pub := ftp.flow.Tuples[conntrack.Original].Dst
+	pool := nat64.poolIndex(pub)
+	in := endpoint{addr: announcer, port: announced.Port(), proto: ipproto.TCP}
+	port, ok := nat64.ports[pool].acquire(in)
 	if !ok {
 		return netip.AddrPort{}, false
 	}
 	exp := &conntrack.Expectation{
 		Proto:   ipproto.TCP,
-		Src:     x.f.Tuples[conntrack.Original].Src, // the IPv4 client
+		Src:     ftp.flow.Tuples[conntrack.Original].Src, // the IPv4 client
 		Dst:     pub,
 		DstPort: port,
 		Target:  announced,
-		Master:  x.f,
+		Master:  ftp.flow,
 	}
-	if err := x.e.table.Expect(exp, x.now); err != nil {
-		n.ports[i].release(in)
+	if err := ftp.engine.table.Expect(exp, now); err != nil {
+		nat64.ports[pool].release(in)
 		return netip.AddrPort{}, false
 	}
 	return netip.AddrPortFrom(pub, port), true

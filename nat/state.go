@@ -228,7 +228,7 @@ func (e *Engine) saveExt(sw *stateWriter, f *conntrack.Flow) {
 		sw.u8(extNone)
 		return
 	}
-	led := x.seq
+	led := x.ledgers
 	ctl := x.ctl.State()
 	f.Unlock()
 	sw.u8(extFTP)
@@ -236,38 +236,15 @@ func (e *Engine) saveExt(sw *stateWriter, f *conntrack.Flow) {
 		sw.scratchBuf, _ = l.AppendBinary(sw.scratchBuf[:0])
 		sw.bytes(sw.scratchBuf)
 	}
-	sw.u16(uint16(ctl.Reply))
-	sw.bool(ctl.Auth)
-	for _, s := range ctl.Dir {
-		sw.u8(bitsOf(s.Synced, s.LineStart, s.TLS, s.TLSLost, s.Recs, s.FromSYN))
-		sw.u32(s.Next)
-		sw.u16(s.MSS)
-		sw.u32(s.RecLeft)
-		sw.short(s.Hdr)
-		sw.u8(uint8(len(s.History)))
-		for _, r := range s.History {
-			sw.u32(r.Start)
-			sw.short(r.Old)
-			sw.short(r.New)
-			sw.u32(r.Span)
-			sw.i64(int64(r.OldSum))
+	// the gateway's own encoding (alg.ControlState.AppendBinary)
+	ctlBytes, err := ctl.AppendBinary(nil)
+	if err != nil {
+		if sw.err == nil {
+			sw.err = fmt.Errorf("FTP gateway state of %v: %w", f.Tuples[conntrack.Original], err)
 		}
+		return
 	}
-	n := &ctl.NAT64
-	// bit 8 meant "the server accepted EPSV ALL" before the gateway
-	// answered EPSV ALL itself (RFC 6384 §6); it is written 0, read and
-	// ignored
-	sw.u8(bitsOf(n.Lost, n.Off, n.Greeted, false, n.Emitted, n.Dead))
-	sw.u8(n.EPSV)
-	sw.u16(n.PasvPort)
-	sw.u8(n.Mode)
-	sw.u8(n.Ans)
-	sw.u8(uint8(len(n.Pending)))
-	for _, p := range n.Pending {
-		sw.u8(p.Kind)
-		sw.u8(p.Ans)
-		sw.u16(p.N)
-	}
+	sw.bytes(ctlBytes)
 }
 
 // LoadState restores the flows, expectations and gateway state saved by
@@ -386,57 +363,21 @@ func (d *stateReader) ftpState(f *savedFlow) {
 			f.badLedger = true
 		}
 	}
-	f.ctl.Reply = int(d.u16())
-	f.ctl.Auth = d.bool()
-	for k := range f.ctl.Dir {
-		s := &f.ctl.Dir[k]
-		fl := d.u8()
-		if fl >= 32 && d.version < 2 || fl >= 64 {
-			d.fail("stream flags %#x", fl)
-			return
-		}
-		s.Synced, s.LineStart, s.TLS, s.TLSLost, s.Recs = fl&1 != 0, fl&2 != 0, fl&4 != 0, fl&8 != 0, fl&16 != 0
-		s.FromSYN = fl&32 != 0
-		s.Next = d.u32()
-		s.MSS = d.u16()
-		s.RecLeft = d.u32()
-		s.Hdr = d.short()
-		n := int(d.u8())
-		if n > seqdelta.Capacity {
-			d.fail("%d rewrites remembered", n)
-			return
-		}
-		for range n {
-			r := alg.RewriteState{Start: d.u32(), Old: d.short(), New: d.short()}
-			if d.version >= 2 {
-				r.Span = d.u32()
-				r.OldSum = uint64(d.i64())
-			}
-			s.History = append(s.History, r)
-		}
+	if d.err != nil {
+		return
 	}
+	// the gateway's own encoding (alg.ControlState.DecodeBinary): version
+	// 1 files hold its format 1, later ones its current format
+	format := alg.StateFormat
 	if d.version < 2 {
+		format = 1
+	}
+	rest, err := f.ctl.DecodeBinary(d.b, format)
+	if err != nil {
+		d.fail("%v", err)
 		return
 	}
-	n := &f.ctl.NAT64
-	fl := d.u8()
-	if fl >= 64 {
-		d.fail("NAT64 flags %#x", fl)
-		return
-	}
-	n.Lost, n.Off, n.Greeted, n.Emitted, n.Dead = fl&1 != 0, fl&2 != 0, fl&4 != 0, fl&16 != 0, fl&32 != 0
-	n.EPSV = d.u8()
-	n.PasvPort = d.u16()
-	n.Mode = d.u8()
-	n.Ans = d.u8()
-	k := int(d.u8())
-	if k > alg.MaxPending {
-		d.fail("%d NAT64 replies pending", k)
-		return
-	}
-	for range k {
-		n.Pending = append(n.Pending, alg.PendingState{Kind: d.u8(), Ans: d.u8(), N: d.u16()})
-	}
+	d.b = rest
 }
 
 // restore adds the decoded records to the engine.
@@ -623,7 +564,7 @@ func (e *Engine) restoreExt(f *conntrack.Flow, sf *savedFlow) (any, bool) {
 	}
 	x := newFTPFlow(e, f)
 	x.ctl = ctl
-	x.seq = led
+	x.ledgers = led
 	return x, true
 }
 
@@ -678,13 +619,6 @@ func (w *stateWriter) bytes(b []byte) {
 }
 
 func (w *stateWriter) u8(v uint8) { w.scratch[0] = v; w.bytes(w.scratch[:1]) }
-func (w *stateWriter) bool(v bool) {
-	if v {
-		w.u8(1)
-	} else {
-		w.u8(0)
-	}
-}
 func (w *stateWriter) u16(v uint16) {
 	binary.BigEndian.PutUint16(w.scratch[:], v)
 	w.bytes(w.scratch[:2])
@@ -696,15 +630,6 @@ func (w *stateWriter) u32(v uint32) {
 func (w *stateWriter) i64(v int64) {
 	binary.BigEndian.PutUint64(w.scratch[:], uint64(v))
 	w.bytes(w.scratch[:8])
-}
-
-// short writes a byte string of at most 255 bytes with its length.
-func (w *stateWriter) short(b []byte) {
-	if len(b) > 255 {
-		b = b[:255]
-	}
-	w.u8(uint8(len(b)))
-	w.bytes(b)
 }
 
 func (w *stateWriter) addr(a netip.Addr) {
@@ -754,18 +679,6 @@ func (d *stateReader) u8() uint8 {
 	return 0
 }
 
-func (d *stateReader) bool() bool {
-	switch v := d.u8(); v {
-	case 0:
-		return false
-	case 1:
-		return true
-	default:
-		d.fail("boolean %d", v)
-		return false
-	}
-}
-
 func (d *stateReader) u16() uint16 {
 	if b := d.take(2); b != nil {
 		return binary.BigEndian.Uint16(b)
@@ -796,14 +709,6 @@ func (d *stateReader) count() int {
 		return 0
 	}
 	return int(n)
-}
-
-func (d *stateReader) short() []byte {
-	n := int(d.u8())
-	if b := d.take(n); b != nil && n > 0 {
-		return append([]byte(nil), b...)
-	}
-	return nil
 }
 
 func (d *stateReader) addr() netip.Addr {
@@ -847,15 +752,4 @@ func (d *stateReader) read(r binaryReader) error {
 	}
 	d.b = d.b[size:]
 	return err
-}
-
-// bitsOf packs up to 8 flags into a byte, the first in bit 0.
-func bitsOf(flags ...bool) uint8 {
-	var b uint8
-	for i, f := range flags {
-		if f {
-			b |= 1 << i
-		}
-	}
-	return b
 }

@@ -126,19 +126,6 @@ func (s *Stats) algEvents(ev alg.Event) {
 	}
 }
 
-// algEventNames names alg.Event bits for metrics labels.
-var algEventNames = map[alg.Event]string{
-	alg.EvRewrite: "rewrite", alg.EvBounce: "bounce_refused", alg.EvLowPort: "low_port_refused",
-	alg.EvMapFailed: "map_failed", alg.EvHeld: "held", alg.EvMerged: "merged",
-	alg.EvAbandoned: "abandoned", alg.EvRetransRewrite: "retransmission_rewritten",
-	alg.EvRetransMismatch: "retransmission_mismatch", alg.EvOutOfOrder: "out_of_order",
-	alg.EvTLS: "tls_detected", alg.EvUntranslated: "untranslated_announcement",
-	alg.EvTruncated: "release_truncated", alg.EvDupHeld: "duplicate_held",
-	alg.EvRewriteLimit: "rewrite_limit", alg.EvTLSEnded: "tls_ended",
-	alg.EvEPSVToPASV: "nat64_epsv_to_pasv", alg.EvRefused: "nat64_refused", alg.EvALGS: "nat64_algs", alg.EvReplySubstituted: "nat64_reply_substituted", alg.EvQueueFull: "nat64_queue_full",
-	alg.EvTornDown: "nat64_torn_down", alg.EvTelnetRefused: "nat64_telnet_refused", alg.EvLedgerFull: "ledger_full",
-}
-
 // Summary is a plain copy of the counters, with the non-zero reasons named.
 type Summary struct {
 	In, Accepted, Passed, Translated, Rewrites, ICMPErrors uint64
@@ -185,9 +172,9 @@ func (s *Stats) Snapshot() Summary {
 			sum.DroppedTotal += n
 		}
 	}
-	for ev, name := range algEventNames {
-		if n := s.ALGEvents[bits.TrailingZeros32(uint32(ev))].Load(); n != 0 {
-			sum.ALG[name] = n
+	for i := 0; i < alg.NumEvents; i++ {
+		if n := s.ALGEvents[i].Load(); n != 0 {
+			sum.ALG[(alg.Event(1) << i).String()] = n
 		}
 	}
 	return sum
@@ -232,8 +219,8 @@ func (s *Stats) WriteMetrics(w io.Writer) {
 		pw.Uint(metricDrops, s.Malformed[r].Load(), "reason", "malformed_"+r.String())
 	}
 	pw.Declare(metricALGEvents)
-	for ev := alg.Event(1); ev != 0 && algEventNames[ev] != ""; ev <<= 1 {
-		pw.Uint(metricALGEvents, s.ALGEvents[bits.TrailingZeros32(uint32(ev))].Load(), "event", algEventNames[ev])
+	for i := 0; i < alg.NumEvents; i++ {
+		pw.Uint(metricALGEvents, s.ALGEvents[i].Load(), "event", (alg.Event(1) << i).String())
 	}
 	pw.Uint(metricRewrites, s.Rewrites.Load())
 	pw.Uint(metricICMPErrors, s.ICMPErrors.Load())
