@@ -15,7 +15,7 @@ FUZZTIME  ?= 30s
 # the end-to-end suite (namespaces, the kernel's NAT and FTP helper, vsftpd,
 # curl, lftp, Python's ftplib, tcpdump). ProFTPD, the second server, conflicts
 # with vsftpd in Debian: testdata/e2e/deps.sh unpacks it beside it.
-APT_PKGS  := iproute2 iptables nftables vsftpd curl lftp tcpdump ethtool conntrack wireshark-common procps python3 iperf3
+APT_PKGS  := iproute2 iptables nftables vsftpd curl lftp tcpdump ethtool conntrack wireshark-common procps python3 iperf3 keepalived conntrackd
 
 .PHONY: all build deps vet test test-unit demo fuzz record clean bench bench-plot bench-go bench-targets bench-live
 
@@ -67,7 +67,9 @@ test-unit:
 # check the result against what the kernel sent; (2) as root, a live router
 # in network namespaces: vsftpd, natalg run on NFQUEUE, an active-mode and a
 # passive-mode download through it, the control lines on both sides and
-# natalg flows during the transfer.
+# natalg flows during the transfer; (3) as root, unless HA=0, the router pair
+# of testdata/ha (keepalived, conntrackd) failing over during a download
+# (about 15 s).
 demo: deps build
 	@for c in snat-port dnat-pasv snat-eprt; do \
 		echo; echo "=== $$c: natalg replay $$(cat testdata/kernel/$$c/args)"; \
@@ -77,6 +79,8 @@ demo: deps build
 	@if [ "$$(id -u)" = 0 ]; then echo; echo "=== live: natalg run on a namespace router"; \
 		NATALG=$(CURDIR)/$(BIN) bash testdata/e2e/demo.sh; \
 	else echo; echo "(the live router part needs root: sudo make demo)"; fi
+	@if [ "$$(id -u)" = 0 ] && [ "$(HA)" != 0 ]; then echo; echo "=== live: a router pair fails over (HA=0 skips it)"; \
+		NATALG=$(CURDIR)/$(BIN) bash testdata/ha/demo.sh; fi
 
 # bench-live: natalg run (split and full datapaths) against the kernel's NAT
 # and nf_nat_ftp, alternating, ROUNDS rounds: a MIB MiB FTP download with
@@ -92,7 +96,7 @@ bench-live: deps build
 FUZZ_TARGETS := ./cmd/internal/nfq:FuzzQueueBatch ./alg:FuzzParseLine ./alg:FuzzTLSTracker ./alg:FuzzNAT64Control ./alg:FuzzControlState \
 	./nat:FuzzProcess ./nat:FuzzPeekTuple ./nat:FuzzLoadState ./nat/header:FuzzDecode ./nat/xlat:FuzzXlat \
 	./nat/checksum:FuzzSum ./nat/checksum:FuzzUpdate ./seqdelta:FuzzLedger ./seqdelta:FuzzLedgerBinary ./conntrack:FuzzFlowRecord \
-	./nat/frag:FuzzReassemble ./nat:FuzzFragments ./nat:FuzzParseForward64
+	./nat/frag:FuzzReassemble ./nat:FuzzFragments ./nat:FuzzParseForward64 ./nat:FuzzDecodeLabels
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "== $$fn ($$pkg, $(FUZZTIME))"; \

@@ -174,6 +174,28 @@ func NewControl(cfg *Config, tuples [2]conntrack.Tuple) *Control {
 	return c
 }
 
+// AdoptControl returns the gateway of a control connection that natalg
+// adopts from the kernel's conntrack entry after a restart: nothing of its
+// streams is known but whether each direction is encrypted (tls, by
+// conntrack.Dir), and the first segment seen in each direction is taken to
+// start a line: "FTP commands are "Telnet strings" terminated by the
+// "Telnet end of line code"" (RFC 959 §4.1.3) and a reply line is
+// "terminated by the Telnet end-of-line code" (§4.2), and clients send a
+// command once the previous reply is in, so a segment after a pause starts
+// one. A command or reply that was half received when natalg stopped is
+// read from its middle: it is not rewritten.
+func AdoptControl(cfg *Config, tuples [2]conntrack.Tuple, tls [2]bool) *Control {
+	c := NewControl(cfg, tuples)
+	for d := range c.dir {
+		c.dir[d].adopted = true
+		c.dir[d].tls = tls[d]
+	}
+	return c
+}
+
+// TLSDir reports whether direction d (a conntrack.Dir) is encrypted.
+func (c *Control) TLSDir(d conntrack.Dir) bool { return c.dir[d].tls }
+
 // TLS reports whether the control channel is encrypted (RFC 4217 §4) in
 // either direction.
 func (c *Control) TLS() bool { return c.dir[0].tls || c.dir[1].tls }

@@ -153,6 +153,18 @@ func TestMapFailureDropsSegment(t *testing.T) {
 	if h.led[0].Len() != 0 {
 		t.Fatal("a dropped segment recorded a correction")
 	}
+	// Its retransmission must not leave with the inside address either
+	// (the bytes were consumed: the replay path knows no rewrite for them),
+	// even once the NAT could map again: the connection fails closed.
+	h.nat.refuse = false
+	for _, retrans := range []struct {
+		seq uint32
+		p   string
+	}{{1000, "PORT 198,18,0,2,195,80\r\n"}, {1005, "198,18,0,2,195,80\r\n"}, {1000, "PORT 198,18,0,2,195,80\r\nNOOP\r\n"}} {
+		if r := h.client(retrans.seq, retrans.p); r.Action != Drop || r.Events&EvMapFailed == 0 {
+			t.Fatalf("retransmission %q of an unmapped announcement: %+v %q", retrans.p, r, r.Payload)
+		}
+	}
 }
 
 func TestRetransmissionStartingInsideRewrite(t *testing.T) {

@@ -70,6 +70,7 @@ type stream struct {
 	synced    bool
 	fromSYN   bool   // synced by this direction's SYN (not picked up mid-stream)
 	lineStart bool   // the byte at next begins a line
+	adopted   bool   // not synced yet: the first segment starts a line (AdoptControl)
 	next      uint32 // next expected original sequence number
 	mss       uint16 // MSS announced by this direction's receiver
 
@@ -79,6 +80,16 @@ type stream struct {
 
 	history      [historyLen]rewrite
 	historyCount int // number of valid entries, newest last
+
+	// mapFailedAt is where the data of a segment dropped for an
+	// announcement that could not be mapped began (valid when mapFailed).
+	// Its bytes were consumed, so a retransmission of them would take the
+	// replay path, which knows no rewrite for them and would send the
+	// inside address out: such a retransmission is dropped too. The
+	// control connection stalls, failing closed, as the kernel's helper
+	// does when it cannot map.
+	mapFailedAt uint32
+	mapFailed   bool
 
 	// acked is the receiver's highest trusted acknowledgment (original
 	// sequence space), valid when ackedOK: the rewrites before it may be
@@ -107,9 +118,11 @@ func (s *stream) synchronize(seq uint32) {
 }
 
 // pickUp starts a direction first seen mid-stream at seq: line boundaries
-// are unknown until the next LF.
+// are unknown until the next LF, unless the control connection was adopted
+// after a restart (AdoptControl), where the next segment is taken to start
+// a line.
 func (s *stream) pickUp(seq uint32) {
-	s.synced, s.lineStart, s.next = true, false, seq
+	s.synced, s.lineStart, s.next = true, s.adopted, seq
 }
 
 // segment runs a segment of a clear-text direction through the gateway.
@@ -158,6 +171,9 @@ func (s *stream) segment(c *Control, seg *Segment, led *seqdelta.Ledger, tr Tran
 		if before(s.next, end) {
 			oldEnd = s.next
 		}
+		if s.mapFailed && before(s.mapFailedAt, oldEnd) {
+			return Result{Action: Drop, Events: EvMapFailed}
+		}
 		var ok bool
 		out, outSeq, ok = s.replay(out, start, seg.Payload[:oldEnd-start])
 		if !ok {
@@ -173,6 +189,7 @@ func (s *stream) segment(c *Control, seg *Segment, led *seqdelta.Ledger, tr Tran
 		start = oldEnd
 	}
 	changed := ev != 0
+	scanFrom := start
 	if len(fresh) > 0 {
 		var data []byte
 		dataSeq := start
@@ -191,6 +208,7 @@ func (s *stream) segment(c *Control, seg *Segment, led *seqdelta.Ledger, tr Tran
 		} else {
 			data = fresh
 		}
+		scanFrom = dataSeq
 		var e Event
 		var ch bool
 		out, e, ch = s.scan(c, out, seg, dataSeq, data, led, tr, ev&EvMerged != 0)
@@ -199,6 +217,9 @@ func (s *stream) segment(c *Control, seg *Segment, led *seqdelta.Ledger, tr Tran
 	}
 	c.out = out
 	if ev&EvMapFailed != 0 {
+		if !s.mapFailed || before(scanFrom, s.mapFailedAt) {
+			s.mapFailed, s.mapFailedAt = true, scanFrom
+		}
 		return Result{Action: Drop, Events: ev}
 	}
 	if !changed {

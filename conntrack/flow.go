@@ -40,10 +40,17 @@ type Flow struct {
 }
 
 const (
-	stateMask  = 0xffff
-	deadBit    = 1 << 16
-	lockedBit  = 1 << 17
-	spinBefore = 64 // lock attempts before yielding the processor
+	stateMask = 0xffff
+	deadBit   = 1 << 16
+	lockedBit = 1 << 17
+	// storedBit: the flow's facts (public port and kind) are in the
+	// kernel's conntrack entry of the connection (natalg run's crash-only
+	// store, set with an NFQUEUE verdict).
+	storedBit = 1 << 18
+	// storeTries counts failed attempts to store the facts (bits 19-20).
+	storeTryShift = 19
+	storeTryMask  = 3 << storeTryShift
+	spinBefore    = 64 // lock attempts before yielding the processor
 )
 
 // NewFlow returns a flow for a packet with tuple orig that the NAT will
@@ -88,6 +95,31 @@ func (f *Flow) Expired(now int64) bool { return f.expires.Load() <= now || f.Dea
 
 // Dead reports whether the flow has been removed from its table.
 func (f *Flow) Dead() bool { return f.state.Load()&deadBit != 0 }
+
+// Stored reports whether the flow's facts were stored in the kernel's
+// conntrack entry (see MarkStored).
+func (f *Flow) Stored() bool { return f.state.Load()&storedBit != 0 }
+
+// MarkStored records that the flow's facts are in the kernel's conntrack
+// entry, so that they are not sent again with every packet.
+func (f *Flow) MarkStored() { f.state.Or(storedBit) }
+
+// StoreFailed counts a failed attempt to store the flow's facts and
+// reports whether that was the last one allowed (three): the caller then
+// gives up on this flow (MarkStored), rather than paying a failed store on
+// every packet of a flow the kernel does not track.
+func (f *Flow) StoreFailed() bool {
+	for {
+		old := f.state.Load()
+		n := (old&storeTryMask)>>storeTryShift + 1
+		if n >= 3 {
+			return true
+		}
+		if f.state.CompareAndSwap(old, old&^storeTryMask|n<<storeTryShift) {
+			return false
+		}
+	}
+}
 
 // kill marks the flow removed and reports whether it was live.
 func (f *Flow) kill() bool { return f.state.Or(deadBit)&deadBit == 0 }

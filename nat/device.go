@@ -34,6 +34,10 @@ type Packet struct {
 	// processed again. A packet whose fragment the engine holds, waiting
 	// for the rest of its datagram, gets Verdict Held and no output.
 	More [][]byte
+	// CT is what the front end must store in the kernel's conntrack entry
+	// of the packet's connection before it sends the verdict (crash-only,
+	// see ProcessCT), when the engine has a CTStore; Serve fills it.
+	CT CTFacts
 }
 
 // Device is a source and sink of packet batches: the NFQUEUE front end
@@ -99,7 +103,7 @@ func (e *Engine) processBatch(ps []Packet, split bool) {
 	} else {
 		for i := range ps {
 			p := &ps[i]
-			p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), nil, &c, p.more(split))
+			p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), nil, &c, p.more(split), e.factsOf(p))
 		}
 	}
 	c.flush(&e.Stats)

@@ -23,6 +23,7 @@ type Engine struct {
 	// ftpPorts are the control ports the FTP gateway inspects (none with
 	// DisableFTP); read when a flow is created.
 	ftpPorts []uint16
+	ct       CTStore // where ProcessCT and Serve ask to store flows' facts in the kernel's conntrack entries
 
 	// Stats come last, with a cache line of padding on either side, so
 	// that no field read on every packet shares a cache line with a
@@ -119,7 +120,7 @@ func (e *Engine) inside(a netip.Addr) bool {
 // learned of the tuple peekTuple reads from pkt (its hash, and the flow its
 // index slot points to): the lookup starts from it. more, when not nil, is
 // where packets to send after the returned one go (Packet.More).
-func (e *Engine) process(pkt []byte, now int64, hint *conntrack.Hint, c *counts, more *[][]byte) (Verdict, []byte, DropReason) {
+func (e *Engine) process(pkt []byte, now int64, hint *conntrack.Hint, c *counts, more *[][]byte, facts *CTFacts) (Verdict, []byte, DropReason) {
 	c.in++
 	var p header.Parsed
 	if r := p.Decode(pkt); r != header.Ok {
@@ -180,6 +181,10 @@ func (e *Engine) process(pkt []byte, now int64, hint *conntrack.Hint, c *counts,
 		f, dir = e.table.LookupHash(&tu, e.table.Hash(&tu), now)
 	}
 	if f == nil {
+		// A new flow: its conntrack entry is not in the kernel's table
+		// yet (unconfirmed, or not made at all before an inbound packet's
+		// translation): its facts are stored with a later packet.
+		facts = nil
 		var dr DropReason
 		switch {
 		case outbound && p.Dst == e.public[familyOf(p.Dst)]:
@@ -202,7 +207,10 @@ func (e *Engine) process(pkt []byte, now int64, hint *conntrack.Hint, c *counts,
 	}
 	f.Touch(dir, p.TCPFlags, now, e.table.Timeouts())
 	if x, ok := f.Ext.(*ftpFlow); ok && p.Proto == ipproto.TCP {
-		return e.processFTP(&p, f, dir, x, now)
+		return e.processFTP(&p, f, dir, x, now, facts)
+	}
+	if facts != nil {
+		e.ctFacts(f, nil, facts)
 	}
 	e.translate(&p, f, dir)
 	c.translated++

@@ -39,7 +39,7 @@ func (e *Engine) reassemble(p *header.Parsed, now int64, c *counts, more *[][]by
 	}
 	e.Stats.Reassembled.Add(1)
 	c.in-- // process counts the datagram in again
-	v, out, dr := e.process(dg.Packet, now, nil, c, nil)
+	v, out, dr := e.process(dg.Packet, now, nil, c, nil, nil)
 	if v != Accept || more == nil {
 		// A front end that sends one packet per packet read gets the
 		// datagram whole (see SingleOutput).

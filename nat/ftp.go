@@ -19,6 +19,9 @@ type ftpFlow struct {
 	flow    *conntrack.Flow
 	ctl     *alg.Control
 	ledgers [2]seqdelta.Ledger // by direction
+	// stored is the connection labels last stored in the kernel's
+	// conntrack entry (ProcessCT): sent again only when they change.
+	stored [LabelBytes]byte
 }
 
 func newFTPFlow(e *Engine, f *conntrack.Flow) *ftpFlow {
@@ -77,7 +80,7 @@ func (ftp *ftpFlow) MapData(dir conntrack.Dir, announced netip.AddrPort, now int
 // shifts its SEQ by its direction's ledger and its ACK and SACK edges by the
 // other direction's (RFC 9293 §3.4, RFC 2018 §3), translates it and fixes
 // its checksum.
-func (e *Engine) processFTP(p *header.Parsed, flow *conntrack.Flow, dir conntrack.Dir, ftp *ftpFlow, now int64) (Verdict, []byte, DropReason) {
+func (e *Engine) processFTP(p *header.Parsed, flow *conntrack.Flow, dir conntrack.Dir, ftp *ftpFlow, now int64, facts *CTFacts) (Verdict, []byte, DropReason) {
 	flow.Lock()
 	defer flow.Unlock()
 	payload := p.Payload()
@@ -182,6 +185,7 @@ func (e *Engine) processFTP(p *header.Parsed, flow *conntrack.Flow, dir conntrac
 	if rewrote {
 		p.ComputeL4Checksum()
 	}
+	e.ctFacts(flow, ftp, facts)
 	e.Stats.Accepted.Add(1)
 	e.Stats.Translated.Add(1)
 	return Accept, p.Buf, DropNone

@@ -313,7 +313,7 @@ func (e *Engine) process64Once(p *header.Parsed, outbound, hairpin bool, now int
 	}
 	f.Touch(dir, p.TCPFlags, now, e.table.Timeouts())
 	if x, ok := f.Ext.(*ftpFlow); ok && p.Proto == ipproto.TCP {
-		return e.processFTP(p, f, dir, x, now)
+		return e.processFTP(p, f, dir, x, now, nil)
 	}
 	// RFC 7915 §4.1: an IPv4 packet with DF clear may be fragmented on
 	// its way to a lowest-ipv6-mtu its translation exceeds.

@@ -57,6 +57,9 @@ type portMap struct {
 	cursor   uint32
 	// strict: only ports in [min, max], even when the inside port is free
 	strict bool
+	// held are the bindings of data connections the kernel translates
+	// (split datapath), one reference each (kerneldata.go)
+	held map[heldKey]struct{}
 }
 
 func newPortMap(min, max uint16) *portMap {

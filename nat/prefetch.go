@@ -122,7 +122,7 @@ func (e *Engine) prefetchBatch(ps []Packet, split bool, c *counts) {
 				hint = &hs[j]
 			}
 			p := &b[j]
-			p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), hint, c, p.more(split))
+			p.Verdict, p.Out, p.Reason = e.process(p.Buf[:p.N], p.Time.UnixNano(), hint, c, p.more(split), e.factsOf(p))
 		}
 	}
 }

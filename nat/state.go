@@ -15,7 +15,8 @@ package nat
 // documented as not hardened against adversarial input, and this file is
 // read by a process running as root. Layout, all integers big-endian:
 //
-//	magic "NATALGST", version uint16 (2), reserved uint16 (0),
+//	magic "NATALGST", version uint16 (2), flags uint16 (version 2: 1 = a
+//	snapshot taken while packets flowed, SaveSnapshot; else 0),
 //	saved-at int64 (Unix ns), uint32 NAT64 IPv4 Identification counter
 //	flows uint32, then each flow:
 //	  the flow's record as conntrack.FlowRecord.AppendBinary writes it
@@ -110,6 +111,7 @@ type LoadStats struct {
 	Full         int // flows and expectations over the table's limits
 	Clash        int // flows and expectations whose tuple, key or port is taken
 	Orphans      int // expectations whose control flow was not restored
+	Superseded   int // in a snapshot, flows a fresher record holds or may be ahead of (SaveSnapshot)
 }
 
 // savedFlow is one decoded flow record.
@@ -122,15 +124,22 @@ type savedFlow struct {
 	// the flow is a misfit, the rest of the file still loads.
 	badLedger bool
 	ctl       alg.ControlState
+	// adopted: rebuilt from the kernel's conntrack entry (Adopt), not read
+	// from a file; tls and stored are its FTP gateway's labels.
+	adopted bool
+	tls     [2]bool
+	stored  [LabelBytes]byte
 }
 
 // decoded is a whole decoded state file.
 type decoded struct {
-	version uint16
-	savedAt time.Time
-	ids     uint32 // NAT64 IPv4 Identification counter
-	flows   []savedFlow
-	exps    []savedExp
+	version  uint16
+	savedAt  time.Time
+	ids      uint32 // NAT64 IPv4 Identification counter
+	flows    []savedFlow
+	exps     []savedExp
+	adopted  bool // made by Adopt from the kernel's entries, not read from a file
+	snapshot bool // SaveSnapshot's: NAT64 plain flows only are restored
 }
 
 // savedExp is one decoded expectation record.
@@ -144,7 +153,22 @@ type savedExp struct {
 // closed): a packet processed after the snapshot is not in it. FTP control
 // flows are locked while their gateway state is read; see
 // alg.ControlState for what is not saved.
-func (e *Engine) SaveState(w io.Writer) error {
+func (e *Engine) SaveState(w io.Writer) error { return e.saveState(w, 0) }
+
+// SaveSnapshot writes the engine's state while packets flow (natalg run
+// --state-interval), flagged as a snapshot: LoadState restores from it only
+// what no fresher record can hold. The NAT44/NAT66 flows are in the
+// kernel's conntrack entries (crash-only: Adopt), whose facts are never
+// behind; the FTP gateway state of a NAT64 control connection may be (its
+// offsets and reply FIFO move with every command), and a gateway restored
+// behind its stream drops what follows (see loadStateFile). What is left
+// is NAT64's plain flows and bindings, whose facts do not change during
+// their life.
+func (e *Engine) SaveSnapshot(w io.Writer) error { return e.saveState(w, stateFlagSnapshot) }
+
+const stateFlagSnapshot = 1
+
+func (e *Engine) saveState(w io.Writer, flags uint16) error {
 	var flows []*conntrack.Flow
 	e.table.Range(func(f *conntrack.Flow) bool {
 		flows = append(flows, f)
@@ -178,7 +202,7 @@ func (e *Engine) SaveState(w io.Writer) error {
 	sw := &stateWriter{w: bufio.NewWriterSize(w, 64<<10), crc: crc32.New(crcTable)}
 	sw.bytes([]byte(stateMagic))
 	sw.u16(StateVersion)
-	sw.u16(0)
+	sw.u16(flags)
 	sw.i64(time.Now().UnixNano())
 	var ids uint32
 	if e.n64 != nil {
@@ -302,7 +326,8 @@ func decodeState(buf []byte) (*decoded, error) {
 		return nil, fmt.Errorf("%w: checksum mismatch (truncated or corrupt)", ErrStateFormat)
 	}
 	d := &stateReader{b: body[len(stateMagic)+2:], version: v}
-	if d.u16() != 0 {
+	flags := d.u16()
+	if flags > stateFlagSnapshot || flags != 0 && v < 2 {
 		return nil, fmt.Errorf("%w: reserved field set", ErrStateFormat)
 	}
 	savedAt := time.Unix(0, d.i64())
@@ -353,7 +378,7 @@ func decodeState(buf []byte) (*decoded, error) {
 	if d.err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStateFormat, d.err)
 	}
-	return &decoded{version: v, savedAt: savedAt, ids: ids, flows: flows, exps: exps}, nil
+	return &decoded{version: v, savedAt: savedAt, ids: ids, flows: flows, exps: exps, snapshot: flags&stateFlagSnapshot != 0}, nil
 }
 
 // ftpState decodes the FTP gateway state of f.
@@ -383,7 +408,7 @@ func (d *stateReader) ftpState(f *savedFlow) {
 // restore adds the decoded records to the engine.
 func (e *Engine) restore(dec *decoded, now int64, st *LoadStats) {
 	flows, exps := dec.flows, dec.exps
-	if e.n64 != nil && dec.version >= 2 {
+	if e.n64 != nil && dec.version >= 2 && !dec.adopted {
 		// Identification values go on from the saved ones (RFC 6864 §4.1:
 		// none repeated within a datagram's lifetime).
 		e.n64.ids.SetCounter(dec.ids)
@@ -400,6 +425,12 @@ func (e *Engine) restore(dec *decoded, now int64, st *LoadStats) {
 			continue
 		}
 		k := flowKind(sf.rec.Tag)
+		if dec.snapshot && (!k.isNAT64() || sf.ftp) {
+			// a periodic snapshot's NAT44/66 flows and FTP gateway state:
+			// the kernel's conntrack entries are newer (crash-only)
+			st.Superseded++
+			continue
+		}
 		ki, known := k.info()
 		if !known || k.isNAT64() && dec.version < 2 || !ki.fits(e, &sf.rec.Tuples[conntrack.Original], &sf.rec.Tuples[conntrack.Reply]) {
 			// a kind this version does not restore, a NAT64 flow saved
@@ -444,6 +475,9 @@ func (e *Engine) restore(dec *decoded, now int64, st *LoadStats) {
 		}
 		if n > 0 && ki.active {
 			bs[0].ports.sentThrough(bs[0].in, 1) // an active mapping, for hairpinning
+		}
+		if sf.adopted {
+			f.MarkStored() // the kernel's entry has the mark already
 		}
 		made[i] = f
 		st.Flows++
@@ -544,6 +578,13 @@ func count(st *LoadStats, err error) {
 func (e *Engine) restoreExt(f *conntrack.Flow, sf *savedFlow) (any, bool) {
 	o, r := f.Tuples[conntrack.Original], f.Tuples[conntrack.Reply]
 	isFTP := o.Proto == ipproto.TCP && f.Master == nil && sf.master == 0 && (e.isFTP(o.DstPort) || e.isFTP(r.SrcPort))
+	if sf.adopted {
+		if sf.ftp || isFTP {
+			// (an FTP control connection without labels: no rewrite yet)
+			return e.adoptExt(f, sf)
+		}
+		return nil, true
+	}
 	if !sf.ftp {
 		if isFTP {
 			return newFTPFlow(e, f), true

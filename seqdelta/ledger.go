@@ -67,6 +67,20 @@ func (l *Ledger) Offset() int32 {
 	return l.points[l.n-1].Offset
 }
 
+// Newest returns the newest correction point and the offset in force
+// before it; ok is false when the ledger holds no point (Offset applies
+// everywhere).
+func (l *Ledger) Newest() (p Point, before int32, ok bool) {
+	if l.n == 0 {
+		return Point{}, l.base, false
+	}
+	before = l.base
+	if l.n > 1 {
+		before = l.points[l.n-2].Offset
+	}
+	return l.points[l.n-1], before, true
+}
+
 // Full reports whether the ledger holds Capacity points: Record would refuse
 // a new one until Prune makes room.
 func (l *Ledger) Full() bool { return int(l.n) == Capacity }

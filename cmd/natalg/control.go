@@ -39,7 +39,7 @@ func listenControl(path string) (net.Listener, error) {
 // serveControl answers "flows" requests until ctx is done.
 // kexp, when not nil, lists the expectations as the kernel holds them
 // (split mode).
-func serveControl(ctx context.Context, ln net.Listener, eng *nat.Engine, log *slog.Logger, kexp func() ([]kerneldp.Element, error)) {
+func serveControl(ctx context.Context, ln net.Listener, eng *nat.Engine, log *slog.Logger, kexp func() ([]kerneldp.Element, error), rebuild func() (nat.AdoptStats, error)) {
 	go func() { <-ctx.Done(); ln.Close() }()
 	for {
 		c, err := ln.Accept()
@@ -60,6 +60,18 @@ func serveControl(ctx context.Context, ln net.Listener, eng *nat.Engine, log *sl
 				if kexp != nil {
 					writeKernelExpectations(c, kexp)
 				}
+			case "rebuild":
+				if rebuild == nil {
+					fmt.Fprintln(c, "error: crash-only state is off (--ct-mark-mask 0, or no queues)")
+					return
+				}
+				st, err := rebuild()
+				if err != nil {
+					fmt.Fprintf(c, "error: %v\n", err)
+					return
+				}
+				fmt.Fprintf(c, "rebuilt flows=%d ftp_control=%d expectations=%d skipped_present=%d skipped_config=%d skipped_orphan=%d skipped_labels=%d\n",
+					st.Flows, st.FTP, st.Expectations, st.Clash, st.Misfit, st.Orphans, st.LabelsMissing)
 			default:
 				fmt.Fprintf(c, "error: unknown request %q\n", strings.TrimSpace(req))
 			}
@@ -147,7 +159,21 @@ func addrPort(a interface{ String() string }, p uint16) string {
 
 // cmdFlows implements "natalg flows": print a running daemon's flows.
 func cmdFlows(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("flows", flag.ContinueOnError)
+	return controlRequest("flows", args, stdout, stderr)
+}
+
+// cmdRebuild implements "natalg rebuild": the daemon adopts the
+// connections the kernel's conntrack holds for it that its table lacks
+// (keepalived's notify script runs it when the router becomes master).
+func cmdRebuild(args []string, stdout, stderr io.Writer) int {
+	rc := controlRequest("rebuild", args, stdout, stderr)
+	return rc
+}
+
+// controlRequest sends one request to the daemon's control socket and
+// copies the answer to stdout.
+func controlRequest(req string, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet(req, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("control", defaultControl, "the daemon's control socket")
 	if err := fs.Parse(args); err != nil {
@@ -155,7 +181,7 @@ func cmdFlows(args []string, stdout, stderr io.Writer) int {
 	}
 	c, err := net.DialTimeout("unix", *path, 3*time.Second)
 	if err != nil {
-		fmt.Fprintf(stderr, "natalg flows: %v (is natalg run running with --control %s?)\n", err, *path)
+		fmt.Fprintf(stderr, "natalg %s: %v (is natalg run running with --control %s?)\n", req, err, *path)
 		return 1
 	}
 	defer c.Close()
@@ -165,12 +191,12 @@ func cmdFlows(args []string, stdout, stderr io.Writer) int {
 	// instead of killing the command by the signal.
 	signal.Ignore(syscall.SIGPIPE)
 	c.SetDeadline(time.Now().Add(15 * time.Second))
-	fmt.Fprintln(c, "flows")
+	fmt.Fprintln(c, req)
 	if _, err := io.Copy(stdout, c); err != nil {
 		if errors.Is(err, syscall.EPIPE) {
 			return 0
 		}
-		fmt.Fprintf(stderr, "natalg flows: %v\n", err)
+		fmt.Fprintf(stderr, "natalg %s: %v\n", req, err)
 		return 1
 	}
 	return 0

@@ -20,17 +20,26 @@ usage:
       compare it with a golden capture (exit status 1 on differences)
 
   natalg run --inside PREFIX --public ADDR [--forward SPEC]... [--queues N-M] [--gso]
-           [--metrics ADDR] [--control PATH] [--config FILE] [--state FILE]
+           [--metrics ADDR] [--control PATH] [--config FILE] [--state FILE [--state-interval D]]
+           [--ct-mark-mask MASK] [--ct-label-bits 128|0]
            [--nat64-prefix PREFIX --nat64-pool PREFIX [--nat64-dev NAME]]
       the router daemon: translate packets diverted by iptables NFQUEUE, and
       with --nat64-* run NAT64 on a TUN device it creates (RFC 6146, with
-      the RFC 6384 FTP gateway); --state saves and restores the NAT's state
+      the RFC 6384 FTP gateway). Crash-only: each flow's facts live in the
+      kernel's conntrack entry (mark bits --ct-mark-mask, default 0x0fffff00;
+      an FTP control connection's offsets in its labels), and a start
+      rebuilds the table from them. --state saves the exact state at a clean
+      stop (and NAT64's flows, also every --state-interval) and restores it
   natalg rules --inside-if IF --outside-if IF [--queues N-M] [--public ADDR]...
            [--apply|--remove]
       print (or install, or remove) the iptables rules natalg run needs;
       with --public, hairpinned packets (inside to a public address) too
   natalg flows [--control PATH]
       print a running daemon's flows and expectations, like conntrack -L
+  natalg rebuild [--control PATH]
+      have a running daemon adopt the connections the kernel's conntrack
+      holds for it (keepalived's notify when the router becomes master;
+      SIGUSR1 does the same)
   natalg bench --scenario NAME --flows N [--cores C] [--json]
       measure the engine from memory, no kernel in the path (see bench/README.md)
 
@@ -86,6 +95,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRules(args[1:], stdout, stderr)
 	case "flows":
 		return cmdFlows(args[1:], stdout, stderr)
+	case "rebuild":
+		return cmdRebuild(args[1:], stdout, stderr)
 	case "bench":
 		return cmdBench(args[1:], stdout, stderr)
 	case "help", "-h", "--help":

@@ -20,6 +20,7 @@ type natFlags struct {
 	forwards      forwardList
 	ftpPorts      portList
 	allowLowPorts bool
+	noPickup      bool
 	noFTP         bool
 	maxFlows      int
 	timeouts      conntrack.Timeouts
@@ -52,6 +53,7 @@ func (f *natFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.forwards, "forward", "DNAT forward PROTO:PORT[-PORT]=ADDR[:PORT] (repeatable)")
 	fs.Var(&f.ftpPorts, "ftp-port", "FTP control port (repeatable; default 21)")
 	fs.BoolVar(&f.allowLowPorts, "allow-low-ports", false, "let FTP announce data ports below 1024")
+	fs.BoolVar(&f.noPickup, "no-pickup", false, "TCP: only a SYN opens a flow; a mid-stream segment of a connection natalg does not know is dropped (no_pickup) instead of opening one (a router pair: until natalg rebuild has taken the connection over from the synced conntrack entry)")
 	fs.BoolVar(&f.noFTP, "no-ftp", false, "turn the FTP gateway off")
 	fs.IntVar(&f.maxFlows, "max-flows", conntrack.DefaultMaxFlows, "flow table size, at least 1")
 	d := conntrack.DefaultTimeouts
@@ -117,6 +119,7 @@ func (f *natFlags) config() (nat.Config, error) {
 		NAT64Pool:   f.nat64Pool.p,
 	}
 	c.FTP.AllowLowPorts = f.allowLowPorts
+	c.NoPickup = f.noPickup
 	c.FTP.NAT64KeepEPRT = f.nat64KeepEPRT
 	c.FTP.NAT64EPSVProbe = f.nat64EPSVProbe
 	c.NAT64KeepMSS = !f.nat64MSSClamp

@@ -162,3 +162,17 @@ func TestFlowsClosedPipe(t *testing.T) {
 		t.Fatalf("natalg flows | head -1: %v\nstdout %q\nstderr %q", err, out, errOut)
 	}
 }
+
+// TestNoPickupFlag: --no-pickup (set by the HA configuration, testdata/ha/natalg.conf) reaches
+// the engine; without it a mid-stream segment opens a flow, as before.
+func TestNoPickupFlag(t *testing.T) {
+	if cfg, err := parseNATFlags(t, ""); err != nil || cfg.NoPickup {
+		t.Fatalf("default: NoPickup %v, %v", cfg.NoPickup, err)
+	}
+	if cfg, err := parseNATFlags(t, "no-pickup\n"); err != nil || !cfg.NoPickup {
+		t.Fatalf("no-pickup in a config file: NoPickup %v, %v", cfg.NoPickup, err)
+	}
+	if cfg, err := parseNATFlags(t, "", "--no-pickup"); err != nil || !cfg.NoPickup {
+		t.Fatalf("--no-pickup: NoPickup %v, %v", cfg.NoPickup, err)
+	}
+}

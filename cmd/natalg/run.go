@@ -46,10 +46,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	control := fs.String("control", defaultControl, "unix socket for natalg flows; empty: off")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := fs.String("pprof", "", "address for Go profiling (net/http/pprof); empty: off")
-	stateFile := fs.String("state", "", "file the NAT's state is saved to on SIGINT/SIGTERM and restored from on start (then removed); empty: off")
+	stateFile := fs.String("state", "", "file the NAT's state is saved to on SIGINT/SIGTERM and restored from on start (then removed): the exact gateway state across a planned restart, and NAT64's flows (they have no kernel conntrack entry); empty: off")
+	stateInterval := fs.Duration("state-interval", 10*time.Second, "with --state: also write a snapshot this often while running, from which a start after a crash restores NAT64's plain flows (NAT44/NAT66 flows come from the kernel's conntrack entries); 0: only at a clean stop")
 	datapath := fs.String("datapath", "split", "split: only FTP control connections are queued to natalg, the kernel translates every other flow and the FTP data connections; full: every packet of the NAT goes through natalg")
 	enginePorts := fs.String("ports", "", "natalg's public ports MIN-MAX (default: 49152-65535 in split mode, 1024-65535 in full mode)")
 	kernelPorts := fs.String("kernel-ports", "1024-49151", "split mode: the ports the kernel masquerades TCP and UDP source ports of 1024 and above into (must not overlap --ports)")
+	ctMarkMask := fs.String("ct-mark-mask", fmt.Sprintf("%#08x", nat.DefaultCTMarkMask), "connection mark bits natalg owns (one run of 20 bits or more): each flow's kind and public port are stored there, so a restarted natalg rebuilds its table from the kernel (crash-only); 0: off")
+	ctLabelBits := fs.Int("ct-label-bits", 128, "connection label bits natalg owns on the FTP control connections it translates: 128 stores their sequence offsets there (crash-only), 0: off")
 	var n64 nat64Flags
 	n64.register(fs)
 	if _, err := parseWithConfig(fs, args); err != nil {
@@ -99,6 +102,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "natalg run: %v\n", err)
 		return 2
 	}
+	ctStore, err := parseCTStore(*ctMarkMask, *ctLabelBits)
+	if err == nil {
+		err = eng.SetCTStore(ctStore)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "natalg run: %v\n", err)
+		return 2
+	}
 	var dp *nat64Datapath
 	if nf.nat64() {
 		if dp, err = setupNAT64(n64, cfg.NAT64Prefix, cfg.NAT64Pool, log); err != nil {
@@ -127,6 +138,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		if !kcfg.Full {
 			eng.SetExpectationSink(kdp)
 		}
+		kdp.KeepExpectations = ctStore.MarkMask != 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -174,10 +186,42 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		if kdp != nil && !kcfg.Full {
 			kexp = kdp.Elements
 		}
-		go func() { defer wg.Done(); serveControl(ctx, ln, eng, log, kexp) }()
+		var rebuild func() (nat.AdoptStats, error)
+		if kdp != nil && ctStore.MarkMask != 0 {
+			rebuild = func() (nat.AdoptStats, error) { return kerneldp.Rebuild(eng, kdp, log) }
+		}
+		go func() { defer wg.Done(); serveControl(ctx, ln, eng, log, kexp, rebuild) }()
 		defer os.Remove(*control)
 	}
 	loadStateFile(eng, *stateFile, log) // after every early return, before any packet
+	if kdp != nil && ctStore.MarkMask != 0 {
+		// Crash-only: natalg's connections as the kernel's conntrack
+		// entries hold them, and the expectations left in the kernel, each
+		// adopted once (after the state file, whose fuller gateway state
+		// wins for the flows it has), before any packet is translated.
+		if _, err := kerneldp.Rebuild(eng, kdp, log); err != nil {
+			log.Error("crash-only: table not rebuilt from the kernel; connections natalg translated before it started may stall", "err", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// SIGUSR1 (keepalived's notify "became master"): adopt the
+			// connections conntrackd synced to this router.
+			usr := make(chan os.Signal, 1)
+			signal.Notify(usr, syscall.SIGUSR1)
+			defer signal.Stop(usr)
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-usr:
+					if _, err := kerneldp.Rebuild(eng, kdp, log); err != nil {
+						log.Error("crash-only: rebuild on SIGUSR1", "err", err)
+					}
+				}
+			}
+		}()
+	}
 	if kdp != nil && !kcfg.Full {
 		// The restored control sessions' expectations, in the table Open
 		// just replaced: each once.
@@ -191,6 +235,26 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			defer wg.Done()
 			if err := kdp.Watch(ctx, eng); err != nil {
 				log.Warn("kernel: conntrack events stopped; expectations now lapse by their timeout", "err", err)
+			}
+		}()
+	}
+	if *stateFile != "" && *stateInterval > 0 && dp != nil {
+		// NAT64 has no kernel conntrack entry to rebuild from: a snapshot
+		// bounds what a crash loses of its flows to the interval.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(*stateInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if err := writeFileAtomic(*stateFile, eng.SaveSnapshot); err != nil {
+						log.Warn("state: snapshot not written", "file", *stateFile, "err", err)
+					}
+				}
 			}
 		}()
 	}
@@ -236,7 +300,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}()
 	}
 	if useNFQ {
-		err = nfq.Run(ctx, eng, nfq.Options{Queues: qs, MaxQueueLen: uint32(*queueLen), ReadBuffer: *rcvbuf, GSO: *gso, Log: log}, &st, ready)
+		err = nfq.Run(ctx, eng, nfq.Options{Queues: qs, MaxQueueLen: uint32(*queueLen), ReadBuffer: *rcvbuf, GSO: *gso,
+			StoreCT: ctStore.MarkMask != 0, Log: log}, &st, ready)
 	} else {
 		ready()
 		<-ctx.Done()
@@ -305,6 +370,29 @@ func kernelConfig(nf *natFlags, cfg *nat.Config, datapath, enginePorts, kernelPo
 		}
 	}
 	return k, nil
+}
+
+// parseCTStore reads --ct-mark-mask and --ct-label-bits.
+func parseCTStore(mask string, labelBits int) (nat.CTStore, error) {
+	m, err := strconv.ParseUint(mask, 0, 32)
+	if err != nil {
+		return nat.CTStore{}, fmt.Errorf("--ct-mark-mask: %q is not a 32-bit number", mask)
+	}
+	s := nat.CTStore{MarkMask: uint32(m)}
+	switch labelBits {
+	case 0:
+	case 128:
+		s.Labels = s.MarkMask != 0
+	default:
+		return s, fmt.Errorf("--ct-label-bits: %d: natalg stores an FTP control connection's offsets in all 128 label bits (128) or not at all (0)", labelBits)
+	}
+	if s.MarkMask&kerneldp.CtMarkData != 0 {
+		return s, fmt.Errorf("--ct-mark-mask %#x overlaps the split datapath's data-connection mark %#x", s.MarkMask, kerneldp.CtMarkData)
+	}
+	if err := s.Check(); err != nil {
+		return s, fmt.Errorf("--ct-mark-mask: %w", err)
+	}
+	return s, nil
 }
 
 // parsePortRange reads "MIN-MAX".
@@ -425,6 +513,7 @@ var (
 	metricExpectationsTot  = promtext.Family{Name: "natalg_expectations_total", Type: promtext.Counter, Help: "Expectations by event."}
 	metricNFQPackets       = promtext.Family{Name: "natalg_nfqueue_packets_total", Type: promtext.Counter, Help: "Packets seen by the NFQUEUE front end."}
 	metricNFQErrors        = promtext.Family{Name: "natalg_nfqueue_errors_total", Type: promtext.Counter, Help: "Netlink errors (the reader survives them)."}
+	metricCTStore          = promtext.Family{Name: "natalg_conntrack_store_total", Type: promtext.Counter, Help: "natalg's facts written into kernel conntrack entries before the packet's verdict (crash-only), and writes the kernel refused."}
 	metricHeap             = promtext.Family{Name: "natalg_go_heap_bytes", Type: promtext.Gauge, Help: "Bytes of live heap objects (Go runtime)."}
 	metricHeapLive         = promtext.Family{Name: "natalg_go_heap_live_bytes", Type: promtext.Gauge, Help: "Live heap after the last garbage collection (Go runtime)."}
 	metricBindings         = promtext.Family{Name: "natalg_bindings", Type: promtext.Gauge, Help: "Public ports bound to inside endpoints."}
@@ -468,6 +557,8 @@ func metricsHandler(eng *nat.Engine, st *nfq.Stats, qs []uint16) http.Handler {
 		}
 		pw.Uint(metricNFQErrors, st.ReadErrors.Load(), "kind", "read")
 		pw.Uint(metricNFQErrors, st.VerdictErrors.Load(), "kind", "verdict")
+		pw.Uint(metricCTStore, st.CTStored.Load(), "result", "stored")
+		pw.Uint(metricCTStore, st.CTStoreErrors.Load(), "result", "refused")
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		pw.Uint(metricHeap, ms.HeapAlloc)

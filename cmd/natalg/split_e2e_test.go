@@ -23,7 +23,7 @@ func TestSplitE2E(t *testing.T) {
 	owner := t
 	e := newE2EEnv(t, r, "natalg")
 	// an IPv6 FTP forward too, and closed control flows reaped after 3 s
-	e.restartNatalg(owner, t, "--forward", "tcp:21=["+inHost6+"]:21", "--timeout-tcp-transitory", "3s")
+	e.restartNatalg(owner, t, "--forward", "tcp:21=["+inHost6+"]:21", "--timeout-tcp-transitory", "3s", "--allow-nonconforming-timeouts")
 	t.Run("data-never-queued", e.dataNeverQueued)
 	t.Run("wrong-peer", e.wrongPeer)
 	t.Run("expectation-gone-with-control", e.expectationGoneWithControl)
@@ -234,7 +234,7 @@ func (e *e2eEnv) expectationGoneWithControl(t *testing.T) {
 // meanwhile; the transfer ends intact once natalg is back (its control
 // connection restored from --state).
 func (e *e2eEnv) kernelFlowsSurviveRestart(owner, t *testing.T) {
-	flags := []string{"--forward", "tcp:21=[" + inHost6 + "]:21", "--timeout-tcp-transitory", "3s", "--state", filepath.Join(e.dir, "split.state")}
+	flags := []string{"--forward", "tcp:21=[" + inHost6 + "]:21", "--timeout-tcp-transitory", "3s", "--allow-nonconforming-timeouts", "--state", filepath.Join(e.dir, "split.state")}
 	e.restartNatalg(owner, t, flags...)
 	s := e.startFTPD(t, "vsftpd", e.nsOut, 4)
 	e.evidence(t, s)

@@ -53,7 +53,7 @@ func loadStateFile(eng *nat.Engine, path string, log *slog.Logger) {
 	log.Info("state: restored", "file", path, "saved", st.SavedAt.UTC().Format(time.RFC3339),
 		"flows", st.Flows, "ftp", st.FTP, "expectations", st.Expectations, "bindings", st.Bindings,
 		"skipped_expired", st.Expired, "skipped_config", st.Misfit, "skipped_full", st.Full,
-		"skipped_clash", st.Clash, "skipped_orphan", st.Orphans, "took", time.Since(t0).Round(time.Microsecond))
+		"skipped_clash", st.Clash, "skipped_orphan", st.Orphans, "skipped_superseded", st.Superseded, "took", time.Since(t0).Round(time.Microsecond))
 	if err := os.Remove(path); err != nil {
 		log.Warn("state: cannot remove the loaded file; a restart without a clean shutdown would restore it again", "file", path, "err", err)
 	}

@@ -29,7 +29,8 @@ type Stats struct {
 	InstallFailed atomic.Uint64 // additions the kernel refused (the announcement still left: its data connection fails)
 	Used          atomic.Uint64 // a data connection came through (seen in a conntrack event)
 	Expired       atomic.Uint64 // lapsed unused
-	Withdrawn     atomic.Uint64 // removed unused before their time: control connection gone, evicted, replaced
+	Withdrawn     atomic.Uint64 // removed unused before their time: control connection gone, evicted, replaced, or left by an earlier natalg and not adopted
+	Adopted       atomic.Uint64 // left in the kernel by an earlier natalg and adopted (Sync)
 	Events        atomic.Uint64 // conntrack events read
 	EventErrors   atomic.Uint64 // conntrack event socket errors (events lost: elements then lapse by timeout)
 }
@@ -40,6 +41,10 @@ type Datapath struct {
 	cfg   Config
 	log   *slog.Logger
 	Stats Stats
+	// KeepExpectations: Close(false) leaves the expectation elements in
+	// the kernel, for the next natalg to adopt (crash-only: a clean stop
+	// then loses no more than a crash); each lapses by its timeout.
+	KeepExpectations bool
 
 	mu     sync.Mutex // guards cc, obj and owners
 	cc     *nftables.Conn
@@ -60,8 +65,12 @@ func Open(cfg Config, log *slog.Logger) (*Datapath, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kerneldp: nftables netlink: %w", err)
 	}
-	_, lerr := cc.ListTableOfFamily(TableName, nftables.TableFamilyINet)
-	obj, err := build(cc, &cfg, lerr == nil)
+	old, lerr := cc.ListTableOfFamily(TableName, nftables.TableFamilyINet)
+	var keep [2][]nftables.SetElement
+	if lerr == nil && !cfg.Full {
+		keep = pending(cc, old, log)
+	}
+	obj, err := build(cc, &cfg, lerr == nil, keep)
 	if err == nil {
 		err = cc.Flush()
 	}
@@ -88,7 +97,7 @@ func (d *Datapath) Close(remove bool) error {
 	defer d.mu.Unlock()
 	if remove {
 		d.cc.DelTable(d.obj.table)
-	} else {
+	} else if !d.KeepExpectations {
 		for _, s := range d.obj.expect {
 			if s != nil {
 				d.cc.FlushSet(s)
@@ -212,23 +221,97 @@ func (d *Datapath) remove(x *conntrack.Expectation) {
 	}
 }
 
-// Sync installs the engine's pending expectations (restored from --state)
-// in the kernel. The table was replaced at Open, so none is there twice.
+// Sync makes the kernel's expectation maps hold exactly the engine's
+// pending expectations (restored from --state, or adopted from the kernel
+// by Rebuild), each once: an element already in the kernel for one of them
+// is adopted as it is (the kernel's timeout stands), a missing one is
+// installed, and an element no expectation of the engine claims (its
+// control connection was not adopted, or another natalg left it) is
+// removed. It returns the number installed.
 func (d *Datapath) Sync(eng *nat.Engine) (int, error) {
+	if d.cfg.Full {
+		return 0, nil
+	}
 	var xs []*conntrack.Expectation
 	eng.Table().RangeExpectations(func(x *conntrack.Expectation) {
 		if x.Proto == ipproto.TCP && !(x.Dst.Is4() && x.Target.Addr().Is6()) { // not NAT64's
 			xs = append(xs, x)
 		}
 	})
-	n := 0
+	d.mu.Lock()
+	inKernel := map[string][]byte{} // by owner key: the element's key
+	for i, s := range d.obj.expect {
+		if s == nil {
+			continue
+		}
+		els, err := d.cc.GetSetElements(s)
+		if err != nil {
+			d.mu.Unlock()
+			return 0, fmt.Errorf("kerneldp: list %s: %w", s.Name, err)
+		}
+		for _, el := range els {
+			inKernel[ownerKey(i, &el)] = el.Key
+		}
+	}
+	var install []*conntrack.Expectation
 	for _, x := range xs {
+		i, el := expectElement(x)
+		k := ownerKey(i, &el)
+		if owner, ok := d.owners[k]; ok && owner == x {
+			delete(inKernel, k)
+			continue
+		}
+		if _, ok := inKernel[k]; ok {
+			d.owners[k] = x // adopted: the element is there
+			delete(inKernel, k)
+			d.Stats.Adopted.Add(1)
+			continue
+		}
+		install = append(install, x)
+	}
+	for k, key := range inKernel {
+		if _, owned := d.owners[k]; owned {
+			continue
+		}
+		d.cc.SetDeleteElements(d.obj.expect[k[0]], []nftables.SetElement{{Key: key}})
+		d.Stats.Withdrawn.Add(1)
+	}
+	err := d.cc.Flush()
+	d.mu.Unlock()
+	if err != nil {
+		return 0, fmt.Errorf("kerneldp: withdraw unclaimed expectations: %w", err)
+	}
+	n := 0
+	for _, x := range install {
 		if err := d.ExpectationInstalled(x); err != nil {
 			return n, err
 		}
 		n++
 	}
 	return n, nil
+}
+
+// pending reads the expectation elements of natalg's table as an earlier
+// run left it, with the life each has left.
+func pending(cc *nftables.Conn, t *nftables.Table, log *slog.Logger) (keep [2][]nftables.SetElement) {
+	for i := range families {
+		s, err := cc.GetSetByName(t, families[i].expect)
+		if err != nil {
+			continue // none (an older table, or full mode)
+		}
+		els, err := cc.GetSetElements(s)
+		if err != nil {
+			log.Warn("kerneldp: cannot read the expectations left in the kernel; they are dropped", "map", s.Name, "err", err)
+			continue
+		}
+		for _, el := range els {
+			if el.Expires <= 0 {
+				continue
+			}
+			keep[i] = append(keep[i], nftables.SetElement{Key: el.Key, Val: el.Val, Timeout: el.Expires.Round(time.Millisecond)})
+		}
+	}
+	return keep
 }
 
 // Watch reads conntrack events until ctx is done: a new connection with
@@ -244,7 +327,10 @@ func (d *Datapath) Watch(ctx context.Context, eng *nat.Engine) error {
 		d.log.Debug("kerneldp: conntrack event buffer", "err", err)
 	}
 	evs := make(chan ct.Event, 1024)
-	errs, err := c.Listen(evs, 1, []netfilter.NetlinkGroup{netfilter.GroupCTNew})
+	// NEW: a data connection came through an element; UPDATE to TIME_WAIT
+	// or CLOSE, or DESTROY: it ended, and the public port it held is free
+	// again
+	errs, err := c.Listen(evs, 1, []netfilter.NetlinkGroup{netfilter.GroupCTNew, netfilter.GroupCTUpdate, netfilter.GroupCTDestroy})
 	if err != nil {
 		return fmt.Errorf("kerneldp: conntrack events: %w", err)
 	}
@@ -266,6 +352,21 @@ func (d *Datapath) Watch(ctx context.Context, eng *nat.Engine) error {
 			o := ev.Flow.TupleOrig
 			if ipproto.Proto(o.Proto.Protocol) != ipproto.TCP {
 				continue
+			}
+			inside, public, dnat := dataEndpoints(ev.Flow)
+			if ev.Type == ct.EventDestroy || ev.Type == ct.EventUpdate {
+				if dnat && (ev.Type == ct.EventDestroy || closed(ev.Flow)) {
+					eng.ReleaseKernelData(ipproto.TCP, inside, public)
+				}
+				continue
+			}
+			// the public port stays bound to the inside endpoint while the
+			// connection runs (held before the expectation lets it go):
+			// the next data connection from the same peer port (an
+			// active-mode server's 20) must not be handed the same
+			// 5-tuple
+			if dnat {
+				eng.HoldKernelData(ipproto.TCP, inside, public)
 			}
 			d.used(eng, o.IP.SourceAddress.Unmap(), netip.AddrPortFrom(o.IP.DestinationAddress.Unmap(), o.Proto.DestinationPort))
 		}
@@ -357,7 +458,7 @@ func (d *Datapath) WriteMetrics(w io.Writer) {
 		name string
 		v    *atomic.Uint64
 	}{{"installed", &d.Stats.Installed}, {"install_failed", &d.Stats.InstallFailed}, {"used", &d.Stats.Used},
-		{"expired", &d.Stats.Expired}, {"withdrawn", &d.Stats.Withdrawn}} {
+		{"expired", &d.Stats.Expired}, {"withdrawn", &d.Stats.Withdrawn}, {"adopted", &d.Stats.Adopted}} {
 		pw.Uint(metricKernelExpectationsTotal, e.v.Load(), "event", e.name)
 	}
 	pw.Uint(metricKernelEvents, d.Stats.Events.Load(), "kind", "read")

@@ -284,7 +284,12 @@ type objects struct {
 // for cfg (not flushed: the caller adds elements and flushes it all as one
 // transaction). A table from an earlier run is deleted in the same
 // transaction, so the kernel never runs without one.
-func build(cc *nftables.Conn, cfg *Config, exists bool) (*objects, error) {
+//
+// keep are the expectation elements of the table being replaced (by
+// family): they are added to the new maps in the same transaction, so an
+// expectation installed by an earlier natalg (that crashed) is neither
+// lost nor ever absent; Sync then adopts them.
+func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetElement) (*objects, error) {
 	t := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
 	if exists {
 		cc.DelTable(t)
@@ -297,6 +302,14 @@ func build(cc *nftables.Conn, cfg *Config, exists bool) (*objects, error) {
 	rule := func(c *nftables.Chain, e ...[]expr.Any) {
 		cc.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: cat(e...)})
 	}
+	// Connection labels: the kernel gives a new conntrack entry room for
+	// labels only while some rule uses them (nf_connlabels_get, which an
+	// nft "ct label set" rule takes when it is added). natalg stores FTP
+	// control connections' sequence offsets there (nat.Engine.ProcessCT).
+	// The rule sits in a chain no hook or rule jumps to: it never runs.
+	labels := cc.AddChain(&nftables.Chain{Name: "ct_labels", Table: t})
+	rule(labels, []expr.Any{&expr.Immediate{Register: 1, Data: make([]byte, 16)},
+		&expr.Ct{Register: 1, SourceRegister: true, Key: expr.CtKeyLABELS}})
 
 	if cfg.Full {
 		// Every packet to a public address and from an inside prefix.
@@ -330,7 +343,7 @@ func build(cc *nftables.Conn, cfg *Config, exists bool) (*objects, error) {
 			return nil, err
 		}
 		s := &nftables.Set{Table: t, Name: fam.expect, IsMap: true, HasTimeout: true, Concatenation: true, KeyType: key, DataType: val}
-		if err := cc.AddSet(s, nil); err != nil {
+		if err := cc.AddSet(s, keep[i]); err != nil {
 			return nil, fmt.Errorf("kerneldp: map %s: %w", fam.expect, err)
 		}
 		o.expect[i] = s

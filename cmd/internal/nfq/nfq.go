@@ -39,7 +39,11 @@ type Options struct {
 	// Batch is the number of packets Engine.Serve handles per batch
 	// (default 64).
 	Batch int
-	Log   *slog.Logger
+	// StoreCT stores in the kernel's conntrack entries what the engine
+	// asks (nat.Packet.CT: natalg's crash-only state), over ctnetlink,
+	// before the packet's verdict.
+	StoreCT bool
+	Log     *slog.Logger
 }
 
 // Stats count what the front end saw. The queues add to them once per
@@ -52,6 +56,8 @@ type Stats struct {
 	GSO            atomic.Uint64 // super-packets received
 	CsumCompleted  atomic.Uint64 // partial checksums completed before translation
 	CsumUnverified atomic.Uint64 // packets the kernel had not verified
+	CTStored       atomic.Uint64 // facts stored in a conntrack entry before the packet's verdict
+	CTStoreErrors  atomic.Uint64 // stores the kernel refused (no entry yet: the next packet tries again)
 	VerdictErrors  atomic.Uint64
 	ReadErrors     atomic.Uint64 // ENOBUFS, timeouts: counted, the reader goes on
 }

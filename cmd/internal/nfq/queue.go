@@ -95,7 +95,8 @@ type Queue struct {
 	configuring bool
 	acked       map[uint32]error
 
-	counts counts // added to st once per batch
+	counts counts   // added to st once per batch
+	ct     *ctStore // nil: crash-only store off (Options.StoreCT)
 
 	// the socket calls, as method values made once so that they allocate
 	// nothing: recvFn reads into rbuf, sendFn writes out
@@ -205,6 +206,12 @@ func Open(num uint16, opt Options, st *Stats) (*Queue, error) {
 		nf.Close()
 		return nil, fmt.Errorf("nfqueue %d: %w", num, err)
 	}
+	if opt.StoreCT {
+		if q.ct, err = openCTStore(); err != nil {
+			nf.Close()
+			return nil, fmt.Errorf("nfqueue %d: %w", num, err)
+		}
+	}
 	return q, nil
 }
 
@@ -233,6 +240,9 @@ func (q *Queue) Close() error {
 		return werr != unix.EAGAIN
 	}); err != nil || werr != nil {
 		q.log.Debug("nfqueue unbind", "queue", q.num, "err", errors.Join(err, werr))
+	}
+	if q.ct != nil {
+		q.ct.close()
 	}
 	if err := q.nf.Close(); err != nil {
 		return fmt.Errorf("nfqueue %d: close: %w", q.num, err)
@@ -556,6 +566,20 @@ func (q *Queue) WriteBatch(ps []nat.Packet) error {
 		}
 		if cap(q.wbuf)-len(q.wbuf) < verdictHeadLen+len(p.Out)+3 {
 			q.flush()
+		}
+		if q.ct != nil && p.CT.Pending() {
+			// Crash-only: the flow's new facts go into its conntrack
+			// entry before the packet that makes them true leaves. The
+			// verdicts before it go first: a packet of this batch may be
+			// what puts the entry in the kernel's table.
+			q.flush()
+			if err := q.ct.put(&p.CT); err != nil {
+				q.st.CTStoreErrors.Add(1)
+				p.CT.Failed()
+			} else {
+				p.CT.Done()
+				q.st.CTStored.Add(1)
+			}
 		}
 		c.accepted++
 		q.appendVerdict(id, verdictAccept, len(p.Out))
