@@ -81,10 +81,11 @@ func copyPolicy(p expr.CtStatePolicyTimeout) expr.CtStatePolicyTimeout {
 }
 
 // addCtTimeouts adds the timeout objects to t and, to chain (a prerouting
-// chain at a priority before conntrack's, so it runs on a flow's first
-// packet before the entry exists: the kernel's ct timeout attaches only to
-// a packet conntrack has not seen yet), one "ct timeout set" rule per
-// object. Every flow entering the router is covered: inbound, outbound
+// chain at priority mangle: after conntrack's (-200), so the flow's first
+// packet already has its entry, and before the entry is confirmed, which
+// the kernel's ct timeout requires: it attaches the policy only to an
+// unconfirmed entry; at priority raw it does nothing, checked with nft in a
+// namespace), one "ct timeout set" rule per object. Every flow entering the router is covered: inbound, outbound
 // from the inside (its first packet arrives on the inside interface), the
 // FTP data connections DNATed from the expectation maps (new entries), and
 // the FTP control connections natalg queues (natalg's engine times those

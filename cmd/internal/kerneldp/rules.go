@@ -315,7 +315,8 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 		&expr.Ct{Register: 1, SourceRegister: true, Key: expr.CtKeyLABELS}})
 
 	if cfg.CtTimeouts.TCPEstablished > 0 {
-		if err := addCtTimeouts(cc, t, markIn, cfg.CtTimeouts); err != nil {
+		timeouts := cc.AddChain(&nftables.Chain{Name: "ct_timeout", Table: t, Type: filter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle})
+		if err := addCtTimeouts(cc, t, timeouts, cfg.CtTimeouts); err != nil {
 			return nil, err
 		}
 	}
