@@ -17,14 +17,16 @@ import (
 // implements in its own engine (conntrack.Timeouts). ctTimeoutPolicies
 // turns natalg's configured timeouts into the kernel's per-state policies:
 //
-//   - TCP: RFC 5382 §5 REQ-5: "The value of the 'established connection
-//     idle-timeout' MUST NOT be less than 2 hours 4 minutes", and a
-//     half-closed connection keeps it ("the connection is considered
-//     established ... until ... both FINs"), so established, fin_wait and
-//     close_wait get the established timeout; RFC 7857 §2.2 (a TCP
-//     connection after RST or both FINs gets the transitory 4 minutes) and
-//     RFC 5382 §5 ("transitory connection idle-timeout") give syn_sent,
-//     syn_recv, last_ack, time_wait and close the transitory timeout.
+//   - TCP: RFC 5382 §5 REQ-5: "the value of the \"established connection
+//     idle-timeout\" MUST NOT be less than 2 hours 4 minutes. The value of
+//     the \"transitory connection idle-timeout\" MUST NOT be less than 4
+//     minutes." RFC 7857 §2 Figure 1 leaves a half-closed connection (one
+//     FIN) under TCP_EST T.O. and moves it to TCP_TRANS T.O. only after both
+//     FINs, so established, fin_wait and close_wait get the established
+//     timeout; RFC 7857 §2.2: after a RST "the NAT SHOULD wait for 4
+//     minutes before deleting the session", so close (the kernel's state
+//     after RST) gets the transitory timeout, as do syn_sent, syn_recv,
+//     last_ack and time_wait.
 //   - UDP: RFC 4787 §4.3 REQ-5: "A NAT UDP mapping timer MUST NOT expire in
 //     less than two minutes", unreplied and replied alike.
 //   - ICMP: RFC 5508 §3.2 REQ-2: "An ICMP Query session timer MUST NOT
