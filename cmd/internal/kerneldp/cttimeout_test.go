@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -98,5 +99,41 @@ func TestCtTimeoutLive(t *testing.T) {
 	secs, _ := strconv.Atoi(m[1])
 	if secs < 400 || secs > 420 {
 		t.Errorf("UDP entry timeout %d s, want about 420 (natalg's --timeout-udp):\n%s", secs, out)
+	}
+
+	// A TCP connection half-closed by the peer (one FIN): RFC 5382 §5
+	// REQ-5 and RFC 7857 §2 keep it at the established timeout, not the
+	// kernel's fin_wait/close_wait 120/60 s.
+	ln, err := net.Listen("tcp4", "198.18.0.1:40001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	run("ip", "netns", "exec", peer, "python3", "-c",
+		`import socket,time; s=socket.create_connection(("198.18.0.1", 40001), timeout=5); s.shutdown(socket.SHUT_WR); time.sleep(0.3)`)
+	select {
+	case c := <-accepted:
+		defer c.Close()
+	case <-time.After(5 * time.Second):
+		t.Fatal("no TCP connection accepted")
+	}
+	out, err = exec.Command("conntrack", "-L", "-p", "tcp", "--dport", "40001").CombinedOutput()
+	if err != nil {
+		t.Fatalf("conntrack -L: %v\n%s", err, out)
+	}
+	m = regexp.MustCompile(`tcp\s+6\s+(\d+)\s+(\w+)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("no TCP entry:\n%s", out)
+	}
+	secs, _ = strconv.Atoi(m[1])
+	if (m[2] != "CLOSE_WAIT" && m[2] != "FIN_WAIT") || secs < 7400 || secs > 7440 {
+		t.Errorf("half-closed TCP entry %s with %d s, want CLOSE_WAIT/FIN_WAIT near 7440 (natalg's --timeout-tcp-established):\n%s", m[2], secs, out)
 	}
 }
