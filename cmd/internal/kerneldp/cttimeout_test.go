@@ -48,6 +48,7 @@ func TestCtTimeoutLive(t *testing.T) {
 	inNewNetns(t)
 	to := conntrack.DefaultTimeouts
 	to.UDP = 7 * time.Minute
+	to.ICMP = 90 * time.Second
 	cfg := Config{
 		Inside:      []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16")},
 		Public:      []netip.Addr{netip.MustParseAddr("198.19.100.100")},
@@ -135,5 +136,27 @@ func TestCtTimeoutLive(t *testing.T) {
 	secs, _ = strconv.Atoi(m[1])
 	if (m[2] != "CLOSE_WAIT" && m[2] != "FIN_WAIT") || secs < 7400 || secs > 7440 {
 		t.Errorf("half-closed TCP entry %s with %d s, want CLOSE_WAIT/FIN_WAIT near 7440 (natalg's --timeout-tcp-established):\n%s", m[2], secs, out)
+	}
+
+	// An ICMP echo: RFC 5508 §3.2 REQ-2, natalg's --timeout-icmp (the
+	// kernel's default is 30 s).
+	// (no ping binary here: one echo request from a raw socket)
+	run("ip", "netns", "exec", peer, "python3", "-c", `import socket,struct
+def csum(b):
+    s=sum(struct.unpack("!%dH" % (len(b)//2), b)); s=(s>>16)+(s&0xffff); s+=s>>16; return ~s&0xffff
+h=struct.pack("!BBHHH",8,0,0,0x4e41,1)+b"natalg00"
+pkt=h[:2]+struct.pack("!H",csum(h))+h[4:]
+s=socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); s.sendto(pkt,("198.18.0.1",0))`)
+	out, err = exec.Command("conntrack", "-L", "-p", "icmp").CombinedOutput()
+	if err != nil {
+		t.Fatalf("conntrack -L: %v\n%s", err, out)
+	}
+	m = regexp.MustCompile(`icmp\s+1\s+(\d+)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("no ICMP entry:\n%s", out)
+	}
+	secs, _ = strconv.Atoi(m[1])
+	if want := int(to.ICMP / time.Second); secs < want-5 || secs > want {
+		t.Errorf("ICMP entry timeout %d s, want about %d (natalg's --timeout-icmp):\n%s", secs, want, out)
 	}
 }
