@@ -331,7 +331,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 // port range (strict in split mode, where the kernel masquerades below it)
 // and returns the kernel table's configuration.
 func kernelConfig(nf *natFlags, cfg *nat.Config, datapath, enginePorts, kernelPorts string) (kerneldp.Config, error) {
-	k := kerneldp.Config{Inside: cfg.Inside, Public: cfg.Public, Forwards: cfg.Forwards}
+	k := kerneldp.Config{Inside: cfg.Inside, Public: cfg.Public, Forwards: cfg.Forwards, CtTimeouts: cfg.Conntrack.Timeouts}
 	switch datapath {
 	case "split":
 	case "full":

@@ -70,6 +70,9 @@ type Config struct {
 	// masquerades TCP and UDP source ports of 1024 and up into. They must
 	// not overlap.
 	EnginePorts, KernelPorts [2]uint16
+	// CtTimeouts, when set (TCPEstablished > 0), are applied to the
+	// kernel's conntrack entries through ct timeout objects (addCtTimeouts).
+	CtTimeouts conntrack.Timeouts
 }
 
 // isFTPForward reports whether natalg translates forward f: a TCP forward
@@ -311,6 +314,12 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 	rule(labels, []expr.Any{&expr.Immediate{Register: 1, Data: make([]byte, 16)},
 		&expr.Ct{Register: 1, SourceRegister: true, Key: expr.CtKeyLABELS}})
 
+	if cfg.CtTimeouts.TCPEstablished > 0 {
+		timeouts := cc.AddChain(&nftables.Chain{Name: "ct_timeout", Table: t, Type: filter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle})
+		if err := addCtTimeouts(cc, t, timeouts, cfg.CtTimeouts); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Full {
 		// Every packet to a public address and from an inside prefix.
 		for _, a := range cfg.Public {
