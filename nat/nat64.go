@@ -582,31 +582,13 @@ func (ftp *ftpFlow) mapData64(dir conntrack.Dir, announced netip.AddrPort, now i
 	if kindOf(ftp.flow) == kind64Static {
 		return ftp.mapStatic64(dir, announced, now)
 	}
-	nat64 := ftp.engine.n64
 	announcer := announced.Addr()
 	if dir != conntrack.Original || !announcer.Is6() || announcer != ftp.flow.Tuples[dir].Src {
 		return netip.AddrPort{}, false
 	}
-	pub := ftp.flow.Tuples[conntrack.Reply].Dst
-	pool := nat64.poolIndex(pub)
-	in := endpoint{addr: announcer, port: announced.Port(), proto: ipproto.TCP}
-	port, ok := nat64.ports[pool].acquire(in)
-	if !ok {
-		return netip.AddrPort{}, false
-	}
-	exp := &conntrack.Expectation{
-		Proto:   ipproto.TCP,
-		Src:     ftp.flow.Tuples[conntrack.Reply].Src, // the IPv4 server
-		Dst:     pub,
-		DstPort: port,
-		Target:  announced,
-		Master:  ftp.flow,
-	}
-	if err := ftp.engine.table.Expect(exp, now); err != nil {
-		nat64.ports[pool].release(in)
-		return netip.AddrPort{}, false
-	}
-	return netip.AddrPortFrom(pub, port), true
+	// the IPv4 server connects to the client's pool address
+	reply := &ftp.flow.Tuples[conntrack.Reply]
+	return ftp.expectOnPool(reply.Src, reply.Dst, announced, now)
 }
 
 // mapStatic64 implements MapData for an FTP control flow of an IPv4 client
@@ -615,28 +597,28 @@ func (ftp *ftpFlow) mapData64(dir conntrack.Dir, announced netip.AddrPort, now i
 // the IPv4 client is expected to connect there (RFC 6384 §6 in the other
 // direction).
 func (ftp *ftpFlow) mapStatic64(dir conntrack.Dir, announced netip.AddrPort, now int64) (netip.AddrPort, bool) {
-	nat64 := ftp.engine.n64
 	announcer := announced.Addr()
 	if dir != conntrack.Reply || announcer != ftp.flow.Tuples[conntrack.Reply].Src {
 		return netip.AddrPort{}, false
 	}
-	pub := ftp.flow.Tuples[conntrack.Original].Dst
-	pool := nat64.poolIndex(pub)
-	in := endpoint{addr: announcer, port: announced.Port(), proto: ipproto.TCP}
-	port, ok := nat64.ports[pool].acquire(in)
+	// the IPv4 client connects to the binding's pool address
+	orig := &ftp.flow.Tuples[conntrack.Original]
+	return ftp.expectOnPool(orig.Src, orig.Dst, announced, now)
+}
+
+// expectOnPool binds a port of pool address pub to the IPv6 endpoint
+// announced and expects the IPv4 host peer to connect there for the data
+// connection of this control flow; it returns the pool endpoint.
+func (ftp *ftpFlow) expectOnPool(peer, pub netip.Addr, announced netip.AddrPort, now int64) (netip.AddrPort, bool) {
+	ports := ftp.engine.n64.ports[ftp.engine.n64.poolIndex(pub)]
+	in := endpoint{addr: announced.Addr(), port: announced.Port(), proto: ipproto.TCP}
+	port, ok := ports.acquire(in)
 	if !ok {
 		return netip.AddrPort{}, false
 	}
-	exp := &conntrack.Expectation{
-		Proto:   ipproto.TCP,
-		Src:     ftp.flow.Tuples[conntrack.Original].Src, // the IPv4 client
-		Dst:     pub,
-		DstPort: port,
-		Target:  announced,
-		Master:  ftp.flow,
-	}
+	exp := &conntrack.Expectation{Proto: ipproto.TCP, Src: peer, Dst: pub, DstPort: port, Target: announced, Master: ftp.flow}
 	if err := ftp.engine.table.Expect(exp, now); err != nil {
-		nat64.ports[pool].release(in)
+		ports.release(in)
 		return netip.AddrPort{}, false
 	}
 	return netip.AddrPortFrom(pub, port), true
