@@ -32,28 +32,39 @@ type Forward struct {
 	TargetPort uint16
 }
 
+// splitForward splits a forward spec "PROTO:PUBLIC=TARGET" (what is its
+// name in errors, form the form they show) and reads PROTO: tcp or udp.
+func splitForward(s, what, form string) (proto ipproto.Proto, public, target string, err error) {
+	name, rest, ok := strings.Cut(s, ":")
+	if !ok {
+		return 0, "", "", fmt.Errorf("%s %q: want %s", what, s, form)
+	}
+	switch strings.ToLower(name) {
+	case "tcp":
+		proto = ipproto.TCP
+	case "udp":
+		proto = ipproto.UDP
+	default:
+		return 0, "", "", fmt.Errorf("%s %q: protocol %q is not tcp or udp", what, s, name)
+	}
+	public, target, ok = strings.Cut(rest, "=")
+	if !ok {
+		return 0, "", "", fmt.Errorf("%s %q: missing '=' before the target", what, s)
+	}
+	return proto, public, target, nil
+}
+
 // ParseForward parses "tcp:21=198.18.0.2:21", "tcp:8080=198.18.0.2:80",
 // "udp:53=198.18.0.3" (port kept) or "tcp:40000-40999=198.18.0.2" (range,
 // ports kept) or "tcp:40000-40999=198.18.0.2:50000" (range shifted). IPv6
 // targets are written in brackets when a port follows: "tcp:21=[fd00::2]:21".
 func ParseForward(s string) (Forward, error) {
 	var f Forward
-	proto, rest, ok := strings.Cut(s, ":")
-	if !ok {
-		return f, fmt.Errorf("forward %q: want PROTO:PORT[-PORT]=ADDR[:PORT]", s)
+	proto, ports, target, err := splitForward(s, "forward", "PROTO:PORT[-PORT]=ADDR[:PORT]")
+	if err != nil {
+		return f, err
 	}
-	switch strings.ToLower(proto) {
-	case "tcp":
-		f.Proto = ipproto.TCP
-	case "udp":
-		f.Proto = ipproto.UDP
-	default:
-		return f, fmt.Errorf("forward %q: protocol %q is not tcp or udp", s, proto)
-	}
-	ports, target, ok := strings.Cut(rest, "=")
-	if !ok {
-		return f, fmt.Errorf("forward %q: missing '=' before the target", s)
-	}
+	f.Proto = proto
 	lo, hi, isRange := strings.Cut(ports, "-")
 	p, err := parsePort(lo)
 	if err != nil {
@@ -183,22 +194,11 @@ type Forward64 struct {
 // that pool address); the protocol is tcp or udp.
 func ParseForward64(s string) (Forward64, error) {
 	var f Forward64
-	proto, rest, ok := strings.Cut(s, ":")
-	if !ok {
-		return f, fmt.Errorf("NAT64 forward %q: want PROTO:[POOLADDR:]PORT=[IPV6]:PORT", s)
+	proto, pub, target, err := splitForward(s, "NAT64 forward", "PROTO:[POOLADDR:]PORT=[IPV6]:PORT")
+	if err != nil {
+		return f, err
 	}
-	switch strings.ToLower(proto) {
-	case "tcp":
-		f.Proto = ipproto.TCP
-	case "udp":
-		f.Proto = ipproto.UDP
-	default:
-		return f, fmt.Errorf("NAT64 forward %q: protocol %q is not tcp or udp", s, proto)
-	}
-	pub, target, ok := strings.Cut(rest, "=")
-	if !ok {
-		return f, fmt.Errorf("NAT64 forward %q: missing '=' before the target", s)
-	}
+	f.Proto = proto
 	if ap, err := netip.ParseAddrPort(pub); err == nil {
 		if !ap.Addr().Is4() || ap.Port() == 0 {
 			return f, fmt.Errorf("NAT64 forward %q: want an IPv4 pool address and a port before '='", s)
