@@ -380,6 +380,23 @@ func (e *Engine) Adopt(flows []KernelFlow, exps []KernelExpectation, now time.Ti
 	return st
 }
 
+// refreshAdopted brings FTP control flow f, which natalg already has, up to
+// the kernel entry's labels in sf when they differ from what this natalg
+// last stored there: another router of the pair rewrote announcements on
+// the connection meanwhile (it was master while this one was backup), and
+// the ledgers kept here are stale. It reports whether f changed.
+func (e *Engine) refreshAdopted(f *conntrack.Flow, sf *savedFlow) bool {
+	f.Lock()
+	defer f.Unlock()
+	x, ok := f.Ext.(*ftpFlow)
+	if !ok || x.stored == sf.stored {
+		return false
+	}
+	x.ctl = alg.AdoptControl(&e.cfg.FTP, f.Tuples, sf.tls)
+	x.ledgers, x.stored = sf.led, sf.stored
+	return true
+}
+
 // adoptExt returns the gateway of an adopted FTP control flow.
 func (e *Engine) adoptExt(f *conntrack.Flow, sf *savedFlow) (any, bool) {
 	x := newFTPFlow(e, f)

@@ -98,6 +98,56 @@ func TestAdoptFromKernelEntry(t *testing.T) {
 	}
 }
 
+// TestAdoptRefreshesStaleControlFlow: a router of a pair that was master,
+// then backup while the other rewrote a PORT on the same control
+// connection, then master again, still has the control flow from before;
+// its rebuild takes the ledgers from the kernel entry's (synced) labels.
+func TestAdoptRefreshesStaleControlFlow(t *testing.T) {
+	e := snatEngine(t)
+	if err := e.SetCTStore(CTStore{MarkMask: DefaultCTMarkMask, Labels: true}); err != nil {
+		t.Fatal(err)
+	}
+	kernel := map[conntrack.Tuple]*KernelFlow{}
+	sendCT(t, e, tcpSeg{src: cli, dst: srv, seq: 1000, flags: fSYN, mss: 1460}, kernel)
+	sendCT(t, e, tcpSeg{src: srv, dst: pubCli, seq: 5000, ack: 1001, flags: fSYN | fACK, mss: 1460}, kernel)
+	sendCT(t, e, tcpSeg{src: cli, dst: srv, seq: 1001, ack: 5001, flags: fACK}, kernel)
+	sendCT(t, e, tcpSeg{src: srv, dst: pubCli, seq: 5001, ack: 1001, flags: fACK | fPSH, payload: "220 hi\r\n"}, kernel)
+	sendCT(t, e, cmd(1001, portIn), kernel)
+	kf := kernel[conntrack.Tuple{Src: cli.Addr(), Dst: srv.Addr(), SrcPort: cli.Port(), DstPort: srv.Port(), Proto: ipproto.TCP}]
+	if kf == nil || len(kf.Labels) != LabelBytes {
+		t.Fatalf("kernel entry %+v", kf)
+	}
+	// This router adopted the connection before the PORT (no labels yet).
+	stale := *kf
+	stale.Labels = nil
+	b := snatEngine(t)
+	if err := b.SetCTStore(CTStore{MarkMask: DefaultCTMarkMask, Labels: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Adopt([]KernelFlow{stale}, nil, t0); st.Flows != 1 || st.FTP != 1 {
+		t.Fatalf("first adopt: %+v", st)
+	}
+	delta := func() [2]int32 {
+		var fi FlowInfo
+		b.Flows(func(f FlowInfo) { fi = f })
+		return fi.SeqDelta
+	}
+	if d := delta(); d != [2]int32{0, 0} {
+		t.Fatalf("before: seq delta %v", d)
+	}
+	// Master again: the synced entry has the other router's labels.
+	if st := b.Adopt([]KernelFlow{*kf}, nil, t0); st.Refreshed != 1 || st.Flows != 0 {
+		t.Fatalf("second adopt: %+v", st)
+	}
+	if d := delta(); d != [2]int32{4, 0} {
+		t.Fatalf("after: seq delta %v, want the kernel's +4", d)
+	}
+	// The same labels again change nothing.
+	if st := b.Adopt([]KernelFlow{*kf}, nil, t0); st.Refreshed != 0 || st.Clash != 1 {
+		t.Fatalf("third adopt: %+v", st)
+	}
+}
+
 func TestLabelsRoundTrip(t *testing.T) {
 	for _, c := range []struct {
 		base   int32

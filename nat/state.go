@@ -112,6 +112,7 @@ type LoadStats struct {
 	Clash        int // flows and expectations whose tuple, key or port is taken
 	Orphans      int // expectations whose control flow was not restored
 	Superseded   int // in a snapshot, flows a fresher record holds or may be ahead of (SaveSnapshot)
+	Refreshed    int // adopted FTP control flows already in the table, brought up to the kernel's labels
 }
 
 // savedFlow is one decoded flow record.
@@ -438,6 +439,19 @@ func (e *Engine) restore(dec *decoded, now int64, st *LoadStats) {
 			// configuration would not make
 			st.Misfit++
 			continue
+		}
+		if sf.adopted && sf.ftp {
+			// Already here (a router of a pair becoming master again):
+			// the kernel's labels are the truth, the other router may
+			// have rewritten more since this natalg last stored them.
+			if old, _ := e.table.Lookup(sf.rec.Tuples[conntrack.Original], now); old != nil {
+				if e.refreshAdopted(old, sf) {
+					st.Refreshed++
+				} else {
+					st.Clash++
+				}
+				continue
+			}
 		}
 		f := conntrack.RestoreFlow(sf.rec)
 		if sf.master != 0 {

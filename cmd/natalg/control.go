@@ -70,8 +70,8 @@ func serveControl(ctx context.Context, ln net.Listener, eng *nat.Engine, log *sl
 					fmt.Fprintf(c, "error: %v\n", err)
 					return
 				}
-				fmt.Fprintf(c, "rebuilt flows=%d ftp_control=%d expectations=%d skipped_present=%d skipped_config=%d skipped_orphan=%d skipped_labels=%d\n",
-					st.Flows, st.FTP, st.Expectations, st.Clash, st.Misfit, st.Orphans, st.LabelsMissing)
+				fmt.Fprintf(c, "rebuilt flows=%d ftp_control=%d expectations=%d skipped_present=%d skipped_config=%d skipped_orphan=%d skipped_labels=%d refreshed_ftp=%d\n",
+					st.Flows, st.FTP, st.Expectations, st.Clash, st.Misfit, st.Orphans, st.LabelsMissing, st.Refreshed)
 			default:
 				fmt.Fprintf(c, "error: unknown request %q\n", strings.TrimSpace(req))
 			}

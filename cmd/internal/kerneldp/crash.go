@@ -79,7 +79,7 @@ func Rebuild(eng *nat.Engine, d *Datapath, log *slog.Logger) (nat.AdoptStats, er
 	}
 	log.Info("crash-only: table rebuilt from the kernel's conntrack entries", "entries", len(dump), "natalg_entries", len(flows),
 		"flows", st.Flows, "ftp_control", st.FTP, "expectations", st.Expectations, "kernel_expectations", len(exps),
-		"skipped_config", st.Misfit, "skipped_present", st.Clash, "skipped_full", st.Full, "skipped_orphan", st.Orphans,
+		"refreshed_ftp", st.Refreshed, "skipped_config", st.Misfit, "skipped_present", st.Clash, "skipped_full", st.Full, "skipped_orphan", st.Orphans,
 		"skipped_labels", st.LabelsMissing, "data_ports_held", held, "took", time.Since(t0).Round(time.Microsecond))
 	return st, nil
 }
