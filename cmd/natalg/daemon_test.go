@@ -57,7 +57,7 @@ func TestRulesText(t *testing.T) {
 		"*raw\n:NATALG-IN - [0:0]\n-A PREROUTING -i veth-out -m mark --mark 0x10000000/0x10000000 -j NATALG-IN\n" +
 			"-A NATALG-IN -j NFQUEUE --queue-balance 0:1\nCOMMIT\n",
 		"*mangle\n:NATALG-OUT - [0:0]\n-A FORWARD -i veth-in -o veth-out -j MARK --or-mark 0x20000000\n" +
-			"-A FORWARD -i veth-in -o veth-out -m mark --mark 0x10000000/0x10000000 -j NATALG-OUT\n" +
+			"-A FORWARD -i veth-in -o veth-out -m connmark --mark 0x20000000/0x20000000 -j NATALG-OUT\n" +
 			"-A NATALG-OUT -j NFQUEUE --queue-balance 2:3\nCOMMIT\n",
 	} {
 		if !strings.Contains(text, want) {

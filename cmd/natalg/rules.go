@@ -30,12 +30,15 @@ const (
 //   - outbound (inside interface to outside interface) in mangle FORWARD,
 //     after routing and after conntrack has seen the untranslated packet.
 //
-// Only packets carrying the queue mark (kerneldp.MarkQueue) are queued (and
-// only they jump to natalg's chains): natalg run's nftables table (inet
-// natalg, chains just before these hooks) sets it on FTP control packets in
-// split mode and on every packet of the NAT in full mode. The rules also
-// mark packets forwarded from inside to outside (MarkOutbound), which is how
-// the table's masquerade knows the interfaces.
+// Only what natalg run's nftables table (inet natalg) marked is queued (and
+// only it jumps to natalg's chains): inbound, packets with the queue mark
+// (kerneldp.MarkQueue), which the table's chain just before raw sets;
+// outbound, packets of connections with the control conntrack mark
+// (kerneldp.CtMarkControl), which the table sets at a connection's first
+// packet. The table marks the FTP control connections in split mode and
+// every connection of the NAT in full mode. The rules also mark packets
+// forwarded from inside to outside (MarkOutbound), which is how the
+// table's masquerade knows the interfaces.
 //
 // So the kernel's conntrack sees every queued flow from the inside,
 // consistently in both directions and in the inside host's sequence space
@@ -52,14 +55,22 @@ func rulesText(inside, outside, queues string, lo, hi uint16) string {
 		}
 		return fmt.Sprintf("NFQUEUE --queue-balance %d:%d", a, b)
 	}
-	q := fmt.Sprintf("-m mark --mark %#x/%#x", kerneldp.MarkQueue, kerneldp.MarkQueue)
+	q, cq := queueMatches()
 	var b strings.Builder
 	fmt.Fprintf(&b, "# natalg rules: inside %s, outside %s, queues %s\n", inside, outside, queues)
 	fmt.Fprintf(&b, "*raw\n:%s - [0:0]\n-A PREROUTING -i %s %s -j %s\n-A %s -j %s\nCOMMIT\n",
 		chainIn, outside, q, chainIn, chainIn, target(inLo, inHi))
 	fmt.Fprintf(&b, "*mangle\n:%s - [0:0]\n-A FORWARD -i %s -o %s -j MARK --or-mark %#x\n-A FORWARD -i %s -o %s %s -j %s\n-A %s -j %s\nCOMMIT\n",
-		chainOut, inside, outside, kerneldp.MarkOutbound, inside, outside, q, chainOut, chainOut, target(outLo, outHi))
+		chainOut, inside, outside, kerneldp.MarkOutbound, inside, outside, cq, chainOut, chainOut, target(outLo, outHi))
 	return b.String()
+}
+
+// queueMatches are the xt matches of the queue rules: the packet mark
+// (inbound, raw PREROUTING) and the conntrack mark (outbound, mangle
+// FORWARD).
+func queueMatches() (mark, connmark string) {
+	return fmt.Sprintf("-m mark --mark %#x/%#x", kerneldp.MarkQueue, kerneldp.MarkQueue),
+		fmt.Sprintf("-m connmark --mark %#x/%#x", kerneldp.CtMarkControl, kerneldp.CtMarkControl)
 }
 
 // queueHalves splits the queues lo-hi: with two queues or more, inbound
@@ -104,9 +115,22 @@ func removeDefragText() string {
 
 // removeText undoes rulesText (for iptables-restore --noflush).
 func removeText(inside, outside string) string {
-	q := fmt.Sprintf("-m mark --mark %#x/%#x", kerneldp.MarkQueue, kerneldp.MarkQueue)
+	q, cq := queueMatches()
+	return removeTextMatching(inside, outside, q, cq)
+}
+
+// removeOldText undoes the rules of a natalg before 2026-12-05, whose
+// outbound rule tested the packet mark (kerneldp.MarkQueue), not the
+// conntrack mark: an upgraded router's "natalg rules --apply" or
+// "--remove" takes them away too.
+func removeOldText(inside, outside string) string {
+	q, _ := queueMatches()
+	return removeTextMatching(inside, outside, q, q)
+}
+
+func removeTextMatching(inside, outside, q, cq string) string {
 	return fmt.Sprintf("*raw\n-D PREROUTING -i %s %s -j %s\n-F %s\n-X %s\nCOMMIT\n*mangle\n-D FORWARD -i %s -o %s -j MARK --or-mark %#x\n-D FORWARD -i %s -o %s %s -j %s\n-F %s\n-X %s\nCOMMIT\n",
-		outside, q, chainIn, chainIn, chainIn, inside, outside, kerneldp.MarkOutbound, inside, outside, q, chainOut, chainOut, chainOut)
+		outside, q, chainIn, chainIn, chainIn, inside, outside, kerneldp.MarkOutbound, inside, outside, cq, chainOut, chainOut, chainOut)
 }
 
 // hairpinText returns the iptables-restore (v6 false) or ip6tables-restore
@@ -242,6 +266,7 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	// both datapaths.
 	for i, tool := range []string{"iptables-restore", "ip6tables-restore"} {
 		restore(tool, removeText(*inside, *outside))
+		restore(tool, removeOldText(*inside, *outside))
 		restore(tool, hairpinRemoveText(*inside))
 		restore(tool, removeDefragText()) // on its own: it may be absent when the rest is not
 		if !*apply {

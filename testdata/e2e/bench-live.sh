@@ -26,6 +26,8 @@
 #   SETTLE=N         seconds between switching the NAT on and measuring (default 2)
 #   ROWS="..."       the rows to run (default: all five, in the order above)
 #   MODE=epsv|pasv|eprt|port  curl's FTP mode (default epsv)
+#   MODES="..."      the modes, kernel first (default "kernel split full";
+#                    "kernel split" gives split twice the rounds in the time)
 #
 # The client is inside (198.18.0.2), vsftpd and iperf3 -s outside
 # (198.19.0.2): SNAT. Each download is checked by SHA-256. Between runs the
@@ -126,9 +128,12 @@ measure() { # ROW MODE
 	esac
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.10g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-MODES=(kernel split full)
+read -r -a MODES <<<"${MODES:-kernel split full}"
+[[ ${MODES[0]:-} == kernel ]] || die "MODES must start with kernel"
+for m in "${MODES[@]}"; do [[ $m == kernel || $m == split || $m == full ]] || die "MODES: $m is not kernel, split or full"; done
+NM=${#MODES[@]}
 declare -A RES
 SUMMARY=()
 for row in $ROWS; do
@@ -138,8 +143,8 @@ for row in $ROWS; do
 	esac
 	for r in $(seq 1 "$ROUNDS"); do
 		line="$row round $r:"
-		for i in 0 1 2; do
-			m=${MODES[$(((r - 1 + i) % 3))]}
+		for ((i = 0; i < NM; i++)); do
+			m=${MODES[$(((r - 1 + i) % NM))]}
 			nat_on "$m"
 			sleep "$SETTLE" # natalg run's start (its flow table's memory) off the clock
 			v=$(measure "$row" "$m")
@@ -149,14 +154,21 @@ for row in $ROWS; do
 		done
 		echo "$line"
 	done
-	mk=$(tr ' ' '\n' <<<"${RES[$row/kernel]}" | grep . | median)
-	ms=$(tr ' ' '\n' <<<"${RES[$row/split]}" | grep . | median)
-	mf=$(tr ' ' '\n' <<<"${RES[$row/full]}" | grep . | median)
-	ratio() { awk -v n="$1" -v k="$2" 'BEGIN { if (k > 0) printf "%.3f", n / k; else print "n/a" }'; }
+	vals() { tr ' ' '\n' <<<"${RES[$row/$1]:-}" | { grep . || true; }; }
+	med() { vals "$1" | median; }
+	ratio() { awk -v n="$1" -v k="$2" 'BEGIN { if (n != "" && k > 0) printf "%.3f", n / k; else print "n/a" }'; }
+	# paired: the median of the rounds' own ratios (each round measures the
+	# modes back to back, so a machine that slows down for a while slows
+	# both sides of a pair)
+	paired() {
+		paste -d' ' <(vals "$1") <(vals kernel) |
+			awk '$2 > 0 { printf "%.4f\n", $1 / $2 }' | median
+	}
+	mk=$(med kernel) ms=$(med split) mf=$(med full)
 	unit="MB/s"
 	[[ $row == iperf3-udp-* ]] && unit="packets/s"
-	s=$(printf '%-17s kernel %10s  split %10s  full %10s %-9s  split/kernel %s  full/kernel %s' \
-		"$row" "$mk" "$ms" "$mf" "$unit" "$(ratio "$ms" "$mk")" "$(ratio "$mf" "$mk")")
+	s=$(printf '%-17s kernel %10s  split %10s  full %10s %-9s  split/kernel %s (paired %s)  full/kernel %s (paired %s)' \
+		"$row" "$mk" "${ms:--}" "${mf:--}" "$unit" "$(ratio "$ms" "$mk")" "$(paired split)" "$(ratio "$mf" "$mk")" "$(paired full)")
 	echo "median: $s"
 	SUMMARY+=("$s")
 done

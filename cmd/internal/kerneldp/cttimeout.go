@@ -82,16 +82,20 @@ func copyPolicy(p expr.CtStatePolicyTimeout) expr.CtStatePolicyTimeout {
 	return c
 }
 
-// addCtTimeouts adds the timeout objects to t and, to chain (a prerouting
-// chain at priority mangle: after conntrack's (-200), so the flow's first
-// packet already has its entry, and before the entry is confirmed, which
-// the kernel's ct timeout requires: it attaches the policy only to an
-// unconfirmed entry; at priority raw it does nothing, checked with nft in a
-// namespace), one "ct timeout set" rule per object. Every flow entering the router is covered: inbound, outbound
-// from the inside (its first packet arrives on the inside interface), the
-// FTP data connections DNATed from the expectation maps (new entries), and
-// the FTP control connections natalg queues (natalg's engine times those
-// out itself with the same timeouts; the kernel's entry then lives as long).
+// addCtTimeouts adds the timeout objects to t and one "ct timeout set" rule
+// per object to chain: a prerouting chain after conntrack (-200), so the
+// flow's first packet already has its entry, and before the entry is
+// confirmed, which the kernel's ct timeout requires: it attaches the policy
+// only to an unconfirmed entry (at priority raw it does nothing, checked
+// with nft in a namespace). In split mode that is nat_pre (-100), which
+// the kernel evaluates for a connection's first packet only, so the later
+// packets pay nothing for it; in full mode, which has no NAT chain, a
+// filter chain at priority mangle. Every flow entering the router is
+// covered: inbound, outbound from the inside (its first packet arrives on
+// the inside interface), the FTP data connections DNATed from the
+// expectation maps (new entries), and the FTP control connections natalg
+// queues (natalg's engine times those out itself with the same timeouts;
+// the kernel's entry then lives as long).
 //
 // google/nftables v0.3.0's CtTimeout fills in its defaults from a shared
 // map (and writes into it), so every TCP and UDP key is set here; for ICMP

@@ -136,11 +136,20 @@ func TestDatapathLive(t *testing.T) {
 		"dnat ip6 to ip6 saddr . ip6 daddr . tcp dport map @expect6",
 		"tcp dport 8080 dnat ip to 198.18.0.3:80",
 		"snat ip to 198.19.100.100:1024-49151",
-		"ip saddr 198.18.0.2 tcp sport 21 meta mark set",
+		// control connections: marked at their first packet, in the NAT
+		// chain, and left untranslated by the kernel
+		"meta mark & 0x10000000 != 0x00000000 ct mark set ct mark | 0x20000000 accept",
+		"ip saddr 198.18.0.0/16 tcp dport @ftp_ports ct mark set ct mark | 0x20000000 accept",
+		"ct mark & 0x20000000 != 0x00000000 accept",
 	} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}
+	}
+	// A kernel-translated packet crosses one base chain of the table
+	// after its connection's first: mark_in.
+	if n := strings.Count(table, "type filter hook"); n != 1 {
+		t.Errorf("split mode has %d filter base chains, want 1 (mark_in):\n%s", n, table)
 	}
 	if strings.Contains(table, "dport 21 dnat") {
 		t.Errorf("the FTP forward is the kernel's too:\n%s", table)

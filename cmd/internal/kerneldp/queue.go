@@ -37,7 +37,8 @@ func queueTo(qs Queues) []expr.Any {
 // ApplyQueueTable replaces table inet natalg_queue: the same rules as the
 // xt ones of "natalg rules", at the same hooks and priorities (raw
 // PREROUTING for packets arriving on outside, mangle FORWARD for packets
-// from inside to outside, which get MarkOutbound): those with MarkQueue are
+// from inside to outside, which get MarkOutbound): inbound packets with
+// MarkQueue and outbound packets of connections with CtMarkControl are
 // queued. It fails on a kernel without nft_queue.
 func ApplyQueueTable(inside, outside string, in, out Queues) error {
 	cc, err := nftables.New()
@@ -57,7 +58,7 @@ func ApplyQueueTable(inside, outside string, in, out Queues) error {
 	}
 	rule(chIn, matchIfname(true, outside), testMark(MarkQueue, true), queueTo(in))
 	rule(chOut, matchIfname(true, inside), matchIfname(false, outside), setMark(MarkOutbound))
-	rule(chOut, matchIfname(true, inside), matchIfname(false, outside), testMark(MarkQueue, true), queueTo(out))
+	rule(chOut, matchIfname(true, inside), matchIfname(false, outside), testCtMark(CtMarkControl), queueTo(out))
 	if err := cc.Flush(); err != nil {
 		return fmt.Errorf("kerneldp: table inet %s (nft queue): %w", QueueTableName, err)
 	}

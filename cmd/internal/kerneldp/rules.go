@@ -8,9 +8,18 @@
 // addresses, DNATs the forwards that are not FTP, and DNATs the data
 // connections natalg's gateway announced, through a map natalg fills before
 // it releases the rewritten PORT/EPRT or 227/229. The table only marks the
-// FTP control packets; the xt NFQUEUE rules "natalg rules" installs queue
-// the marked packets to natalg. In full mode the table marks every packet
-// of the NAT for the queue and the kernel translates nothing.
+// FTP control connections; the xt NFQUEUE rules "natalg rules" installs
+// queue what is marked to natalg. In full mode the table marks every
+// connection of the NAT for the queue and the kernel translates nothing.
+//
+// What every packet of a kernel-translated flow costs in split mode, beyond
+// what the kernel's own NAT costs, is one base chain (mark_in, before
+// conntrack: an inbound packet is classified by its addresses and ports,
+// since natalg must translate an FTP control packet before conntrack sees
+// it) and one test of the conntrack mark in the xt FORWARD rule. Everything
+// else (the ct timeout policy, the classification of outbound control
+// connections, masquerade, the expectation maps) runs in the NAT chains,
+// which the kernel evaluates for a connection's first packet only.
 package kerneldp
 
 import (
@@ -35,7 +44,8 @@ const TableName = "natalg"
 // rules of "natalg rules"; other users of the mark keep their bits: natalg
 // only ORs its bits in and tests them under a mask.
 const (
-	// MarkQueue on a packet: natalg translates it (the xt rules queue it).
+	// MarkQueue on a packet arriving from outside: natalg translates it
+	// (the xt raw PREROUTING rule queues it, before conntrack).
 	MarkQueue uint32 = 0x10000000
 	// MarkOutbound: "natalg rules" sets it on packets forwarded from the
 	// inside interface to the outside one (mangle FORWARD): the table
@@ -45,10 +55,20 @@ const (
 	// through one of natalg's FTP expectations. A firewall accepts exactly
 	// these data connections with "ct mark & 0x10000000 == 0x10000000".
 	CtMarkData uint32 = 0x10000000
+	// CtMarkControl in a connection's conntrack mark: natalg translates
+	// the connection (an FTP control connection in split mode, every
+	// connection of the NAT in full mode); the xt mangle FORWARD rule of
+	// "natalg rules" queues its packets from inside to outside. Set once,
+	// at the connection's first packet (split: nat_pre), so a later
+	// packet costs one test of the mark; it lives as long as the entry,
+	// across natalg's restarts, and travels with it to the other router of
+	// an HA pair (conntrackd syncs the mark).
+	CtMarkControl uint32 = 0x20000000
 )
 
-// Hook priorities of the table's chains: just before the xt tables whose
-// NFQUEUE rules read the marks (raw PREROUTING -300, mangle FORWARD -150).
+// Hook priorities of the table's filter chains: just before the xt tables
+// whose NFQUEUE rules read the marks (raw PREROUTING -300, mangle FORWARD
+// -150).
 const (
 	prioMarkIn  = -301
 	prioMarkOut = -151
@@ -228,6 +248,15 @@ func testMark(bit uint32, set bool) []expr.Any {
 	}
 }
 
+// testCtMark matches connections whose conntrack mark has bit.
+func testCtMark(bit uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Key: expr.CtKeyMARK, Register: reg1},
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: ne32(bit), Xor: ne32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: ne32(0)},
+	}
+}
+
 // setMark ORs bit into the packet's mark.
 func setMark(bit uint32) []expr.Any {
 	return []expr.Any{
@@ -301,7 +330,6 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 	o := &objects{table: t}
 	filter := nftables.ChainTypeFilter
 	markIn := cc.AddChain(&nftables.Chain{Name: "mark_in", Table: t, Type: filter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(prioMarkIn)})
-	markOut := cc.AddChain(&nftables.Chain{Name: "mark_out", Table: t, Type: filter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(prioMarkOut)})
 	rule := func(c *nftables.Chain, e ...[]expr.Any) {
 		cc.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: cat(e...)})
 	}
@@ -314,21 +342,26 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 	rule(labels, []expr.Any{&expr.Immediate{Register: 1, Data: make([]byte, 16)},
 		&expr.Ct{Register: 1, SourceRegister: true, Key: expr.CtKeyLABELS}})
 
-	if cfg.CtTimeouts.TCPEstablished > 0 {
-		timeouts := cc.AddChain(&nftables.Chain{Name: "ct_timeout", Table: t, Type: filter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle})
-		if err := addCtTimeouts(cc, t, timeouts, cfg.CtTimeouts); err != nil {
-			return nil, err
-		}
-	}
 	if cfg.Full {
-		// Every packet to a public address and from an inside prefix.
+		// Every packet to a public address, and every connection from an
+		// inside prefix. No NAT chain: the kernel translates nothing here
+		// (a NAT chain would have it bind every connection, and choose
+		// other ports on a clash). The kernel's entries get natalg's
+		// timeouts in a filter chain after conntrack.
+		if cfg.CtTimeouts.TCPEstablished > 0 {
+			timeouts := cc.AddChain(&nftables.Chain{Name: "ct_timeout", Table: t, Type: filter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle})
+			if err := addCtTimeouts(cc, t, timeouts, cfg.CtTimeouts); err != nil {
+				return nil, err
+			}
+		}
 		for _, a := range cfg.Public {
 			fam := &families[famOf(a)]
 			rule(markIn, matchNFProto(fam), matchAddr(fam, false, netip.PrefixFrom(a, a.BitLen())), setMark(MarkQueue))
 		}
+		markOut := cc.AddChain(&nftables.Chain{Name: "mark_out", Table: t, Type: filter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(prioMarkOut)})
 		for _, p := range cfg.Inside {
 			fam := &families[famOf(p.Addr())]
-			rule(markOut, matchNFProto(fam), matchAddr(fam, true, p), setMark(MarkQueue))
+			rule(markOut, matchNFProto(fam), matchAddr(fam, true, p), setCtMark(CtMarkControl))
 		}
 		return o, nil
 	}
@@ -366,45 +399,49 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 	// Inbound FTP control packets, before raw PREROUTING queues them and
 	// before conntrack sees them: the replies of outbound control
 	// connections (from an FTP port to natalg's port range: the kernel
-	// masquerades below it), and connections to forwarded FTP ports.
+	// masquerades below it), and connections to forwarded FTP ports. Every
+	// packet of the router crosses this chain: the protocol, the cheapest
+	// test that most packets fail, comes first.
 	for i, a := range public {
 		if !a.IsValid() {
 			continue
 		}
 		fam := &families[i]
 		host := netip.PrefixFrom(a, a.BitLen())
-		rule(markIn, matchNFProto(fam), matchAddr(fam, false, host), tcp, matchPortSet(true, ftpPorts),
+		rule(markIn, tcp, matchNFProto(fam), matchAddr(fam, false, host), matchPortSet(true, ftpPorts),
 			matchPort(false, cfg.EnginePorts[0], cfg.EnginePorts[1]), setMark(MarkQueue))
 		for _, f := range cfg.Forwards {
 			if cfg.isFTPForward(f) && famOf(f.Target) == i {
-				rule(markIn, matchNFProto(fam), matchAddr(fam, false, host), tcp, matchPort(false, f.Port, f.PortEnd), setMark(MarkQueue))
+				rule(markIn, tcp, matchNFProto(fam), matchAddr(fam, false, host), matchPort(false, f.Port, f.PortEnd), setMark(MarkQueue))
 			}
 		}
 	}
-	// Outbound FTP control packets, before mangle FORWARD queues them (and
-	// after conntrack saw them untranslated): an inside client's, in the
-	// direction conntrack saw first, and a forwarded FTP server's.
-	origDir := []expr.Any{
-		&expr.Ct{Key: expr.CtKeyDIRECTION, Register: reg1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{0}},
-	}
-	for _, p := range cfg.Inside {
-		fam := &families[famOf(p.Addr())]
-		rule(markOut, matchNFProto(fam), matchAddr(fam, true, p), tcp, matchPortSet(false, ftpPorts), origDir, setMark(MarkQueue))
-	}
-	for _, f := range cfg.Forwards {
-		if cfg.isFTPForward(f) {
-			fam := &families[famOf(f.Target)]
-			rule(markOut, matchNFProto(fam), matchAddr(fam, true, netip.PrefixFrom(f.Target, f.Target.BitLen())), tcp,
-				matchPort(true, targetPort(f, f.Port), targetPort(f, f.PortEnd)), setMark(MarkQueue))
-		}
-	}
 
+	// The NAT chains: the kernel evaluates them for the first packet of a
+	// connection only (nf_nat_inet_fn, until the entry has its binding).
 	natPre := cc.AddChain(&nftables.Chain{Name: "nat_pre", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest})
 	natPost := cc.AddChain(&nftables.Chain{Name: "nat_post", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource})
-	// natalg translates the queued connections; the kernel leaves them be.
-	rule(natPre, testMark(MarkQueue, true), []expr.Any{accept})
-	rule(natPost, testMark(MarkQueue, true), []expr.Any{accept})
+	// natalg's timeouts for the entries of every connection entering the
+	// router (after conntrack made the entry, before it is confirmed: see
+	// addCtTimeouts), the queued ones too.
+	if cfg.CtTimeouts.TCPEstablished > 0 {
+		if err := addCtTimeouts(cc, t, natPre, cfg.CtTimeouts); err != nil {
+			return nil, err
+		}
+	}
+	// The FTP control connections natalg translates get CtMarkControl,
+	// for the xt FORWARD rule that queues their outbound packets, and the
+	// kernel leaves them untranslated: a connection to a forwarded FTP
+	// port or a reply to natalg's port range (queued before conntrack by
+	// mark_in's packet mark), and an inside client's connection to an FTP
+	// port.
+	control := cat(setCtMark(CtMarkControl), []expr.Any{accept})
+	rule(natPre, testMark(MarkQueue, true), control)
+	for _, p := range cfg.Inside {
+		fam := &families[famOf(p.Addr())]
+		rule(natPre, tcp, matchNFProto(fam), matchAddr(fam, true, p), matchPortSet(false, ftpPorts), control)
+	}
+	rule(natPost, testCtMark(CtMarkControl), []expr.Any{accept})
 	for i := range families {
 		fam := &families[i]
 		if !public[i].IsValid() {
