@@ -154,6 +154,10 @@ func removeTextMatching(inside, outside, q, cq string) string {
 // and the two directions carry different addresses there, so conntrack
 // makes two one-way entries, and a stateful filter FORWARD must let
 // inside-to-inside traffic through before its state rules.
+//
+// The jump tests the destination itself: every packet from the inside
+// crosses raw PREROUTING, and only the hairpin ones should pay for a jump.
+// With no public address of the family there is no rule at all ("").
 func hairpinText(inside string, public []netip.Addr, v6 bool, lo, hi uint16) string {
 	if hi > lo {
 		lo = lo + (hi-lo)/2 + 1
@@ -163,21 +167,36 @@ func hairpinText(inside string, public []netip.Addr, v6 bool, lo, hi uint16) str
 		target = fmt.Sprintf("NFQUEUE --queue-num %d --queue-bypass", lo)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "*raw\n:%s - [0:0]\n-A PREROUTING -i %s -j %s\n", chainHP, inside, chainHP)
 	for _, a := range public {
 		if a.Is6() == v6 {
-			fmt.Fprintf(&b, "-A %s -d %s -j %s\n", chainHP, a, target)
+			fmt.Fprintf(&b, "-A PREROUTING -i %s -d %s -j %s\n", inside, a, chainHP)
 		}
 	}
-	b.WriteString("COMMIT\n")
-	return b.String()
+	if b.Len() == 0 {
+		return ""
+	}
+	return fmt.Sprintf("*raw\n:%s - [0:0]\n%s-A %s -j %s\nCOMMIT\n", chainHP, b.String(), chainHP, target)
 }
 
-// hairpinRemoveText undoes hairpinText. It is restored on its own, so that
-// a chain installed by an older natalg without it does not fail the removal
-// of the others.
-func hairpinRemoveText(inside string) string {
-	return fmt.Sprintf("*raw\n-D PREROUTING -i %s -j %s\n-F %s\n-X %s\nCOMMIT\n", inside, chainHP, chainHP, chainHP)
+// hairpinRemoveText undoes hairpinText, given what iptables-save -t raw
+// (ip6tables-save) prints: every PREROUTING rule that jumps to the hairpin
+// chain goes (whichever addresses and interface it was installed with, by
+// this natalg or an older one), then the chain. "" when there is no chain.
+// It is restored on its own, so that a chain installed by an older natalg
+// without it does not fail the removal of the others.
+func hairpinRemoveText(saved string) string {
+	if !strings.Contains(saved, "\n:"+chainHP+" ") && !strings.HasPrefix(saved, ":"+chainHP+" ") {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("*raw\n")
+	for _, line := range strings.Split(saved, "\n") {
+		if rest, ok := strings.CutPrefix(line, "-A PREROUTING "); ok && strings.HasSuffix(line, " -j "+chainHP) {
+			fmt.Fprintf(&b, "-D PREROUTING %s\n", rest)
+		}
+	}
+	fmt.Fprintf(&b, "-F %s\n-X %s\nCOMMIT\n", chainHP, chainHP)
+	return b.String()
 }
 
 // acceptLocal sets net.ipv4.conf.IFACE.accept_local to 1: a hairpinned
@@ -267,7 +286,11 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	for i, tool := range []string{"iptables-restore", "ip6tables-restore"} {
 		restore(tool, removeText(*inside, *outside))
 		restore(tool, removeOldText(*inside, *outside))
-		restore(tool, hairpinRemoveText(*inside))
+		if saved, err := exec.Command(strings.TrimSuffix(tool, "-restore")+"-save", "-t", "raw").Output(); err == nil {
+			if text := hairpinRemoveText(string(saved)); text != "" {
+				restore(tool, text)
+			}
+		}
 		restore(tool, removeDefragText()) // on its own: it may be absent when the rest is not
 		if !*apply {
 			continue
@@ -280,6 +303,9 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 			texts = append(texts, defragText())
 		}
 		for _, t := range texts {
+			if t == "" {
+				continue
+			}
 			if out, err := restore(tool, t); err != nil {
 				fmt.Fprintf(stderr, "natalg rules: %s: %v\n%s", tool, err, out)
 				return 1

@@ -26,6 +26,10 @@
 #   SETTLE=N         seconds between switching the NAT on and measuring (default 2)
 #   ROWS="..."       the rows to run (default: all five, in the order above)
 #   MODE=epsv|pasv|eprt|port  curl's FTP mode (default epsv)
+#   AFFINITY=N,M     iperf3's client on CPU N, its server on CPU M (default
+#                    0,1 with two CPUs or more: the sender's CPU, where the
+#                    router's forwarding runs too, is the same every run;
+#                    AFFINITY= to let the scheduler choose)
 #   MODES="..."      the modes, kernel first (default "kernel split full";
 #                    "kernel split" gives split twice the rounds in the time)
 #
@@ -43,6 +47,10 @@ ROUNDS=${1:-3}
 MIB=${2:-64}
 SECS=${SECS:-3}
 SETTLE=${SETTLE:-2}
+if [[ -z ${AFFINITY+x} ]]; then
+	AFFINITY=
+	(($(nproc) >= 2)) && AFFINITY=0,1
+fi
 MODE=${MODE:-epsv}
 ROWS=${ROWS:-ftp-offloads-on ftp-offloads-off iperf3-tcp iperf3-udp-1200 iperf3-udp-64}
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
@@ -87,6 +95,24 @@ nat_off() {
 	kernel) kernel_nat_off ;;
 	split | full) natalg_stop; natalg_rules_off >/dev/null ;;
 	esac
+	drop_empty_tables
+}
+# drop_empty_tables: iptables-nft leaves a table's base chains registered
+# after its last rule is deleted, and an empty base chain still costs every
+# packet a call: each mode starts from a router with no xt table it does
+# not use itself.
+drop_empty_tables() {
+	local fam t save
+	for fam in ip ip6; do
+		save=iptables-save
+		[[ $fam == ip6 ]] && save=ip6tables-save
+		for t in raw mangle nat filter; do
+			nsx "$NS_R" nft list table "$fam" "$t" >/dev/null 2>&1 || continue
+			if ! nsx "$NS_R" "$save" -t "$t" | grep -q '^-A'; then
+				nsx "$NS_R" nft delete table "$fam" "$t" || die "nft delete table $fam $t"
+			fi
+		done
+	done
 }
 
 # ftp LABEL: one download; prints MB/s (10^6 bytes per second)
@@ -105,7 +131,7 @@ ftp() {
 iperf() {
 	local label=$1 out
 	shift
-	out=$(nsx "$NS_IN" timeout $((SECS + 30)) iperf3 -c "$OUT_HOST" -t "$SECS" -J "$@") || die "$label: iperf3 failed: $(tail -c 300 <<<"$out")"
+	out=$(nsx "$NS_IN" timeout $((SECS + 30)) iperf3 -c "$OUT_HOST" -t "$SECS" -J ${AFFINITY:+-A "$AFFINITY"} "$@") || die "$label: iperf3 failed: $(tail -c 300 <<<"$out")"
 	python3 -c '
 import json, sys
 r = json.load(sys.stdin)
@@ -173,5 +199,5 @@ for row in $ROWS; do
 	SUMMARY+=("$s")
 done
 echo
-echo "medians of $ROUNDS rounds (FTP $MODE $MIB MiB, iperf3 $SECS s, $(nproc) CPUs, $(uname -r)):"
+echo "medians of $ROUNDS rounds (FTP $MODE $MIB MiB, iperf3 $SECS s${AFFINITY:+ on CPUs $AFFINITY}, $(nproc) CPUs, $(uname -r)):"
 printf '  %s\n' "${SUMMARY[@]}"

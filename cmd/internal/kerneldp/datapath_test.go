@@ -131,7 +131,8 @@ func TestDatapathLive(t *testing.T) {
 	}
 	table := nftList(t)
 	for _, want := range []string{
-		"tcp sport @ftp_ports tcp dport 49152-65535 meta mark set meta mark | 0x10000000",
+		"meta l4proto != tcp accept", // the first rule: every packet crosses it
+		"ip daddr 198.19.100.100 th sport @ftp_ports th dport 49152-65535 meta mark set meta mark | 0x10000000",
 		"dnat ip to ip saddr . ip daddr . tcp dport map @expect4",
 		"dnat ip6 to ip6 saddr . ip6 daddr . tcp dport map @expect6",
 		"tcp dport 8080 dnat ip to 198.18.0.3:80",

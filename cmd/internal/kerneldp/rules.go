@@ -400,19 +400,24 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 	// before conntrack sees them: the replies of outbound control
 	// connections (from an FTP port to natalg's port range: the kernel
 	// masquerades below it), and connections to forwarded FTP ports. Every
-	// packet of the router crosses this chain: the protocol, the cheapest
-	// test that most packets fail, comes first.
+	// packet of the router crosses this chain: a packet that is not TCP
+	// leaves it at its first rule.
+	rule(markIn, []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: []byte{byte(ipproto.TCP)}},
+		accept,
+	})
 	for i, a := range public {
 		if !a.IsValid() {
 			continue
 		}
 		fam := &families[i]
 		host := netip.PrefixFrom(a, a.BitLen())
-		rule(markIn, tcp, matchNFProto(fam), matchAddr(fam, false, host), matchPortSet(true, ftpPorts),
+		rule(markIn, matchNFProto(fam), matchAddr(fam, false, host), matchPortSet(true, ftpPorts),
 			matchPort(false, cfg.EnginePorts[0], cfg.EnginePorts[1]), setMark(MarkQueue))
 		for _, f := range cfg.Forwards {
 			if cfg.isFTPForward(f) && famOf(f.Target) == i {
-				rule(markIn, tcp, matchNFProto(fam), matchAddr(fam, false, host), matchPort(false, f.Port, f.PortEnd), setMark(MarkQueue))
+				rule(markIn, matchNFProto(fam), matchAddr(fam, false, host), matchPort(false, f.Port, f.PortEnd), setMark(MarkQueue))
 			}
 		}
 	}
