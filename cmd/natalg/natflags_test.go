@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -174,5 +175,19 @@ func TestNoPickupFlag(t *testing.T) {
 	}
 	if cfg, err := parseNATFlags(t, "", "--no-pickup"); err != nil || !cfg.NoPickup {
 		t.Fatalf("--no-pickup: NoPickup %v, %v", cfg.NoPickup, err)
+	}
+}
+
+// TestCTMarkMaskKeepsOffTheSplitMarks: the kernel datapath owns two
+// conntrack mark bits (data connections, control connections); a
+// --ct-mark-mask that covers either is refused, the default is accepted.
+func TestCTMarkMaskKeepsOffTheSplitMarks(t *testing.T) {
+	if _, err := parseCTStore(fmt.Sprintf("%#x", nat.DefaultCTMarkMask), 128); err != nil {
+		t.Fatalf("default mask refused: %v", err)
+	}
+	for _, mask := range []string{"0x10000000", "0x20000000", "0xfffff000", "0x3ffff000"} {
+		if _, err := parseCTStore(mask, 128); err == nil || !strings.Contains(err.Error(), "overlaps") {
+			t.Errorf("--ct-mark-mask %s: err %v, want an overlap error", mask, err)
+		}
 	}
 }

@@ -389,6 +389,9 @@ func parseCTStore(mask string, labelBits int) (nat.CTStore, error) {
 	if s.MarkMask&kerneldp.CtMarkData != 0 {
 		return s, fmt.Errorf("--ct-mark-mask %#x overlaps the split datapath's data-connection mark %#x", s.MarkMask, kerneldp.CtMarkData)
 	}
+	if s.MarkMask&kerneldp.CtMarkControl != 0 {
+		return s, fmt.Errorf("--ct-mark-mask %#x overlaps the control-connection mark %#x", s.MarkMask, kerneldp.CtMarkControl)
+	}
 	if err := s.Check(); err != nil {
 		return s, fmt.Errorf("--ct-mark-mask: %w", err)
 	}
