@@ -386,11 +386,9 @@ func parseCTStore(mask string, labelBits int) (nat.CTStore, error) {
 	default:
 		return s, fmt.Errorf("--ct-label-bits: %d: natalg stores an FTP control connection's offsets in all 128 label bits (128) or not at all (0)", labelBits)
 	}
-	if s.MarkMask&kerneldp.CtMarkData != 0 {
-		return s, fmt.Errorf("--ct-mark-mask %#x overlaps the split datapath's data-connection mark %#x", s.MarkMask, kerneldp.CtMarkData)
-	}
-	if s.MarkMask&kerneldp.CtMarkControl != 0 {
-		return s, fmt.Errorf("--ct-mark-mask %#x overlaps the control-connection mark %#x", s.MarkMask, kerneldp.CtMarkControl)
+	// The kernel datapath's own connection mark bits: data and control connections.
+	if owned := kerneldp.CtMarkData | kerneldp.CtMarkControl; s.MarkMask&owned != 0 {
+		return s, fmt.Errorf("--ct-mark-mask %#x overlaps the kernel datapath's connection marks %#x (data %#x, control %#x)", s.MarkMask, owned, kerneldp.CtMarkData, kerneldp.CtMarkControl)
 	}
 	if err := s.Check(); err != nil {
 		return s, fmt.Errorf("--ct-mark-mask: %w", err)
