@@ -14,77 +14,55 @@ import (
 	"github.com/natalg/natalg/cmd/internal/kerneldp"
 )
 
-// Chains natalg owns in the kernel's tables.
+// Chains natalg owns in the kernel's tables. Every chain of natalg's is
+// named NATALG-*, and every rule of natalg's in a built-in chain jumps to
+// one: that is how the removal finds them (removeSavedText).
 const (
-	chainIn  = "NATALG-IN"  // raw PREROUTING: inbound, before conntrack
-	chainOut = "NATALG-OUT" // mangle FORWARD: outbound, after routing
-	chainHP  = "NATALG-HP"  // raw PREROUTING: inside to a public address (hairpin)
+	chainOut  = "NATALG-OUT"  // mangle FORWARD: outbound control packets, to the queue
+	chainPost = "NATALG-POST" // nat POSTROUTING: marks connections leaving by the outside interface
+	chainHP   = "NATALG-HP"   // raw PREROUTING: inside to a public address (hairpin)
+	prefix    = "NATALG-"
 )
 
-// rulesText returns the iptables-restore input that diverts the NAT's
-// traffic to natalg's queues:
+// rulesText returns the iptables-restore input of "natalg rules": what
+// natalg run's nftables table (inet natalg) needs to know about the
+// interfaces, which only "natalg rules" is told.
 //
-//   - inbound (arriving on the outside interface) in raw PREROUTING, before
-//     routing and before conntrack: the translated destination decides the
-//     route, and the kernel's conntrack sees the flow with inside addresses;
-//   - outbound (inside interface to outside interface) in mangle FORWARD,
-//     after routing and after conntrack has seen the untranslated packet.
+//   - Outbound, in mangle FORWARD (after routing, after conntrack has seen
+//     the untranslated packet): packets from the inside interface to the
+//     outside one, of connections the table gave the control conntrack
+//     mark (kerneldp.CtMarkControl: FTP control connections in split mode,
+//     every connection of the NAT in full mode), are queued to the
+//     outbound half of the queues. One rule, crossed by every forwarded
+//     packet.
+//   - In nat POSTROUTING, which the kernel evaluates for a connection's
+//     first packet only: connections leaving by the outside interface get
+//     kerneldp.MarkOutbound on that packet, just before the table's
+//     nat_post masquerades what carries it.
 //
-// Only what natalg run's nftables table (inet natalg) marked is queued (and
-// only it jumps to natalg's chains): inbound, packets with the queue mark
-// (kerneldp.MarkQueue), which the table's chain just before raw sets;
-// outbound, packets of connections with the control conntrack mark
-// (kerneldp.CtMarkControl), which the table sets at a connection's first
-// packet. The table marks the FTP control connections in split mode and
-// every connection of the NAT in full mode. The rules also mark packets
-// forwarded from inside to outside (MarkOutbound), which is how the
-// table's masquerade knows the interfaces.
+// Inbound, the table queues itself (chain mark_in, before conntrack, to the
+// inbound half of natalg run's --queues): it knows which packets are FTP
+// control packets, by their addresses and ports.
 //
 // So the kernel's conntrack sees every queued flow from the inside,
 // consistently in both directions and in the inside host's sequence space
 // (natalg maps ACKs back before conntrack sees them): it neither NATs these
-// flows (the table's NAT chains accept queued packets untouched) nor marks
-// shifted sequence numbers invalid. No --queue-bypass: without natalg the
-// queued traffic stops (fail-closed).
+// flows (the table's NAT chains accept them untouched) nor marks shifted
+// sequence numbers invalid. No --queue-bypass: without natalg the queued
+// traffic stops (fail-closed).
 func rulesText(inside, outside, queues string, lo, hi uint16) string {
-	in, out := queueHalves(lo, hi)
-	inLo, inHi, outLo, outHi := in.First, in.Last, out.First, out.Last
-	target := func(a, b uint16) string {
-		if a == b {
-			return fmt.Sprintf("NFQUEUE --queue-num %d", a)
-		}
-		return fmt.Sprintf("NFQUEUE --queue-balance %d:%d", a, b)
+	_, out := kerneldp.SplitQueues(lo, hi)
+	target := fmt.Sprintf("NFQUEUE --queue-balance %d:%d", out.First, out.Last)
+	if out.First == out.Last {
+		target = fmt.Sprintf("NFQUEUE --queue-num %d", out.First)
 	}
-	q, cq := queueMatches()
 	var b strings.Builder
 	fmt.Fprintf(&b, "# natalg rules: inside %s, outside %s, queues %s\n", inside, outside, queues)
-	fmt.Fprintf(&b, "*raw\n:%s - [0:0]\n-A PREROUTING -i %s %s -j %s\n-A %s -j %s\nCOMMIT\n",
-		chainIn, outside, q, chainIn, chainIn, target(inLo, inHi))
-	fmt.Fprintf(&b, "*mangle\n:%s - [0:0]\n-A FORWARD -i %s -o %s -j MARK --or-mark %#x\n-A FORWARD -i %s -o %s %s -j %s\n-A %s -j %s\nCOMMIT\n",
-		chainOut, inside, outside, kerneldp.MarkOutbound, inside, outside, cq, chainOut, chainOut, target(outLo, outHi))
+	fmt.Fprintf(&b, "*mangle\n:%s - [0:0]\n-A FORWARD -i %s -o %s -m connmark --mark %#x/%#x -j %s\n-A %s -j %s\nCOMMIT\n",
+		chainOut, inside, outside, kerneldp.CtMarkControl, kerneldp.CtMarkControl, chainOut, chainOut, target)
+	fmt.Fprintf(&b, "*nat\n:%s - [0:0]\n-A POSTROUTING -o %s -j %s\n-A %s -j MARK --or-mark %#x\nCOMMIT\n",
+		chainPost, outside, chainPost, chainPost, kerneldp.MarkOutbound)
 	return b.String()
-}
-
-// queueMatches are the xt matches of the queue rules: the packet mark
-// (inbound, raw PREROUTING) and the conntrack mark (outbound, mangle
-// FORWARD).
-func queueMatches() (mark, connmark string) {
-	return fmt.Sprintf("-m mark --mark %#x/%#x", kerneldp.MarkQueue, kerneldp.MarkQueue),
-		fmt.Sprintf("-m connmark --mark %#x/%#x", kerneldp.CtMarkControl, kerneldp.CtMarkControl)
-}
-
-// queueHalves splits the queues lo-hi: with two queues or more, inbound
-// and outbound get disjoint halves of the range, so a flow's data and its
-// ACKs always have separate readers and are translated in parallel. Within
-// each half the kernel's balancing puts one direction of a flow on one
-// queue, so its verdicts stay in order.
-func queueHalves(lo, hi uint16) (in, out kerneldp.Queues) {
-	in, out = kerneldp.Queues{First: lo, Last: hi}, kerneldp.Queues{First: lo, Last: hi}
-	if hi > lo {
-		mid := lo + (hi-lo)/2
-		in.Last, out.First = mid, mid+1
-	}
-	return in, out
 }
 
 // chainDefrag is natalg's chain that turns the kernel's defragmentation on
@@ -98,7 +76,7 @@ const chainDefrag = "NATALG-DEFRAG"
 // this network namespace, as long as the rule exists (xt_socket's
 // checkentry; conntrack rules do the same, with conntrack besides). The
 // defrag hooks run at PREROUTING priority -400, before raw PREROUTING
-// (-300, NATALG-IN), and routing comes after them, so both queues get
+// (-300), and routing comes after them, so both queues get
 // whole datagrams: an NFQUEUE verdict replaces one packet with one, and
 // could not send a datagram natalg reassembled as several fragments. On
 // output the kernel cuts the translated datagram again, at most as large
@@ -108,29 +86,47 @@ func defragText() string {
 	return fmt.Sprintf("*raw\n:%s - [0:0]\n-A %s -m socket --nowildcard -j RETURN\nCOMMIT\n", chainDefrag, chainDefrag)
 }
 
-// removeDefragText undoes defragText.
-func removeDefragText() string {
-	return fmt.Sprintf("*raw\n-F %s\n-X %s\nCOMMIT\n", chainDefrag, chainDefrag)
-}
-
-// removeText undoes rulesText (for iptables-restore --noflush).
-func removeText(inside, outside string) string {
-	q, cq := queueMatches()
-	return removeTextMatching(inside, outside, q, cq)
-}
-
-// removeOldText undoes the rules of a natalg before 2026-12-05, whose
-// outbound rule tested the packet mark (kerneldp.MarkQueue), not the
-// conntrack mark: an upgraded router's "natalg rules --apply" or
-// "--remove" takes them away too.
-func removeOldText(inside, outside string) string {
-	q, _ := queueMatches()
-	return removeTextMatching(inside, outside, q, q)
-}
-
-func removeTextMatching(inside, outside, q, cq string) string {
-	return fmt.Sprintf("*raw\n-D PREROUTING -i %s %s -j %s\n-F %s\n-X %s\nCOMMIT\n*mangle\n-D FORWARD -i %s -o %s -j MARK --or-mark %#x\n-D FORWARD -i %s -o %s %s -j %s\n-F %s\n-X %s\nCOMMIT\n",
-		outside, q, chainIn, chainIn, chainIn, inside, outside, kerneldp.MarkOutbound, inside, outside, cq, chainOut, chainOut, chainOut)
+// removeSavedText returns the iptables-restore input (for --noflush) that
+// takes away everything of natalg's that saved (what iptables-save or
+// ip6tables-save prints, all tables) shows, whichever natalg installed it,
+// with whichever interfaces and addresses: every rule of a built-in chain
+// that jumps to a chain of natalg's, then those chains (flushed and
+// deleted), and the mangle FORWARD rule "-i IN -o OUT -j MARK" that set
+// MarkOutbound on every forwarded packet until 2026-12-05. "" when there is
+// nothing of natalg's.
+func removeSavedText(saved string) string {
+	var b strings.Builder
+	var table string
+	var dels, chains []string
+	legacyMark := fmt.Sprintf(" -j MARK --set-xmark %#x/%#x", kerneldp.MarkOutbound, kerneldp.MarkOutbound)
+	for _, line := range strings.Split(saved, "\n") {
+		switch fields := strings.Fields(line); {
+		case strings.HasPrefix(line, "*"):
+			table, dels, chains = line[1:], nil, nil
+		case strings.HasPrefix(line, ":"+prefix) && len(fields) > 0:
+			chains = append(chains, fields[0][1:])
+		case strings.HasPrefix(line, "-A ") && len(fields) > 1 && !strings.HasPrefix(fields[1], prefix):
+			jump := slices.ContainsFunc(fields[2:], func(f string) bool { return strings.HasPrefix(f, prefix) })
+			legacy := table == "mangle" && fields[1] == "FORWARD" && strings.HasSuffix(line, legacyMark) &&
+				strings.Contains(line, " -i ") && strings.Contains(line, " -o ")
+			if jump || legacy {
+				dels = append(dels, "-D "+line[len("-A "):])
+			}
+		case line == "COMMIT" && len(dels)+len(chains) > 0:
+			fmt.Fprintf(&b, "*%s\n", table)
+			for _, d := range dels {
+				fmt.Fprintln(&b, d)
+			}
+			for _, c := range chains {
+				fmt.Fprintf(&b, "-F %s\n", c)
+			}
+			for _, c := range chains {
+				fmt.Fprintf(&b, "-X %s\n", c)
+			}
+			b.WriteString("COMMIT\n")
+		}
+	}
+	return b.String()
 }
 
 // hairpinText returns the iptables-restore (v6 false) or ip6tables-restore
@@ -176,27 +172,6 @@ func hairpinText(inside string, public []netip.Addr, v6 bool, lo, hi uint16) str
 		return ""
 	}
 	return fmt.Sprintf("*raw\n:%s - [0:0]\n%s-A %s -j %s\nCOMMIT\n", chainHP, b.String(), chainHP, target)
-}
-
-// hairpinRemoveText undoes hairpinText, given what iptables-save -t raw
-// (ip6tables-save) prints: every PREROUTING rule that jumps to the hairpin
-// chain goes (whichever addresses and interface it was installed with, by
-// this natalg or an older one), then the chain. "" when there is no chain.
-// It is restored on its own, so that a chain installed by an older natalg
-// without it does not fail the removal of the others.
-func hairpinRemoveText(saved string) string {
-	if !strings.Contains(saved, "\n:"+chainHP+" ") && !strings.HasPrefix(saved, ":"+chainHP+" ") {
-		return ""
-	}
-	var b strings.Builder
-	b.WriteString("*raw\n")
-	for _, line := range strings.Split(saved, "\n") {
-		if rest, ok := strings.CutPrefix(line, "-A PREROUTING "); ok && strings.HasSuffix(line, " -j "+chainHP) {
-			fmt.Fprintf(&b, "-D PREROUTING %s\n", rest)
-		}
-	}
-	fmt.Fprintf(&b, "-F %s\n-X %s\nCOMMIT\n", chainHP, chainHP)
-	return b.String()
 }
 
 // acceptLocal sets net.ipv4.conf.IFACE.accept_local to 1: a hairpinned
@@ -278,20 +253,24 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 			*backend = "nft"
 		}
 	}
-	// Removing first makes --apply idempotent (and switches backends);
-	// errors from rules that are not there are expected then. The hairpin
-	// rules are xt rules with either backend: they queue every packet from
-	// the inside to a public address, which natalg translates whole in
-	// both datapaths.
+	// Removing first makes --apply idempotent (and switches backends, and
+	// upgrades the rules of an older natalg). The hairpin rules are xt
+	// rules with either backend: they queue every packet from the inside
+	// to a public address, which natalg translates whole in both
+	// datapaths.
 	for i, tool := range []string{"iptables-restore", "ip6tables-restore"} {
-		restore(tool, removeText(*inside, *outside))
-		restore(tool, removeOldText(*inside, *outside))
-		if saved, err := exec.Command(strings.TrimSuffix(tool, "-restore")+"-save", "-t", "raw").Output(); err == nil {
-			if text := hairpinRemoveText(string(saved)); text != "" {
-				restore(tool, text)
+		save := strings.TrimSuffix(tool, "-restore") + "-save"
+		saved, err := exec.Command(save).Output()
+		if err != nil {
+			fmt.Fprintf(stderr, "natalg rules: %s: %v\n", save, err)
+			return 1
+		}
+		if text := removeSavedText(string(saved)); text != "" {
+			if out, err := restore(tool, text); err != nil {
+				fmt.Fprintf(stderr, "natalg rules: %s (removing natalg's rules): %v\n%s", tool, err, out)
+				return 1
 			}
 		}
-		restore(tool, removeDefragText()) // on its own: it may be absent when the rest is not
 		if !*apply {
 			continue
 		}
@@ -325,13 +304,13 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	hairpinNote := fmt.Sprintf("# hairpin, IPv4 (and net.ipv4.conf.%s.accept_local=1)\n%s# hairpin, IPv6\n%s", *inside, hairpin[0], hairpin[1])
 	switch {
 	case *apply && *backend == "nft":
-		in, out := queueHalves(lo, hi)
-		if err := kerneldp.ApplyQueueTable(*inside, *outside, in, out); err != nil {
+		_, out := kerneldp.SplitQueues(lo, hi)
+		if err := kerneldp.ApplyQueueTable(*inside, *outside, out); err != nil {
 			fmt.Fprintf(stderr, "natalg rules: %v (use --queue-backend xt)\n", err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "installed table inet %s (nft queue expression): inbound on %s to queues %d-%d, outbound %s -> %s to queues %d-%d\n%s",
-			kerneldp.QueueTableName, *outside, in.First, in.Last, *inside, *outside, out.First, out.Last, hairpinNote)
+		fmt.Fprintf(stdout, "installed table inet %s (nft queue expression): outbound %s -> %s to queues %d-%d\n%s",
+			kerneldp.QueueTableName, *inside, *outside, out.First, out.Last, hairpinNote)
 	case *apply:
 		fmt.Fprintf(stdout, "installed (IPv4 and IPv6):\n%s%s", text, hairpinNote)
 		if *defrag {

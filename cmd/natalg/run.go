@@ -96,6 +96,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "natalg run: %v\n", err)
 			return 2
 		}
+		// the inbound half of the queues, as "natalg rules" splits them
+		kcfg.Inbound, _ = kerneldp.SplitQueues(qs[0], qs[len(qs)-1])
 	}
 	eng, err := nat.New(cfg)
 	if err != nil {

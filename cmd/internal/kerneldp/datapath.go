@@ -70,7 +70,7 @@ func Open(cfg Config, log *slog.Logger) (*Datapath, error) {
 	if lerr == nil && !cfg.Full {
 		keep = pending(cc, old, log)
 	}
-	obj, err := build(cc, &cfg, lerr == nil, keep)
+	obj, err := build(cc, &cfg, lerr == nil, keep, QueueSupported())
 	if err == nil {
 		err = cc.Flush()
 	}

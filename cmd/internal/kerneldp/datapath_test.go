@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -102,13 +103,18 @@ func inNewNetns(t *testing.T) {
 }
 
 // nftList lists natalg's table as nft prints it, in this thread's netns.
+// An xt target in an nft rule (queueTo without nft_queue) prints as nft
+// translates it, after libxtables' complaint about the inet family: the
+// complaint goes, and "queue num N-M" reads "queue to N-M", as nft's own
+// queue expression prints.
 func nftList(t *testing.T) string {
 	t.Helper()
 	out, err := exec.Command("nft", "list", "table", "inet", TableName).CombinedOutput()
 	if err != nil {
 		return ""
 	}
-	return string(out)
+	s := regexp.MustCompile(`libxtables: [^\n]*\n\s*`).ReplaceAllString(string(out), "")
+	return strings.ReplaceAll(s, "queue num ", "queue to ")
 }
 
 // TestDatapathLive: the table goes in; expectations go in with their
@@ -123,6 +129,7 @@ func TestDatapathLive(t *testing.T) {
 		Forwards:    []nat.Forward{mustForward(t, "tcp:21=198.18.0.2:21"), mustForward(t, "tcp:8080=198.18.0.3:80")},
 		FTPPorts:    []uint16{21},
 		EnginePorts: [2]uint16{49152, 65535}, KernelPorts: [2]uint16{1024, 49151},
+		Inbound: Queues{2, 3},
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	d, err := Open(cfg, log)
@@ -132,7 +139,8 @@ func TestDatapathLive(t *testing.T) {
 	table := nftList(t)
 	for _, want := range []string{
 		"meta l4proto != tcp accept", // the first rule: every packet crosses it
-		"ip daddr 198.19.100.100 th sport @ftp_ports th dport 49152-65535 meta mark set meta mark | 0x10000000",
+		"ip daddr 198.19.100.100 th sport @ftp_ports th dport 49152-65535 meta mark set meta mark | 0x10000000 queue to 2-3",
+		"ip daddr 198.19.100.100 th dport 21 meta mark set meta mark | 0x10000000 queue to 2-3",
 		"dnat ip to ip saddr . ip daddr . tcp dport map @expect4",
 		"dnat ip6 to ip6 saddr . ip6 daddr . tcp dport map @expect6",
 		"tcp dport 8080 dnat ip to 198.18.0.3:80",
@@ -148,9 +156,14 @@ func TestDatapathLive(t *testing.T) {
 		}
 	}
 	// A kernel-translated packet crosses one base chain of the table
-	// after its connection's first: mark_in.
+	// after its connection's first: mark_in, which queues inbound control
+	// packets itself. nat_post comes after the NAT chains at srcnat (the
+	// MarkOutbound rule of "natalg rules").
 	if n := strings.Count(table, "type filter hook"); n != 1 {
 		t.Errorf("split mode has %d filter base chains, want 1 (mark_in):\n%s", n, table)
+	}
+	if !strings.Contains(table, "type nat hook postrouting priority srcnat + 1;") {
+		t.Errorf("nat_post is not at srcnat + 1:\n%s", table)
 	}
 	if strings.Contains(table, "dport 21 dnat") {
 		t.Errorf("the FTP forward is the kernel's too:\n%s", table)
@@ -220,7 +233,7 @@ func TestDatapathLive(t *testing.T) {
 // QueueSupported says so, so that --queue-backend auto picks xt.
 func TestQueueTable(t *testing.T) {
 	inNewNetns(t)
-	err := ApplyQueueTable("r-in", "r-out", Queues{0, 0}, Queues{1, 1})
+	err := ApplyQueueTable("r-in", "r-out", Queues{1, 1})
 	list := func() string {
 		out, _ := exec.Command("nft", "list", "table", "inet", QueueTableName).CombinedOutput()
 		return string(out)
@@ -239,8 +252,8 @@ func TestQueueTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := list()
-	for _, want := range []string{`iifname "r-out" meta mark & 0x10000000 != 0x00000000 queue to 0`, "queue to 1",
-		`iifname "r-in" oifname "r-out" meta mark set meta mark | 0x20000000`} {
+	for _, want := range []string{`ct mark & 0x20000000 != 0x00000000 iifname "r-in" oifname "r-out" queue to 1`,
+		`oifname "r-out" meta mark set meta mark | 0x20000000`} {
 		if !strings.Contains(l, want) {
 			t.Errorf("table lacks %q:\n%s", want, l)
 		}

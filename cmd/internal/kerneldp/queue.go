@@ -4,15 +4,33 @@ import (
 	"fmt"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/google/nftables/xt"
 )
 
 // QueueTableName is the table (family inet) "natalg rules" installs where
-// the kernel has nft's queue expression, in place of its xt NFQUEUE rules.
+// the kernel has nft's queue expression, in place of its xt rules.
 const QueueTableName = "natalg_queue"
 
 // Queues is a range of queue numbers, first to last.
 type Queues struct{ First, Last uint16 }
+
+// SplitQueues splits the queues first-last into the inbound and outbound
+// ones: with two queues or more, disjoint halves of the range, so a
+// flow's data and its ACKs always have separate readers and are
+// translated in parallel. Within each half the kernel's balancing puts
+// one direction of a flow on one queue, so its verdicts stay in order.
+// "natalg rules" (outbound) and natalg run's table (inbound, mark_in)
+// both split --queues this way.
+func SplitQueues(first, last uint16) (in, out Queues) {
+	in, out = Queues{first, last}, Queues{first, last}
+	if last > first {
+		mid := first + (last-first)/2
+		in.Last, out.First = mid, mid+1
+	}
+	return in, out
+}
 
 // matchIfname matches the input (in) or output interface's name.
 func matchIfname(in bool, name string) []expr.Any {
@@ -28,19 +46,34 @@ func matchIfname(in bool, name string) []expr.Any {
 	}
 }
 
-// queueTo queues the packet to qs, balanced by flow hash (no bypass:
-// without a reader the kernel drops it).
-func queueTo(qs Queues) []expr.Any {
-	return []expr.Any{&expr.Queue{Num: qs.First, Total: qs.Last - qs.First + 1}}
+// queueTo queues the packet to qs, balanced by flow hash, without bypass
+// (with no reader the kernel drops it: fail-closed). With nftQueue, nft's
+// queue expression; without (a kernel lacking nft_queue, as this project's
+// CI VM), xt's NFQUEUE target, revision 3, through nft_compat: the target
+// the xt rules of "natalg rules" use, in an nft rule.
+func queueTo(qs Queues, nftQueue bool) []expr.Any {
+	total := qs.Last - qs.First + 1
+	if nftQueue {
+		return []expr.Any{&expr.Queue{Num: qs.First, Total: total}}
+	}
+	// struct xt_NFQ_info_v3 {u16 queuenum, queues_total, flags} in host
+	// byte order, padded to XT_ALIGN (8 bytes).
+	info := xt.Unknown(make([]byte, 8))
+	copy(info[0:], binaryutil.NativeEndian.PutUint16(qs.First))
+	copy(info[2:], binaryutil.NativeEndian.PutUint16(total))
+	return []expr.Any{&expr.Target{Name: "NFQUEUE", Rev: 3, Info: &info}}
 }
 
-// ApplyQueueTable replaces table inet natalg_queue: the same rules as the
-// xt ones of "natalg rules", at the same hooks and priorities (raw
-// PREROUTING for packets arriving on outside, mangle FORWARD for packets
-// from inside to outside, which get MarkOutbound): inbound packets with
-// MarkQueue and outbound packets of connections with CtMarkControl are
-// queued. It fails on a kernel without nft_queue.
-func ApplyQueueTable(inside, outside string, in, out Queues) error {
+// ApplyQueueTable replaces table inet natalg_queue: the rules of "natalg
+// rules" (see its rulesText) in nft, where the kernel has nft's queue
+// expression. Outbound packets (inside to outside) of connections with
+// CtMarkControl are queued to out, after routing (forward, priority
+// mangle), the conntrack mark tested first: it is what every forwarded
+// packet is tested for. The first packet of a connection leaving on the
+// outside interface gets MarkOutbound in a NAT chain (postrouting, srcnat,
+// just before natalg's nat_post), so the table's masquerade knows the
+// interface. It fails on a kernel without nft_queue.
+func ApplyQueueTable(inside, outside string, out Queues) error {
 	cc, err := nftables.New()
 	if err != nil {
 		return err
@@ -50,15 +83,13 @@ func ApplyQueueTable(inside, outside string, in, out Queues) error {
 		cc.DelTable(t)
 	}
 	cc.AddTable(t)
-	filter := nftables.ChainTypeFilter
-	chIn := cc.AddChain(&nftables.Chain{Name: "inbound", Table: t, Type: filter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw})
-	chOut := cc.AddChain(&nftables.Chain{Name: "outbound", Table: t, Type: filter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityMangle})
+	chOut := cc.AddChain(&nftables.Chain{Name: "outbound", Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityMangle})
+	chPost := cc.AddChain(&nftables.Chain{Name: "outbound_nat", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource})
 	rule := func(c *nftables.Chain, e ...[]expr.Any) {
 		cc.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: cat(e...)})
 	}
-	rule(chIn, matchIfname(true, outside), testMark(MarkQueue, true), queueTo(in))
-	rule(chOut, matchIfname(true, inside), matchIfname(false, outside), setMark(MarkOutbound))
-	rule(chOut, matchIfname(true, inside), matchIfname(false, outside), testCtMark(CtMarkControl), queueTo(out))
+	rule(chOut, testCtMark(CtMarkControl), matchIfname(true, inside), matchIfname(false, outside), queueTo(out, true))
+	rule(chPost, matchIfname(false, outside), setMark(MarkOutbound))
 	if err := cc.Flush(); err != nil {
 		return fmt.Errorf("kerneldp: table inet %s (nft queue): %w", QueueTableName, err)
 	}

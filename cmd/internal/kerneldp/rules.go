@@ -7,19 +7,22 @@
 // FTP control connections: it masquerades the inside prefixes to the public
 // addresses, DNATs the forwards that are not FTP, and DNATs the data
 // connections natalg's gateway announced, through a map natalg fills before
-// it releases the rewritten PORT/EPRT or 227/229. The table only marks the
-// FTP control connections; the xt NFQUEUE rules "natalg rules" installs
-// queue what is marked to natalg. In full mode the table marks every
-// connection of the NAT for the queue and the kernel translates nothing.
+// it releases the rewritten PORT/EPRT or 227/229. The table also queues
+// the inbound FTP control packets to natalg itself (mark_in), and marks the
+// FTP control connections, whose outbound packets the rules of "natalg
+// rules" queue. In full mode the table queues every inbound packet of the
+// NAT and marks every connection of the NAT; the kernel translates nothing.
 //
 // What every packet of a kernel-translated flow costs in split mode, beyond
 // what the kernel's own NAT costs, is one base chain (mark_in, before
 // conntrack: an inbound packet is classified by its addresses and ports,
 // since natalg must translate an FTP control packet before conntrack sees
-// it) and one test of the conntrack mark in the xt FORWARD rule. Everything
-// else (the ct timeout policy, the classification of outbound control
-// connections, masquerade, the expectation maps) runs in the NAT chains,
-// which the kernel evaluates for a connection's first packet only.
+// it; a packet that is not TCP leaves at its first rule) and one test of
+// the conntrack mark in the forward rule of "natalg rules". Everything else
+// (the ct timeout policy, the classification of outbound control
+// connections, masquerade and the mark telling it the interface, the
+// expectation maps) runs in NAT chains, which the kernel evaluates for a
+// connection's first packet only.
 package kerneldp
 
 import (
@@ -44,12 +47,12 @@ const TableName = "natalg"
 // rules of "natalg rules"; other users of the mark keep their bits: natalg
 // only ORs its bits in and tests them under a mask.
 const (
-	// MarkQueue on a packet arriving from outside: natalg translates it
-	// (the xt raw PREROUTING rule queues it, before conntrack).
+	// MarkQueue on a packet arriving for a public address: mark_in queued
+	// it to natalg, before conntrack (natalg run's table, both modes).
 	MarkQueue uint32 = 0x10000000
-	// MarkOutbound: "natalg rules" sets it on packets forwarded from the
-	// inside interface to the outside one (mangle FORWARD): the table
-	// masquerades only them.
+	// MarkOutbound: "natalg rules" sets it, in a NAT chain (the first
+	// packet of a connection only), on packets leaving by the outside
+	// interface: the table masquerades only them.
 	MarkOutbound uint32 = 0x20000000
 	// CtMarkData in a connection's conntrack mark: the kernel admitted it
 	// through one of natalg's FTP expectations. A firewall accepts exactly
@@ -57,21 +60,25 @@ const (
 	CtMarkData uint32 = 0x10000000
 	// CtMarkControl in a connection's conntrack mark: natalg translates
 	// the connection (an FTP control connection in split mode, every
-	// connection of the NAT in full mode); the xt mangle FORWARD rule of
-	// "natalg rules" queues its packets from inside to outside. Set once,
-	// at the connection's first packet (split: nat_pre), so a later
-	// packet costs one test of the mark; it lives as long as the entry,
-	// across natalg's restarts, and travels with it to the other router of
-	// an HA pair (conntrackd syncs the mark).
+	// connection of the NAT in full mode); the forward rule of "natalg
+	// rules" queues its packets from inside to outside. Set once, at the
+	// connection's first packet (split: nat_pre), so a later packet costs
+	// one test of the mark; it lives as long as the entry, across natalg's
+	// restarts, and travels with it to the other router of an HA pair
+	// (conntrackd syncs the mark).
 	CtMarkControl uint32 = 0x20000000
 )
 
-// Hook priorities of the table's filter chains: just before the xt tables
-// whose NFQUEUE rules read the marks (raw PREROUTING -300, mangle FORWARD
-// -150).
+// Hook priorities of the table's chains. mark_in runs after the kernel's
+// defragmentation (-400) and before raw PREROUTING (-300, where the
+// hairpin rules of "natalg rules" queue) and conntrack (-200); mark_out
+// (full mode) before mangle FORWARD (-150); nat_post after the NAT chains
+// at srcnat (100), among them the one of "natalg rules" that sets
+// MarkOutbound.
 const (
 	prioMarkIn  = -301
 	prioMarkOut = -151
+	prioNatPost = 101
 )
 
 // Config is what the table translates.
@@ -90,6 +97,9 @@ type Config struct {
 	// masquerades TCP and UDP source ports of 1024 and up into. They must
 	// not overlap.
 	EnginePorts, KernelPorts [2]uint16
+	// Inbound are the queues mark_in queues to (the inbound half of
+	// natalg run's --queues, SplitQueues).
+	Inbound Queues
 	// CtTimeouts, when set (TCPEstablished > 0), are applied to the
 	// kernel's conntrack entries through ct timeout objects (addCtTimeouts).
 	CtTimeouts conntrack.Timeouts
@@ -321,7 +331,10 @@ type objects struct {
 // family): they are added to the new maps in the same transaction, so an
 // expectation installed by an earlier natalg (that crashed) is neither
 // lost nor ever absent; Sync then adopts them.
-func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetElement) (*objects, error) {
+//
+// nftQueue: the kernel has nft's queue expression (else mark_in queues
+// with xt's NFQUEUE target, see queueTo).
+func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetElement, nftQueue bool) (*objects, error) {
 	t := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
 	if exists {
 		cc.DelTable(t)
@@ -333,6 +346,9 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 	rule := func(c *nftables.Chain, e ...[]expr.Any) {
 		cc.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: cat(e...)})
 	}
+	// mark_in's verdict for the packets natalg translates: marked (for
+	// nat_pre, after natalg's verdict) and queued.
+	queueIn := cat(setMark(MarkQueue), queueTo(cfg.Inbound, nftQueue))
 	// Connection labels: the kernel gives a new conntrack entry room for
 	// labels only while some rule uses them (nf_connlabels_get, which an
 	// nft "ct label set" rule takes when it is added). natalg stores FTP
@@ -343,8 +359,9 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 		&expr.Ct{Register: 1, SourceRegister: true, Key: expr.CtKeyLABELS}})
 
 	if cfg.Full {
-		// Every packet to a public address, and every connection from an
-		// inside prefix. No NAT chain: the kernel translates nothing here
+		// Every packet to a public address (from any interface: one from
+		// the inside is hairpinned, or accepted unchanged for the router
+		// itself), and every connection from an inside prefix. No NAT chain: the kernel translates nothing here
 		// (a NAT chain would have it bind every connection, and choose
 		// other ports on a clash). The kernel's entries get natalg's
 		// timeouts in a filter chain after conntrack.
@@ -356,7 +373,7 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 		}
 		for _, a := range cfg.Public {
 			fam := &families[famOf(a)]
-			rule(markIn, matchNFProto(fam), matchAddr(fam, false, netip.PrefixFrom(a, a.BitLen())), setMark(MarkQueue))
+			rule(markIn, matchNFProto(fam), matchAddr(fam, false, netip.PrefixFrom(a, a.BitLen())), queueIn)
 		}
 		markOut := cc.AddChain(&nftables.Chain{Name: "mark_out", Table: t, Type: filter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(prioMarkOut)})
 		for _, p := range cfg.Inside {
@@ -396,12 +413,12 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 		public[famOf(a)] = a.Unmap()
 	}
 	tcp := matchL4(ipproto.TCP)
-	// Inbound FTP control packets, before raw PREROUTING queues them and
-	// before conntrack sees them: the replies of outbound control
-	// connections (from an FTP port to natalg's port range: the kernel
-	// masquerades below it), and connections to forwarded FTP ports. Every
-	// packet of the router crosses this chain: a packet that is not TCP
-	// leaves it at its first rule.
+	// Inbound FTP control packets are queued here, before conntrack sees
+	// them: the replies of outbound control connections (from an FTP port
+	// to natalg's port range: the kernel masquerades below it), and
+	// connections to forwarded FTP ports (from the inside too: natalg
+	// hairpins them). Every packet of the router crosses this chain: a
+	// packet that is not TCP leaves it at its first rule.
 	rule(markIn, []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: []byte{byte(ipproto.TCP)}},
@@ -414,10 +431,10 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 		fam := &families[i]
 		host := netip.PrefixFrom(a, a.BitLen())
 		rule(markIn, matchNFProto(fam), matchAddr(fam, false, host), matchPortSet(true, ftpPorts),
-			matchPort(false, cfg.EnginePorts[0], cfg.EnginePorts[1]), setMark(MarkQueue))
+			matchPort(false, cfg.EnginePorts[0], cfg.EnginePorts[1]), queueIn)
 		for _, f := range cfg.Forwards {
 			if cfg.isFTPForward(f) && famOf(f.Target) == i {
-				rule(markIn, matchNFProto(fam), matchAddr(fam, false, host), matchPort(false, f.Port, f.PortEnd), setMark(MarkQueue))
+				rule(markIn, matchNFProto(fam), matchAddr(fam, false, host), matchPort(false, f.Port, f.PortEnd), queueIn)
 			}
 		}
 	}
@@ -425,7 +442,7 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 	// The NAT chains: the kernel evaluates them for the first packet of a
 	// connection only (nf_nat_inet_fn, until the entry has its binding).
 	natPre := cc.AddChain(&nftables.Chain{Name: "nat_pre", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest})
-	natPost := cc.AddChain(&nftables.Chain{Name: "nat_post", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource})
+	natPost := cc.AddChain(&nftables.Chain{Name: "nat_post", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityRef(prioNatPost)})
 	// natalg's timeouts for the entries of every connection entering the
 	// router (after conntrack made the entry, before it is confirmed: see
 	// addCtTimeouts), the queued ones too.
@@ -435,10 +452,11 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 		}
 	}
 	// The FTP control connections natalg translates get CtMarkControl,
-	// for the xt FORWARD rule that queues their outbound packets, and the
+	// for the forward rule of "natalg rules" that queues their outbound
+	// packets, and the
 	// kernel leaves them untranslated: a connection to a forwarded FTP
-	// port or a reply to natalg's port range (queued before conntrack by
-	// mark_in's packet mark), and an inside client's connection to an FTP
+	// port or a reply to natalg's port range (queued by mark_in before
+	// conntrack, and marked), and an inside client's connection to an FTP
 	// port.
 	control := cat(setCtMark(CtMarkControl), []expr.Any{accept})
 	rule(natPre, testMark(MarkQueue, true), control)
@@ -519,7 +537,9 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 			})
 		}
 	}
-	// Masquerade to the public address: TCP and UDP source ports from 1024
+	// Masquerade to the public address, of packets leaving by the outside
+	// interface (MarkOutbound, which "natalg rules" sets in a NAT chain
+	// that runs just before this one): TCP and UDP source ports from 1024
 	// into the kernel's range (natalg's lies above it), lower ones and
 	// other protocols as the kernel chooses (it keeps a port below 1024
 	// below 1024).
