@@ -196,7 +196,7 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	queues := fs.String("queues", "0", "NFQUEUE numbers natalg serves: N or N-M")
 	apply := fs.Bool("apply", false, "install the rules (iptables-restore and ip6tables-restore)")
 	remove := fs.Bool("remove", false, "remove the rules, and natalg run's nftables table (inet natalg)")
-	backend := fs.String("queue-backend", "auto", "how packets are queued: xt (iptables NFQUEUE rules), nft (table inet natalg_queue, nft's queue expression), auto (nft where the kernel has it)")
+	backend := fs.String("queue-backend", "auto", "how outbound packets are queued: xt (iptables NFQUEUE rules), nft (table inet natalg_queue: nft's queue expression, else xt's NFQUEUE target in an nft rule), auto (nft where the kernel takes either)")
 	var public []netip.Addr
 	fs.Func("public", "public address natalg translates to (repeatable, as for natalg run): packets from the inside interface to it are queued too, for hairpinning", func(s string) error {
 		a, err := netip.ParseAddr(s)
@@ -249,7 +249,7 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	}
 	if *apply && *backend == "auto" {
 		*backend = "xt"
-		if kerneldp.QueueSupported() {
+		if kerneldp.QueueTableSupported() {
 			*backend = "nft"
 		}
 	}

@@ -219,18 +219,26 @@ func (e *e2eEnv) logControlFlow(t *testing.T, when string, wantDelta int) {
 	}
 }
 
-// queuedPackets returns how many packets natalg's outbound NFQUEUE rule
-// has sent to the queues (the NOOP above is outbound).
+// queuedPackets returns how many packets natalg's outbound queue rule has
+// sent to the queues (the NOOP above is outbound): the counter of table
+// inet natalg_queue's rule, or of the xt rule in chain NATALG-OUT (which
+// one "natalg rules" installed depends on the kernel).
 func (e *e2eEnv) queuedPackets(t *testing.T) int64 {
 	t.Helper()
+	if out, err := runIn(10*time.Second, e.nsR, "nft", "list", "chain", "inet", "natalg_queue", "outbound"); err == nil {
+		m := regexp.MustCompile(`counter packets (\d+)`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no counter in natalg_queue's outbound chain:\n%s", out)
+		}
+		v, _ := strconv.ParseInt(m[1], 10, 64)
+		return v
+	}
 	var n int64
-	for _, c := range [][2]string{{"mangle", "NATALG-OUT"}} {
-		out := mustIn(t, e.nsR, "iptables", "-t", c[0], "-L", c[1], "-v", "-x", "-n")
-		for _, l := range strings.Split(out, "\n") {
-			if f := strings.Fields(l); len(f) > 2 && f[2] == "NFQUEUE" {
-				v, _ := strconv.ParseInt(f[0], 10, 64)
-				n += v
-			}
+	out := mustIn(t, e.nsR, "iptables", "-t", "mangle", "-L", "NATALG-OUT", "-v", "-x", "-n")
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 2 && f[2] == "NFQUEUE" {
+			v, _ := strconv.ParseInt(f[0], 10, 64)
+			n += v
 		}
 	}
 	return n

@@ -124,15 +124,27 @@ func Remove() error {
 }
 
 // QueueSupported reports whether the kernel has nft's queue expression
-// (nft_queue): it adds a rule with one in a throwaway table and removes it.
-func QueueSupported() bool {
+// (nft_queue).
+func QueueSupported() bool { return queueProbe(true) }
+
+// QueueTableSupported reports whether the kernel queues from an nft rule at
+// all: with nft's queue expression, or with xt's NFQUEUE target through
+// nft_compat (queueTo). "natalg rules --queue-backend auto" installs
+// table inet natalg_queue where it does.
+func QueueTableSupported() bool { return QueueSupported() || queueProbe(false) }
+
+// queueProbe adds a rule queueing as queueTo does (nftQueue: nft's queue
+// expression, else xt's target) to a prerouting chain of a throwaway
+// table, and removes the table.
+func queueProbe(nftQueue bool) bool {
 	cc, err := nftables.New()
 	if err != nil {
 		return false
 	}
 	t := cc.AddTable(&nftables.Table{Name: TableName + "_probe", Family: nftables.TableFamilyINet})
-	c := cc.AddChain(&nftables.Chain{Name: "probe", Table: t})
-	cc.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: []expr.Any{&expr.Queue{Num: 0, Flag: expr.QueueFlagBypass}}})
+	c := cc.AddChain(&nftables.Chain{Name: "probe", Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw})
+	cc.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: cat([]expr.Any{&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: ne32(0xfffffffe)}}, queueTo(Queues{0, 0}, nftQueue))})
 	ok := cc.Flush() == nil
 	cc.DelTable(t)
 	cc.Flush()

@@ -65,14 +65,16 @@ func queueTo(qs Queues, nftQueue bool) []expr.Any {
 }
 
 // ApplyQueueTable replaces table inet natalg_queue: the rules of "natalg
-// rules" (see its rulesText) in nft, where the kernel has nft's queue
-// expression. Outbound packets (inside to outside) of connections with
-// CtMarkControl are queued to out, after routing (forward, priority
-// mangle), the conntrack mark tested first: it is what every forwarded
-// packet is tested for. The first packet of a connection leaving on the
-// outside interface gets MarkOutbound in a NAT chain (postrouting, srcnat,
-// just before natalg's nat_post), so the table's masquerade knows the
-// interface. It fails on a kernel without nft_queue.
+// rules" (see its rulesText) in nft. Outbound packets (inside to outside)
+// of connections with CtMarkControl are queued to out, after routing
+// (forward, priority mangle), the conntrack mark tested first: it is all a
+// packet of a kernel-translated connection pays (the counter counts the
+// queued ones). The first packet of a connection leaving on the outside
+// interface gets MarkOutbound in a NAT chain (postrouting, srcnat, just
+// before natalg's nat_post), so the table's masquerade knows the
+// interface. It queues with nft's queue expression where the kernel has
+// it, else with xt's NFQUEUE target (queueTo), and fails on a kernel with
+// neither (QueueTableSupported).
 func ApplyQueueTable(inside, outside string, out Queues) error {
 	cc, err := nftables.New()
 	if err != nil {
@@ -88,7 +90,8 @@ func ApplyQueueTable(inside, outside string, out Queues) error {
 	rule := func(c *nftables.Chain, e ...[]expr.Any) {
 		cc.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: cat(e...)})
 	}
-	rule(chOut, testCtMark(CtMarkControl), matchIfname(true, inside), matchIfname(false, outside), queueTo(out, true))
+	rule(chOut, testCtMark(CtMarkControl), matchIfname(true, inside), matchIfname(false, outside),
+		[]expr.Any{&expr.Counter{}}, queueTo(out, QueueSupported()))
 	rule(chPost, matchIfname(false, outside), setMark(MarkOutbound))
 	if err := cc.Flush(); err != nil {
 		return fmt.Errorf("kerneldp: table inet %s (nft queue): %w", QueueTableName, err)

@@ -220,6 +220,14 @@ func matchAddr(fam *family, src bool, p netip.Prefix) []expr.Any {
 	return append(e, &expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: p.Addr().AsSlice()})
 }
 
+// notAddr matches packets whose destination address is not a.
+func notAddr(fam *family, a netip.Addr) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: fam.dstOff, Len: fam.addrLen},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: a.AsSlice()},
+	}
+}
+
 // matchPort matches the source (src) or destination port in [lo, hi].
 func matchPort(src bool, lo, hi uint16) []expr.Any {
 	off := uint32(2)
@@ -359,11 +367,12 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 		&expr.Ct{Register: 1, SourceRegister: true, Key: expr.CtKeyLABELS}})
 
 	if cfg.Full {
-		// Every packet to a public address (from any interface: one from
-		// the inside is hairpinned, or accepted unchanged for the router
-		// itself), and every connection from an inside prefix. No NAT chain: the kernel translates nothing here
-		// (a NAT chain would have it bind every connection, and choose
-		// other ports on a clash). The kernel's entries get natalg's
+		// Every packet to a public address is queued (from any interface:
+		// one from the inside is hairpinned, or accepted unchanged for the
+		// router itself), and every connection from an inside prefix is
+		// marked. No NAT chain: the kernel translates nothing here (a NAT
+		// chain would have it bind every connection, and choose other
+		// ports on a clash). The kernel's entries get natalg's
 		// timeouts in a filter chain after conntrack.
 		if cfg.CtTimeouts.TCPEstablished > 0 {
 			timeouts := cc.AddChain(&nftables.Chain{Name: "ct_timeout", Table: t, Type: filter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle})
@@ -418,12 +427,23 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 	// to natalg's port range: the kernel masquerades below it), and
 	// connections to forwarded FTP ports (from the inside too: natalg
 	// hairpins them). Every packet of the router crosses this chain: a
-	// packet that is not TCP leaves it at its first rule.
+	// packet that is not TCP leaves it at its first rule, a TCP packet
+	// not addressed to the public address at the second or third.
 	rule(markIn, []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: []byte{byte(ipproto.TCP)}},
 		accept,
 	})
+	// Then a TCP packet not addressed to the public address of its family
+	// (every outbound one) leaves at the rule for its family.
+	for i, a := range public {
+		fam := &families[i]
+		if !a.IsValid() {
+			rule(markIn, matchNFProto(fam), []expr.Any{accept})
+			continue
+		}
+		rule(markIn, matchNFProto(fam), notAddr(fam, a), []expr.Any{accept})
+	}
 	for i, a := range public {
 		if !a.IsValid() {
 			continue
