@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,23 @@ func TestConfigCheck(t *testing.T) {
 		if got := ftp.isFTPForward(mustForward(t, s)); got != want {
 			t.Errorf("isFTPForward(%s) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+// TestOtherPorts: mark_in lets a packet go early when its destination
+// port is neither natalg's nor a forwarded FTP port; the ranges it tests
+// are exactly the complement, widest first.
+func TestOtherPorts(t *testing.T) {
+	c := Config{FTPPorts: []uint16{21}, EnginePorts: [2]uint16{49152, 65535},
+		Forwards: []nat.Forward{mustForward(t, "tcp:21=198.18.0.2:21"), mustForward(t, "tcp:2121=198.18.0.3:21"), mustForward(t, "tcp:8080=198.18.0.3:80")}}
+	got := c.otherPorts()
+	want := [][2]uint16{{2122, 49151}, {22, 2120}, {0, 20}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("otherPorts = %v, want %v", got, want)
+	}
+	c = Config{EnginePorts: [2]uint16{1024, 65535}}
+	if got := c.otherPorts(); !slices.Equal(got, [][2]uint16{{0, 1023}}) {
+		t.Fatalf("otherPorts without forwards = %v", got)
 	}
 }
 
@@ -145,6 +163,8 @@ func TestDatapathLive(t *testing.T) {
 		"meta l4proto != tcp accept",        // the first rule: every packet crosses it
 		"ip daddr != 198.19.100.100 accept", // every outbound TCP packet leaves here
 		"ip6 daddr != 2001:db8:19::100 accept",
+		"th dport 22-49151 accept", // every inbound packet of a masqueraded connection leaves here
+		"th dport 0-20 accept",
 		"ip daddr 198.19.100.100 th sport @ftp_ports th dport 49152-65535 meta mark set meta mark | 0x10000000 queue to 2-3",
 		"ip daddr 198.19.100.100 th dport 21 meta mark set meta mark | 0x10000000 queue to 2-3",
 		"dnat ip to ip saddr . ip daddr . tcp dport map @expect4",

@@ -29,6 +29,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -118,6 +119,37 @@ func (c *Config) isFTPForward(f nat.Forward) bool {
 		}
 	}
 	return false
+}
+
+// otherPorts are the destination ports no inbound FTP control packet has:
+// the complement of natalg's port range and the public ports of the FTP
+// forwards, as ranges, widest first.
+func (c *Config) otherPorts() [][2]uint16 {
+	var control [65536]bool
+	for p := int(c.EnginePorts[0]); p <= int(c.EnginePorts[1]); p++ {
+		control[p] = true
+	}
+	for _, f := range c.Forwards {
+		if c.isFTPForward(f) {
+			for p := int(f.Port); p <= int(f.PortEnd); p++ {
+				control[p] = true
+			}
+		}
+	}
+	var out [][2]uint16
+	for p := 0; p < len(control); {
+		if control[p] {
+			p++
+			continue
+		}
+		lo := p
+		for p < len(control) && !control[p] {
+			p++
+		}
+		out = append(out, [2]uint16{uint16(lo), uint16(p - 1)})
+	}
+	slices.SortStableFunc(out, func(a, b [2]uint16) int { return int(b[1]-b[0]) - int(a[1]-a[0]) })
+	return out
 }
 
 // targetPort is the inside port forward f sends public port p to.
@@ -428,7 +460,8 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 	// connections to forwarded FTP ports (from the inside too: natalg
 	// hairpins them). Every packet of the router crosses this chain: a
 	// packet that is not TCP leaves it at its first rule, a TCP packet
-	// not addressed to the public address at the second or third.
+	// not addressed to the public address at the second or third, one to
+	// a port no control connection uses at the next one or two.
 	rule(markIn, []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: []byte{byte(ipproto.TCP)}},
@@ -443,6 +476,13 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 			continue
 		}
 		rule(markIn, matchNFProto(fam), notAddr(fam, a), []expr.Any{accept})
+	}
+	// Then one to a destination port no control packet has (neither
+	// natalg's range nor a forwarded FTP port; every packet of a
+	// kernel-masqueraded connection, whose ports lie below natalg's)
+	// leaves at one of these rules, the widest range first.
+	for _, r := range cfg.otherPorts() {
+		rule(markIn, matchPort(false, r[0], r[1]), []expr.Any{accept})
 	}
 	for i, a := range public {
 		if !a.IsValid() {
