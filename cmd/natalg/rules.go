@@ -239,6 +239,9 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	text := rulesText(*inside, *outside, *queues, lo, hi)
 	hairpin := [2]string{hairpinText(*inside, public, false, lo, hi), hairpinText(*inside, public, true, lo, hi)}
 	if !*apply && !*remove {
+		if *backend != "xt" {
+			fmt.Fprintf(stdout, "# with --queue-backend %s, where the kernel queues from an nft rule, the mangle and nat rules\n# below go in as table inet %s instead (the same tests)\n", *backend, kerneldp.QueueTableName)
+		}
 		fmt.Fprint(stdout, text)
 		if *defrag {
 			fmt.Fprintf(stdout, "# defragmentation in front of the queues\n%s", defragText())
