@@ -1,0 +1,190 @@
+package kerneldp
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	ct "github.com/ti-mo/conntrack"
+)
+
+func TestControlEntryFlow(t *testing.T) {
+	e := ControlEntry{
+		ReceivedSrc: netip.MustParseAddrPort("198.18.0.2:40000"), ReceivedDst: netip.MustParseAddrPort("198.19.0.2:21"),
+		SentSrc: netip.MustParseAddrPort("198.19.100.100:61000"), SentDst: netip.MustParseAddrPort("198.19.0.2:21"),
+		Mark: CtMarkControl,
+	}
+	f := e.flow()
+	if got, want := f.TupleOrig.String(), "<tcp, Src: 198.19.100.100:61000, Dst: 198.19.0.2:21>"; got != want {
+		t.Errorf("original tuple %s, want %s", got, want)
+	}
+	if got, want := f.TupleReply.String(), "<tcp, Src: 198.19.0.2:21, Dst: 198.18.0.2:40000>"; got != want {
+		t.Errorf("reply tuple %s, want %s", got, want)
+	}
+	if f.ProtoInfo.TCP.OriginalFlags != 0x0808 || f.ProtoInfo.TCP.ReplyFlags != 0x0808 || f.Mark != CtMarkControl {
+		t.Errorf("flow %+v %+v", f, *f.ProtoInfo.TCP)
+	}
+	bad := e
+	bad.SentSrc = netip.MustParseAddrPort("[2001:db8:19::100]:61000")
+	if err := bad.check(); err == nil {
+		t.Error("an entry mixing families passed its check")
+	}
+	bad = e
+	bad.ReceivedDst = netip.AddrPort{}
+	if err := bad.check(); err == nil {
+		t.Error("an entry without a destination passed its check")
+	}
+}
+
+// TestControlEntryLive is the kernel contract of the one-chain design: an
+// entry natalg makes with asymmetric tuples carries a TCP connection whose
+// packets are translated before conntrack in both directions (stateless nft
+// rewrites at prerouting -301 stand in for natalg here), with no NAT
+// status, no INVALID packet, and the liberal window flags kept through the
+// handshake. This thread's namespace is the router, a peer namespace on
+// each side the hosts.
+func TestControlEntryLive(t *testing.T) {
+	inNewNetns(t)
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	in, out := fmt.Sprintf("ctlent-in-%d", os.Getpid()), fmt.Sprintf("ctlent-out-%d", os.Getpid())
+	for _, ns := range []string{in, out} {
+		run("ip", "netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	}
+	run("ip", "link", "add", "r-in", "type", "veth", "peer", "name", "i-eth", "netns", in)
+	run("ip", "link", "add", "r-out", "type", "veth", "peer", "name", "o-eth", "netns", out)
+	for _, c := range [][]string{
+		{"ip", "addr", "add", "198.18.0.1/24", "dev", "r-in"}, {"ip", "addr", "add", "198.19.0.1/16", "dev", "r-out"},
+		{"ip", "addr", "add", "198.19.100.100/32", "dev", "r-out"},
+		{"ip", "link", "set", "r-in", "up"}, {"ip", "link", "set", "r-out", "up"},
+		{"ip", "-n", in, "addr", "add", "198.18.0.2/24", "dev", "i-eth"}, {"ip", "-n", in, "link", "set", "i-eth", "up"},
+		{"ip", "-n", in, "route", "add", "default", "via", "198.18.0.1"},
+		{"ip", "-n", out, "addr", "add", "198.19.0.2/16", "dev", "o-eth"}, {"ip", "-n", out, "link", "set", "o-eth", "up"},
+		{"sysctl", "-qw", "net.ipv4.ip_forward=1"},
+		// natalg's outbound translation happens before routing: its source
+		// is the router's own public address
+		{"sysctl", "-qw", "net.ipv4.conf.r-in.accept_local=1"},
+	} {
+		run(c...)
+	}
+	nft := exec.Command("nft", "-f", "-")
+	nft.Stdin = strings.NewReader(`table inet ctlent {
+	chain mark_in {
+		type filter hook prerouting priority -301;
+		iifname "r-in" ip saddr 198.18.0.2 tcp sport 40000 tcp dport 2121 ip saddr set 198.19.100.100 tcp sport set 61000
+		iifname "r-out" ip daddr 198.19.100.100 tcp sport 2121 tcp dport 61000 ip daddr set 198.18.0.2 tcp dport set 40000
+	}
+	chain forward {
+		# a ct rule turns conntrack on in this namespace; the firewall
+		# drops what conntrack calls INVALID
+		type filter hook forward priority 0;
+		ct state invalid drop
+	}
+}
+`)
+	if b, err := nft.CombinedOutput(); err != nil {
+		t.Fatalf("nft: %v\n%s", err, b)
+	}
+	c, err := ct.Dial(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	e := &ControlEntry{
+		ReceivedSrc: netip.MustParseAddrPort("198.18.0.2:40000"), ReceivedDst: netip.MustParseAddrPort("198.19.0.2:2121"),
+		SentSrc: netip.MustParseAddrPort("198.19.100.100:61000"), SentDst: netip.MustParseAddrPort("198.19.0.2:2121"),
+		Mark: CtMarkControl,
+	}
+	for range 2 { // the second finds the entry there
+		if err := CreateControlEntry(c, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	server := exec.Command("ip", "netns", "exec", out, "timeout", "20", "python3", "-c", `import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.19.0.2", 2121)); s.listen(1); print("listening", flush=True)
+c, a = s.accept(); n = 0
+while n < 3000:
+    d = c.recv(65536)
+    if not d: break
+    c.sendall(d); n += len(d)
+print(a[0], a[1], flush=True); c.close()`)
+	stdout, err := server.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := server.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer server.Process.Kill()
+	buf := make([]byte, 64)
+	if n, err := stdout.Read(buf); err != nil || !strings.Contains(string(buf[:n]), "listening") {
+		t.Fatalf("server: %q %v", buf[:n], err)
+	}
+	got := run("ip", "netns", "exec", in, "timeout", "15", "python3", "-c", `import socket
+s = socket.socket(); s.settimeout(10); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.18.0.2", 40000)); s.connect(("198.19.0.2", 2121)); s.sendall(b"x" * 3000); n = 0
+while n < 3000:
+    d = s.recv(65536)
+    if not d: break
+    n += len(d)
+print(n)`)
+	if strings.TrimSpace(got) != "3000" {
+		t.Fatalf("echoed %q bytes, want 3000", got)
+	}
+	rest := make([]byte, 256)
+	n, _ := stdout.Read(rest)
+	if seen := strings.TrimSpace(string(rest[:n])); seen != "198.19.100.100 61000" {
+		t.Errorf("the server saw the client as %q, want 198.19.100.100 61000", seen)
+	}
+	flows, err := c.Dump(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entry *ct.Flow
+	for i := range flows {
+		if flows[i].TupleOrig.Proto.DestinationPort == 2121 {
+			if entry != nil {
+				t.Fatalf("two entries for the connection: %v and %v", entry, flows[i])
+			}
+			entry = &flows[i]
+		}
+	}
+	if entry == nil {
+		t.Fatalf("no entry for the connection in %v", flows)
+	}
+	if entry.TupleReply.IP.DestinationAddress != netip.MustParseAddr("198.18.0.2") || entry.TupleReply.Proto.DestinationPort != 40000 {
+		t.Errorf("reply tuple %v", entry.TupleReply)
+	}
+	if !entry.Status.SeenReply() || !entry.Status.Assured() {
+		t.Errorf("status %v: the replies did not match the entry", entry.Status)
+	}
+	if entry.Status.SrcNAT() || entry.Status.DstNAT() {
+		t.Errorf("status %v: the kernel NATs the connection", entry.Status)
+	}
+	if tcp := entry.ProtoInfo.TCP; tcp == nil || tcp.OriginalFlags>>8&tcpFlagBeLiberal == 0 || tcp.ReplyFlags>>8&tcpFlagBeLiberal == 0 {
+		t.Errorf("protoinfo %+v: the liberal window flags did not survive the handshake", entry.ProtoInfo.TCP)
+	}
+	if entry.Mark != CtMarkControl {
+		t.Errorf("mark %#x, want %#x", entry.Mark, CtMarkControl)
+	}
+	stats, err := c.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stats {
+		if s.Invalid != 0 {
+			t.Errorf("conntrack counted %d invalid packets on CPU %d", s.Invalid, s.CPUID)
+		}
+	}
+}
