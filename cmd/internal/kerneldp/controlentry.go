@@ -60,8 +60,8 @@ func (e *ControlEntry) check() error {
 			return fmt.Errorf("kerneldp: control entry: endpoint %v", ap)
 		}
 	}
-	if e.ReceivedSrc.Addr().Is4() != e.SentDst.Addr().Is4() || e.SentSrc.Addr().Is4() != e.ReceivedDst.Addr().Is4() ||
-		e.ReceivedSrc.Addr().Is4() != e.ReceivedDst.Addr().Is4() {
+	is4 := e.ReceivedSrc.Addr().Is4()
+	if e.ReceivedDst.Addr().Is4() != is4 || e.SentSrc.Addr().Is4() != is4 || e.SentDst.Addr().Is4() != is4 {
 		return fmt.Errorf("kerneldp: control entry: %v -> %v sent as %v -> %v mixes families", e.ReceivedSrc, e.ReceivedDst, e.SentSrc, e.SentDst)
 	}
 	return nil

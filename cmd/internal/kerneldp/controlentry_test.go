@@ -48,14 +48,7 @@ func TestControlEntryFlow(t *testing.T) {
 // is the router, a peer namespace on each side the hosts.
 func TestControlEntryLive(t *testing.T) {
 	inNewNetns(t)
-	run := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%v: %v\n%s", args, err, out)
-		}
-		return string(out)
-	}
+	run := func(args ...string) string { t.Helper(); return runCmd(t, args...) }
 	in, out := fmt.Sprintf("ctlent-in-%d", os.Getpid()), fmt.Sprintf("ctlent-out-%d", os.Getpid())
 	for _, ns := range []string{in, out} {
 		run("ip", "netns", "add", ns)

@@ -73,12 +73,7 @@ func TestCtTimeoutLive(t *testing.T) {
 	}
 	// A peer namespace sends one datagram to this one over a veth pair.
 	peer := fmt.Sprintf("splitct-peer-%d", os.Getpid())
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v\n%s", args, err, out)
-		}
-	}
+	run := func(args ...string) { t.Helper(); runCmd(t, args...) }
 	run("ip", "netns", "add", peer)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", peer).Run() })
 	run("ip", "link", "add", "ctv0", "type", "veth", "peer", "name", "ctv1")

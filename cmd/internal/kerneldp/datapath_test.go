@@ -120,6 +120,17 @@ func inNewNetns(t *testing.T) {
 	})
 }
 
+// runCmd runs a command and returns its output; the test fails if the
+// command does.
+func runCmd(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
 // nftList lists natalg's table as nft prints it, in this thread's netns.
 // An xt target in an nft rule (queueTo without nft_queue) prints as nft
 // translates it, after libxtables' complaint about the inet family: the
