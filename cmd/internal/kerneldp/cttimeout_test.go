@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natalg/natalg/cmd/internal/netnstest"
 	"github.com/natalg/natalg/conntrack"
 )
 
@@ -45,7 +46,7 @@ func TestCtTimeoutPolicies(t *testing.T) {
 // values, and a UDP datagram with no reply that reaches the namespace gets
 // a kernel entry with natalg's UDP timeout, not the kernel's 30 s.
 func TestCtTimeoutLive(t *testing.T) {
-	inNewNetns(t)
+	netnstest.Enter(t)
 	to := conntrack.DefaultTimeouts
 	to.UDP = 7 * time.Minute
 	to.ICMP = 90 * time.Second
@@ -73,7 +74,7 @@ func TestCtTimeoutLive(t *testing.T) {
 	}
 	// A peer namespace sends one datagram to this one over a veth pair.
 	peer := fmt.Sprintf("splitct-peer-%d", os.Getpid())
-	run := func(args ...string) { t.Helper(); runCmd(t, args...) }
+	run := func(args ...string) { t.Helper(); netnstest.Run(t, args...) }
 	run("ip", "netns", "add", peer)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", peer).Run() })
 	run("ip", "link", "add", "ctv0", "type", "veth", "peer", "name", "ctv1")

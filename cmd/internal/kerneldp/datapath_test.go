@@ -5,17 +5,14 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"os"
 	"os/exec"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
+	"github.com/natalg/natalg/cmd/internal/netnstest"
 	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat"
 	"github.com/natalg/natalg/nat/ipproto"
@@ -94,43 +91,6 @@ func TestExpectElement(t *testing.T) {
 	}
 }
 
-// inNewNetns runs the test on a locked thread in a fresh network namespace.
-func inNewNetns(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI runs as root: this test needs root (network namespaces, nftables)")
-		}
-		t.Skip("needs root (network namespaces, nftables)")
-	}
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns, err := netns.New() // switches this thread
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = netns.Set(orig)
-		ns.Close()
-		orig.Close()
-		runtime.UnlockOSThread()
-	})
-}
-
-// runCmd runs a command and returns its output; the test fails if the
-// command does.
-func runCmd(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v: %v\n%s", args, err, out)
-	}
-	return string(out)
-}
-
 // nftList lists natalg's table as nft prints it, in this thread's netns.
 // An xt target in an nft rule (queueTo without nft_queue) prints as nft
 // translates it, after libxtables' complaint about the inet family: the
@@ -155,7 +115,7 @@ func normalizeNft(s string) string {
 // a replaced expectation leaves the newer one; a restart's Open replaces
 // the table; Close(true) removes it.
 func TestDatapathLive(t *testing.T) {
-	inNewNetns(t)
+	netnstest.Enter(t)
 	cfg := Config{
 		Inside:      []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16"), netip.MustParsePrefix("fd00:18::/64")},
 		Public:      []netip.Addr{netip.MustParseAddr("198.19.100.100"), netip.MustParseAddr("2001:db8:19::100")},
@@ -269,7 +229,7 @@ func TestDatapathLive(t *testing.T) {
 // or with xt's NFQUEUE target through nft_compat (this project's CI VM has
 // only the latter). The outbound rule tests the conntrack mark first.
 func TestQueueTable(t *testing.T) {
-	inNewNetns(t)
+	netnstest.Enter(t)
 	if !QueueTableSupported() {
 		t.Fatal("the kernel queues from no nft rule: neither nft_queue nor xt's NFQUEUE through nft_compat")
 	}
