@@ -55,13 +55,22 @@ type CTStore struct {
 	// Labels stores FTP control connections' sequence offsets in their
 	// connection labels (all 128 bits of those connections only).
 	Labels bool
+	// MakeEntries: natalg translates the packets of its TCP flows in both
+	// directions before conntrack sees them (the split datapath with one
+	// base chain, bench/README.md "one chain for both directions"), so
+	// conntrack alone would find no entry whose reply tuple matches the
+	// other direction and pass those packets as INVALID. The front end
+	// then makes each such flow's entry itself, with the packet that
+	// creates the flow (CTFacts.Create), and every later store is keyed by
+	// that entry's original tuple: the first packet as natalg sends it.
+	MakeEntries bool
 }
 
 // Check reports whether s can be used.
 func (s CTStore) Check() error {
 	if s.MarkMask == 0 {
-		if s.Labels {
-			return errors.New("connection labels need a connection mark mask too")
+		if s.Labels || s.MakeEntries {
+			return errors.New("connection labels and natalg-made entries need a connection mark mask too")
 		}
 		return nil
 	}
@@ -89,9 +98,22 @@ func (e *Engine) SetCTStore(s CTStore) error {
 // CTFacts is what ProcessCT asks the front end to store in the kernel's
 // conntrack entry of the packet's connection before the packet leaves.
 type CTFacts struct {
-	// Tuple is the entry's original tuple (the inside view: the kernel's
-	// conntrack sees natalg's flows untranslated).
+	// Tuple is the entry's original tuple: the inside view (the kernel's
+	// conntrack sees natalg's flows untranslated), or with
+	// CTStore.MakeEntries the flow's first packet as natalg sent it.
 	Tuple conntrack.Tuple
+	// Create: make the entry (CTStore.MakeEntries; the packet created the
+	// flow). Its reply tuple is Reply, the inverse of the first packet as
+	// natalg received it: what every packet of the other direction is once
+	// natalg translated it. The entry has no NAT status, so the kernel's
+	// NAT leaves it alone, and both directions' windows are tracked
+	// liberally (conntrack sees the sequence numbers natalg's ledger
+	// shifted). Established: the first packet was not a bare SYN (natalg
+	// lost the flow and meets it again mid-stream), so the entry starts
+	// established, not in SYN_SENT.
+	Create      bool
+	Established bool
+	Reply       conntrack.Tuple
 	// SetMark: store Mark under Mask (the bits outside it are the
 	// operator's and stay).
 	SetMark    bool
@@ -105,13 +127,13 @@ type CTFacts struct {
 }
 
 // Pending reports whether there is anything to store.
-func (c *CTFacts) Pending() bool { return c.SetMark || c.SetLabels }
+func (c *CTFacts) Pending() bool { return c.Create || c.SetMark || c.SetLabels }
 
 // Done records that the facts are stored, so that they are not asked for
 // again until they change. Call it once the kernel took them; without it
 // the next packet of the flow asks again.
 func (c *CTFacts) Done() {
-	if c.SetMark {
+	if c.SetMark || c.Create {
 		c.flow.MarkStored()
 	}
 	if c.SetLabels {
@@ -135,14 +157,16 @@ func (c *CTFacts) Failed() {
 // the kernel's conntrack entry of the packet's connection: the flow's kind
 // and public port until they are stored, an FTP control connection's labels
 // whenever they change. The packet that creates a flow asks nothing (its
-// conntrack entry is not in the kernel's table yet). It allocates nothing.
+// conntrack entry is not in the kernel's table yet), unless the front end
+// makes the entries (CTStore.MakeEntries): then it asks for the entry of a
+// TCP flow. It allocates nothing.
 func (e *Engine) ProcessCT(pkt []byte, now time.Time, facts *CTFacts) (Verdict, []byte) {
 	*facts = CTFacts{}
 	var c counts
 	v, out, _ := e.process(pkt, now.UnixNano(), nil, &c, nil, facts)
 	c.flush(&e.Stats)
 	if v != Accept {
-		facts.SetMark, facts.SetLabels = false, false
+		facts.Create, facts.SetMark, facts.SetLabels = false, false, false
 	}
 	return v, out
 }
@@ -176,9 +200,14 @@ func (e *Engine) markValue(f *conntrack.Flow) uint32 {
 }
 
 // kernelTuple returns the original tuple of f's entry in the kernel's
-// conntrack: the inside view.
-func kernelTuple(f *conntrack.Flow) conntrack.Tuple {
+// conntrack: the inside view, or with CTStore.MakeEntries the flow's first
+// packet as natalg sent it (the reverse of the reply tuple, for every
+// kind).
+func (e *Engine) kernelTuple(f *conntrack.Flow) conntrack.Tuple {
 	o, r := &f.Tuples[conntrack.Original], &f.Tuples[conntrack.Reply]
+	if e.ct.MakeEntries {
+		return r.Reverse()
+	}
 	if kindOf(f) == kindSNAT {
 		return *o
 	}
@@ -197,6 +226,13 @@ func (e *Engine) ctFacts(f *conntrack.Flow, x *ftpFlow, facts *CTFacts) {
 	}
 	if !f.Stored() {
 		facts.SetMark, facts.Mark, facts.Mask = true, m, e.ct.MarkMask
+		// The first store makes the entry. A later try (the first one
+		// failed) makes it too, or updates the one that is there: the
+		// front end asks the kernel to create without NLM_F_EXCL.
+		if e.ct.MakeEntries && f.Proto() == ipproto.TCP {
+			facts.Create, facts.Reply = true, f.Tuples[conntrack.Original].Reverse()
+			facts.Established = f.State() != conntrack.TCPSynSent
+		}
 	}
 	if x != nil && e.ct.Labels {
 		if l, ok := encodeLabels(x); ok && l != x.stored {
@@ -204,7 +240,7 @@ func (e *Engine) ctFacts(f *conntrack.Flow, x *ftpFlow, facts *CTFacts) {
 		}
 	}
 	if facts.SetMark || facts.SetLabels {
-		facts.Tuple, facts.flow, facts.ftp = kernelTuple(f), f, x
+		facts.Tuple, facts.flow, facts.ftp = e.kernelTuple(f), f, x
 	}
 }
 

@@ -298,3 +298,68 @@ func TestCTStoreGivesUp(t *testing.T) {
 		t.Fatalf("%d store attempts, want 3", tries)
 	}
 }
+
+// With MakeEntries (natalg translates both directions before conntrack) the
+// SYN that creates a control flow asks for its entry: the original tuple
+// is the SYN as natalg sends it, the reply tuple the inverse of the SYN as
+// it arrived. Later stores are keyed by the same original tuple, and an
+// entry read back the way kerneldp.Rebuild reads it (inside source from
+// the reply tuple) is adopted with its +4 offset.
+func TestMakeEntries(t *testing.T) {
+	e := snatEngine(t)
+	if err := e.SetCTStore(CTStore{MakeEntries: true}); err == nil {
+		t.Fatal("MakeEntries without a mark mask was accepted")
+	}
+	if err := e.SetCTStore(CTStore{MarkMask: DefaultCTMarkMask, Labels: true, MakeEntries: true}); err != nil {
+		t.Fatal(err)
+	}
+	var facts CTFacts
+	if v, _ := e.ProcessCT(tcpSeg{src: cli, dst: srv, seq: 1000, flags: fSYN, mss: 1460}.build(), t0, &facts); v != Accept {
+		t.Fatal("SYN dropped")
+	}
+	sent := conntrack.Tuple{Src: pubCli.Addr(), Dst: srv.Addr(), SrcPort: pubCli.Port(), DstPort: srv.Port(), Proto: ipproto.TCP}
+	reply := conntrack.Tuple{Src: srv.Addr(), Dst: cli.Addr(), SrcPort: srv.Port(), DstPort: cli.Port(), Proto: ipproto.TCP}
+	if !facts.Create || facts.Established || !facts.SetMark || facts.Tuple != sent || facts.Reply != reply {
+		t.Fatalf("SYN's facts: %+v\nwant Create of %v / %v in SYN_SENT, with the mark", facts, sent, reply)
+	}
+	// a failed create is asked again by the next packet, as a create too
+	facts.Failed()
+	if e.ProcessCT(tcpSeg{src: cli, dst: srv, seq: 1000, flags: fSYN, mss: 1460}.build(), t0, &facts); !facts.Create || facts.Tuple != sent {
+		t.Fatalf("retransmitted SYN after a failed create: %+v", facts)
+	}
+	kernel := map[conntrack.Tuple]*KernelFlow{}
+	kernel[sent] = &KernelFlow{Tuple: sent, Mark: facts.Mark, TCP: conntrack.TCPSynSent}
+	facts.Done()
+	if e.ProcessCT(tcpSeg{src: srv, dst: pubCli, seq: 5000, ack: 1001, flags: fSYN | fACK, mss: 1460}.build(), t0, &facts); facts.Pending() {
+		t.Fatalf("SYN+ACK after the entry was made asks %+v", facts)
+	}
+	sendCT(t, e, tcpSeg{src: cli, dst: srv, seq: 1001, ack: 5001, flags: fACK}, kernel)
+	sendCT(t, e, tcpSeg{src: srv, dst: pubCli, seq: 5001, ack: 1001, flags: fACK | fPSH, payload: "220 hi\r\n"}, kernel)
+	if o := sendCT(t, e, cmd(1001, portIn), kernel); o.payload != portOut {
+		t.Fatalf("PORT out %q", o.payload)
+	}
+	if len(kernel) != 1 || len(kernel[sent].Labels) != LabelBytes {
+		t.Fatalf("kernel entries %v: want the labels on the natalg-made entry %v", kernel, sent)
+	}
+
+	// Rebuild reads the inside view out of the entry: source from the
+	// reply tuple's destination, destination from the original tuple.
+	kf := *kernel[sent]
+	kf.Tuple = conntrack.Tuple{Src: reply.Dst, Dst: sent.Dst, SrcPort: reply.DstPort, DstPort: sent.DstPort, Proto: ipproto.TCP}
+	e2 := snatEngine(t)
+	if err := e2.SetCTStore(CTStore{MarkMask: DefaultCTMarkMask, Labels: true, MakeEntries: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st := e2.Adopt([]KernelFlow{kf}, nil, t0); st.Flows != 1 || st.FTP != 1 {
+		t.Fatalf("adopt: %+v", st)
+	}
+	afterPort(t, e2)
+	// the adopted flow's next store goes to the same entry
+	kernel2 := map[conntrack.Tuple]*KernelFlow{sent: {Tuple: sent}}
+	if o := sendCT(t, e2, cmd(1031, portIn), kernel2); o.payload != portOut {
+		t.Fatalf("second PORT out %q", o.payload)
+	}
+	if len(kernel2) != 1 || len(kernel2[sent].Labels) != LabelBytes {
+		t.Fatalf("after adoption the labels went to %v, want the entry %v", kernel2, sent)
+	}
+}
