@@ -84,12 +84,19 @@ func Rebuild(eng *nat.Engine, d *Datapath, log *slog.Logger) (nat.AdoptStats, er
 	return st, nil
 }
 
-// kernelFlow converts a conntrack entry.
+// kernelFlow converts a conntrack entry. The inside view nat.Adopt reads
+// is the original tuple's destination and the reply tuple's destination as
+// the source: the same as the original tuple for an entry conntrack made
+// itself (natalg translates after it, or only the inbound direction before
+// it), and the inside endpoint for an entry natalg made
+// (nat.CTStore.MakeEntries), whose original tuple is the first packet as
+// natalg sent it (public:P -> server:21 for an outbound control
+// connection) and whose reply tuple leads back to the inside host.
 func kernelFlow(f *ct.Flow) nat.KernelFlow {
-	o := f.TupleOrig
+	o, r := f.TupleOrig, f.TupleReply
 	kf := nat.KernelFlow{
-		Tuple: conntrack.Tuple{Src: o.IP.SourceAddress.Unmap(), Dst: o.IP.DestinationAddress.Unmap(),
-			SrcPort: o.Proto.SourcePort, DstPort: o.Proto.DestinationPort, Proto: ipproto.Proto(o.Proto.Protocol)},
+		Tuple: conntrack.Tuple{Src: r.IP.DestinationAddress.Unmap(), Dst: o.IP.DestinationAddress.Unmap(),
+			SrcPort: r.Proto.DestinationPort, DstPort: o.Proto.DestinationPort, Proto: ipproto.Proto(o.Proto.Protocol)},
 		Mark:   f.Mark,
 		Labels: f.Labels,
 	}

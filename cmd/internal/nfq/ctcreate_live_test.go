@@ -1,4 +1,4 @@
-package kerneldp
+package nfq
 
 import (
 	"fmt"
@@ -9,46 +9,27 @@ import (
 	"testing"
 
 	ct "github.com/ti-mo/conntrack"
+
+	"github.com/natalg/natalg/cmd/internal/netnstest"
+	"github.com/natalg/natalg/conntrack"
+	"github.com/natalg/natalg/nat"
+	"github.com/natalg/natalg/nat/ipproto"
 )
 
-func TestControlEntryFlow(t *testing.T) {
-	e := ControlEntry{
-		ReceivedSrc: netip.MustParseAddrPort("198.18.0.2:40000"), ReceivedDst: netip.MustParseAddrPort("198.19.0.2:21"),
-		SentSrc: netip.MustParseAddrPort("198.19.100.100:61000"), SentDst: netip.MustParseAddrPort("198.19.0.2:21"),
-		Mark: CtMarkControl,
-	}
-	f := e.flow()
-	if got, want := f.TupleOrig.String(), "<tcp, Src: 198.19.100.100:61000, Dst: 198.19.0.2:21>"; got != want {
-		t.Errorf("original tuple %s, want %s", got, want)
-	}
-	if got, want := f.TupleReply.String(), "<tcp, Src: 198.19.0.2:21, Dst: 198.18.0.2:40000>"; got != want {
-		t.Errorf("reply tuple %s, want %s", got, want)
-	}
-	if f.ProtoInfo.TCP.OriginalFlags != 0x0808 || f.ProtoInfo.TCP.ReplyFlags != 0x0808 || f.Mark != CtMarkControl {
-		t.Errorf("flow %+v %+v", f, *f.ProtoInfo.TCP)
-	}
-	bad := e
-	bad.SentSrc = netip.MustParseAddrPort("[2001:db8:19::100]:61000")
-	if err := bad.check(); err == nil {
-		t.Error("an entry mixing families passed its check")
-	}
-	bad = e
-	bad.ReceivedDst = netip.AddrPort{}
-	if err := bad.check(); err == nil {
-		t.Error("an entry without a destination passed its check")
-	}
-}
+// controlMark stands for natalg's mark in the made entries.
+const controlMark = 0x20000000
 
-// TestControlEntryLive is the kernel contract of the one-chain design: an
-// entry natalg makes with asymmetric tuples carries a TCP connection whose
+// TestCreateEntryLive is the kernel contract of the one-chain design
+// (nat.CTStore.MakeEntries): an entry ctStore makes with asymmetric tuples
+// (nat.CTFacts.Create) carries a TCP connection whose
 // packets are translated before conntrack in both directions (stateless nft
 // rewrites at prerouting -301 stand in for natalg here), with no NAT
 // status, no INVALID packet (a firewall drops them), and the liberal window
 // flags kept through the handshake; IPv4 and IPv6. This thread's namespace
 // is the router, a peer namespace on each side the hosts.
-func TestControlEntryLive(t *testing.T) {
-	inNewNetns(t)
-	run := func(args ...string) string { t.Helper(); return runCmd(t, args...) }
+func TestCreateEntryLive(t *testing.T) {
+	netnstest.Enter(t)
+	run := func(args ...string) string { t.Helper(); return netnstest.Run(t, args...) }
 	in, out := fmt.Sprintf("ctlent-in-%d", os.Getpid()), fmt.Sprintf("ctlent-out-%d", os.Getpid())
 	for _, ns := range []string{in, out} {
 		run("ip", "netns", "add", ns)
@@ -100,20 +81,27 @@ func TestControlEntryLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	store, err := openCTStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.close()
 	for _, fam := range []struct{ inside, server, public, pyFamily string }{
 		{"198.18.0.2", "198.19.0.2", "198.19.100.100", "socket.AF_INET"},
 		{"fd00:18::2", "2001:db8:19::2", "2001:db8:19::100", "socket.AF_INET6"},
 	} {
 		inside, server, public := netip.MustParseAddr(fam.inside), netip.MustParseAddr(fam.server), netip.MustParseAddr(fam.public)
-		e := &ControlEntry{
-			ReceivedSrc: netip.AddrPortFrom(inside, 40000), ReceivedDst: netip.AddrPortFrom(server, 2121),
-			SentSrc: netip.AddrPortFrom(public, 61000), SentDst: netip.AddrPortFrom(server, 2121),
-			Mark: CtMarkControl,
-		}
-		for range 2 { // the second finds the entry there
-			if err := CreateControlEntry(c, e); err != nil {
-				t.Fatal(err)
+		// the SYN as natalg received it and as it sent it on
+		received := conntrack.Tuple{Src: inside, Dst: server, SrcPort: 40000, DstPort: 2121, Proto: ipproto.TCP}
+		sent := conntrack.Tuple{Src: public, Dst: server, SrcPort: 61000, DstPort: 2121, Proto: ipproto.TCP}
+		facts := nat.CTFacts{Tuple: sent, Create: true, Reply: received.Reverse(), SetMark: true, Mark: controlMark, Mask: 0xffffffff}
+		for range 2 { // the second finds the entry there and updates it
+			if err := store.put(&facts); err != nil {
+				t.Fatalf("create %v: %v", sent, err)
 			}
+		}
+		if n := testing.AllocsPerRun(10, func() { store.put(&facts) }); n != 0 {
+			t.Errorf("a create allocates %v times", n)
 		}
 		srv := exec.Command("ip", "netns", "exec", out, "timeout", "20", "python3", "-c", fmt.Sprintf(`import socket
 s = socket.socket(%s); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -178,11 +166,11 @@ print(n)`, fam.pyFamily, fam.inside, fam.server))
 		if entry.Status.SrcNAT() || entry.Status.DstNAT() {
 			t.Errorf("%v: status %v: the kernel NATs the connection", server, entry.Status)
 		}
-		if tcp := entry.ProtoInfo.TCP; tcp == nil || tcp.OriginalFlags>>8&tcpFlagBeLiberal == 0 || tcp.ReplyFlags>>8&tcpFlagBeLiberal == 0 {
-			t.Errorf("%v: protoinfo %+v: the liberal window flags did not survive the handshake", server, entry.ProtoInfo.TCP)
+		if tcp := entry.ProtoInfo.TCP; tcp == nil || tcp.OriginalFlags>>8&tcpFlagBeLiberal == 0 || tcp.ReplyFlags>>8&tcpFlagBeLiberal == 0 || tcp.State < tcpConntrackEstablished {
+			t.Errorf("%v: protoinfo %+v: the liberal window flags did not survive the handshake, or the state did not move on", server, entry.ProtoInfo.TCP)
 		}
-		if entry.Mark != CtMarkControl {
-			t.Errorf("%v: mark %#x, want %#x", server, entry.Mark, CtMarkControl)
+		if entry.Mark != controlMark {
+			t.Errorf("%v: mark %#x, want %#x", server, entry.Mark, controlMark)
 		}
 	}
 	stats, err := c.Stats()

@@ -7,12 +7,16 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/natalg/natalg/conntrack"
 	"github.com/natalg/natalg/nat"
 )
 
 // CTA_* of include/uapi/linux/netfilter/nfnetlink_conntrack.h.
 const (
 	ctaTupleOrig  = 1
+	ctaTupleReply = 2
+	ctaProtoInfo  = 4
+	ctaTimeout    = 7
 	ctaMark       = 8
 	ctaMarkMask   = 21
 	ctaLabels     = 22
@@ -27,16 +31,33 @@ const (
 	ctaProtoSrc   = 2
 	ctaProtoDst   = 3
 
+	// CTA_PROTOINFO_TCP and its attributes, and the TCP conntrack values
+	// of include/uapi/linux/netfilter/nf_conntrack_tcp.h.
+	ctaProtoInfoTCP           = 1
+	ctaProtoInfoTCPState      = 1
+	ctaProtoInfoTCPFlagsOrig  = 4
+	ctaProtoInfoTCPFlagsReply = 5
+	tcpConntrackSynSent       = 1
+	tcpConntrackEstablished   = 3
+	tcpFlagBeLiberal          = 0x08 // IP_CT_TCP_FLAG_BE_LIBERAL
+	// createTimeout is a made entry's life (seconds) until its next packet
+	// passes conntrack, which then applies its own TCP timeouts.
+	createTimeout = 120
+
 	nfnlSubsysCTNetlink = 1
 	ctMsgNew            = nfnlSubsysCTNetlink << 8 // IPCTNL_MSG_CT_NEW (message 0)
 	nlaFNested          = 1 << 15
 )
 
-// ctStore writes natalg's facts into existing conntrack entries: an
+// ctStore writes natalg's facts into conntrack entries: an
 // IPCTNL_MSG_CT_NEW request without NLM_F_CREATE, which the kernel applies
 // to the entry with the given tuple (ctnetlink_change_conntrack: the mark
 // under CTA_MARK_MASK, the labels under CTA_LABELS_MASK) or refuses with
-// ENOENT when there is none. One request and its acknowledgment per call,
+// ENOENT when there is none; with CTFacts.Create, NLM_F_CREATE without
+// NLM_F_EXCL, which makes the entry (ctnetlink_create_conntrack: both
+// tuples, the TCP state and window flags, the timeout, the mark) or, when
+// the original tuple has one already, updates it as above (timeout and
+// protocol state included). One request and its acknowledgment per call,
 // on a netlink socket of its own, built in a reused buffer: nothing is
 // allocated.
 type ctStore struct {
@@ -88,22 +109,10 @@ func ctAttr(b []byte, typ uint16, data ...byte) []byte {
 	return b
 }
 
-// put stores f in the conntrack entry of f.Tuple.
-func (s *ctStore) put(f *nat.CTFacts) error {
-	tu := &f.Tuple
-	fam := byte(unix.AF_INET)
-	if !tu.Src.Is4() {
-		fam = unix.AF_INET6
-	}
-	s.seq++
-	b := s.wbuf[:0]
-	b = binary.NativeEndian.AppendUint32(b, 0) // length, below
-	b = binary.NativeEndian.AppendUint16(b, ctMsgNew)
-	b = binary.NativeEndian.AppendUint16(b, unix.NLM_F_REQUEST|unix.NLM_F_ACK)
-	b = binary.NativeEndian.AppendUint32(b, s.seq)
-	b = binary.NativeEndian.AppendUint32(b, 0)
-	b = append(b, fam, 0 /* NFNETLINK_V0 */, 0, 0)
-	b, orig := nest(b, ctaTupleOrig)
+// appendTuple appends tu as the nested attribute typ (CTA_TUPLE_ORIG or
+// CTA_TUPLE_REPLY) of family fam.
+func appendTuple(b []byte, typ uint16, fam byte, tu *conntrack.Tuple) []byte {
+	b, orig := nest(b, typ)
 	b, ip := nest(b, ctaTupleIP)
 	if fam == unix.AF_INET {
 		src, dst := tu.Src.As4(), tu.Dst.As4()
@@ -121,6 +130,49 @@ func (s *ctStore) put(f *nat.CTFacts) error {
 	b = ctAttr(b, ctaProtoDst, byte(tu.DstPort>>8), byte(tu.DstPort))
 	closeNest(b, proto)
 	closeNest(b, orig)
+	return b
+}
+
+// put stores f in the conntrack entry of f.Tuple, making it first with
+// f.Create.
+func (s *ctStore) put(f *nat.CTFacts) error {
+	tu := &f.Tuple
+	fam := byte(unix.AF_INET)
+	if !tu.Src.Is4() {
+		fam = unix.AF_INET6
+	}
+	flags := uint16(unix.NLM_F_REQUEST | unix.NLM_F_ACK)
+	if f.Create {
+		flags |= unix.NLM_F_CREATE
+	}
+	s.seq++
+	b := s.wbuf[:0]
+	b = binary.NativeEndian.AppendUint32(b, 0) // length, below
+	b = binary.NativeEndian.AppendUint16(b, ctMsgNew)
+	b = binary.NativeEndian.AppendUint16(b, flags)
+	b = binary.NativeEndian.AppendUint32(b, s.seq)
+	b = binary.NativeEndian.AppendUint32(b, 0)
+	b = append(b, fam, 0 /* NFNETLINK_V0 */, 0, 0)
+	b = appendTuple(b, ctaTupleOrig, fam, tu)
+	if f.Create {
+		b = appendTuple(b, ctaTupleReply, fam, &f.Reply)
+		b = ctAttr(b, ctaTimeout, 0, 0, 0, createTimeout)
+		state := byte(tcpConntrackSynSent)
+		if f.Established {
+			state = tcpConntrackEstablished
+		}
+		var info, tcp int
+		b, info = nest(b, ctaProtoInfo)
+		b, tcp = nest(b, ctaProtoInfoTCP)
+		b = ctAttr(b, ctaProtoInfoTCPState, state)
+		// struct nf_ct_tcp_flags {flags, mask}: both directions' windows
+		// are tracked liberally (natalg's ledger shifts the sequence
+		// numbers conntrack sees)
+		b = ctAttr(b, ctaProtoInfoTCPFlagsOrig, tcpFlagBeLiberal, tcpFlagBeLiberal)
+		b = ctAttr(b, ctaProtoInfoTCPFlagsReply, tcpFlagBeLiberal, tcpFlagBeLiberal)
+		closeNest(b, tcp)
+		closeNest(b, info)
+	}
 	if f.SetLabels {
 		b = ctAttr(b, ctaLabels, f.Labels[:]...)
 		b = binary.NativeEndian.AppendUint16(b, nlaHdrLen+nat.LabelBytes)
