@@ -5,45 +5,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
-	"os"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
+	"github.com/natalg/natalg/cmd/internal/netnstest"
 	"github.com/natalg/natalg/nat"
 )
-
-// inNetns runs the test body on a thread of its own in a fresh network
-// namespace, so the TUN device and its traffic never touch the host's. The
-// thread stays locked: it ends with the test's goroutine instead of going
-// back to the pool in the wrong namespace.
-func inNetns(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI runs as root: this test needs root (a TUN device in a network namespace)")
-		}
-		t.Skip("needs root (a TUN device in a network namespace)")
-	}
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns, err := netns.New() // switches this thread
-	if err != nil {
-		orig.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = netns.Set(orig)
-		orig.Close()
-		ns.Close()
-	})
-}
 
 // openUp opens a TUN device and gives it 198.18.99.1/24, up.
 func openUp(t *testing.T) *Device {
@@ -141,7 +110,7 @@ func readReplies(t *testing.T, d *Device, ps []nat.Packet, want int) map[uint16]
 // TestDeviceEcho writes echo requests into the device as a batch, and reads
 // the kernel's replies back in batches.
 func TestDeviceEcho(t *testing.T) {
-	inNetns(t)
+	netnstest.Enter(t)
 	d := openUp(t)
 	if d.Name() != "natalgtest0" {
 		t.Errorf("Name() = %q", d.Name())
@@ -173,7 +142,7 @@ func TestDeviceEcho(t *testing.T) {
 // TestDeviceUntranslated: a packet read from the device and accepted
 // unchanged is not written back (it would be routed into the device again).
 func TestDeviceUntranslated(t *testing.T) {
-	inNetns(t)
+	netnstest.Enter(t)
 	d := openUp(t)
 	req := newBatch(1)
 	req[0].N = echoRequest(req[0].Buf, 1)
@@ -196,7 +165,7 @@ func TestDeviceUntranslated(t *testing.T) {
 // TestDeviceCancel: a blocked ReadBatch returns when its context is done,
 // and when the device is closed.
 func TestDeviceCancel(t *testing.T) {
-	inNetns(t)
+	netnstest.Enter(t)
 	d := openUp(t)
 	ps := newBatch(4)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -253,7 +222,7 @@ func TestDeviceCancel(t *testing.T) {
 // TestDeviceNoAlloc: a write and read of one batch allocates nothing once the
 // loop runs.
 func TestDeviceNoAlloc(t *testing.T) {
-	inNetns(t)
+	netnstest.Enter(t)
 	d := openUp(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
