@@ -69,8 +69,11 @@ type CTStore struct {
 // Check reports whether s can be used.
 func (s CTStore) Check() error {
 	if s.MarkMask == 0 {
-		if s.Labels || s.MakeEntries {
-			return errors.New("connection labels and natalg-made entries need a connection mark mask too")
+		// Entries can be made without natalg's mark in them (a restart
+		// then cannot adopt them); labels are read back only from
+		// entries that carry the mark.
+		if s.Labels {
+			return errors.New("connection labels need a connection mark mask too")
 		}
 		return nil
 	}
@@ -217,18 +220,18 @@ func (e *Engine) kernelTuple(f *conntrack.Flow) conntrack.Tuple {
 // ctFacts fills facts for a packet of f (x: its FTP gateway, or nil).
 // f is locked when x is not nil.
 func (e *Engine) ctFacts(f *conntrack.Flow, x *ftpFlow, facts *CTFacts) {
-	if facts == nil || e.ct.MarkMask == 0 {
-		return
-	}
-	m := e.markValue(f)
-	if m == 0 {
+	if facts == nil || e.ct.MarkMask == 0 && !e.ct.MakeEntries {
 		return
 	}
 	if !f.Stored() {
-		facts.SetMark, facts.Mark, facts.Mask = true, m, e.ct.MarkMask
-		// The first store makes the entry. A later try (the first one
-		// failed) makes it too, or updates the one that is there: the
-		// front end asks the kernel to create without NLM_F_EXCL.
+		if m := e.markValue(f); m != 0 && e.ct.MarkMask != 0 {
+			facts.SetMark, facts.Mark, facts.Mask = true, m, e.ct.MarkMask
+		}
+		// The first store makes the entry, of every TCP flow natalg
+		// translates (hairpinned ones too, which carry no mark). A later
+		// try (the first one failed) makes it too, or updates the one
+		// that is there: the front end asks the kernel to create without
+		// NLM_F_EXCL.
 		if e.ct.MakeEntries && f.Proto() == ipproto.TCP {
 			facts.Create, facts.Reply = true, f.Tuples[conntrack.Original].Reverse()
 			facts.Established = f.State() != conntrack.TCPSynSent
@@ -239,7 +242,7 @@ func (e *Engine) ctFacts(f *conntrack.Flow, x *ftpFlow, facts *CTFacts) {
 			facts.SetLabels, facts.Labels = true, l
 		}
 	}
-	if facts.SetMark || facts.SetLabels {
+	if facts.Pending() {
 		facts.Tuple, facts.flow, facts.ftp = e.kernelTuple(f), f, x
 	}
 }

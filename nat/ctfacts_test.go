@@ -306,10 +306,29 @@ func TestCTStoreGivesUp(t *testing.T) {
 // entry read back the way kerneldp.Rebuild reads it (inside source from
 // the reply tuple) is adopted with its +4 offset.
 func TestMakeEntries(t *testing.T) {
-	e := snatEngine(t)
-	if err := e.SetCTStore(CTStore{MakeEntries: true}); err == nil {
-		t.Fatal("MakeEntries without a mark mask was accepted")
+	sent := conntrack.Tuple{Src: pubCli.Addr(), Dst: srv.Addr(), SrcPort: pubCli.Port(), DstPort: srv.Port(), Proto: ipproto.TCP}
+	reply := conntrack.Tuple{Src: srv.Addr(), Dst: cli.Addr(), SrcPort: srv.Port(), DstPort: cli.Port(), Proto: ipproto.TCP}
+	// without a mark mask the entry is made all the same, with no mark in
+	// it (natalg --ct-mark-mask 0: conntrack must still see both
+	// directions in one entry)
+	bare := snatEngine(t)
+	if err := bare.SetCTStore(CTStore{MakeEntries: true}); err != nil {
+		t.Fatal(err)
 	}
+	var bareFacts CTFacts
+	bare.ProcessCT(tcpSeg{src: cli, dst: srv, seq: 1000, flags: fSYN, mss: 1460}.build(), t0, &bareFacts)
+	if !bareFacts.Create || bareFacts.SetMark || bareFacts.SetLabels || bareFacts.Tuple != sent || bareFacts.Reply != reply {
+		t.Fatalf("SYN's facts without a mark mask: %+v\nwant Create of %v / %v, no mark", bareFacts, sent, reply)
+	}
+	bareFacts.Done()
+	if bare.ProcessCT(tcpSeg{src: srv, dst: pubCli, seq: 5000, ack: 1001, flags: fSYN | fACK, mss: 1460}.build(), t0, &bareFacts); bareFacts.Pending() {
+		t.Fatalf("SYN+ACK after the bare entry was made asks %+v", bareFacts)
+	}
+	if err := bare.SetCTStore(CTStore{Labels: true, MakeEntries: true}); err == nil {
+		t.Fatal("labels without a mark mask were accepted")
+	}
+
+	e := snatEngine(t)
 	if err := e.SetCTStore(CTStore{MarkMask: DefaultCTMarkMask, Labels: true, MakeEntries: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -317,8 +336,6 @@ func TestMakeEntries(t *testing.T) {
 	if v, _ := e.ProcessCT(tcpSeg{src: cli, dst: srv, seq: 1000, flags: fSYN, mss: 1460}.build(), t0, &facts); v != Accept {
 		t.Fatal("SYN dropped")
 	}
-	sent := conntrack.Tuple{Src: pubCli.Addr(), Dst: srv.Addr(), SrcPort: pubCli.Port(), DstPort: srv.Port(), Proto: ipproto.TCP}
-	reply := conntrack.Tuple{Src: srv.Addr(), Dst: cli.Addr(), SrcPort: srv.Port(), DstPort: cli.Port(), Proto: ipproto.TCP}
 	if !facts.Create || facts.Established || !facts.SetMark || facts.Tuple != sent || facts.Reply != reply {
 		t.Fatalf("SYN's facts: %+v\nwant Create of %v / %v in SYN_SENT, with the mark", facts, sent, reply)
 	}
