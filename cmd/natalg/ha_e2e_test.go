@@ -452,7 +452,7 @@ func (h *haEnv) failover(t *testing.T) {
 	}
 	time.Sleep(5 * time.Second)
 	ext, _ := runIn(10*time.Second, b.ns, "conntrackd", "-C", filepath.Join(b.etc, "conntrackd.conf"), "-e")
-	t.Logf("router B's external cache (what conntrackd synced from A) before the failover:\n%s", grepLines(ext, "198.18.0.2"))
+	t.Logf("router B's external cache (what conntrackd synced from A) before the failover:\n%s", grepLines(ext, "dport=21"))
 
 	// --- failover: A dies
 	tKill := time.Now()
@@ -462,6 +462,9 @@ func (h *haEnv) failover(t *testing.T) {
 		t.Fatalf("router B did not become master within 20 s:\n%s", h.routerLogs(b))
 	}
 	t.Logf("router B master and its notify script done %v after the kill:\n%s", time.Since(tKill).Round(time.Millisecond), h.notifyLog(b))
+	if ct, err := runIn(10*time.Second, b.ns, "conntrack", "-L", "-p", "tcp", "--dport", "21"); err == nil {
+		t.Logf("router B's FTP control entries after the commit:\n%s", ct)
+	}
 	h.checkRebuilt(t, b)
 	t.Logf("natalg on B after the takeover:\n%s", h.flows(t, b))
 	writeFile(t, filepath.Join(pause, "go-1"), 0o644, "")

@@ -234,7 +234,7 @@ func TestQueueTable(t *testing.T) {
 		t.Fatal("the kernel queues from no nft rule: neither nft_queue nor xt's NFQUEUE through nft_compat")
 	}
 	t.Logf("nft queue expression: %v", QueueSupported())
-	if err := ApplyQueueTable("r-in", "r-out", Queues{1, 1}); err != nil {
+	if err := ApplyQueueTable("r-in", "r-out", Queues{1, 1}, true); err != nil {
 		t.Fatal(err)
 	}
 	list := func() string {
@@ -250,5 +250,50 @@ func TestQueueTable(t *testing.T) {
 	}
 	if err := RemoveQueueTable(); err != nil || strings.Contains(list(), "chain") {
 		t.Fatalf("RemoveQueueTable: %v\n%s", err, list())
+	}
+}
+
+// TestOneChainTable: with OneChain, mark_in sends outbound FTP control
+// packets (from an inside prefix to an FTP port, from the inside end of an
+// FTP forward) to chain outbound, which queues them to the outbound queues
+// unless they stay inside, go to the NAT64 prefix (the TUN device's) or
+// to the public address; nat_pre sets no control mark.
+func TestOneChainTable(t *testing.T) {
+	netnstest.Enter(t)
+	cfg := Config{
+		Inside:      []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16"), netip.MustParsePrefix("fd00:18::/64")},
+		Public:      []netip.Addr{netip.MustParseAddr("198.19.100.100"), netip.MustParseAddr("2001:db8:19::100")},
+		Forwards:    []nat.Forward{mustForward(t, "tcp:21=198.18.0.2:2121")},
+		FTPPorts:    []uint16{21},
+		EnginePorts: [2]uint16{49152, 65535}, KernelPorts: [2]uint16{1024, 49151},
+		Inbound: Queues{2, 3}, Outbound: Queues{4, 5}, OneChain: true,
+		NAT64Prefix: netip.MustParsePrefix("2001:db8:64::/96"),
+	}
+	d, err := Open(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(true)
+	table := nftList(t)
+	for _, want := range []string{
+		"ip saddr 198.18.0.0/16 th dport @ftp_ports jump outbound",
+		"ip6 saddr fd00:18::/64 th dport @ftp_ports jump outbound",
+		"ip saddr 198.18.0.2 th sport 2121 jump outbound",
+		"ip daddr 198.18.0.0/16 accept",
+		"ip6 daddr 2001:db8:64::/96 accept",
+		"ip daddr 198.19.100.100 accept",
+		"counter packets 0 bytes 0 queue to 4-5",
+		"meta mark & 0x10000000 != 0x00000000 accept",
+		"ip saddr 198.18.0.0/16 tcp dport @ftp_ports accept",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	if strings.Contains(table, "ct mark set ct mark | 0x20000000") {
+		t.Errorf("one-chain mode sets the control mark:\n%s", table)
+	}
+	if n := strings.Count(table, "type filter hook"); n != 1 {
+		t.Errorf("%d filter base chains, want 1 (mark_in):\n%s", n, table)
 	}
 }

@@ -101,6 +101,17 @@ type Config struct {
 	// Inbound are the queues mark_in queues to (the inbound half of
 	// natalg run's --queues, SplitQueues).
 	Inbound Queues
+	// OneChain (split mode, natalg run --one-chain): mark_in queues the
+	// outbound FTP control packets too, to Outbound (the outbound half of
+	// the queues), before conntrack, and natalg makes their conntrack
+	// entries (nat.CTStore.MakeEntries), without CtMarkControl, so that no
+	// forward rule queues them (natalg rules --one-chain installs none).
+	OneChain bool
+	Outbound Queues
+	// NAT64Prefix, when valid, is natalg's NAT64 prefix (RFC 6052): its
+	// packets are routed to natalg's TUN device, which translates them,
+	// so neither datapath queues a packet addressed to it.
+	NAT64Prefix netip.Prefix
 	// CtTimeouts, when set (TCPEstablished > 0), are applied to the
 	// kernel's conntrack entries through ct timeout objects (addCtTimeouts).
 	CtTimeouts conntrack.Timeouts
@@ -158,6 +169,16 @@ func targetPort(f nat.Forward, p uint16) uint16 {
 		return p
 	}
 	return f.TargetPort + (p - f.Port)
+}
+
+// notQueued returns the destinations an outbound control packet from an
+// inside prefix is not queued for (OneChain): the inside prefixes (it stays
+// inside) and the NAT64 prefix (the TUN device translates it).
+func (c *Config) notQueued() []netip.Prefix {
+	if !c.NAT64Prefix.IsValid() {
+		return c.Inside
+	}
+	return append(slices.Clip(c.Inside), c.NAT64Prefix)
 }
 
 // check validates c.
@@ -467,6 +488,45 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: []byte{byte(ipproto.TCP)}},
 		accept,
 	})
+	// With OneChain, an outbound FTP control packet (from an inside prefix
+	// to an FTP port, or from the inside end of an FTP forward) is queued
+	// to the outbound queues here too, unless it stays inside, goes to the
+	// NAT64 prefix (natalg's TUN device) or to the public address
+	// (hairpin: raw PREROUTING of "natalg rules" queues it). natalg
+	// translates it before conntrack, as the inbound direction, and made
+	// the connection's entry with its first packet, so conntrack finds
+	// every packet of both directions in that entry, and a packet of a
+	// kernel-translated flow crosses this one chain of natalg's
+	// (bench/README.md, "one chain for both directions"). A TCP packet from
+	// the inside pays a source prefix test per inside prefix and one port
+	// set lookup here. The queue rule counts control packets only.
+	if cfg.OneChain {
+		outbound := cc.AddChain(&nftables.Chain{Name: "outbound", Table: t})
+		for _, q := range cfg.notQueued() {
+			fam := &families[famOf(q.Addr())]
+			rule(outbound, matchNFProto(fam), matchAddr(fam, false, q), []expr.Any{accept})
+		}
+		for i, a := range public {
+			if a.IsValid() {
+				fam := &families[i]
+				rule(outbound, matchNFProto(fam), matchAddr(fam, false, netip.PrefixFrom(a, a.BitLen())), []expr.Any{accept})
+			}
+		}
+		rule(outbound, []expr.Any{&expr.Counter{}}, queueTo(cfg.Outbound, nftQueue))
+		jump := []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: outbound.Name}}
+		for _, p := range cfg.Inside {
+			fam := &families[famOf(p.Addr())]
+			rule(markIn, matchNFProto(fam), matchAddr(fam, true, p), matchPortSet(false, ftpPorts), jump)
+		}
+		for _, f := range cfg.Forwards {
+			if cfg.isFTPForward(f) {
+				fam := &families[famOf(f.Target)]
+				target := netip.PrefixFrom(f.Target.Unmap(), f.Target.Unmap().BitLen())
+				rule(markIn, matchNFProto(fam), matchAddr(fam, true, target),
+					matchPort(true, targetPort(f, f.Port), targetPort(f, f.PortEnd)), jump)
+			}
+		}
+	}
 	// Then a TCP packet not addressed to the public address of its family
 	// (every outbound one) leaves at the rule for its family.
 	for i, a := range public {
@@ -513,12 +573,20 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 	}
 	// The FTP control connections natalg translates get CtMarkControl,
 	// for the forward rule of "natalg rules" that queues their outbound
-	// packets, and the
-	// kernel leaves them untranslated: a connection to a forwarded FTP
-	// port or a reply to natalg's port range (queued by mark_in before
-	// conntrack, and marked), and an inside client's connection to an FTP
-	// port.
+	// packets, and the kernel leaves them untranslated: a connection to a
+	// forwarded FTP port or a reply to natalg's port range (queued by
+	// mark_in before conntrack, and marked), and an inside client's
+	// connection to an FTP port.
 	control := cat(setCtMark(CtMarkControl), []expr.Any{accept})
+	if cfg.OneChain {
+		// natalg queues both directions itself (mark_in) and made the
+		// entry, whose first packet still crosses the NAT chains (nf_nat
+		// runs them for an entry without a binding, one made over
+		// ctnetlink too): no control mark, which would have the forward
+		// rule of an older "natalg rules" queue the outbound packets a
+		// second time.
+		control = []expr.Any{accept}
+	}
 	rule(natPre, testMark(MarkQueue, true), control)
 	for _, p := range cfg.Inside {
 		fam := &families[famOf(p.Addr())]
