@@ -28,10 +28,11 @@
 #   SETTLE=N         seconds between switching the NAT on and measuring (default 2)
 #   ROWS="..."       the rows to run (default: all five, in the order above)
 #   MODE=epsv|pasv|eprt|port  curl's FTP mode (default epsv)
-#   AFFINITY=N,M     iperf3's client on CPU N, its server on CPU M (default
-#                    0,1 with two CPUs or more: the sender's CPU, where the
-#                    router's forwarding runs too, is the same every run;
-#                    AFFINITY= to let the scheduler choose)
+#   AFFINITY=N,M     the sender on CPU N, the receiver on CPU M: iperf3's
+#                    client and server, vsftpd and curl (default 0,1 with
+#                    two CPUs or more: the sender's CPU, where the router's
+#                    forwarding runs too, is the same every run; AFFINITY=
+#                    to let the scheduler choose)
 #   MODES="..."      the modes, kernel first (default "kernel split full";
 #                    "kernel split" gives split twice the rounds in the time;
 #                    split1 is split --one-chain)
@@ -71,6 +72,9 @@ need iperf3 iperf3
 natalg_build
 topology_up off
 start_vsftpd "$NS_OUT"
+# vsftpd sends the downloads: its sessions (forked from the listener) run on
+# the sender's CPU, as iperf3's client does
+if [[ -n $AFFINITY ]]; then taskset -pc "${AFFINITY%%,*}" "$FTPD_PID" >/dev/null || die "taskset vsftpd"; fi
 random_file "$FTPD_ROOT/pub/big.bin" "$MIB"
 WANT=$(sha256sum <"$FTPD_ROOT/pub/big.bin" | cut -d' ' -f1)
 nsx "$NS_OUT" iperf3 -s -D -B "$OUT_HOST" --logfile "$WORK/iperf3-server.log" || die "iperf3 -s failed"
@@ -124,7 +128,7 @@ drop_empty_tables() {
 ftp() {
 	local got=$WORK/got.bin speed sum
 	rm -f "$got"
-	speed=$(nsx "$NS_IN" timeout 600 curl -sS --max-time 590 --no-ftp-skip-pasv-ip "${MFLAGS[@]+"${MFLAGS[@]}"}" \
+	speed=$(nsx "$NS_IN" timeout 600 ${AFFINITY:+taskset -c "${AFFINITY#*,}"} curl -sS --max-time 590 --no-ftp-skip-pasv-ip "${MFLAGS[@]+"${MFLAGS[@]}"}" \
 		-o "$got" -w '%{speed_download}' "ftp://$OUT_HOST/pub/big.bin") || die "$1: curl failed"
 	sum=$(sha256sum <"$got" | cut -d' ' -f1)
 	[[ $sum == "$WANT" ]] || die "$1: downloaded file differs (sha256 $sum, want $WANT)"
