@@ -47,6 +47,27 @@ func (e *Engine) KernelDataHolds() int {
 	return len(e.ports.held)
 }
 
+// KernelDataHold is one data connection's hold (HoldKernelData).
+type KernelDataHold struct {
+	Proto  ipproto.Proto
+	Inside netip.AddrPort
+	Public netip.AddrPort
+}
+
+// KernelDataHeld lists the holds of HoldKernelData, for a caller that lost
+// conntrack events and must find the data connections that ended unseen.
+func (e *Engine) KernelDataHeld() []KernelDataHold {
+	e.ports.mu.Lock()
+	defer e.ports.mu.Unlock()
+	holds := make([]KernelDataHold, 0, len(e.ports.held))
+	for h := range e.ports.held {
+		pub := e.public[familyOf(h.inside.addr)]
+		holds = append(holds, KernelDataHold{Proto: h.inside.proto,
+			Inside: netip.AddrPortFrom(h.inside.addr, h.inside.port), Public: netip.AddrPortFrom(pub, h.public)})
+	}
+	return holds
+}
+
 // hold adds one reference to inside's binding to pub, creating the binding
 // when neither inside nor pub is bound, once per (inside, pub).
 func (m *portMap) hold(inside endpoint, pub uint16) bool {

@@ -40,8 +40,14 @@ func TestHoldKernelData(t *testing.T) {
 	if got := sink.installed[0].DstPort; got == next.Port() {
 		t.Errorf("the PORT's expectation got public port %d, held by the running data connection", got)
 	}
+	if held := e.KernelDataHeld(); len(held) != 1 || held[0] != (KernelDataHold{Proto: ipproto.TCP, Inside: running, Public: next}) {
+		t.Errorf("KernelDataHeld() = %+v, want the one hold of %v for %v", held, next, running)
+	}
 	e.ReleaseKernelData(ipproto.TCP, running, next)
 	e.ReleaseKernelData(ipproto.TCP, running, next) // no hold: nothing
+	if held := e.KernelDataHeld(); len(held) != 0 {
+		t.Errorf("KernelDataHeld() after the release = %+v, want none", held)
+	}
 	if e.KernelDataHolds() != 0 || e.Bindings() != bindings+1 {
 		t.Errorf("after the release: %d holds, %d bindings (want 0, %d: the expectation's)", e.KernelDataHolds(), e.Bindings(), bindings+1)
 	}

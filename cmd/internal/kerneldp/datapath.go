@@ -14,7 +14,6 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	ct "github.com/ti-mo/conntrack"
-	"github.com/ti-mo/netfilter"
 	"golang.org/x/sys/unix"
 
 	"github.com/natalg/natalg/conntrack"
@@ -33,6 +32,7 @@ type Stats struct {
 	Adopted       atomic.Uint64 // left in the kernel by an earlier natalg and adopted (Sync)
 	Events        atomic.Uint64 // conntrack events read
 	EventErrors   atomic.Uint64 // conntrack event socket errors (events lost: elements then lapse by timeout)
+	EventOverruns atomic.Uint64 // event socket buffer overruns (ENOBUFS), each followed by a read of the kernel's table
 }
 
 // Datapath is natalg's table in the kernel and the expectations in it. It
@@ -328,61 +328,33 @@ func pending(cc *nftables.Conn, t *nftables.Table, log *slog.Logger) (keep [2][]
 
 // Watch reads conntrack events until ctx is done: a new connection with
 // CtMarkData came through one of natalg's expectations, whose element is
-// then removed (one-shot) and whose engine expectation is used up.
+// then removed (one-shot) and whose engine expectation is used up; the
+// events of other connections never reach natalg (dataEventFilter). When
+// the socket's buffer overruns, the events lost are read back from the
+// kernel's table (resync).
 func (d *Datapath) Watch(ctx context.Context, eng *nat.Engine) error {
-	c, err := ct.Dial(nil)
+	c, err := dialEvents()
 	if err != nil {
-		return fmt.Errorf("kerneldp: conntrack netlink: %w", err)
+		return err
 	}
-	defer c.Close()
 	if err := c.SetReadBuffer(4 << 20); err != nil {
 		d.log.Debug("kerneldp: conntrack event buffer", "err", err)
 	}
-	evs := make(chan ct.Event, 1024)
 	// NEW: a data connection came through an element; UPDATE to TIME_WAIT
 	// or CLOSE, or DESTROY: it ended, and the public port it held is free
 	// again
-	errs, err := c.Listen(evs, 1, []netfilter.NetlinkGroup{netfilter.GroupCTNew, netfilter.GroupCTUpdate, netfilter.GroupCTDestroy})
+	err = readEvents(ctx, c, func(ev *ct.Event) { d.event(eng, ev) }, func() {
+		d.Stats.EventOverruns.Add(1)
+		if err := d.resync(eng); err != nil {
+			d.Stats.EventErrors.Add(1)
+			d.log.Warn("kerneldp: conntrack events lost, and the table could not be read back", "err", err)
+		}
+	})
 	if err != nil {
+		d.Stats.EventErrors.Add(1)
 		return fmt.Errorf("kerneldp: conntrack events: %w", err)
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-errs:
-			if err == nil {
-				return nil
-			}
-			d.Stats.EventErrors.Add(1)
-			return fmt.Errorf("kerneldp: conntrack events: %w", err)
-		case ev := <-evs:
-			d.Stats.Events.Add(1)
-			if ev.Flow == nil || ev.Flow.Mark&CtMarkData == 0 {
-				continue
-			}
-			o := ev.Flow.TupleOrig
-			if ipproto.Proto(o.Proto.Protocol) != ipproto.TCP {
-				continue
-			}
-			inside, public, dnat := dataEndpoints(ev.Flow)
-			if ev.Type == ct.EventDestroy || ev.Type == ct.EventUpdate {
-				if dnat && (ev.Type == ct.EventDestroy || closed(ev.Flow)) {
-					eng.ReleaseKernelData(ipproto.TCP, inside, public)
-				}
-				continue
-			}
-			// the public port stays bound to the inside endpoint while the
-			// connection runs (held before the expectation lets it go):
-			// the next data connection from the same peer port (an
-			// active-mode server's 20) must not be handed the same
-			// 5-tuple
-			if dnat {
-				eng.HoldKernelData(ipproto.TCP, inside, public)
-			}
-			d.used(eng, o.IP.SourceAddress.Unmap(), netip.AddrPortFrom(o.IP.DestinationAddress.Unmap(), o.Proto.DestinationPort))
-		}
-	}
+	return nil
 }
 
 // used handles the data connection from peer to public.
@@ -475,4 +447,5 @@ func (d *Datapath) WriteMetrics(w io.Writer) {
 	}
 	pw.Uint(metricKernelEvents, d.Stats.Events.Load(), "kind", "read")
 	pw.Uint(metricKernelEvents, d.Stats.EventErrors.Load(), "kind", "error")
+	pw.Uint(metricKernelEvents, d.Stats.EventOverruns.Load(), "kind", "overrun")
 }
