@@ -22,11 +22,10 @@ func dataFlow(mark uint32, src, dst, replySrc netip.AddrPort) ct.Flow {
 	return f
 }
 
-// TestHoldDataConnections: of a kernel table, the data connections DNATed
-// through natalg's expectations (data mark, to the public address) hold
-// their public ports; a masqueraded passive data connection, an unmarked
-// DNAT and a data connection in TIME_WAIT do not.
-func TestHoldDataConnections(t *testing.T) {
+// dataEngine is a split-mode engine with public address 198.19.100.100
+// and natalg's ports from 49152.
+func dataEngine(t *testing.T) *nat.Engine {
+	t.Helper()
 	eng, err := nat.New(nat.Config{
 		Inside:  []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16")},
 		Public:  []netip.Addr{netip.MustParseAddr("198.19.100.100")},
@@ -35,6 +34,15 @@ func TestHoldDataConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return eng
+}
+
+// TestHoldDataConnections: of a kernel table, the data connections DNATed
+// through natalg's expectations (data mark, to the public address) hold
+// their public ports; a masqueraded passive data connection, an unmarked
+// DNAT and a data connection in TIME_WAIT do not.
+func TestHoldDataConnections(t *testing.T) {
+	eng := dataEngine(t)
 	ap := netip.MustParseAddrPort
 	server20, public := ap("198.19.0.2:20"), ap("198.19.100.100:49153")
 	dump := []ct.Flow{

@@ -109,14 +109,7 @@ func TestEventOverrunLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cc.Close()
-	eng, err := nat.New(nat.Config{
-		Inside:  []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16")},
-		Public:  []netip.Addr{netip.MustParseAddr("198.19.100.100")},
-		PortMin: 49152, PortMax: 65535, StrictPorts: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng := dataEngine(t)
 	ap := netip.MustParseAddrPort
 	server20 := ap("198.19.0.2:20")
 	running := nat.KernelDataHold{Proto: ipproto.TCP, Inside: ap("198.18.0.2:41000"), Public: ap("198.19.100.100:49153")}
