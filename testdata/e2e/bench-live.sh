@@ -19,8 +19,10 @@
 #   iperf3-udp-1200    iperf3 UDP, 1200-byte datagrams, unlimited rate  packets/s received
 #   iperf3-udp-64      iperf3 UDP, 64-byte datagrams, unlimited rate    packets/s received
 #
-# Prints every measurement, then per row the medians and the ratios
-# split/kernel and full/kernel.
+# Prints every measurement, then per row the medians, the ratios
+# split/kernel and full/kernel, the median of the rounds' own ratios
+# ("paired") and in how many rounds the mode was at least as fast as the
+# kernel ("ahead in").
 #
 # Usage: sudo testdata/e2e/bench-live.sh [ROUNDS] [MIB]   (default 3 rounds, 64 MiB)
 #   NATALG=PATH      natalg binary (default: go build ./cmd/natalg)
@@ -194,10 +196,14 @@ for row in $ROWS; do
 	ratio() { awk -v n="$1" -v k="$2" 'BEGIN { if (n != "" && k > 0) printf "%.3f", n / k; else print "n/a" }'; }
 	# paired: the median of the rounds' own ratios (each round measures the
 	# modes back to back, so a machine that slows down for a while slows
-	# both sides of a pair)
+	# both sides of a pair), and in how many rounds the mode was at least
+	# as fast as the kernel
 	paired() {
-		paste -d' ' <(vals "$1") <(vals kernel) |
-			awk '$2 > 0 { printf "%.4f\n", $1 / $2 }' | median
+		local m ahead
+		m=$(paste -d' ' <(vals "$1") <(vals kernel) | awk '$2 > 0 { printf "%.4f\n", $1 / $2 }' | median)
+		[[ -n $m ]] || return 0
+		ahead=$(paste -d' ' <(vals "$1") <(vals kernel) | awk '$2 > 0 { n++; if ($1 >= $2) a++ } END { printf "%d/%d", a, n }')
+		printf '%s, ahead in %s' "$m" "$ahead"
 	}
 	mk=$(med kernel) ms=$(med split) mf=$(med full) m1=$(med split1)
 	unit="MB/s"
