@@ -105,6 +105,28 @@ func nftList(t *testing.T) string {
 	return normalizeNft(string(out))
 }
 
+// openTable opens natalg's table for cfg, closed with its table removed
+// when the test ends, and returns it as nft lists it.
+func openTable(t *testing.T, cfg Config) string {
+	t.Helper()
+	d, err := Open(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close(true) })
+	return nftList(t)
+}
+
+// tableHas reports each of wants that the listed table lacks.
+func tableHas(t *testing.T, table string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+}
+
 func normalizeNft(s string) string {
 	s = regexp.MustCompile(`libxtables: [^\n]*\n\s*`).ReplaceAllString(s, "")
 	return strings.ReplaceAll(s, "queue num ", "queue to ")
@@ -130,7 +152,7 @@ func TestDatapathLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	table := nftList(t)
-	for _, want := range []string{
+	tableHas(t, table,
 		"meta l4proto != tcp accept",        // the first rule: every packet crosses it
 		"ip daddr != 198.19.100.100 accept", // every outbound TCP packet leaves here
 		"ip6 daddr != 2001:db8:19::100 accept",
@@ -147,11 +169,7 @@ func TestDatapathLive(t *testing.T) {
 		"meta mark & 0x10000000 != 0x00000000 ct mark set ct mark | 0x20000000 accept",
 		"ip saddr 198.18.0.0/16 tcp dport @ftp_ports ct mark set ct mark | 0x20000000 accept",
 		"ct mark & 0x20000000 != 0x00000000 accept",
-	} {
-		if !strings.Contains(table, want) {
-			t.Errorf("table lacks %q:\n%s", want, table)
-		}
-	}
+	)
 	// A kernel-translated packet crosses one base chain of the table
 	// after its connection's first: mark_in, which queues inbound control
 	// packets itself. nat_post comes after the NAT chains at srcnat (the
@@ -241,13 +259,8 @@ func TestQueueTable(t *testing.T) {
 		out, _ := exec.Command("nft", "list", "table", "inet", QueueTableName).CombinedOutput()
 		return normalizeNft(string(out))
 	}
-	l := list()
-	for _, want := range []string{`ct mark & 0x20000000 != 0x00000000 iifname "r-in" oifname "r-out" counter packets 0 bytes 0 queue to 1`,
-		`type nat hook postrouting priority srcnat;`, `oifname "r-out" meta mark set meta mark | 0x20000000`} {
-		if !strings.Contains(l, want) {
-			t.Errorf("table lacks %q:\n%s", want, l)
-		}
-	}
+	tableHas(t, list(), `ct mark & 0x20000000 != 0x00000000 iifname "r-in" oifname "r-out" counter packets 0 bytes 0 queue to 1`,
+		`type nat hook postrouting priority srcnat;`, `oifname "r-out" meta mark set meta mark | 0x20000000`)
 	if err := RemoveQueueTable(); err != nil || strings.Contains(list(), "chain") {
 		t.Fatalf("RemoveQueueTable: %v\n%s", err, list())
 	}
@@ -269,13 +282,8 @@ func TestOneChainTable(t *testing.T) {
 		Inbound: Queues{2, 3}, Outbound: Queues{4, 5}, OneChain: true,
 		NAT64Prefix: netip.MustParsePrefix("2001:db8:64::/96"),
 	}
-	d, err := Open(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close(true)
-	table := nftList(t)
-	for _, want := range []string{
+	table := openTable(t, cfg)
+	tableHas(t, table,
 		"ip saddr 198.18.0.0/16 th dport @ftp_ports jump outbound",
 		"ip6 saddr fd00:18::/64 th dport @ftp_ports jump outbound",
 		"ip saddr 198.18.0.2 th sport 2121 jump outbound",
@@ -285,11 +293,7 @@ func TestOneChainTable(t *testing.T) {
 		"counter packets 0 bytes 0 queue to 4-5",
 		"meta mark & 0x10000000 != 0x00000000 accept",
 		"ip saddr 198.18.0.0/16 tcp dport @ftp_ports accept",
-	} {
-		if !strings.Contains(table, want) {
-			t.Errorf("table lacks %q:\n%s", want, table)
-		}
-	}
+	)
 	if strings.Contains(table, "ct mark set ct mark | 0x20000000") {
 		t.Errorf("one-chain mode sets the control mark:\n%s", table)
 	}
