@@ -127,6 +127,22 @@ func tableHas(t *testing.T, table string, wants ...string) {
 	}
 }
 
+// tableInOrder reports wants that the listed table lacks or lists before
+// the want before them: the order of a chain's rules, which the kernel
+// evaluates one after the other.
+func tableInOrder(t *testing.T, table string, wants ...string) {
+	t.Helper()
+	at := 0
+	for _, want := range wants {
+		i := strings.Index(table[at:], want)
+		if i < 0 {
+			t.Errorf("table lacks %q after %q:\n%s", want, table[:at], table)
+			return
+		}
+		at += i + len(want)
+	}
+}
+
 func normalizeNft(s string) string {
 	s = regexp.MustCompile(`libxtables: [^\n]*\n\s*`).ReplaceAllString(s, "")
 	return strings.ReplaceAll(s, "queue num ", "queue to ")
@@ -152,14 +168,20 @@ func TestDatapathLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	table := nftList(t)
-	tableHas(t, table,
-		"meta l4proto != tcp accept",        // the first rule: every packet crosses it
-		"ip daddr != 198.19.100.100 accept", // every outbound TCP packet leaves here
-		"ip6 daddr != 2001:db8:19::100 accept",
-		"th dport 22-49151 accept", // every inbound packet of a masqueraded connection leaves here
+	// mark_in, which every packet crosses: the rules most packets leave
+	// at first.
+	tableInOrder(t, table,
+		"chain mark_in {",
+		"meta l4proto != tcp accept", // every packet that is not TCP leaves here
+		"th dport 22-49151 accept",   // every packet of a masqueraded connection, most outbound ones
 		"th dport 0-20 accept",
+		"ip daddr != 198.19.100.100 accept", // outbound to port 21 or natalg's range
+		"ip6 daddr != 2001:db8:19::100 accept",
 		"ip daddr 198.19.100.100 th sport @ftp_ports th dport 49152-65535 meta mark set meta mark | 0x10000000 queue to 2-3",
 		"ip daddr 198.19.100.100 th dport 21 meta mark set meta mark | 0x10000000 queue to 2-3",
+		"}",
+	)
+	tableHas(t, table,
 		"dnat ip to ip saddr . ip daddr . tcp dport map @expect4",
 		"dnat ip6 to ip6 saddr . ip6 daddr . tcp dport map @expect6",
 		"tcp dport 8080 dnat ip to 198.18.0.3:80",
@@ -283,10 +305,20 @@ func TestOneChainTable(t *testing.T) {
 		NAT64Prefix: netip.MustParsePrefix("2001:db8:64::/96"),
 	}
 	table := openTable(t, cfg)
-	tableHas(t, table,
+	// The outbound control packets are sent to chain outbound before the
+	// rules that accept packets by destination port: without an FTP
+	// forward on it, an FTP port is among those ports.
+	tableInOrder(t, table,
+		"chain mark_in {",
+		"meta l4proto != tcp accept",
 		"ip saddr 198.18.0.0/16 th dport @ftp_ports jump outbound",
 		"ip6 saddr fd00:18::/64 th dport @ftp_ports jump outbound",
 		"ip saddr 198.18.0.2 th sport 2121 jump outbound",
+		"th dport 22-49151 accept",
+		"ip daddr != 198.19.100.100 accept",
+		"}",
+	)
+	tableHas(t, table,
 		"ip daddr 198.18.0.0/16 accept",
 		"ip6 daddr 2001:db8:64::/96 accept",
 		"ip daddr 198.19.100.100 accept",

@@ -479,10 +479,14 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 	// them: the replies of outbound control connections (from an FTP port
 	// to natalg's port range: the kernel masquerades below it), and
 	// connections to forwarded FTP ports (from the inside too: natalg
-	// hairpins them). Every packet of the router crosses this chain: a
-	// packet that is not TCP leaves it at its first rule, a TCP packet
-	// not addressed to the public address at the second or third, one to
-	// a port no control connection uses at the next one or two.
+	// hairpins them). Every packet of the router crosses this chain, so
+	// the rules that let most packets go come first: a packet that is not
+	// TCP leaves it at the first rule; a TCP packet to a destination port
+	// no control packet has (otherPorts: every packet of a
+	// kernel-masqueraded connection in both directions, whose ports lie
+	// below natalg's, and most outbound ones) at the next one or two; one
+	// not addressed to the public address (outbound to an FTP port or to
+	// a port in natalg's range) at the rule for its family.
 	rule(markIn, []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: []byte{byte(ipproto.TCP)}},
@@ -527,8 +531,16 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 			}
 		}
 	}
-	// Then a TCP packet not addressed to the public address of its family
-	// (every outbound one) leaves at the rule for its family.
+	// Then a TCP packet to a destination port no control packet has
+	// (neither natalg's range nor a forwarded FTP port) leaves at one of
+	// these rules, the widest range first, wherever it is addressed. (With
+	// OneChain, after the rules above: an outbound control packet goes to
+	// an FTP port that may be one of these.)
+	for _, r := range cfg.otherPorts() {
+		rule(markIn, matchPort(false, r[0], r[1]), []expr.Any{accept})
+	}
+	// Then one not addressed to the public address of its family leaves at
+	// the rule for its family.
 	for i, a := range public {
 		fam := &families[i]
 		if !a.IsValid() {
@@ -536,13 +548,6 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 			continue
 		}
 		rule(markIn, matchNFProto(fam), notAddr(fam, a), []expr.Any{accept})
-	}
-	// Then one to a destination port no control packet has (neither
-	// natalg's range nor a forwarded FTP port; every packet of a
-	// kernel-masqueraded connection, whose ports lie below natalg's)
-	// leaves at one of these rules, the widest range first.
-	for _, r := range cfg.otherPorts() {
-		rule(markIn, matchPort(false, r[0], r[1]), []expr.Any{accept})
 	}
 	for i, a := range public {
 		if !a.IsValid() {
