@@ -313,8 +313,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}()
 	}
 	if useNFQ {
-		err = nfq.Run(ctx, eng, nfq.Options{Queues: qs, MaxQueueLen: uint32(*queueLen), ReadBuffer: *rcvbuf, GSO: *gso,
-			StoreCT: ctStore.MarkMask != 0 || ctStore.MakeEntries, Log: log}, &st, ready)
+		opt := nfq.Options{Queues: qs, MaxQueueLen: uint32(*queueLen), ReadBuffer: *rcvbuf, GSO: *gso,
+			StoreCT: ctStore.MarkMask != 0 || ctStore.MakeEntries, Log: log}
+		if !kcfg.Full && !kcfg.OneChain {
+			// split mode: control_in queues the inbound control packets at
+			// the input hook; natalg sends them on from the router
+			for q := uint32(kcfg.Inbound.First); q <= uint32(kcfg.Inbound.Last); q++ {
+				opt.Resend = append(opt.Resend, uint16(q))
+			}
+			opt.ResendMark = kerneldp.MarkQueue
+		}
+		err = nfq.Run(ctx, eng, opt, &st, ready)
 	} else {
 		ready()
 		<-ctx.Done()
@@ -566,11 +575,12 @@ func metricsHandler(eng *nat.Engine, st *nfq.Stats, qs []uint16) http.Handler {
 			v    uint64
 		}{{"received", st.Received.Load()}, {"accepted", st.Accepted.Load()}, {"dropped", st.Dropped.Load()},
 			{"truncated", st.Truncated.Load()}, {"gso", st.GSO.Load()}, {"checksum_completed", st.CsumCompleted.Load()},
-			{"checksum_unverified", st.CsumUnverified.Load()}} {
+			{"checksum_unverified", st.CsumUnverified.Load()}, {"resent", st.Resent.Load()}, {"ttl_expired", st.TTLExpired.Load()}} {
 			pw.Uint(metricNFQPackets, e.v, "event", e.name)
 		}
 		pw.Uint(metricNFQErrors, st.ReadErrors.Load(), "kind", "read")
 		pw.Uint(metricNFQErrors, st.VerdictErrors.Load(), "kind", "verdict")
+		pw.Uint(metricNFQErrors, st.ResendErrors.Load(), "kind", "resend")
 		pw.Uint(metricCTStore, st.CTStored.Load(), "result", "stored")
 		pw.Uint(metricCTStore, st.CTStoreErrors.Load(), "result", "refused")
 		var ms runtime.MemStats

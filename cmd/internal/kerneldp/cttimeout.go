@@ -101,15 +101,17 @@ func copyPolicy(p expr.CtStatePolicyTimeout) expr.CtStatePolicyTimeout {
 // map (and writes into it), so every TCP and UDP key is set here; for ICMP
 // it also sends the TCP keys above 1, which the kernel's ICMP policy
 // (one attribute) ignores.
-func addCtTimeouts(cc *nftables.Conn, t *nftables.Table, chain *nftables.Chain, to conntrack.Timeouts) error {
+func addCtTimeouts(cc *nftables.Conn, t *nftables.Table, to conntrack.Timeouts, chains ...*nftables.Chain) error {
 	if to.TCPEstablished <= 0 || to.TCPTransitory <= 0 || to.UDP <= 0 || to.ICMP <= 0 {
 		return fmt.Errorf("kerneldp: ct timeouts: every timeout must be positive: %+v", to)
 	}
 	for _, p := range ctTimeoutPolicies(to) {
 		cc.AddObject(&nftables.NamedObj{Table: t, Name: p.name, Type: nftables.ObjTypeCtTimeout,
 			Obj: &expr.CtTimeout{L3Proto: p.l3, L4Proto: uint8(p.l4), Policy: p.policy}})
-		cc.AddRule(&nftables.Rule{Table: t, Chain: chain, Exprs: cat(matchNFProto(&families[p.nfam]), matchL4(p.l4),
-			[]expr.Any{&expr.Objref{Type: int(unix.NFT_OBJECT_CT_TIMEOUT), Name: p.name}})})
+		for _, chain := range chains {
+			cc.AddRule(&nftables.Rule{Table: t, Chain: chain, Exprs: cat(matchNFProto(&families[p.nfam]), matchL4(p.l4),
+				[]expr.Any{&expr.Objref{Type: int(unix.NFT_OBJECT_CT_TIMEOUT), Name: p.name}})})
+		}
 	}
 	return nil
 }

@@ -168,17 +168,25 @@ func TestDatapathLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	table := nftList(t)
-	// mark_in, which every packet crosses: the rules most packets leave
-	// at first.
+	// control_in, at the input hook: only packets for the router cross
+	// it, and it queues the inbound control packets among them.
 	tableInOrder(t, table,
-		"chain mark_in {",
-		"meta l4proto != tcp accept", // every packet that is not TCP leaves here
-		"th dport 22-49151 accept",   // every packet of a masqueraded connection, most outbound ones
-		"th dport 0-20 accept",
-		"ip daddr != 198.19.100.100 accept", // outbound to port 21 or natalg's range
-		"ip6 daddr != 2001:db8:19::100 accept",
-		"ip daddr 198.19.100.100 th sport @ftp_ports th dport 49152-65535 meta mark set meta mark | 0x10000000 queue to 2-3",
-		"ip daddr 198.19.100.100 th dport 21 meta mark set meta mark | 0x10000000 queue to 2-3",
+		"chain control_in {",
+		"type filter hook input priority mangle - 1;",
+		"meta l4proto != tcp accept",
+		"ip daddr 198.19.100.100 th sport @ftp_ports th dport 49152-65535 counter packets 0 bytes 0 queue to 2-3",
+		"ip daddr 198.19.100.100 th dport 21 counter packets 0 bytes 0 queue to 2-3",
+		"ip6 daddr 2001:db8:19::100 th sport @ftp_ports th dport 49152-65535 counter packets 0 bytes 0 queue to 2-3",
+		"}",
+	)
+	// nat_out: the first packet of a connection natalg sends on from the
+	// router (to a forwarded FTP port) marks it a control connection,
+	// with natalg's timeouts; the router's own connections are left alone.
+	tableInOrder(t, table,
+		"chain nat_out {",
+		"type nat hook output priority -100;",
+		"meta mark & 0x10000000 == 0x00000000 accept",
+		"ct mark set ct mark | 0x20000000 accept",
 		"}",
 	)
 	tableHas(t, table,
@@ -188,16 +196,16 @@ func TestDatapathLive(t *testing.T) {
 		"snat ip to 198.19.100.100:1024-49151",
 		// control connections: marked at their first packet, in the NAT
 		// chain, and left untranslated by the kernel
-		"meta mark & 0x10000000 != 0x00000000 ct mark set ct mark | 0x20000000 accept",
 		"ip saddr 198.18.0.0/16 tcp dport @ftp_ports ct mark set ct mark | 0x20000000 accept",
 		"ct mark & 0x20000000 != 0x00000000 accept",
 	)
-	// A kernel-translated packet crosses one base chain of the table
-	// after its connection's first: mark_in, which queues inbound control
-	// packets itself. nat_post comes after the NAT chains at srcnat (the
+	// A packet of a kernel-translated flow crosses no filter chain of the
+	// table after its connection's first: control_in is at the input
+	// hook, and nothing of the table is at prerouting or forward but NAT
+	// chains. nat_post comes after the NAT chains at srcnat (the
 	// MarkOutbound rule of "natalg rules").
-	if n := strings.Count(table, "type filter hook"); n != 1 {
-		t.Errorf("split mode has %d filter base chains, want 1 (mark_in):\n%s", n, table)
+	if n := strings.Count(table, "type filter hook"); n != 1 || !strings.Contains(table, "type filter hook input") {
+		t.Errorf("split mode has %d filter base chains, want 1, control_in at the input hook:\n%s", n, table)
 	}
 	if !strings.Contains(table, "type nat hook postrouting priority srcnat + 1;") {
 		t.Errorf("nat_post is not at srcnat + 1:\n%s", table)
@@ -316,8 +324,12 @@ func TestOneChainTable(t *testing.T) {
 		"ip saddr 198.18.0.2 th sport 2121 jump outbound",
 		"th dport 22-49151 accept",
 		"ip daddr != 198.19.100.100 accept",
+		"ip daddr 198.19.100.100 th sport @ftp_ports th dport 49152-65535 meta mark set meta mark | 0x10000000 queue to 2-3",
 		"}",
 	)
+	if strings.Contains(table, "control_in") || strings.Contains(table, "nat_out") {
+		t.Errorf("one-chain mode has split mode's input chains:\n%s", table)
+	}
 	tableHas(t, table,
 		"ip daddr 198.18.0.0/16 accept",
 		"ip6 daddr 2001:db8:64::/96 accept",

@@ -8,17 +8,19 @@
 // addresses, DNATs the forwards that are not FTP, and DNATs the data
 // connections natalg's gateway announced, through a map natalg fills before
 // it releases the rewritten PORT/EPRT or 227/229. The table also queues
-// the inbound FTP control packets to natalg itself (mark_in), and marks the
-// FTP control connections, whose outbound packets the rules of "natalg
-// rules" queue. In full mode the table queues every inbound packet of the
-// NAT and marks every connection of the NAT; the kernel translates nothing.
+// the inbound FTP control packets to natalg itself (control_in, at the
+// input hook: the kernel does not translate them, so they are addressed to
+// the router), and marks the FTP control connections, whose outbound
+// packets the rules of "natalg rules" queue. In full mode the table queues
+// every inbound packet of the NAT and marks every connection of the NAT;
+// the kernel translates nothing.
 //
 // What every packet of a kernel-translated flow costs in split mode, beyond
-// what the kernel's own NAT costs, is one base chain (mark_in, before
-// conntrack: an inbound packet is classified by its addresses and ports,
-// since natalg must translate an FTP control packet before conntrack sees
-// it; a packet that is not TCP leaves at its first rule) and one test of
-// the conntrack mark in the forward rule of "natalg rules". Everything else
+// what the kernel's own NAT costs, is one test of the conntrack mark in the
+// forward rule of "natalg rules": one base chain, as many as the kernel's
+// own FTP setup has (raw PREROUTING, where its helper is assigned). The
+// inbound control packets are the only forwarded traffic that crosses
+// control_in, since routing delivers them to the router. Everything else
 // (the ct timeout policy, the classification of outbound control
 // connections, masquerade and the mark telling it the interface, the
 // expectation maps) runs in NAT chains, which the kernel evaluates for a
@@ -48,8 +50,11 @@ const TableName = "natalg"
 // rules of "natalg rules"; other users of the mark keep their bits: natalg
 // only ORs its bits in and tests them under a mask.
 const (
-	// MarkQueue on a packet arriving for a public address: mark_in queued
-	// it to natalg, before conntrack (natalg run's table, both modes).
+	// MarkQueue: on a packet natalg sends on from the router (split mode:
+	// an inbound control packet it translated, queued by control_in;
+	// nfq.Options.Resend), the mark of its socket; on a packet arriving
+	// for a public address, mark_in queued it to natalg, before conntrack
+	// (full mode, OneChain).
 	MarkQueue uint32 = 0x10000000
 	// MarkOutbound: "natalg rules" sets it, in a NAT chain (the first
 	// packet of a connection only), on packets leaving by the outside
@@ -70,16 +75,18 @@ const (
 	CtMarkControl uint32 = 0x20000000
 )
 
-// Hook priorities of the table's chains. mark_in runs after the kernel's
-// defragmentation (-400) and before raw PREROUTING (-300, where the
-// hairpin rules of "natalg rules" queue) and conntrack (-200); mark_out
-// (full mode) before mangle FORWARD (-150); nat_post after the NAT chains
-// at srcnat (100), among them the one of "natalg rules" that sets
-// MarkOutbound.
+// Hook priorities of the table's chains. mark_in (full mode, OneChain)
+// runs after the kernel's defragmentation (-400) and before raw PREROUTING
+// (-300, where the hairpin rules of "natalg rules" queue) and conntrack
+// (-200); control_in (split mode) before mangle INPUT (-150) and a
+// firewall's filter INPUT; mark_out (full mode) before mangle FORWARD
+// (-150); nat_post after the NAT chains at srcnat (100), among them the
+// one of "natalg rules" that sets MarkOutbound.
 const (
-	prioMarkIn  = -301
-	prioMarkOut = -151
-	prioNatPost = 101
+	prioMarkIn    = -301
+	prioControlIn = -151
+	prioMarkOut   = -151
+	prioNatPost   = 101
 )
 
 // Config is what the table translates.
@@ -403,13 +410,15 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 	cc.AddTable(t)
 	o := &objects{table: t}
 	filter := nftables.ChainTypeFilter
-	markIn := cc.AddChain(&nftables.Chain{Name: "mark_in", Table: t, Type: filter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(prioMarkIn)})
+	// mark_in: full mode and OneChain (split mode queues inbound control
+	// packets at the input hook, chain control_in).
+	var markIn *nftables.Chain
+	if cfg.Full || cfg.OneChain {
+		markIn = cc.AddChain(&nftables.Chain{Name: "mark_in", Table: t, Type: filter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(prioMarkIn)})
+	}
 	rule := func(c *nftables.Chain, e ...[]expr.Any) {
 		cc.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: cat(e...)})
 	}
-	// mark_in's verdict for the packets natalg translates: marked (for
-	// nat_pre, after natalg's verdict) and queued.
-	queueIn := cat(setMark(MarkQueue), queueTo(cfg.Inbound, nftQueue))
 	// Connection labels: the kernel gives a new conntrack entry room for
 	// labels only while some rule uses them (nf_connlabels_get, which an
 	// nft "ct label set" rule takes when it is added). natalg stores FTP
@@ -429,10 +438,11 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 		// timeouts in a filter chain after conntrack.
 		if cfg.CtTimeouts.TCPEstablished > 0 {
 			timeouts := cc.AddChain(&nftables.Chain{Name: "ct_timeout", Table: t, Type: filter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle})
-			if err := addCtTimeouts(cc, t, timeouts, cfg.CtTimeouts); err != nil {
+			if err := addCtTimeouts(cc, t, cfg.CtTimeouts, timeouts); err != nil {
 				return nil, err
 			}
 		}
+		queueIn := cat(setMark(MarkQueue), queueTo(cfg.Inbound, nftQueue))
 		for _, a := range cfg.Public {
 			fam := &families[famOf(a)]
 			rule(markIn, matchNFProto(fam), matchAddr(fam, false, netip.PrefixFrom(a, a.BitLen())), queueIn)
@@ -474,37 +484,74 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 	for _, a := range cfg.Public {
 		public[famOf(a)] = a.Unmap()
 	}
+	// queueControlIn adds to c the rules that queue the inbound FTP control
+	// packets, with verdict: to the public address of their family, from
+	// an FTP port to natalg's port range (the replies of outbound control
+	// connections; the kernel masquerades below that range) or to a
+	// forwarded FTP port (from the inside too: natalg hairpins them).
+	queueControlIn := func(c *nftables.Chain, verdict []expr.Any) {
+		for i, a := range public {
+			if !a.IsValid() {
+				continue
+			}
+			fam := &families[i]
+			host := netip.PrefixFrom(a, a.BitLen())
+			rule(c, matchNFProto(fam), matchAddr(fam, false, host), matchPortSet(true, ftpPorts),
+				matchPort(false, cfg.EnginePorts[0], cfg.EnginePorts[1]), verdict)
+			for _, f := range cfg.Forwards {
+				if cfg.isFTPForward(f) && famOf(f.Target) == i {
+					rule(c, matchNFProto(fam), matchAddr(fam, false, host), matchPort(false, f.Port, f.PortEnd), verdict)
+				}
+			}
+		}
+	}
 	tcp := matchL4(ipproto.TCP)
-	// Inbound FTP control packets are queued here, before conntrack sees
-	// them: the replies of outbound control connections (from an FTP port
-	// to natalg's port range: the kernel masquerades below it), and
-	// connections to forwarded FTP ports (from the inside too: natalg
-	// hairpins them). Every packet of the router crosses this chain, so
-	// the rules that let most packets go come first: a packet that is not
-	// TCP leaves it at the first rule; a TCP packet to a destination port
-	// no control packet has (otherPorts: every packet of a
-	// kernel-masqueraded connection in both directions, whose ports lie
-	// below natalg's, and most outbound ones) at the next one or two; one
-	// not addressed to the public address (outbound to an FTP port or to
-	// a port in natalg's range) at the rule for its family.
-	rule(markIn, []expr.Any{
+	notTCP := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: []byte{byte(ipproto.TCP)}},
 		accept,
-	})
-	// With OneChain, an outbound FTP control packet (from an inside prefix
-	// to an FTP port, or from the inside end of an FTP forward) is queued
-	// to the outbound queues here too, unless it stays inside, goes to the
-	// NAT64 prefix (natalg's TUN device) or to the public address
-	// (hairpin: raw PREROUTING of "natalg rules" queues it). natalg
-	// translates it before conntrack, as the inbound direction, and made
-	// the connection's entry with its first packet, so conntrack finds
-	// every packet of both directions in that entry, and a packet of a
-	// kernel-translated flow crosses this one chain of natalg's
-	// (bench/README.md, "one chain for both directions"). A TCP packet from
-	// the inside pays a source prefix test per inside prefix and one port
-	// set lookup here. The queue rule counts control packets only.
-	if cfg.OneChain {
+	}
+	if !cfg.OneChain {
+		// Split mode: inbound FTP control packets are queued at the input
+		// hook. The kernel leaves them untranslated, so they are addressed
+		// to the router (the public address) and routing delivers them
+		// locally, where only the router's own traffic goes: a packet of a
+		// kernel-translated flow, whose destination nf_nat has rewritten
+		// by then (or which is outbound), never crosses this chain.
+		// Conntrack has seen such a packet untranslated and made an entry
+		// for it, which is dropped with the packet: natalg drops the
+		// queued copy and sends the translated packet on from the router
+		// (nfq.Options.Resend, with MarkQueue on its socket), so conntrack
+		// meets it in the output path, where it finds the control
+		// connection's entry (nat_out marks the entry of a new connection
+		// to a forwarded FTP port). Before mangle and filter INPUT: a
+		// firewall's input policy never sees these packets.
+		controlIn := cc.AddChain(&nftables.Chain{Name: "control_in", Table: t, Type: filter, Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityRef(prioControlIn)})
+		rule(controlIn, notTCP)
+		queueControlIn(controlIn, cat([]expr.Any{&expr.Counter{}}, queueTo(cfg.Inbound, nftQueue)))
+	} else {
+		// OneChain: mark_in, before conntrack, queues the control packets
+		// of both directions: an outbound one (from an inside prefix to an
+		// FTP port, or from the inside end of an FTP forward) to the
+		// outbound queues, unless it stays inside, goes to the NAT64
+		// prefix (natalg's TUN device) or to the public address (hairpin:
+		// raw PREROUTING of "natalg rules" queues it), and an inbound one
+		// to the inbound queues. natalg translates both before conntrack
+		// and made the connection's entry with its first packet, so
+		// conntrack finds every packet of both directions in that entry
+		// (bench/README.md, "one chain for both directions"). Every packet
+		// of the router crosses this chain, so the rules that let most
+		// packets go come first: a packet that is not TCP leaves at the
+		// first rule; a TCP packet from the inside pays a source prefix
+		// test per inside prefix and one port set lookup; then a TCP
+		// packet to a destination port no control packet has (otherPorts:
+		// every packet of a kernel-masqueraded connection, whose ports lie
+		// below natalg's, and most outbound ones; after the jumps, since
+		// an FTP port without a forward is among them) leaves at the next
+		// one or two rules, one not addressed to the public address at the
+		// rule for its family. The queue rule of chain outbound counts
+		// control packets only.
+		rule(markIn, notTCP)
 		outbound := cc.AddChain(&nftables.Chain{Name: "outbound", Table: t})
 		for _, q := range cfg.notQueued() {
 			fam := &families[famOf(q.Addr())]
@@ -530,69 +577,65 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 					matchPort(true, targetPort(f, f.Port), targetPort(f, f.PortEnd)), jump)
 			}
 		}
-	}
-	// Then a TCP packet to a destination port no control packet has
-	// (neither natalg's range nor a forwarded FTP port) leaves at one of
-	// these rules, the widest range first, wherever it is addressed. (With
-	// OneChain, after the rules above: an outbound control packet goes to
-	// an FTP port that may be one of these.)
-	for _, r := range cfg.otherPorts() {
-		rule(markIn, matchPort(false, r[0], r[1]), []expr.Any{accept})
-	}
-	// Then one not addressed to the public address of its family leaves at
-	// the rule for its family.
-	for i, a := range public {
-		fam := &families[i]
-		if !a.IsValid() {
-			rule(markIn, matchNFProto(fam), []expr.Any{accept})
-			continue
+		for _, r := range cfg.otherPorts() {
+			rule(markIn, matchPort(false, r[0], r[1]), []expr.Any{accept})
 		}
-		rule(markIn, matchNFProto(fam), notAddr(fam, a), []expr.Any{accept})
-	}
-	for i, a := range public {
-		if !a.IsValid() {
-			continue
-		}
-		fam := &families[i]
-		host := netip.PrefixFrom(a, a.BitLen())
-		rule(markIn, matchNFProto(fam), matchAddr(fam, false, host), matchPortSet(true, ftpPorts),
-			matchPort(false, cfg.EnginePorts[0], cfg.EnginePorts[1]), queueIn)
-		for _, f := range cfg.Forwards {
-			if cfg.isFTPForward(f) && famOf(f.Target) == i {
-				rule(markIn, matchNFProto(fam), matchAddr(fam, false, host), matchPort(false, f.Port, f.PortEnd), queueIn)
+		for i, a := range public {
+			fam := &families[i]
+			if !a.IsValid() {
+				rule(markIn, matchNFProto(fam), []expr.Any{accept})
+				continue
 			}
+			rule(markIn, matchNFProto(fam), notAddr(fam, a), []expr.Any{accept})
 		}
+		queueControlIn(markIn, cat(setMark(MarkQueue), queueTo(cfg.Inbound, nftQueue)))
 	}
 
 	// The NAT chains: the kernel evaluates them for the first packet of a
 	// connection only (nf_nat_inet_fn, until the entry has its binding).
 	natPre := cc.AddChain(&nftables.Chain{Name: "nat_pre", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest})
 	natPost := cc.AddChain(&nftables.Chain{Name: "nat_post", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityRef(prioNatPost)})
+	// nat_out (split mode): the output path's NAT chain, for the packets
+	// natalg sends on from the router (control_in); the rules below.
+	var natOut *nftables.Chain
+	natChains := []*nftables.Chain{natPre}
+	if !cfg.OneChain {
+		natOut = cc.AddChain(&nftables.Chain{Name: "nat_out", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest})
+		// The router's own connections are left alone: the packets natalg
+		// sends carry MarkQueue (nfq.Options.Resend).
+		rule(natOut, testMark(MarkQueue, false), []expr.Any{accept})
+		natChains = append(natChains, natOut)
+	}
 	// natalg's timeouts for the entries of every connection entering the
 	// router (after conntrack made the entry, before it is confirmed: see
-	// addCtTimeouts), the queued ones too.
+	// addCtTimeouts), the queued ones too, and of the connections natalg
+	// starts from the router (nat_out).
 	if cfg.CtTimeouts.TCPEstablished > 0 {
-		if err := addCtTimeouts(cc, t, natPre, cfg.CtTimeouts); err != nil {
+		if err := addCtTimeouts(cc, t, cfg.CtTimeouts, natChains...); err != nil {
 			return nil, err
 		}
 	}
 	// The FTP control connections natalg translates get CtMarkControl,
 	// for the forward rule of "natalg rules" that queues their outbound
-	// packets, and the kernel leaves them untranslated: a connection to a
-	// forwarded FTP port or a reply to natalg's port range (queued by
-	// mark_in before conntrack, and marked), and an inside client's
-	// connection to an FTP port.
+	// packets, and the kernel leaves them untranslated: an inside client's
+	// connection to an FTP port (here), and a connection to a forwarded
+	// FTP port, whose first packet natalg sends on from the router (the
+	// output path: nat_out).
 	control := cat(setCtMark(CtMarkControl), []expr.Any{accept})
 	if cfg.OneChain {
-		// natalg queues both directions itself (mark_in) and made the
-		// entry, whose first packet still crosses the NAT chains (nf_nat
-		// runs them for an entry without a binding, one made over
-		// ctnetlink too): no control mark, which would have the forward
-		// rule of an older "natalg rules" queue the outbound packets a
-		// second time.
+		// natalg queues both directions itself (mark_in, which marks the
+		// inbound packets it queues) and made the entry, whose first
+		// packet still crosses the NAT chains (nf_nat runs them for an
+		// entry without a binding, one made over ctnetlink too): no
+		// control mark, which would have the forward rule of an older
+		// "natalg rules" queue the outbound packets a second time.
 		control = []expr.Any{accept}
+		rule(natPre, testMark(MarkQueue, true), control)
+	} else {
+		// A new connection among the packets natalg sends on from the
+		// router (to a forwarded FTP port) gets the control mark.
+		rule(natOut, control)
 	}
-	rule(natPre, testMark(MarkQueue, true), control)
 	for _, p := range cfg.Inside {
 		fam := &families[famOf(p.Addr())]
 		rule(natPre, tcp, matchNFProto(fam), matchAddr(fam, true, p), matchPortSet(false, ftpPorts), control)

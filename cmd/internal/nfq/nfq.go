@@ -43,7 +43,13 @@ type Options struct {
 	// asks (nat.Packet.CT: natalg's crash-only state), over ctnetlink,
 	// before the packet's verdict.
 	StoreCT bool
-	Log     *slog.Logger
+	// Resend are the queues whose packets were queued at the input hook,
+	// addressed to the router: an accepted packet is sent on from the
+	// router through a raw socket carrying ResendMark (resender), and the
+	// queued copy dropped.
+	Resend     []uint16
+	ResendMark uint32
+	Log        *slog.Logger
 }
 
 // Stats count what the front end saw. The queues add to them once per
@@ -60,6 +66,9 @@ type Stats struct {
 	CTStoreErrors  atomic.Uint64 // stores the kernel refused (no entry yet: the next packet tries again)
 	VerdictErrors  atomic.Uint64
 	ReadErrors     atomic.Uint64 // ENOBUFS, timeouts: counted, the reader goes on
+	Resent         atomic.Uint64 // accepted packets sent on from the router (Options.Resend)
+	TTLExpired     atomic.Uint64 // packets to be sent on whose TTL or hop limit ran out: dropped
+	ResendErrors   atomic.Uint64 // raw socket sends that failed: the packet is lost
 }
 
 // Run binds the queues and serves each with eng.Serve until ctx is done.

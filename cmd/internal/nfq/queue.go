@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -95,8 +96,9 @@ type Queue struct {
 	configuring bool
 	acked       map[uint32]error
 
-	counts counts   // added to st once per batch
-	ct     *ctStore // nil: crash-only store off (Options.StoreCT)
+	counts counts    // added to st once per batch
+	ct     *ctStore  // nil: crash-only store off (Options.StoreCT)
+	resend *resender // nil: accepted packets go back with their verdict (Options.Resend)
 
 	// the socket calls, as method values made once so that they allocate
 	// nothing: recvFn reads into rbuf, sendFn writes out
@@ -115,6 +117,7 @@ type Queue struct {
 // counts are what one batch adds to Stats.
 type counts struct {
 	received, accepted, dropped, truncated, gso, csumCompleted, csumUnverified, verdictErrors uint64
+	resent, ttlExpired, resendErrors                                                          uint64
 }
 
 func (c *counts) flush(st *Stats) {
@@ -141,6 +144,15 @@ func (c *counts) flush(st *Stats) {
 	}
 	if c.verdictErrors != 0 {
 		st.VerdictErrors.Add(c.verdictErrors)
+	}
+	if c.resent != 0 {
+		st.Resent.Add(c.resent)
+	}
+	if c.ttlExpired != 0 {
+		st.TTLExpired.Add(c.ttlExpired)
+	}
+	if c.resendErrors != 0 {
+		st.ResendErrors.Add(c.resendErrors)
 	}
 	*c = counts{}
 }
@@ -198,8 +210,11 @@ func Open(num uint16, opt Options, st *Stats) (*Queue, error) {
 			q.log.Warn("cannot set the netlink send buffer", "queue", num, "err", err)
 		}
 	})
+	resend := slices.Contains(opt.Resend, num)
 	var flags uint32
-	if opt.GSO {
+	if opt.GSO && !resend {
+		// (a queue whose packets are sent on through a raw socket gets
+		// them segmented: the socket sends no packet above the MTU)
 		flags |= nfqueue.NfQaCfgFlagGSO
 	}
 	if err := q.configure(opt.MaxQueueLen, flags); err != nil {
@@ -208,6 +223,15 @@ func Open(num uint16, opt Options, st *Stats) (*Queue, error) {
 	}
 	if opt.StoreCT {
 		if q.ct, err = openCTStore(); err != nil {
+			nf.Close()
+			return nil, fmt.Errorf("nfqueue %d: %w", num, err)
+		}
+	}
+	if resend {
+		if q.resend, err = openResender(opt.ResendMark); err != nil {
+			if q.ct != nil {
+				q.ct.close()
+			}
 			nf.Close()
 			return nil, fmt.Errorf("nfqueue %d: %w", num, err)
 		}
@@ -243,6 +267,9 @@ func (q *Queue) Close() error {
 	}
 	if q.ct != nil {
 		q.ct.close()
+	}
+	if q.resend != nil {
+		q.resend.close()
 	}
 	if err := q.nf.Close(); err != nil {
 		return fmt.Errorf("nfqueue %d: close: %w", q.num, err)
@@ -580,6 +607,23 @@ func (q *Queue) WriteBatch(ps []nat.Packet) error {
 				p.CT.Done()
 				q.st.CTStored.Add(1)
 			}
+		}
+		if q.resend != nil {
+			// The packet leaves from the router (resender); the queued
+			// copy is dropped.
+			switch err := q.resend.send(p.Out); {
+			case err == nil:
+				c.accepted++
+				c.resent++
+			case err == errTTLExpired:
+				c.dropped++
+				c.ttlExpired++
+			default:
+				c.dropped++
+				c.resendErrors++
+			}
+			q.appendVerdict(id, verdictDrop, -1)
+			continue
 		}
 		c.accepted++
 		q.appendVerdict(id, verdictAccept, len(p.Out))
