@@ -65,7 +65,7 @@ func TestRulesText(t *testing.T) {
 	if strings.Contains(text, "bypass") {
 		t.Error("rules must fail closed: no --queue-bypass")
 	}
-	// Inbound, natalg run's table queues (mark_in): no rule of these is
+	// Inbound, natalg run's table queues (control_in, mark_in): no rule of these is
 	// crossed by every inbound packet; the one MARK rule is in the NAT
 	// chain (a connection's first packet).
 	if strings.Contains(text, "PREROUTING") || strings.Count(text, "-j MARK") != 1 {

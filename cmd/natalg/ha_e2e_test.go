@@ -204,7 +204,11 @@ func newHAEnv(t *testing.T, r *e2eRun, datapath string) *haEnv {
 	// before the first packet of a failover arrives
 	for _, rt := range h.routers {
 		out, err := runIn(10*time.Second, rt.ns, "nft", "list", "table", "inet", "natalg")
-		if err != nil || !strings.Contains(out, "mark_in") || (datapath == "split" && !(strings.Contains(out, "nat_post") && strings.Contains(out, "expect4"))) {
+		inbound := "mark_in" // the chain that queues inbound packets
+		if datapath == "split" {
+			inbound = "control_in"
+		}
+		if err != nil || !strings.Contains(out, inbound) || (datapath == "split" && !(strings.Contains(out, "nat_post") && strings.Contains(out, "expect4"))) {
 			t.Fatalf("router %s: table inet natalg missing or incomplete: %v\n%s", rt.name, err, out)
 		}
 	}

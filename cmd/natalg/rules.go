@@ -40,13 +40,17 @@ const (
 //     kerneldp.MarkOutbound on that packet, just before the table's
 //     nat_post masquerades what carries it.
 //
-// Inbound, the table queues itself (chain mark_in, before conntrack, to the
-// inbound half of natalg run's --queues): it knows which packets are FTP
-// control packets, by their addresses and ports.
+// Inbound, the table queues itself (to the inbound half of natalg run's
+// --queues; split mode: chain control_in, at the input hook, where routing
+// delivers the control packets the kernel left addressed to the router;
+// full mode: chain mark_in, before conntrack): it knows which packets are
+// FTP control packets, by their addresses and ports.
 //
 // So the kernel's conntrack sees every queued flow from the inside,
 // consistently in both directions and in the inside host's sequence space
-// (natalg maps ACKs back before conntrack sees them): it neither NATs these
+// (natalg maps ACKs back before the control connection's entry sees them;
+// split mode sends an inbound packet on from the router, where conntrack
+// meets it translated, in the output path): it neither NATs these
 // flows (the table's NAT chains accept them untouched) nor marks shifted
 // sequence numbers invalid. No --queue-bypass: without natalg the queued
 // traffic stops (fail-closed).

@@ -21,7 +21,7 @@ type Queues struct{ First, Last uint16 }
 // flow's data and its ACKs always have separate readers and are
 // translated in parallel. Within each half the kernel's balancing puts
 // one direction of a flow on one queue, so its verdicts stay in order.
-// "natalg rules" (outbound) and natalg run's table (inbound, mark_in)
+// "natalg rules" (outbound) and natalg run's table (inbound, control_in or mark_in)
 // both split --queues this way.
 func SplitQueues(first, last uint16) (in, out Queues) {
 	in, out = Queues{first, last}, Queues{first, last}
