@@ -29,6 +29,90 @@ func TestSplitE2E(t *testing.T) {
 	t.Run("expectation-gone-with-control", e.expectationGoneWithControl)
 	t.Run("kernel-flows-survive-restart", func(t *testing.T) { e.kernelFlowsSurviveRestart(owner, t) })
 	t.Run("hairpin", func(t *testing.T) { e.hairpin(owner, t) })
+	t.Run("stateful-firewall", e.statefulFirewall)
+}
+
+// firewallRules is a router's stateful filter with every policy drop, and
+// the rules README.md ("The firewall rule for data connections") documents
+// for natalg: natalg's data connections by their conntrack mark (forward),
+// the packets natalg sends on from the router by their mark (output). The
+// loopback interface is open (the tests read natalg's metrics there), and
+// ICMPv6 (neighbour discovery).
+const firewallRules = `table inet natalgtestfw {
+	chain input {
+		type filter hook input priority filter; policy drop;
+		iif lo accept
+		ct state established,related accept
+		meta l4proto ipv6-icmp accept
+	}
+	chain forward {
+		type filter hook forward priority filter; policy drop;
+		ct state established,related accept
+		ct state invalid drop
+		iifname "r-in" oifname "r-out" accept
+		ct mark and 0x10000000 == 0x10000000 accept
+	}
+	chain output {
+		type filter hook output priority filter; policy drop;
+		oif lo accept
+		ct state established,related accept
+		meta l4proto ipv6-icmp accept
+		meta mark and 0x10000000 == 0x10000000 accept
+	}
+}
+`
+
+// statefulFirewall: behind a router filter whose every policy drops, with
+// the documented rules, FTP works in each mode, direction and family (the
+// inbound control packets go to natalg at the input hook before the filter
+// and leave through OUTPUT; the data connections pass by their mark);
+// without the output rule, a connection to a forwarded FTP port does not
+// (its first packet, sent on from the router, is NEW in OUTPUT).
+func (e *e2eEnv) statefulFirewall(t *testing.T) {
+	rules := filepath.Join(e.dir, "firewall.nft")
+	if err := os.WriteFile(rules, []byte(firewallRules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustIn(t, e.nsR, "nft", "-f", rules)
+	t.Cleanup(func() { runIn(10*time.Second, e.nsR, "nft", "delete", "table", "inet", "natalgtestfw") })
+	cases := []struct {
+		name, serverNS string
+		fam            int
+		clientNS, host string
+		mode           string
+	}{
+		{"snat4-active", e.nsOut, 4, e.nsIn, outHost4, "port"},
+		{"snat6-passive", e.nsOut, 6, e.nsIn, outHost6, "epsv"},
+		{"dnat4-passive", e.nsIn, 4, e.nsOut, public4, "pasv"},
+		{"dnat6-active", e.nsIn, 6, e.nsOut, public6, "eprt"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := e.startFTPD(t, "vsftpd", c.serverNS, c.fam)
+			if err := e.transfer(t, s, xfer{ns: c.clientNS, host: c.host, client: "curl", mode: c.mode, file: e.run.small}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	t.Run("dnat4-without-output-rule", func(t *testing.T) {
+		mustIn(t, e.nsR, "nft", "delete", "rule", "inet", "natalgtestfw", "output", "handle", outputMarkRuleHandle(t, e))
+		s := e.startFTPD(t, "vsftpd", e.nsIn, 4)
+		if err := e.transfer(t, s, xfer{ns: e.nsOut, host: public4, client: "curl", mode: "pasv", file: e.run.small, connect: 3 * time.Second}); err == nil {
+			t.Fatal("a connection to the forwarded FTP port got through a dropping OUTPUT filter without the mark rule")
+		}
+	})
+}
+
+// outputMarkRuleHandle returns the handle of the mark rule of the test
+// firewall's output chain.
+func outputMarkRuleHandle(t *testing.T, e *e2eEnv) string {
+	t.Helper()
+	out := mustIn(t, e.nsR, "nft", "-a", "list", "chain", "inet", "natalgtestfw", "output")
+	m := regexp.MustCompile(`meta mark & 0x10000000 == 0x10000000 accept # handle (\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no mark rule in\n%s", out)
+	}
+	return m[1]
 }
 
 // queueSequence sums the packet ids the router's queues have handed out
