@@ -55,23 +55,12 @@ type CTStore struct {
 	// Labels stores FTP control connections' sequence offsets in their
 	// connection labels (all 128 bits of those connections only).
 	Labels bool
-	// MakeEntries: natalg translates the packets of its TCP flows in both
-	// directions before conntrack sees them (the split datapath with one
-	// base chain, bench/README.md "one chain for both directions"), so
-	// conntrack alone would find no entry whose reply tuple matches the
-	// other direction and pass those packets as INVALID. The front end
-	// then makes each such flow's entry itself, with the packet that
-	// creates the flow (CTFacts.Create), and every later store is keyed by
-	// that entry's original tuple: the first packet as natalg sends it.
-	MakeEntries bool
 }
 
 // Check reports whether s can be used.
 func (s CTStore) Check() error {
 	if s.MarkMask == 0 {
-		// Entries can be made without natalg's mark in them (a restart
-		// then cannot adopt them); labels are read back only from
-		// entries that carry the mark.
+		// labels are read back only from entries that carry the mark
 		if s.Labels {
 			return errors.New("connection labels need a connection mark mask too")
 		}
@@ -102,21 +91,8 @@ func (e *Engine) SetCTStore(s CTStore) error {
 // conntrack entry of the packet's connection before the packet leaves.
 type CTFacts struct {
 	// Tuple is the entry's original tuple: the inside view (the kernel's
-	// conntrack sees natalg's flows untranslated), or with
-	// CTStore.MakeEntries the flow's first packet as natalg sent it.
+	// conntrack sees natalg's flows untranslated).
 	Tuple conntrack.Tuple
-	// Create: make the entry (CTStore.MakeEntries; the packet created the
-	// flow). Its reply tuple is Reply, the inverse of the first packet as
-	// natalg received it: what every packet of the other direction is once
-	// natalg translated it. The entry has no NAT status, so the kernel's
-	// NAT leaves it alone, and both directions' windows are tracked
-	// liberally (conntrack sees the sequence numbers natalg's ledger
-	// shifted). Established: the first packet was not a bare SYN (natalg
-	// lost the flow and meets it again mid-stream), so the entry starts
-	// established, not in SYN_SENT.
-	Create      bool
-	Established bool
-	Reply       conntrack.Tuple
 	// SetMark: store Mark under Mask (the bits outside it are the
 	// operator's and stay).
 	SetMark    bool
@@ -130,13 +106,13 @@ type CTFacts struct {
 }
 
 // Pending reports whether there is anything to store.
-func (c *CTFacts) Pending() bool { return c.Create || c.SetMark || c.SetLabels }
+func (c *CTFacts) Pending() bool { return c.SetMark || c.SetLabels }
 
 // Done records that the facts are stored, so that they are not asked for
 // again until they change. Call it once the kernel took them; without it
 // the next packet of the flow asks again.
 func (c *CTFacts) Done() {
-	if c.SetMark || c.Create {
+	if c.SetMark {
 		c.flow.MarkStored()
 	}
 	if c.SetLabels {
@@ -160,16 +136,14 @@ func (c *CTFacts) Failed() {
 // the kernel's conntrack entry of the packet's connection: the flow's kind
 // and public port until they are stored, an FTP control connection's labels
 // whenever they change. The packet that creates a flow asks nothing (its
-// conntrack entry is not in the kernel's table yet), unless the front end
-// makes the entries (CTStore.MakeEntries): then it asks for the entry of a
-// TCP flow. It allocates nothing.
+// conntrack entry is not in the kernel's table yet). It allocates nothing.
 func (e *Engine) ProcessCT(pkt []byte, now time.Time, facts *CTFacts) (Verdict, []byte) {
 	*facts = CTFacts{}
 	var c counts
 	v, out, _ := e.process(pkt, now.UnixNano(), nil, &c, nil, facts)
 	c.flush(&e.Stats)
 	if v != Accept {
-		facts.Create, facts.SetMark, facts.SetLabels = false, false, false
+		facts.SetMark, facts.SetLabels = false, false
 	}
 	return v, out
 }
@@ -203,14 +177,9 @@ func (e *Engine) markValue(f *conntrack.Flow) uint32 {
 }
 
 // kernelTuple returns the original tuple of f's entry in the kernel's
-// conntrack: the inside view, or with CTStore.MakeEntries the flow's first
-// packet as natalg sent it (the reverse of the reply tuple, for every
-// kind).
+// conntrack: the inside view.
 func (e *Engine) kernelTuple(f *conntrack.Flow) conntrack.Tuple {
 	o, r := &f.Tuples[conntrack.Original], &f.Tuples[conntrack.Reply]
-	if e.ct.MakeEntries {
-		return r.Reverse()
-	}
 	if kindOf(f) == kindSNAT {
 		return *o
 	}
@@ -220,21 +189,12 @@ func (e *Engine) kernelTuple(f *conntrack.Flow) conntrack.Tuple {
 // ctFacts fills facts for a packet of f (x: its FTP gateway, or nil).
 // f is locked when x is not nil.
 func (e *Engine) ctFacts(f *conntrack.Flow, x *ftpFlow, facts *CTFacts) {
-	if facts == nil || e.ct.MarkMask == 0 && !e.ct.MakeEntries {
+	if facts == nil || e.ct.MarkMask == 0 {
 		return
 	}
 	if !f.Stored() {
-		if m := e.markValue(f); m != 0 && e.ct.MarkMask != 0 {
+		if m := e.markValue(f); m != 0 {
 			facts.SetMark, facts.Mark, facts.Mask = true, m, e.ct.MarkMask
-		}
-		// The first store makes the entry, of every TCP flow natalg
-		// translates (hairpinned ones too, which carry no mark). A later
-		// try (the first one failed) makes it too, or updates the one
-		// that is there: the front end asks the kernel to create without
-		// NLM_F_EXCL.
-		if e.ct.MakeEntries && f.Proto() == ipproto.TCP {
-			facts.Create, facts.Reply = true, f.Tuples[conntrack.Original].Reverse()
-			facts.Established = f.State() != conntrack.TCPSynSent
 		}
 	}
 	if x != nil && e.ct.Labels {

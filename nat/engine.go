@@ -183,12 +183,8 @@ func (e *Engine) process(pkt []byte, now int64, hint *conntrack.Hint, c *counts,
 	if f == nil {
 		// A new flow: its conntrack entry is not in the kernel's table
 		// yet (unconfirmed, or not made at all before an inbound packet's
-		// translation): its facts are stored with a later packet. Unless
-		// the front end makes the entries of TCP flows: then this packet
-		// asks for it (ctFacts).
-		if !e.ct.MakeEntries || p.Proto != ipproto.TCP {
-			facts = nil
-		}
+		// translation): its facts are stored with a later packet.
+		facts = nil
 		var dr DropReason
 		switch {
 		case outbound && p.Dst == e.public[familyOf(p.Dst)]:

@@ -52,7 +52,7 @@ func TestConfigFileAndOverride(t *testing.T) {
 }
 
 func TestRulesText(t *testing.T) {
-	text := rulesText("veth-in", "veth-out", "0-3", 0, 3, true)
+	text := rulesText("veth-in", "veth-out", "0-3", 0, 3)
 	for _, want := range []string{
 		"*mangle\n:NATALG-OUT - [0:0]\n-A FORWARD -i veth-in -o veth-out -m connmark --mark 0x20000000/0x20000000 -j NATALG-OUT\n" +
 			"-A NATALG-OUT -j NFQUEUE --queue-balance 2:3\nCOMMIT\n",
@@ -71,7 +71,7 @@ func TestRulesText(t *testing.T) {
 	if strings.Contains(text, "PREROUTING") || strings.Count(text, "-j MARK") != 1 {
 		t.Errorf("a per-packet inbound or MARK rule:\n%s", text)
 	}
-	if one := rulesText("a", "b", "5", 5, 5, true); !strings.Contains(one, "NFQUEUE --queue-num 5") {
+	if one := rulesText("a", "b", "5", 5, 5); !strings.Contains(one, "NFQUEUE --queue-num 5") {
 		t.Errorf("single queue: %s", one)
 	}
 	code, _, stderr := runCmd(t, "rules", "--inside-if", "a", "--outside-if", "a")

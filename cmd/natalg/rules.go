@@ -54,10 +54,7 @@ const (
 // flows (the table's NAT chains accept them untouched) nor marks shifted
 // sequence numbers invalid. No --queue-bypass: without natalg the queued
 // traffic stops (fail-closed).
-//
-// Without outbound (natalg run --one-chain queues the outbound control
-// packets itself, in mark_in) the mangle FORWARD rule is left out.
-func rulesText(inside, outside, queues string, lo, hi uint16, outbound bool) string {
+func rulesText(inside, outside, queues string, lo, hi uint16) string {
 	_, out := kerneldp.SplitQueues(lo, hi)
 	target := fmt.Sprintf("NFQUEUE --queue-balance %d:%d", out.First, out.Last)
 	if out.First == out.Last {
@@ -65,10 +62,8 @@ func rulesText(inside, outside, queues string, lo, hi uint16, outbound bool) str
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# natalg rules: inside %s, outside %s, queues %s\n", inside, outside, queues)
-	if outbound {
-		fmt.Fprintf(&b, "*mangle\n:%s - [0:0]\n-A FORWARD -i %s -o %s -m connmark --mark %#x/%#x -j %s\n-A %s -j %s\nCOMMIT\n",
-			chainOut, inside, outside, kerneldp.CtMarkControl, kerneldp.CtMarkControl, chainOut, chainOut, target)
-	}
+	fmt.Fprintf(&b, "*mangle\n:%s - [0:0]\n-A FORWARD -i %s -o %s -m connmark --mark %#x/%#x -j %s\n-A %s -j %s\nCOMMIT\n",
+		chainOut, inside, outside, kerneldp.CtMarkControl, kerneldp.CtMarkControl, chainOut, chainOut, target)
 	fmt.Fprintf(&b, "*nat\n:%s - [0:0]\n-A POSTROUTING -o %s -j %s\n-A %s -j MARK --or-mark %#x\nCOMMIT\n",
 		chainPost, outside, chainPost, chainPost, kerneldp.MarkOutbound)
 	return b.String()
@@ -215,7 +210,6 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 		public = append(public, a.Unmap())
 		return nil
 	})
-	oneChain := fs.Bool("one-chain", false, "for natalg run --one-chain, which queues the outbound control packets itself: no outbound queue rule in FORWARD")
 	defrag := fs.Bool("defrag", true, "have the kernel reassemble fragments before natalg sees them (chain "+chainDefrag+"; see README)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -246,7 +240,7 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	lo, hi := qs[0], qs[len(qs)-1]
-	text := rulesText(*inside, *outside, *queues, lo, hi, !*oneChain)
+	text := rulesText(*inside, *outside, *queues, lo, hi)
 	hairpin := [2]string{hairpinText(*inside, public, false, lo, hi), hairpinText(*inside, public, true, lo, hi)}
 	if !*apply && !*remove {
 		if *backend != "xt" {
@@ -308,10 +302,10 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "natalg rules: remove table inet %s: %v\n", kerneldp.QueueTableName, err)
 		return 1
 	}
-	// accept_local: for hairpinning (RFC 4787 REQ-9a) and for natalg run
-	// --one-chain, which translates outbound control packets before
-	// routing, so they arrive with the public address as source.
-	if *apply {
+	// accept_local: for hairpinning (RFC 4787 REQ-9a), which translates
+	// packets before routing, so they arrive with the public address, a
+	// local one, as source.
+	if *apply && slices.ContainsFunc(public, netip.Addr.Is4) {
 		if err := acceptLocal(*inside); err != nil {
 			fmt.Fprintf(stderr, "natalg rules: %v\n", err)
 			return 1
@@ -321,14 +315,9 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case *apply && *backend == "nft":
 		_, out := kerneldp.SplitQueues(lo, hi)
-		if err := kerneldp.ApplyQueueTable(*inside, *outside, out, !*oneChain); err != nil {
+		if err := kerneldp.ApplyQueueTable(*inside, *outside, out); err != nil {
 			fmt.Fprintf(stderr, "natalg rules: %v (use --queue-backend xt)\n", err)
 			return 1
-		}
-		if *oneChain {
-			fmt.Fprintf(stdout, "installed table inet %s: the outside interface %s marked for natalg run's masquerade (no outbound queue: --one-chain)\n%s",
-				kerneldp.QueueTableName, *outside, hairpinNote)
-			break
 		}
 		fmt.Fprintf(stdout, "installed table inet %s (nft queue expression): outbound %s -> %s to queues %d-%d\n%s",
 			kerneldp.QueueTableName, *inside, *outside, out.First, out.Last, hairpinNote)

@@ -52,7 +52,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	enginePorts := fs.String("ports", "", "natalg's public ports MIN-MAX (default: 49152-65535 in split mode, 1024-65535 in full mode)")
 	kernelPorts := fs.String("kernel-ports", "1024-49151", "split mode: the ports the kernel masquerades TCP and UDP source ports of 1024 and above into (must not overlap --ports)")
 	ctMarkMask := fs.String("ct-mark-mask", fmt.Sprintf("%#08x", nat.DefaultCTMarkMask), "connection mark bits natalg owns (one run of 20 bits or more): each flow's kind and public port are stored there, so a restarted natalg rebuilds its table from the kernel (crash-only); 0: off")
-	oneChain := fs.Bool("one-chain", false, "split mode, experimental (not the default): natalg's prerouting chain (mark_in) queues the outbound FTP control packets too, before conntrack, and natalg makes their conntrack entries, so a packet of a kernel-translated flow crosses one chain of natalg's, not two; pair it with natalg rules --one-chain. conntrackd does not carry these entries to an HA peer whole (see README, \"Against the kernel\")")
 	ctLabelBits := fs.Int("ct-label-bits", 128, "connection label bits natalg owns on the FTP control connections it translates: 128 stores their sequence offsets there (crash-only), 0: off")
 	var n64 nat64Flags
 	n64.register(fs)
@@ -97,14 +96,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "natalg run: %v\n", err)
 			return 2
 		}
-		// the inbound half of the queues, as "natalg rules" splits them,
-		// and with --one-chain the outbound half too
-		kcfg.Inbound, kcfg.Outbound = kerneldp.SplitQueues(qs[0], qs[len(qs)-1])
-		kcfg.OneChain = *oneChain
-	}
-	if *oneChain && (!useNFQ || kcfg.Full) {
-		fmt.Fprintln(stderr, "natalg run: --one-chain is for the split datapath")
-		return 2
+		// the inbound half of the queues, as "natalg rules" splits them
+		kcfg.Inbound, _ = kerneldp.SplitQueues(qs[0], qs[len(qs)-1])
 	}
 	eng, err := nat.New(cfg)
 	if err != nil {
@@ -112,10 +105,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	ctStore, err := parseCTStore(*ctMarkMask, *ctLabelBits)
-	// --one-chain: natalg translates both directions of a control
-	// connection before conntrack and makes its entry (with natalg's mark
-	// when --ct-mark-mask is on)
-	ctStore.MakeEntries = *oneChain
 	if err == nil {
 		err = eng.SetCTStore(ctStore)
 	}
@@ -314,8 +303,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	if useNFQ {
 		opt := nfq.Options{Queues: qs, MaxQueueLen: uint32(*queueLen), ReadBuffer: *rcvbuf, GSO: *gso,
-			StoreCT: ctStore.MarkMask != 0 || ctStore.MakeEntries, Log: log}
-		if !kcfg.Full && !kcfg.OneChain {
+			StoreCT: ctStore.MarkMask != 0, Log: log}
+		if !kcfg.Full {
 			// split mode: control_in queues the inbound control packets at
 			// the input hook; natalg sends them on from the router
 			for q := uint32(kcfg.Inbound.First); q <= uint32(kcfg.Inbound.Last); q++ {
@@ -353,7 +342,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 // port range (strict in split mode, where the kernel masquerades below it)
 // and returns the kernel table's configuration.
 func kernelConfig(nf *natFlags, cfg *nat.Config, datapath, enginePorts, kernelPorts string) (kerneldp.Config, error) {
-	k := kerneldp.Config{Inside: cfg.Inside, Public: cfg.Public, Forwards: cfg.Forwards, NAT64Prefix: cfg.NAT64Prefix, CtTimeouts: cfg.Conntrack.Timeouts}
+	k := kerneldp.Config{Inside: cfg.Inside, Public: cfg.Public, Forwards: cfg.Forwards, CtTimeouts: cfg.Conntrack.Timeouts}
 	switch datapath {
 	case "split":
 	case "full":

@@ -7,8 +7,6 @@
 #   split   natalg run (default --datapath split): FTP control through
 #           natalg, everything else in the kernel (table inet natalg)
 #   full    natalg run --datapath full: every packet through natalg
-#   split1  split with --one-chain (natalg run and natalg rules): outbound
-#           control packets queued by mark_in too, no forward chain
 #
 # Rows (each measured in every mode, every round; the order of the modes
 # rotates each round):
@@ -36,8 +34,7 @@
 #                    forwarding runs too, is the same every run; AFFINITY=
 #                    to let the scheduler choose)
 #   MODES="..."      the modes, kernel first (default "kernel split full";
-#                    "kernel split" gives split twice the rounds in the time;
-#                    split1 is split --one-chain)
+#                    "kernel split" gives split twice the rounds in the time)
 #
 # The client is inside (198.18.0.2), vsftpd and iperf3 -s outside
 # (198.19.0.2): SNAT. Each download is checked by SHA-256. Between runs the
@@ -97,14 +94,12 @@ nat_on() {
 	case $1 in
 	kernel) kernel_nat_on ;;
 	split | full) natalg_rules_on >/dev/null; natalg_start --datapath "$1" ;;
-	split1) NATALG_RULES+=(--one-chain); natalg_rules_on >/dev/null; natalg_start --datapath split --one-chain ;;
 	esac
 }
 nat_off() {
 	case $1 in
 	kernel) kernel_nat_off ;;
 	split | full) natalg_stop; natalg_rules_off >/dev/null ;;
-	split1) natalg_stop; natalg_rules_off >/dev/null; unset 'NATALG_RULES[-1]' ;;
 	esac
 	drop_empty_tables
 }
@@ -169,7 +164,7 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (N
 
 read -r -a MODES <<<"${MODES:-kernel split full}"
 [[ ${MODES[0]:-} == kernel ]] || die "MODES must start with kernel"
-for m in "${MODES[@]}"; do [[ $m == kernel || $m == split || $m == split1 || $m == full ]] || die "MODES: $m is not kernel, split, split1 or full"; done
+for m in "${MODES[@]}"; do [[ $m == kernel || $m == split || $m == full ]] || die "MODES: $m is not kernel, split or full"; done
 NM=${#MODES[@]}
 declare -A RES
 SUMMARY=()
@@ -205,14 +200,11 @@ for row in $ROWS; do
 		ahead=$(paste -d' ' <(vals "$1") <(vals kernel) | awk '$2 > 0 { n++; if ($1 >= $2) a++ } END { printf "%d/%d", a, n }')
 		printf '%s, ahead in %s' "$m" "$ahead"
 	}
-	mk=$(med kernel) ms=$(med split) mf=$(med full) m1=$(med split1)
+	mk=$(med kernel) ms=$(med split) mf=$(med full)
 	unit="MB/s"
 	[[ $row == iperf3-udp-* ]] && unit="packets/s"
 	s=$(printf '%-17s kernel %10s  split %10s  full %10s %-9s  split/kernel %s (paired %s)  full/kernel %s (paired %s)' \
 		"$row" "$mk" "${ms:--}" "${mf:--}" "$unit" "$(ratio "$ms" "$mk")" "$(paired split)" "$(ratio "$mf" "$mk")" "$(paired full)")
-	if [[ -n $m1 ]]; then
-		s+=$(printf '  split1 %s: split1/kernel %s (paired %s)' "$m1" "$(ratio "$m1" "$mk")" "$(paired split1)")
-	fi
 	echo "median: $s"
 	SUMMARY+=("$s")
 done

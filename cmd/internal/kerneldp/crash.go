@@ -86,12 +86,9 @@ func Rebuild(eng *nat.Engine, d *Datapath, log *slog.Logger) (nat.AdoptStats, er
 
 // kernelFlow converts a conntrack entry. The inside view nat.Adopt reads
 // is the original tuple's destination and the reply tuple's destination as
-// the source: the same as the original tuple for an entry conntrack made
-// itself (natalg translates after it, or only the inbound direction before
-// it), and the inside endpoint for an entry natalg made
-// (nat.CTStore.MakeEntries), whose original tuple is the first packet as
-// natalg sent it (public:P -> server:21 for an outbound control
-// connection) and whose reply tuple leads back to the inside host.
+// the source: the original tuple itself, for conntrack sees natalg's
+// connections untranslated (natalg translates outbound packets after it,
+// inbound ones before it meets them in the control connection's entry).
 func kernelFlow(f *ct.Flow) nat.KernelFlow {
 	o, r := f.TupleOrig, f.TupleReply
 	kf := nat.KernelFlow{

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os/exec"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -54,23 +53,6 @@ func TestConfigCheck(t *testing.T) {
 		if got := ftp.isFTPForward(mustForward(t, s)); got != want {
 			t.Errorf("isFTPForward(%s) = %v, want %v", s, got, want)
 		}
-	}
-}
-
-// TestOtherPorts: mark_in lets a packet go early when its destination
-// port is neither natalg's nor a forwarded FTP port; the ranges it tests
-// are exactly the complement, widest first.
-func TestOtherPorts(t *testing.T) {
-	c := Config{FTPPorts: []uint16{21}, EnginePorts: [2]uint16{49152, 65535},
-		Forwards: []nat.Forward{mustForward(t, "tcp:21=198.18.0.2:21"), mustForward(t, "tcp:2121=198.18.0.3:21"), mustForward(t, "tcp:8080=198.18.0.3:80")}}
-	got := c.otherPorts()
-	want := [][2]uint16{{2122, 49151}, {22, 2120}, {0, 20}}
-	if !slices.Equal(got, want) {
-		t.Fatalf("otherPorts = %v, want %v", got, want)
-	}
-	c = Config{EnginePorts: [2]uint16{1024, 65535}}
-	if got := c.otherPorts(); !slices.Equal(got, [][2]uint16{{0, 1023}}) {
-		t.Fatalf("otherPorts without forwards = %v", got)
 	}
 }
 
@@ -282,7 +264,7 @@ func TestQueueTable(t *testing.T) {
 		t.Fatal("the kernel queues from no nft rule: neither nft_queue nor xt's NFQUEUE through nft_compat")
 	}
 	t.Logf("nft queue expression: %v", QueueSupported())
-	if err := ApplyQueueTable("r-in", "r-out", Queues{1, 1}, true); err != nil {
+	if err := ApplyQueueTable("r-in", "r-out", Queues{1, 1}); err != nil {
 		t.Fatal(err)
 	}
 	list := func() string {
@@ -293,55 +275,5 @@ func TestQueueTable(t *testing.T) {
 		`type nat hook postrouting priority srcnat;`, `oifname "r-out" meta mark set meta mark | 0x20000000`)
 	if err := RemoveQueueTable(); err != nil || strings.Contains(list(), "chain") {
 		t.Fatalf("RemoveQueueTable: %v\n%s", err, list())
-	}
-}
-
-// TestOneChainTable: with OneChain, mark_in sends outbound FTP control
-// packets (from an inside prefix to an FTP port, from the inside end of an
-// FTP forward) to chain outbound, which queues them to the outbound queues
-// unless they stay inside, go to the NAT64 prefix (the TUN device's) or
-// to the public address; nat_pre sets no control mark.
-func TestOneChainTable(t *testing.T) {
-	netnstest.Enter(t)
-	cfg := Config{
-		Inside:      []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16"), netip.MustParsePrefix("fd00:18::/64")},
-		Public:      []netip.Addr{netip.MustParseAddr("198.19.100.100"), netip.MustParseAddr("2001:db8:19::100")},
-		Forwards:    []nat.Forward{mustForward(t, "tcp:21=198.18.0.2:2121")},
-		FTPPorts:    []uint16{21},
-		EnginePorts: [2]uint16{49152, 65535}, KernelPorts: [2]uint16{1024, 49151},
-		Inbound: Queues{2, 3}, Outbound: Queues{4, 5}, OneChain: true,
-		NAT64Prefix: netip.MustParsePrefix("2001:db8:64::/96"),
-	}
-	table := openTable(t, cfg)
-	// The outbound control packets are sent to chain outbound before the
-	// rules that accept packets by destination port: without an FTP
-	// forward on it, an FTP port is among those ports.
-	tableInOrder(t, table,
-		"chain mark_in {",
-		"meta l4proto != tcp accept",
-		"ip saddr 198.18.0.0/16 th dport @ftp_ports jump outbound",
-		"ip6 saddr fd00:18::/64 th dport @ftp_ports jump outbound",
-		"ip saddr 198.18.0.2 th sport 2121 jump outbound",
-		"th dport 22-49151 accept",
-		"ip daddr != 198.19.100.100 accept",
-		"ip daddr 198.19.100.100 th sport @ftp_ports th dport 49152-65535 meta mark set meta mark | 0x10000000 queue to 2-3",
-		"}",
-	)
-	if strings.Contains(table, "control_in") || strings.Contains(table, "nat_out") {
-		t.Errorf("one-chain mode has split mode's input chains:\n%s", table)
-	}
-	tableHas(t, table,
-		"ip daddr 198.18.0.0/16 accept",
-		"ip6 daddr 2001:db8:64::/96 accept",
-		"ip daddr 198.19.100.100 accept",
-		"counter packets 0 bytes 0 queue to 4-5",
-		"meta mark & 0x10000000 != 0x00000000 accept",
-		"ip saddr 198.18.0.0/16 tcp dport @ftp_ports accept",
-	)
-	if strings.Contains(table, "ct mark set ct mark | 0x20000000") {
-		t.Errorf("one-chain mode sets the control mark:\n%s", table)
-	}
-	if n := strings.Count(table, "type filter hook"); n != 1 {
-		t.Errorf("%d filter base chains, want 1 (mark_in):\n%s", n, table)
 	}
 }

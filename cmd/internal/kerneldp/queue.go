@@ -75,10 +75,7 @@ func queueTo(qs Queues, nftQueue bool) []expr.Any {
 // interface. It queues with nft's queue expression where the kernel has
 // it, else with xt's NFQUEUE target (queueTo), and fails on a kernel with
 // neither (QueueTableSupported).
-//
-// Without outbound (natalg run --one-chain queues the outbound control
-// packets in its own mark_in), the table has the NAT chain only.
-func ApplyQueueTable(inside, outside string, out Queues, outbound bool) error {
+func ApplyQueueTable(inside, outside string, out Queues) error {
 	cc, err := nftables.New()
 	if err != nil {
 		return err
@@ -92,11 +89,9 @@ func ApplyQueueTable(inside, outside string, out Queues, outbound bool) error {
 	rule := func(c *nftables.Chain, e ...[]expr.Any) {
 		cc.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: cat(e...)})
 	}
-	if outbound {
-		chOut := cc.AddChain(&nftables.Chain{Name: "outbound", Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityMangle})
-		rule(chOut, testCtMark(CtMarkControl), matchIfname(true, inside), matchIfname(false, outside),
-			[]expr.Any{&expr.Counter{}}, queueTo(out, QueueSupported()))
-	}
+	chOut := cc.AddChain(&nftables.Chain{Name: "outbound", Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityMangle})
+	rule(chOut, testCtMark(CtMarkControl), matchIfname(true, inside), matchIfname(false, outside),
+		[]expr.Any{&expr.Counter{}}, queueTo(out, QueueSupported()))
 	rule(chPost, matchIfname(false, outside), setMark(MarkOutbound))
 	if err := cc.Flush(); err != nil {
 		return fmt.Errorf("kerneldp: table inet %s (nft queue): %w", QueueTableName, err)

@@ -31,7 +31,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -54,7 +53,7 @@ const (
 	// an inbound control packet it translated, queued by control_in;
 	// nfq.Options.Resend), the mark of its socket; on a packet arriving
 	// for a public address, mark_in queued it to natalg, before conntrack
-	// (full mode, OneChain).
+	// (full mode).
 	MarkQueue uint32 = 0x10000000
 	// MarkOutbound: "natalg rules" sets it, in a NAT chain (the first
 	// packet of a connection only), on packets leaving by the outside
@@ -75,7 +74,7 @@ const (
 	CtMarkControl uint32 = 0x20000000
 )
 
-// Hook priorities of the table's chains. mark_in (full mode, OneChain)
+// Hook priorities of the table's chains. mark_in (full mode)
 // runs after the kernel's defragmentation (-400) and before raw PREROUTING
 // (-300, where the hairpin rules of "natalg rules" queue) and conntrack
 // (-200); control_in (split mode) before mangle INPUT (-150) and a
@@ -105,20 +104,9 @@ type Config struct {
 	// masquerades TCP and UDP source ports of 1024 and up into. They must
 	// not overlap.
 	EnginePorts, KernelPorts [2]uint16
-	// Inbound are the queues mark_in queues to (the inbound half of
-	// natalg run's --queues, SplitQueues).
+	// Inbound are the queues control_in (split) or mark_in (full) queues
+	// to (the inbound half of natalg run's --queues, SplitQueues).
 	Inbound Queues
-	// OneChain (split mode, natalg run --one-chain): mark_in queues the
-	// outbound FTP control packets too, to Outbound (the outbound half of
-	// the queues), before conntrack, and natalg makes their conntrack
-	// entries (nat.CTStore.MakeEntries), without CtMarkControl, so that no
-	// forward rule queues them (natalg rules --one-chain installs none).
-	OneChain bool
-	Outbound Queues
-	// NAT64Prefix, when valid, is natalg's NAT64 prefix (RFC 6052): its
-	// packets are routed to natalg's TUN device, which translates them,
-	// so neither datapath queues a packet addressed to it.
-	NAT64Prefix netip.Prefix
 	// CtTimeouts, when set (TCPEstablished > 0), are applied to the
 	// kernel's conntrack entries through ct timeout objects (addCtTimeouts).
 	CtTimeouts conntrack.Timeouts
@@ -139,53 +127,12 @@ func (c *Config) isFTPForward(f nat.Forward) bool {
 	return false
 }
 
-// otherPorts are the destination ports no inbound FTP control packet has:
-// the complement of natalg's port range and the public ports of the FTP
-// forwards, as ranges, widest first.
-func (c *Config) otherPorts() [][2]uint16 {
-	var control [65536]bool
-	for p := int(c.EnginePorts[0]); p <= int(c.EnginePorts[1]); p++ {
-		control[p] = true
-	}
-	for _, f := range c.Forwards {
-		if c.isFTPForward(f) {
-			for p := int(f.Port); p <= int(f.PortEnd); p++ {
-				control[p] = true
-			}
-		}
-	}
-	var out [][2]uint16
-	for p := 0; p < len(control); {
-		if control[p] {
-			p++
-			continue
-		}
-		lo := p
-		for p < len(control) && !control[p] {
-			p++
-		}
-		out = append(out, [2]uint16{uint16(lo), uint16(p - 1)})
-	}
-	slices.SortStableFunc(out, func(a, b [2]uint16) int { return int(b[1]-b[0]) - int(a[1]-a[0]) })
-	return out
-}
-
 // targetPort is the inside port forward f sends public port p to.
 func targetPort(f nat.Forward, p uint16) uint16 {
 	if f.TargetPort == 0 {
 		return p
 	}
 	return f.TargetPort + (p - f.Port)
-}
-
-// notQueued returns the destinations an outbound control packet from an
-// inside prefix is not queued for (OneChain): the inside prefixes (it stays
-// inside) and the NAT64 prefix (the TUN device translates it).
-func (c *Config) notQueued() []netip.Prefix {
-	if !c.NAT64Prefix.IsValid() {
-		return c.Inside
-	}
-	return append(slices.Clip(c.Inside), c.NAT64Prefix)
 }
 
 // check validates c.
@@ -278,14 +225,6 @@ func matchAddr(fam *family, src bool, p netip.Prefix) []expr.Any {
 		e = append(e, &expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: fam.addrLen, Mask: m, Xor: make([]byte, fam.addrLen)})
 	}
 	return append(e, &expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: p.Addr().AsSlice()})
-}
-
-// notAddr matches packets whose destination address is not a.
-func notAddr(fam *family, a netip.Addr) []expr.Any {
-	return []expr.Any{
-		&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: fam.dstOff, Len: fam.addrLen},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: a.AsSlice()},
-	}
 }
 
 // matchPort matches the source (src) or destination port in [lo, hi].
@@ -400,8 +339,8 @@ type objects struct {
 // expectation installed by an earlier natalg (that crashed) is neither
 // lost nor ever absent; Sync then adopts them.
 //
-// nftQueue: the kernel has nft's queue expression (else mark_in queues
-// with xt's NFQUEUE target, see queueTo).
+// nftQueue: the kernel has nft's queue expression (else control_in and
+// mark_in queue with xt's NFQUEUE target, see queueTo).
 func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetElement, nftQueue bool) (*objects, error) {
 	t := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
 	if exists {
@@ -410,12 +349,6 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 	cc.AddTable(t)
 	o := &objects{table: t}
 	filter := nftables.ChainTypeFilter
-	// mark_in: full mode and OneChain (split mode queues inbound control
-	// packets at the input hook, chain control_in).
-	var markIn *nftables.Chain
-	if cfg.Full || cfg.OneChain {
-		markIn = cc.AddChain(&nftables.Chain{Name: "mark_in", Table: t, Type: filter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(prioMarkIn)})
-	}
 	rule := func(c *nftables.Chain, e ...[]expr.Any) {
 		cc.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: cat(e...)})
 	}
@@ -442,6 +375,7 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 				return nil, err
 			}
 		}
+		markIn := cc.AddChain(&nftables.Chain{Name: "mark_in", Table: t, Type: filter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(prioMarkIn)})
 		queueIn := cat(setMark(MarkQueue), queueTo(cfg.Inbound, nftQueue))
 		for _, a := range cfg.Public {
 			fam := &families[famOf(a)]
@@ -484,134 +418,62 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 	for _, a := range cfg.Public {
 		public[famOf(a)] = a.Unmap()
 	}
-	// queueControlIn adds to c the rules that queue the inbound FTP control
-	// packets, with verdict: to the public address of their family, from
-	// an FTP port to natalg's port range (the replies of outbound control
-	// connections; the kernel masquerades below that range) or to a
-	// forwarded FTP port (from the inside too: natalg hairpins them).
-	queueControlIn := func(c *nftables.Chain, verdict []expr.Any) {
-		for i, a := range public {
-			if !a.IsValid() {
-				continue
-			}
-			fam := &families[i]
-			host := netip.PrefixFrom(a, a.BitLen())
-			rule(c, matchNFProto(fam), matchAddr(fam, false, host), matchPortSet(true, ftpPorts),
-				matchPort(false, cfg.EnginePorts[0], cfg.EnginePorts[1]), verdict)
-			for _, f := range cfg.Forwards {
-				if cfg.isFTPForward(f) && famOf(f.Target) == i {
-					rule(c, matchNFProto(fam), matchAddr(fam, false, host), matchPort(false, f.Port, f.PortEnd), verdict)
-				}
-			}
-		}
-	}
 	tcp := matchL4(ipproto.TCP)
-	notTCP := []expr.Any{
+	// Inbound FTP control packets are queued at the input hook. The kernel
+	// leaves them untranslated, so they are addressed to the router (the
+	// public address) and routing delivers them locally, where only the
+	// router's own traffic goes: a packet of a kernel-translated flow,
+	// whose destination nf_nat has rewritten by then (or which is
+	// outbound), never crosses this chain. Conntrack has seen such a
+	// packet untranslated and made an entry for it, which is dropped with
+	// the packet: natalg drops the queued copy and sends the translated
+	// packet on from the router (nfq.Options.Resend, with MarkQueue on its
+	// socket), so conntrack meets it in the output path, where it finds the
+	// control connection's entry (nat_out marks the entry of a new
+	// connection to a forwarded FTP port). Before mangle and filter INPUT:
+	// a firewall's input policy never sees these packets. Queued: to the
+	// public address of their family, from an FTP port to natalg's port
+	// range (the replies of outbound control connections; the kernel
+	// masquerades below that range), or to a forwarded FTP port (from the
+	// inside too: natalg hairpins them).
+	controlIn := cc.AddChain(&nftables.Chain{Name: "control_in", Table: t, Type: filter, Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityRef(prioControlIn)})
+	rule(controlIn, []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: []byte{byte(ipproto.TCP)}},
 		accept,
-	}
-	if !cfg.OneChain {
-		// Split mode: inbound FTP control packets are queued at the input
-		// hook. The kernel leaves them untranslated, so they are addressed
-		// to the router (the public address) and routing delivers them
-		// locally, where only the router's own traffic goes: a packet of a
-		// kernel-translated flow, whose destination nf_nat has rewritten
-		// by then (or which is outbound), never crosses this chain.
-		// Conntrack has seen such a packet untranslated and made an entry
-		// for it, which is dropped with the packet: natalg drops the
-		// queued copy and sends the translated packet on from the router
-		// (nfq.Options.Resend, with MarkQueue on its socket), so conntrack
-		// meets it in the output path, where it finds the control
-		// connection's entry (nat_out marks the entry of a new connection
-		// to a forwarded FTP port). Before mangle and filter INPUT: a
-		// firewall's input policy never sees these packets.
-		controlIn := cc.AddChain(&nftables.Chain{Name: "control_in", Table: t, Type: filter, Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityRef(prioControlIn)})
-		rule(controlIn, notTCP)
-		queueControlIn(controlIn, cat([]expr.Any{&expr.Counter{}}, queueTo(cfg.Inbound, nftQueue)))
-	} else {
-		// OneChain: mark_in, before conntrack, queues the control packets
-		// of both directions: an outbound one (from an inside prefix to an
-		// FTP port, or from the inside end of an FTP forward) to the
-		// outbound queues, unless it stays inside, goes to the NAT64
-		// prefix (natalg's TUN device) or to the public address (hairpin:
-		// raw PREROUTING of "natalg rules" queues it), and an inbound one
-		// to the inbound queues. natalg translates both before conntrack
-		// and made the connection's entry with its first packet, so
-		// conntrack finds every packet of both directions in that entry
-		// (bench/README.md, "one chain for both directions"). Every packet
-		// of the router crosses this chain, so the rules that let most
-		// packets go come first: a packet that is not TCP leaves at the
-		// first rule; a TCP packet from the inside pays a source prefix
-		// test per inside prefix and one port set lookup; then a TCP
-		// packet to a destination port no control packet has (otherPorts:
-		// every packet of a kernel-masqueraded connection, whose ports lie
-		// below natalg's, and most outbound ones; after the jumps, since
-		// an FTP port without a forward is among them) leaves at the next
-		// one or two rules, one not addressed to the public address at the
-		// rule for its family. The queue rule of chain outbound counts
-		// control packets only.
-		rule(markIn, notTCP)
-		outbound := cc.AddChain(&nftables.Chain{Name: "outbound", Table: t})
-		for _, q := range cfg.notQueued() {
-			fam := &families[famOf(q.Addr())]
-			rule(outbound, matchNFProto(fam), matchAddr(fam, false, q), []expr.Any{accept})
+	})
+	queueIn := cat([]expr.Any{&expr.Counter{}}, queueTo(cfg.Inbound, nftQueue))
+	for i, a := range public {
+		if !a.IsValid() {
+			continue
 		}
-		for i, a := range public {
-			if a.IsValid() {
-				fam := &families[i]
-				rule(outbound, matchNFProto(fam), matchAddr(fam, false, netip.PrefixFrom(a, a.BitLen())), []expr.Any{accept})
-			}
-		}
-		rule(outbound, []expr.Any{&expr.Counter{}}, queueTo(cfg.Outbound, nftQueue))
-		jump := []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: outbound.Name}}
-		for _, p := range cfg.Inside {
-			fam := &families[famOf(p.Addr())]
-			rule(markIn, matchNFProto(fam), matchAddr(fam, true, p), matchPortSet(false, ftpPorts), jump)
-		}
+		fam := &families[i]
+		host := netip.PrefixFrom(a, a.BitLen())
+		rule(controlIn, matchNFProto(fam), matchAddr(fam, false, host), matchPortSet(true, ftpPorts),
+			matchPort(false, cfg.EnginePorts[0], cfg.EnginePorts[1]), queueIn)
 		for _, f := range cfg.Forwards {
-			if cfg.isFTPForward(f) {
-				fam := &families[famOf(f.Target)]
-				target := netip.PrefixFrom(f.Target.Unmap(), f.Target.Unmap().BitLen())
-				rule(markIn, matchNFProto(fam), matchAddr(fam, true, target),
-					matchPort(true, targetPort(f, f.Port), targetPort(f, f.PortEnd)), jump)
+			if cfg.isFTPForward(f) && famOf(f.Target) == i {
+				rule(controlIn, matchNFProto(fam), matchAddr(fam, false, host), matchPort(false, f.Port, f.PortEnd), queueIn)
 			}
 		}
-		for _, r := range cfg.otherPorts() {
-			rule(markIn, matchPort(false, r[0], r[1]), []expr.Any{accept})
-		}
-		for i, a := range public {
-			fam := &families[i]
-			if !a.IsValid() {
-				rule(markIn, matchNFProto(fam), []expr.Any{accept})
-				continue
-			}
-			rule(markIn, matchNFProto(fam), notAddr(fam, a), []expr.Any{accept})
-		}
-		queueControlIn(markIn, cat(setMark(MarkQueue), queueTo(cfg.Inbound, nftQueue)))
 	}
 
 	// The NAT chains: the kernel evaluates them for the first packet of a
 	// connection only (nf_nat_inet_fn, until the entry has its binding).
 	natPre := cc.AddChain(&nftables.Chain{Name: "nat_pre", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest})
 	natPost := cc.AddChain(&nftables.Chain{Name: "nat_post", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityRef(prioNatPost)})
-	// nat_out (split mode): the output path's NAT chain, for the packets
-	// natalg sends on from the router (control_in); the rules below.
-	var natOut *nftables.Chain
-	natChains := []*nftables.Chain{natPre}
-	if !cfg.OneChain {
-		natOut = cc.AddChain(&nftables.Chain{Name: "nat_out", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest})
-		// The router's own connections are left alone: the packets natalg
-		// sends carry MarkQueue (nfq.Options.Resend).
-		rule(natOut, testMark(MarkQueue, false), []expr.Any{accept})
-		natChains = append(natChains, natOut)
-	}
+	// nat_out: the output path's NAT chain, for the packets natalg sends
+	// on from the router (control_in). The router's own connections are
+	// left alone: the packets natalg sends carry MarkQueue
+	// (nfq.Options.Resend).
+	natOut := cc.AddChain(&nftables.Chain{Name: "nat_out", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest})
+	rule(natOut, testMark(MarkQueue, false), []expr.Any{accept})
 	// natalg's timeouts for the entries of every connection entering the
 	// router (after conntrack made the entry, before it is confirmed: see
 	// addCtTimeouts), the queued ones too, and of the connections natalg
 	// starts from the router (nat_out).
 	if cfg.CtTimeouts.TCPEstablished > 0 {
-		if err := addCtTimeouts(cc, t, cfg.CtTimeouts, natChains...); err != nil {
+		if err := addCtTimeouts(cc, t, cfg.CtTimeouts, natPre, natOut); err != nil {
 			return nil, err
 		}
 	}
@@ -622,20 +484,7 @@ func build(cc *nftables.Conn, cfg *Config, exists bool, keep [2][]nftables.SetEl
 	// FTP port, whose first packet natalg sends on from the router (the
 	// output path: nat_out).
 	control := cat(setCtMark(CtMarkControl), []expr.Any{accept})
-	if cfg.OneChain {
-		// natalg queues both directions itself (mark_in, which marks the
-		// inbound packets it queues) and made the entry, whose first
-		// packet still crosses the NAT chains (nf_nat runs them for an
-		// entry without a binding, one made over ctnetlink too): no
-		// control mark, which would have the forward rule of an older
-		// "natalg rules" queue the outbound packets a second time.
-		control = []expr.Any{accept}
-		rule(natPre, testMark(MarkQueue, true), control)
-	} else {
-		// A new connection among the packets natalg sends on from the
-		// router (to a forwarded FTP port) gets the control mark.
-		rule(natOut, control)
-	}
+	rule(natOut, control)
 	for _, p := range cfg.Inside {
 		fam := &families[famOf(p.Addr())]
 		rule(natPre, tcp, matchNFProto(fam), matchAddr(fam, true, p), matchPortSet(false, ftpPorts), control)

@@ -14,9 +14,6 @@ import (
 // CTA_* of include/uapi/linux/netfilter/nfnetlink_conntrack.h.
 const (
 	ctaTupleOrig  = 1
-	ctaTupleReply = 2
-	ctaProtoInfo  = 4
-	ctaTimeout    = 7
 	ctaMark       = 8
 	ctaMarkMask   = 21
 	ctaLabels     = 22
@@ -31,19 +28,6 @@ const (
 	ctaProtoSrc   = 2
 	ctaProtoDst   = 3
 
-	// CTA_PROTOINFO_TCP and its attributes, and the TCP conntrack values
-	// of include/uapi/linux/netfilter/nf_conntrack_tcp.h.
-	ctaProtoInfoTCP           = 1
-	ctaProtoInfoTCPState      = 1
-	ctaProtoInfoTCPFlagsOrig  = 4
-	ctaProtoInfoTCPFlagsReply = 5
-	tcpConntrackSynSent       = 1
-	tcpConntrackEstablished   = 3
-	tcpFlagBeLiberal          = 0x08 // IP_CT_TCP_FLAG_BE_LIBERAL
-	// createTimeout is a made entry's life (seconds) until its next packet
-	// passes conntrack, which then applies its own TCP timeouts.
-	createTimeout = 120
-
 	nfnlSubsysCTNetlink = 1
 	ctMsgNew            = nfnlSubsysCTNetlink << 8 // IPCTNL_MSG_CT_NEW (message 0)
 	nlaFNested          = 1 << 15
@@ -53,11 +37,7 @@ const (
 // IPCTNL_MSG_CT_NEW request without NLM_F_CREATE, which the kernel applies
 // to the entry with the given tuple (ctnetlink_change_conntrack: the mark
 // under CTA_MARK_MASK, the labels under CTA_LABELS_MASK) or refuses with
-// ENOENT when there is none; with CTFacts.Create, NLM_F_CREATE without
-// NLM_F_EXCL, which makes the entry (ctnetlink_create_conntrack: both
-// tuples, the TCP state and window flags, the timeout, the mark) or, when
-// the original tuple has one already, updates it as above (timeout and
-// protocol state included). One request and its acknowledgment per call,
+// ENOENT when there is none. One request and its acknowledgment per call,
 // on a netlink socket of its own, built in a reused buffer: nothing is
 // allocated.
 type ctStore struct {
@@ -133,8 +113,7 @@ func appendTuple(b []byte, typ uint16, fam byte, tu *conntrack.Tuple) []byte {
 	return b
 }
 
-// put stores f in the conntrack entry of f.Tuple, making it first with
-// f.Create.
+// put stores f in the conntrack entry of f.Tuple.
 func (s *ctStore) put(f *nat.CTFacts) error {
 	tu := &f.Tuple
 	fam := byte(unix.AF_INET)
@@ -142,9 +121,6 @@ func (s *ctStore) put(f *nat.CTFacts) error {
 		fam = unix.AF_INET6
 	}
 	flags := uint16(unix.NLM_F_REQUEST | unix.NLM_F_ACK)
-	if f.Create {
-		flags |= unix.NLM_F_CREATE
-	}
 	s.seq++
 	b := s.wbuf[:0]
 	b = binary.NativeEndian.AppendUint32(b, 0) // length, below
@@ -154,25 +130,6 @@ func (s *ctStore) put(f *nat.CTFacts) error {
 	b = binary.NativeEndian.AppendUint32(b, 0)
 	b = append(b, fam, 0 /* NFNETLINK_V0 */, 0, 0)
 	b = appendTuple(b, ctaTupleOrig, fam, tu)
-	if f.Create {
-		b = appendTuple(b, ctaTupleReply, fam, &f.Reply)
-		b = ctAttr(b, ctaTimeout, 0, 0, 0, createTimeout)
-		state := byte(tcpConntrackSynSent)
-		if f.Established {
-			state = tcpConntrackEstablished
-		}
-		var info, tcp int
-		b, info = nest(b, ctaProtoInfo)
-		b, tcp = nest(b, ctaProtoInfoTCP)
-		b = ctAttr(b, ctaProtoInfoTCPState, state)
-		// struct nf_ct_tcp_flags {flags, mask}: both directions' windows
-		// are tracked liberally (natalg's ledger shifts the sequence
-		// numbers conntrack sees)
-		b = ctAttr(b, ctaProtoInfoTCPFlagsOrig, tcpFlagBeLiberal, tcpFlagBeLiberal)
-		b = ctAttr(b, ctaProtoInfoTCPFlagsReply, tcpFlagBeLiberal, tcpFlagBeLiberal)
-		closeNest(b, tcp)
-		closeNest(b, info)
-	}
 	if f.SetLabels {
 		b = ctAttr(b, ctaLabels, f.Labels[:]...)
 		b = binary.NativeEndian.AppendUint16(b, nlaHdrLen+nat.LabelBytes)
