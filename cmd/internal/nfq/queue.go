@@ -591,9 +591,6 @@ func (q *Queue) WriteBatch(ps []nat.Packet) error {
 			q.appendVerdict(id, verdictDrop, -1)
 			continue
 		}
-		if cap(q.wbuf)-len(q.wbuf) < verdictHeadLen+len(p.Out)+3 {
-			q.flush()
-		}
 		if q.ct != nil && p.CT.Pending() {
 			// Crash-only: the flow's new facts go into its conntrack
 			// entry before the packet that makes them true leaves. The
@@ -624,6 +621,9 @@ func (q *Queue) WriteBatch(ps []nat.Packet) error {
 			}
 			q.appendVerdict(id, verdictDrop, -1)
 			continue
+		}
+		if cap(q.wbuf)-len(q.wbuf) < verdictHeadLen+len(p.Out)+3 {
+			q.flush()
 		}
 		c.accepted++
 		q.appendVerdict(id, verdictAccept, len(p.Out))
